@@ -1,0 +1,185 @@
+//! Command-line definitions (clap). Behaviour lives in `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::export::Format;
+use crate::model::Severity;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "syncscope",
+    version,
+    about = "Replication and sync health monitor: Gerrit replication, ngit relays, Spacedrive sync logs, GitLab CI",
+    long_about = None,
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    /// The store (SQLite). Default: syncscope.db in the XDG data dir, created on first use.
+    #[arg(long, global = true, env = "SYNCSCOPE_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
+
+    /// The config file. Default: syncscope.toml in the XDG config dir (optional there).
+    #[arg(long, global = true, env = "SYNCSCOPE_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Print full error reports (with backtraces when RUST_BACKTRACE is set).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read sources into the store: once (--once), or following them until Ctrl-C / SIGTERM.
+    Ingest(IngestArgs),
+    /// Query stored events: filter, then print as json, jsonl, sql, markdown or a table.
+    Events(Box<EventsArgs>),
+    /// List what could not be read, where, and why.
+    Rejects(RejectsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// A source as KIND:WHERE (repeatable): jsonl:PATH|-, spacedrive-db:PATH, spacedrive-json:PATH|-.
+    /// Without any, the config's `sources` are used.
+    #[arg(short, long = "source", value_name = "KIND:WHERE")]
+    pub sources: Vec<String>,
+
+    /// Read what is there now and exit, instead of following.
+    #[arg(long)]
+    pub once: bool,
+
+    /// Prune events received more than N days ago (0 keeps everything). Default 7.
+    #[arg(long, value_name = "N")]
+    pub retention_days: Option<u32>,
+
+    /// How often to look for new data when following, in milliseconds. Default 500.
+    #[arg(long, value_name = "MS")]
+    pub poll_interval_ms: Option<u64>,
+
+    /// Events per transaction. Default 5000.
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
+
+    /// Print nothing but errors.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct EventsArgs {
+    /// Only events at or after this time: "2 hours ago", "30m", "yesterday", "2025-12-03 10:00", RFC 3339.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+
+    /// Only events at or before this time (same forms as --since).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+
+    /// Only these severities (comma list, exact): debug, info, warning, error.
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub severity: Vec<Severity>,
+
+    /// Only this severity and above.
+    #[arg(long, value_name = "SEVERITY")]
+    pub min_severity: Option<Severity>,
+
+    /// Only these event types (comma list; StateTransition and state_transition both work).
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub event_type: Vec<String>,
+
+    /// Only these categories (comma list): lifecycle, data_flow, network, error, ...
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub category: Vec<String>,
+
+    /// Only these systems (comma list): spacedrive, jsonl, gerrit, ngit, gitlab, ...
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub source: Vec<String>,
+
+    /// Only these devices (comma list; an id or a prefix of 4+ characters).
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub device: Vec<String>,
+
+    /// Only events involving these peers (comma list; id or prefix).
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub peer: Vec<String>,
+
+    /// Only this session / push / pipeline (comma list; id or prefix of 4+ characters).
+    #[arg(long, value_delimiter = ',', value_name = "ID")]
+    pub correlation_id: Vec<String>,
+
+    /// Only events about these subjects (ref, relay URL, pipeline; comma list).
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub subject: Vec<String>,
+
+    /// Only events whose summary contains TEXT (case-insensitive).
+    #[arg(long, value_name = "TEXT")]
+    pub grep: Option<String>,
+
+    /// At most N events: the newest N, printed in time order (0 = no limit). Default 1000.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+
+    /// Newest first.
+    #[arg(long)]
+    pub reverse: bool,
+
+    /// Output format. Default json.
+    #[arg(short, long, value_enum)]
+    pub format: Option<Format>,
+
+    /// Write to FILE (atomically) instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Print only the number of matching events.
+    #[arg(long, conflicts_with_all = ["format", "output"])]
+    pub count: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RejectsArgs {
+    /// Only rejects of sources whose name contains TEXT.
+    #[arg(long, value_name = "TEXT")]
+    pub source: Option<String>,
+
+    /// At most N rejects, newest first.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub limit: u64,
+
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = RejectFormat::Table)]
+    pub format: RejectFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RejectFormat {
+    Table,
+    Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn severity_lists_parse() {
+        let cli =
+            Cli::try_parse_from(["syncscope", "events", "--severity", "error,Warning"]).unwrap();
+        let Command::Events(a) = cli.command else {
+            panic!()
+        };
+        assert_eq!(a.severity, vec![Severity::Error, Severity::Warning]);
+        assert!(Cli::try_parse_from(["syncscope", "events", "--severity", "loud"]).is_err());
+    }
+}

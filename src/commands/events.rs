@@ -1,0 +1,72 @@
+//! `syncscope events`.
+
+use color_eyre::eyre::{eyre, Result};
+
+use super::Outcome;
+use crate::cli::EventsArgs;
+use crate::config::Config;
+use crate::export::{write_output, EventWriter, Format, Output};
+use crate::model::parse_time_spec;
+use crate::store::{self, EventFilter};
+
+/// The filter the arguments describe, times read relative to `now`.
+pub fn filter_of(args: &EventsArgs, now: chrono::DateTime<chrono::Utc>) -> Result<EventFilter> {
+    let time = |flag: &str, v: &Option<String>| -> Result<_> {
+        v.as_deref()
+            .map(|t| parse_time_spec(t, now).map_err(|e| eyre!("{flag}: {e}")))
+            .transpose()
+    };
+    Ok(EventFilter {
+        since: time("--since", &args.since)?,
+        until: time("--until", &args.until)?,
+        severities: args.severity.clone(),
+        min_severity: args.min_severity,
+        event_types: args.event_type.clone(),
+        categories: args.category.clone(),
+        sources: args.source.clone(),
+        devices: args.device.clone(),
+        peers: args.peer.clone(),
+        correlation_ids: args.correlation_id.clone(),
+        subjects: args.subject.clone(),
+        grep: args.grep.clone(),
+    })
+}
+
+pub fn run(args: EventsArgs, config: &Config, db: std::path::PathBuf) -> Result<Outcome> {
+    let filter = filter_of(&args, chrono::Utc::now())?;
+    let reader = store::open_reader(&db)?;
+    let limit = match args.limit.or(config.events.limit).unwrap_or(1000) {
+        0 => None,
+        n => Some(n),
+    };
+    if args.count {
+        let n = reader.count_events(&filter)?;
+        println!("{n}");
+        return Ok(if n == 0 {
+            Outcome::NothingMatched
+        } else {
+            Outcome::Ok
+        });
+    }
+    let format = args.format.or(config.events.format).unwrap_or(Format::Json);
+    let count = if matches!(format, Format::Markdown | Format::Sql) {
+        let n = reader.count_events(&filter)?;
+        limit.map_or(n, |l| n.min(l))
+    } else {
+        0
+    };
+    let output = match &args.output {
+        Some(p) => Output::File(p.clone()),
+        None => Output::Stdout,
+    };
+    let written = write_output(&output, |out| {
+        let mut w = EventWriter::begin(format, out, count)?;
+        reader.for_each_event(&filter, limit, args.reverse, |e| w.write(&e))?;
+        w.finish()
+    })?;
+    Ok(if written == 0 {
+        Outcome::NothingMatched
+    } else {
+        Outcome::Ok
+    })
+}

@@ -1,0 +1,14 @@
+//! One module per subcommand; each returns how the process should exit.
+
+pub mod events;
+pub mod ingest;
+pub mod rejects;
+
+/// A successful run's outcome, mapped to the exit code by `main`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit 0.
+    Ok,
+    /// Exit 1: a check failed, or nothing matched where that matters.
+    NothingMatched,
+}

@@ -1,0 +1,126 @@
+//! `syncscope.toml`: every source and option of the command line can be set here; the command
+//! line wins. See `assets/syncscope.example.toml`.
+
+use std::path::{Path, PathBuf};
+
+use color_eyre::eyre::{Result, WrapErr};
+use serde::Deserialize;
+
+use crate::export::Format;
+
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The store path (`~` expanded).
+    pub db: Option<String>,
+    /// Sources as `KIND:WHERE`.
+    #[serde(default)]
+    pub sources: Vec<String>,
+    #[serde(default)]
+    pub ingest: IngestConfig,
+    #[serde(default)]
+    pub events: EventsConfig,
+}
+
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    pub retention_days: Option<u32>,
+    pub poll_interval_ms: Option<u64>,
+    pub batch_size: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EventsConfig {
+    pub format: Option<Format>,
+    pub limit: Option<u64>,
+}
+
+fn project_dirs() -> Option<directories::ProjectDirs> {
+    directories::ProjectDirs::from("", "", "syncscope")
+}
+
+/// Where the config is read from when `--config` is not given.
+pub fn default_config_path() -> Option<PathBuf> {
+    project_dirs().map(|d| d.config_dir().join("syncscope.toml"))
+}
+
+/// Where the store lives when neither `--db` nor the config names it.
+pub fn default_db_path() -> PathBuf {
+    project_dirs()
+        .map(|d| d.data_dir().join("syncscope.db"))
+        .unwrap_or_else(|| PathBuf::from("syncscope.db"))
+}
+
+impl Config {
+    pub fn parse(text: &str, path: &Path) -> Result<Config> {
+        toml::from_str(text).map_err(|e| {
+            color_eyre::eyre::eyre!("config {}: {}", path.display(), e.to_string().trim_end())
+        })
+    }
+
+    /// Loads `explicit` (which must exist), else the default path if it exists, else defaults.
+    pub fn load(explicit: Option<&Path>) -> Result<Config> {
+        let (path, required) = match explicit {
+            Some(p) => (p.to_path_buf(), true),
+            None => match default_config_path() {
+                Some(p) => (p, false),
+                None => return Ok(Config::default()),
+            },
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Config::parse(&text, &path),
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(Config::default())
+            }
+            Err(e) => Err(e).wrap_err_with(|| format!("cannot read config {}", path.display())),
+        }
+    }
+
+    /// The store path: `--db`, else the config's `db`, else the XDG default.
+    pub fn db_path(&self, cli: Option<&Path>) -> PathBuf {
+        match (cli, &self.db) {
+            (Some(p), _) => p.to_path_buf(),
+            (None, Some(d)) => crate::sources::expand_tilde(d),
+            (None, None) => default_db_path(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_example_parses() {
+        let text = include_str!("../assets/syncscope.example.toml");
+        let c = Config::parse(text, Path::new("example")).unwrap();
+        assert!(!c.sources.is_empty());
+        for s in &c.sources {
+            crate::sources::SourceSpec::parse(s).unwrap();
+        }
+        assert_eq!(c.ingest.retention_days, Some(7));
+    }
+
+    #[test]
+    fn typos_are_errors_naming_the_file() {
+        let err = Config::parse("sorces = []", Path::new("/etc/x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("/etc/x.toml") && err.contains("sorces"),
+            "{err}"
+        );
+        let err = Config::parse("[ingest]\nretention_days = \"a week\"", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("retention_days"), "{err}");
+    }
+
+    #[test]
+    fn missing_explicit_config_is_an_error() {
+        let err = Config::load(Some(Path::new("/nonexistent/syncscope.toml"))).unwrap_err();
+        assert!(format!("{err:#}").contains("/nonexistent/syncscope.toml"));
+    }
+}

@@ -1,0 +1,318 @@
+//! The ingest loop: one task per source, a bounded channel, one writer thread.
+//!
+//! ```text
+//!  source task ─┐  SourceMsg::Batch{events, rejects, checkpoint}   ┌─ writer thread
+//!  source task ─┼──────────── bounded mpsc (backpressure) ─────────▶┤  BEGIN; events; rejects;
+//!  source task ─┘  SourceMsg::Status{state, message}                 │  checkpoint; COMMIT
+//! ```
+
+pub mod follow;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use color_eyre::eyre::{eyre, Result, WrapErr};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::model::{Event, Reject};
+use crate::sources::SourceSpec;
+use crate::store::{BatchOutcome, Writer};
+
+/// Batches in flight between sources and the writer; bounds ingest memory.
+const CHANNEL_BATCHES: usize = 4;
+/// How often retention runs while following.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// Read what is there and stop, instead of following.
+    pub once: bool,
+    /// Prune events received more than this many days ago (0 keeps everything).
+    pub retention_days: u32,
+    /// How often followers look for new data.
+    pub poll_interval: Duration,
+    /// Events per transaction.
+    pub batch_size: usize,
+    /// Print source state changes on stderr.
+    pub log_status: bool,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        IngestOptions {
+            once: false,
+            retention_days: 7,
+            poll_interval: Duration::from_millis(500),
+            batch_size: 5000,
+            log_status: true,
+        }
+    }
+}
+
+/// The health a source reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceState {
+    Ok,
+    Waiting,
+    Backoff,
+    Fault,
+    Done,
+}
+
+impl SourceState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceState::Ok => "ok",
+            SourceState::Waiting => "waiting",
+            SourceState::Backoff => "backoff",
+            SourceState::Fault => "fault",
+            SourceState::Done => "done",
+        }
+    }
+}
+
+/// What source tasks send to the writer.
+pub enum SourceMsg {
+    Batch {
+        source: String,
+        events: Vec<Event>,
+        rejects: Vec<Reject>,
+        checkpoint: Option<String>,
+    },
+    Status {
+        source: String,
+        state: SourceState,
+        message: String,
+    },
+    /// Time to apply retention.
+    Prune,
+}
+
+/// A source's side of the loop: where to send, when to stop, where it left off.
+pub struct SourceCtx {
+    pub key: String,
+    pub once: bool,
+    pub poll_interval: Duration,
+    pub batch_size: usize,
+    /// The checkpoint saved with this source's last committed batch.
+    pub checkpoint: Option<String>,
+    pub cancel: CancellationToken,
+    tx: mpsc::Sender<SourceMsg>,
+    last_state: std::cell::Cell<Option<SourceState>>,
+}
+
+impl SourceCtx {
+    /// Sends a batch (blocking while the writer is behind). Call from a blocking thread.
+    pub fn send_batch(
+        &self,
+        events: Vec<Event>,
+        rejects: Vec<Reject>,
+        checkpoint: Option<String>,
+    ) -> Result<()> {
+        if events.is_empty() && rejects.is_empty() && checkpoint.is_none() {
+            return Ok(());
+        }
+        self.tx
+            .blocking_send(SourceMsg::Batch {
+                source: self.key.clone(),
+                events,
+                rejects,
+                checkpoint,
+            })
+            .map_err(|_| eyre!("the store writer stopped"))
+    }
+
+    /// Reports the source's health; repeated identical states are sent once.
+    pub fn status(&self, state: SourceState, message: impl Into<String>) {
+        let message = message.into();
+        if self.last_state.get() == Some(state) && state == SourceState::Ok {
+            return;
+        }
+        self.last_state.set(Some(state));
+        let _ = self.tx.blocking_send(SourceMsg::Status {
+            source: self.key.clone(),
+            state,
+            message,
+        });
+    }
+
+    /// Sleeps for the poll interval; false when the ingest is being stopped.
+    pub fn pause(&self) -> bool {
+        self.sleep(self.poll_interval)
+    }
+
+    pub fn sleep(&self, d: Duration) -> bool {
+        let step = Duration::from_millis(25);
+        let mut left = d;
+        while !left.is_zero() {
+            if self.cancel.is_cancelled() {
+                return false;
+            }
+            let s = left.min(step);
+            std::thread::sleep(s);
+            left -= s;
+        }
+        !self.cancel.is_cancelled()
+    }
+
+    pub fn cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+}
+
+/// What an ingest run did, per source key.
+pub type IngestReport = BTreeMap<String, BatchOutcome>;
+
+/// Runs every source until each is done (`once`) or `cancel` fires, writing into the store at
+/// `db`. Returns per-source counts; a source that failed makes the whole run an error after
+/// the others have finished and everything read has been committed.
+pub async fn run(
+    db: PathBuf,
+    specs: Vec<SourceSpec>,
+    opts: IngestOptions,
+    cancel: CancellationToken,
+) -> Result<IngestReport> {
+    let writer = Writer::open(&db)?;
+    let (tx, rx) = mpsc::channel::<SourceMsg>(CHANNEL_BATCHES);
+
+    let mut tasks = Vec::new();
+    for spec in specs {
+        let key = spec.key();
+        let checkpoint = writer.checkpoint(&key)?;
+        let source = spec.build()?;
+        let ctx = SourceCtx {
+            key: key.clone(),
+            once: opts.once,
+            poll_interval: opts.poll_interval,
+            batch_size: opts.batch_size.max(1),
+            checkpoint,
+            cancel: cancel.clone(),
+            tx: tx.clone(),
+            last_state: std::cell::Cell::new(None),
+        };
+        tasks.push((
+            key,
+            tokio::task::spawn_blocking(move || {
+                let key = ctx.key.clone();
+                let r = source.run(&ctx);
+                match &r {
+                    Ok(()) => ctx.status(SourceState::Done, ""),
+                    Err(e) => ctx.status(SourceState::Fault, format!("{e:#}")),
+                }
+                r.wrap_err_with(|| format!("source {key}"))
+            }),
+        ));
+    }
+
+    // Retention ticks while following; once at start in every mode.
+    let prune_tx = tx.clone();
+    let prune_cancel = cancel.clone();
+    let once = opts.once;
+    let pruner = tokio::spawn(async move {
+        if once {
+            let _ = prune_tx.send(SourceMsg::Prune).await;
+            return;
+        }
+        let mut tick = tokio::time::interval(PRUNE_EVERY);
+        loop {
+            tokio::select! {
+                _ = prune_cancel.cancelled() => return,
+                _ = tick.tick() => {
+                    if prune_tx.send(SourceMsg::Prune).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    drop(tx);
+
+    let retention = opts.retention_days;
+    let log_status = opts.log_status;
+    let writer_cancel = cancel.clone();
+    let writer_task = tokio::task::spawn_blocking(move || {
+        let r = write_loop(writer, rx, retention, log_status);
+        if r.is_err() {
+            // Sources stop when nothing can be stored.
+            writer_cancel.cancel();
+        }
+        r
+    });
+
+    let mut first_err = None;
+    for (_key, task) in tasks {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                first_err.get_or_insert(e);
+            }
+            Err(join) => {
+                first_err.get_or_insert(eyre!("a source task panicked: {join}"));
+            }
+        }
+    }
+    cancel.cancel();
+    let _ = pruner.await;
+    let report = writer_task
+        .await
+        .map_err(|e| eyre!("the store writer panicked: {e}"))??;
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
+}
+
+fn write_loop(
+    mut writer: Writer,
+    mut rx: mpsc::Receiver<SourceMsg>,
+    retention_days: u32,
+    log_status: bool,
+) -> Result<IngestReport> {
+    let mut report = IngestReport::new();
+    while let Some(msg) = rx.blocking_recv() {
+        match msg {
+            SourceMsg::Batch {
+                source,
+                events,
+                rejects,
+                checkpoint,
+            } => {
+                let out = writer.commit_batch(&source, &events, &rejects, checkpoint.as_deref())?;
+                if log_status && out.rejected > 0 {
+                    for r in &rejects {
+                        eprintln!(
+                            "syncscope: {source}: rejected {}: {}",
+                            crate::sanitize::one_line(&r.location),
+                            crate::sanitize::one_line(&r.reason)
+                        );
+                    }
+                }
+                *report.entry(source).or_default() += out;
+            }
+            SourceMsg::Status {
+                source,
+                state,
+                message,
+            } => {
+                if log_status && state != SourceState::Ok && state != SourceState::Done {
+                    eprintln!(
+                        "syncscope: {source}: {}: {}",
+                        state.as_str(),
+                        crate::sanitize::one_line(&message)
+                    );
+                }
+                report.entry(source.clone()).or_default();
+                writer.set_status(&source, state.as_str(), &message)?;
+            }
+            SourceMsg::Prune => {
+                let n = writer.prune(retention_days, crate::store::unix_now())?;
+                if log_status && n > 0 {
+                    eprintln!("syncscope: retention: pruned {n} events received more than {retention_days} days ago");
+                }
+            }
+        }
+    }
+    Ok(report)
+}

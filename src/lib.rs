@@ -1,0 +1,72 @@
+//! syncscope: ingests replication and sync events from Gerrit, ngit relays, Spacedrive and
+//! GitLab CI into one SQLite store, and shows them on the command line (and the TUI).
+//!
+//! Where things live:
+//! - `model`: the common event model, timestamps, severities (no I/O)
+//! - `store`: schema and migrations, the single writer, read queries
+//! - `ingest`: the loop (sources -> bounded channel -> writer thread), file following
+//! - `sources`: one module per real system's wire format
+//! - `export`: output formats of `syncscope events`
+//! - `cli`, `config`, `commands`: the command line
+//! - `sanitize`: making untrusted text safe for a terminal
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod export;
+pub mod ingest;
+pub mod model;
+pub mod sanitize;
+pub mod sources;
+pub mod store;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+use commands::Outcome;
+
+/// The program: parse arguments, run the command, map the outcome to an exit code
+/// (0 ok, 1 nothing matched / check failed, 2 usage or I/O error with a one-line message).
+pub fn main_entry() -> ExitCode {
+    let cli = Cli::parse();
+    let verbose = cli.verbose || std::env::var_os("RUST_BACKTRACE").is_some();
+    if verbose {
+        let _ = color_eyre::install();
+    }
+    match run(cli) {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::NothingMatched) => ExitCode::from(1),
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return ExitCode::SUCCESS;
+            }
+            if verbose {
+                eprintln!("syncscope: {e:?}");
+            } else {
+                let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+                eprintln!("syncscope: {}", sanitize::one_line(&chain.join(": ")));
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> color_eyre::Result<Outcome> {
+    let config = config::Config::load(cli.config.as_deref())?;
+    let db = config.db_path(cli.db.as_deref());
+    match cli.command {
+        Command::Ingest(a) => commands::ingest::run(a, &config, db),
+        Command::Events(a) => commands::events::run(*a, &config, db),
+        Command::Rejects(a) => commands::rejects::run(a, db),
+    }
+}
+
+/// `syncscope events | head` is not an error.
+fn is_broken_pipe(e: &color_eyre::Report) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

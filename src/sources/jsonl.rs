@@ -1,0 +1,248 @@
+//! `jsonl:PATH` / `jsonl:-`: one JSON event per line with the model's field names.
+//!
+//! Follows a growing file like `tail -F`: waits for it to appear, reads appended lines,
+//! starts over after truncation, and after a rotation by rename finishes the old file before
+//! opening the new one. The checkpoint is the file's identity and the offset after the last
+//! committed line, so a restart resumes exactly there.
+
+use std::fs::File;
+use std::io::{Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use color_eyre::eyre::{Result, WrapErr};
+use serde::{Deserialize, Serialize};
+
+use super::{Input, Source};
+use crate::ingest::follow::{open_file, FileId, Line, LineReader, MAX_LINE};
+use crate::ingest::{SourceCtx, SourceState};
+use crate::model::{parse_wire_event, Event, Reject};
+
+/// The system name given to lines that do not name one.
+pub const DEFAULT_SOURCE: &str = "jsonl";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileCheckpoint {
+    pub dev: u64,
+    pub ino: u64,
+    pub offset: u64,
+    pub line: u64,
+}
+
+pub struct JsonlSource {
+    input: Input,
+}
+
+impl JsonlSource {
+    pub fn new(input: Input) -> Self {
+        JsonlSource { input }
+    }
+}
+
+/// Events and rejects parsed but not yet sent.
+pub(crate) struct Pending {
+    pub events: Vec<Event>,
+    pub rejects: Vec<Reject>,
+}
+
+impl Pending {
+    pub fn new() -> Self {
+        Pending {
+            events: Vec::new(),
+            rejects: Vec::new(),
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.events.len() + self.rejects.len()
+    }
+    pub fn send(&mut self, ctx: &SourceCtx, checkpoint: Option<String>) -> Result<()> {
+        ctx.send_batch(
+            std::mem::take(&mut self.events),
+            std::mem::take(&mut self.rejects),
+            checkpoint,
+        )
+    }
+
+    /// Parses one line into an event or a reject. Blank lines are skipped.
+    pub fn line(&mut self, line: Line<'_>, location: &dyn Fn(u64) -> String, default_source: &str) {
+        match line {
+            Line::Text { bytes, number } => {
+                let bytes = if number == 1 {
+                    bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
+                } else {
+                    bytes
+                };
+                if bytes.iter().all(u8::is_ascii_whitespace) {
+                    return;
+                }
+                match parse_wire_event(bytes, default_source) {
+                    Ok(e) => self.events.push(e),
+                    Err(e) => self.rejects.push(Reject::new(location(number), e.0, bytes)),
+                }
+            }
+            Line::TooLong {
+                excerpt,
+                number,
+                len,
+            } => self.rejects.push(Reject::new(
+                location(number),
+                format!("line of {len} bytes is longer than the {MAX_LINE}-byte limit; skipped"),
+                &excerpt,
+            )),
+        }
+    }
+}
+
+impl Source for JsonlSource {
+    fn run(self: Box<Self>, ctx: &SourceCtx) -> Result<()> {
+        match &self.input {
+            Input::Stdin => read_stdin(ctx),
+            Input::File(path) => follow_file(ctx, path),
+        }
+    }
+}
+
+fn read_stdin(ctx: &SourceCtx) -> Result<()> {
+    let stdin = std::io::stdin();
+    let mut reader = LineReader::new(stdin.lock(), 0, 1);
+    let mut pending = Pending::new();
+    let loc = |n: u64| format!("stdin:{n}");
+    loop {
+        match reader.next_line().wrap_err("cannot read standard input")? {
+            Some(line) => pending.line(line, &loc, DEFAULT_SOURCE),
+            None => {
+                if let Some(line) = reader.take_unterminated() {
+                    pending.line(line, &loc, DEFAULT_SOURCE);
+                }
+                return pending.send(ctx, None);
+            }
+        }
+        if pending.len() >= ctx.batch_size {
+            pending.send(ctx, None)?;
+        }
+        if ctx.cancelled() {
+            return pending.send(ctx, None);
+        }
+    }
+}
+
+struct Open {
+    reader: LineReader<File>,
+    id: FileId,
+}
+
+fn checkpoint_of(o: &Open) -> String {
+    let c = FileCheckpoint {
+        dev: o.id.dev,
+        ino: o.id.ino,
+        offset: o.reader.offset(),
+        line: o.reader.next_number(),
+    };
+    serde_json::to_string(&c).unwrap_or_default()
+}
+
+/// Opens `path`, resuming at `resume` when it is the same file and still that long.
+fn open_at(path: &Path, resume: Option<FileCheckpoint>) -> std::io::Result<Open> {
+    let mut f = open_file(path)?;
+    let meta = f.metadata()?;
+    let id = FileId::of(&meta);
+    let (offset, line) = match resume {
+        Some(c) if c.dev == id.dev && c.ino == id.ino && c.offset <= meta.len() => {
+            (c.offset, c.line)
+        }
+        _ => (0, 1),
+    };
+    f.seek(SeekFrom::Start(offset))?;
+    Ok(Open {
+        reader: LineReader::new(f, offset, line),
+        id,
+    })
+}
+
+fn follow_file(ctx: &SourceCtx, path: &PathBuf) -> Result<()> {
+    let shown = path.display().to_string();
+    let loc = |n: u64| format!("{shown}:{n}");
+    let mut resume: Option<FileCheckpoint> = ctx
+        .checkpoint
+        .as_deref()
+        .and_then(|s| serde_json::from_str(s).ok());
+    let mut pending = Pending::new();
+    let mut current: Option<Open> = None;
+
+    loop {
+        if current.is_none() {
+            match open_at(path, resume.take()) {
+                Ok(o) => {
+                    ctx.status(SourceState::Ok, "");
+                    current = Some(o);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !ctx.once => {
+                    ctx.status(
+                        SourceState::Waiting,
+                        format!("{shown}: waiting for the file to appear"),
+                    );
+                    if !ctx.pause() {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e).wrap_err_with(|| format!("cannot read {shown}")),
+            }
+        }
+        let Some(open) = current.as_mut() else {
+            continue;
+        };
+
+        // Read everything there is now, in batches.
+        while let Some(line) = open
+            .reader
+            .next_line()
+            .wrap_err_with(|| format!("cannot read {shown}"))?
+        {
+            pending.line(line, &loc, DEFAULT_SOURCE);
+            if pending.len() >= ctx.batch_size {
+                pending.send(ctx, Some(checkpoint_of(open)))?;
+                if ctx.cancelled() {
+                    return Ok(());
+                }
+            }
+        }
+        if ctx.once {
+            if let Some(line) = open.reader.take_unterminated() {
+                pending.line(line, &loc, DEFAULT_SOURCE);
+            }
+            return pending.send(ctx, Some(checkpoint_of(open)));
+        }
+        pending.send(ctx, Some(checkpoint_of(open)))?;
+        if ctx.cancelled() {
+            return Ok(());
+        }
+
+        // At the end of what is there: has the file been rotated or truncated?
+        match std::fs::metadata(path) {
+            Ok(meta) if FileId::of(&meta) != open.id => {
+                // Rotated: take what was written to the old file before the switch, then move on.
+                while let Some(line) = open.reader.next_line()? {
+                    pending.line(line, &loc, DEFAULT_SOURCE);
+                }
+                if let Some(line) = open.reader.take_unterminated() {
+                    pending.line(line, &loc, DEFAULT_SOURCE);
+                }
+                pending.send(ctx, None)?;
+                current = None;
+                continue;
+            }
+            Ok(meta) if meta.len() < open.reader.offset() => {
+                // Truncated in place: start over from the top.
+                pending.send(ctx, None)?;
+                current =
+                    Some(open_at(path, None).wrap_err_with(|| format!("cannot reopen {shown}"))?);
+                continue;
+            }
+            // Gone (rotated away, new one not created yet) or unchanged: wait.
+            _ => {}
+        }
+        if !ctx.pause() {
+            return Ok(());
+        }
+    }
+}

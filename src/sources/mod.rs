@@ -1,0 +1,211 @@
+//! Sources: each real system's wire format turned into the common [`Event`](crate::model::Event).
+//!
+//! A source is named on the command line or in the config as `KIND:WHERE`
+//! (`jsonl:/var/log/app/events.jsonl`, `spacedrive-db:~/…/sync.db`, `spacedrive-json:-`).
+
+pub mod jsonl;
+pub mod spacedrive;
+
+use std::path::{Path, PathBuf};
+
+use color_eyre::eyre::{bail, Result};
+
+use crate::ingest::SourceCtx;
+
+/// A running source: reads, parses and sends batches through `ctx` until done or cancelled.
+pub trait Source: Send {
+    fn run(self: Box<Self>, ctx: &SourceCtx) -> Result<()>;
+}
+
+/// The kinds of source this build knows, with what follows the colon.
+pub const KINDS: &[(&str, &str)] = &[
+    (
+        "jsonl",
+        "PATH or - : one JSON event per line, followed like tail -F",
+    ),
+    (
+        "spacedrive-db",
+        "PATH : a live Spacedrive sync.db, read-only, following new rows",
+    ),
+    (
+        "spacedrive-json",
+        "PATH or - : an `sd sync events` JSON export",
+    ),
+];
+
+/// Where a file-like source reads from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Stdin,
+    File(PathBuf),
+}
+
+impl Input {
+    fn parse(text: &str) -> Result<Input> {
+        if text == "-" {
+            return Ok(Input::Stdin);
+        }
+        if text.is_empty() {
+            bail!("missing path after the colon");
+        }
+        let expanded = expand_tilde(text);
+        let abs = std::path::absolute(&expanded).unwrap_or(expanded);
+        Ok(Input::File(abs))
+    }
+
+    pub fn display(&self) -> String {
+        match self {
+            Input::Stdin => "-".into(),
+            Input::File(p) => p.display().to_string(),
+        }
+    }
+}
+
+/// `~/x` and `~` are the user's home, as a shell would have it.
+pub fn expand_tilde(text: &str) -> PathBuf {
+    if text == "~" || text.starts_with("~/") {
+        if let Some(home) = std::env::var_os("HOME") {
+            let mut p = PathBuf::from(home);
+            if text.len() > 2 {
+                p.push(&text[2..]);
+            }
+            return p;
+        }
+    }
+    PathBuf::from(text)
+}
+
+/// A parsed `KIND:WHERE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceSpec {
+    Jsonl(Input),
+    SpacedriveDb(PathBuf),
+    SpacedriveJson(Input),
+}
+
+impl SourceSpec {
+    pub fn parse(text: &str) -> Result<SourceSpec> {
+        let Some((kind, rest)) = text.split_once(':') else {
+            bail!(
+                "source '{text}' has no kind: write KIND:WHERE, with KIND one of {}",
+                kind_names()
+            );
+        };
+        let spec = match kind {
+            "jsonl" => SourceSpec::Jsonl(Input::parse(rest)?),
+            "spacedrive-json" => SourceSpec::SpacedriveJson(Input::parse(rest)?),
+            "spacedrive-db" => match Input::parse(rest)? {
+                Input::File(p) => SourceSpec::SpacedriveDb(p),
+                Input::Stdin => bail!("spacedrive-db needs a file path, not -"),
+            },
+            other => bail!(
+                "unknown source kind '{other}' in '{text}': expected one of {}",
+                kind_names()
+            ),
+        };
+        Ok(spec)
+    }
+
+    /// The stable name under which the source's checkpoint and status are stored.
+    pub fn key(&self) -> String {
+        match self {
+            SourceSpec::Jsonl(i) => format!("jsonl:{}", i.display()),
+            SourceSpec::SpacedriveDb(p) => format!("spacedrive-db:{}", p.display()),
+            SourceSpec::SpacedriveJson(i) => format!("spacedrive-json:{}", i.display()),
+        }
+    }
+
+    /// The file the source reads, if any.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            SourceSpec::Jsonl(Input::File(p))
+            | SourceSpec::SpacedriveJson(Input::File(p))
+            | SourceSpec::SpacedriveDb(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Checks, before anything is written, that the source can be read. With `once`, the file
+    /// must exist now; when following, a missing file is waited for (like `tail -F`), but a
+    /// directory or an unreadable file is still an error.
+    pub fn preflight(&self, once: bool) -> Result<()> {
+        let Some(path) = self.path() else {
+            return Ok(());
+        };
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => bail!("{}: is a directory, not a file", path.display()),
+            Ok(_) => {
+                if let Err(e) = std::fs::File::open(path) {
+                    bail!("{}: cannot read: {e}", path.display());
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !once => Ok(()),
+            Err(e) => bail!("{}: cannot read: {e}", path.display()),
+        }
+    }
+
+    pub fn build(&self) -> Result<Box<dyn Source>> {
+        Ok(match self {
+            SourceSpec::Jsonl(input) => Box::new(jsonl::JsonlSource::new(input.clone())),
+            SourceSpec::SpacedriveDb(path) => {
+                Box::new(spacedrive::db::SyncDbSource::new(path.clone()))
+            }
+            SourceSpec::SpacedriveJson(input) => {
+                Box::new(spacedrive::export::ExportSource::new(input.clone()))
+            }
+        })
+    }
+}
+
+fn kind_names() -> String {
+    KINDS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_kinds_and_paths() {
+        let s = SourceSpec::parse("jsonl:/var/log/a.jsonl").unwrap();
+        assert_eq!(s.key(), "jsonl:/var/log/a.jsonl");
+        assert_eq!(SourceSpec::parse("jsonl:-").unwrap().key(), "jsonl:-");
+        let rel = SourceSpec::parse("spacedrive-db:sync.db").unwrap();
+        assert!(rel.path().unwrap().is_absolute());
+        let err = SourceSpec::parse("kafka:topic").unwrap_err().to_string();
+        assert!(err.contains("unknown source kind 'kafka'"), "{err}");
+        assert!(SourceSpec::parse("nocolon").is_err());
+        assert!(SourceSpec::parse("jsonl:").is_err());
+        assert!(SourceSpec::parse("spacedrive-db:-").is_err());
+    }
+
+    #[test]
+    fn tilde_is_home() {
+        if let Some(home) = std::env::var_os("HOME") {
+            assert_eq!(expand_tilde("~/x.db"), PathBuf::from(home).join("x.db"));
+        }
+        assert_eq!(expand_tilde("/a/~b"), PathBuf::from("/a/~b"));
+    }
+
+    #[test]
+    fn preflight_names_the_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = SourceSpec::Jsonl(Input::File(dir.path().to_path_buf()));
+        assert!(d
+            .preflight(false)
+            .unwrap_err()
+            .to_string()
+            .contains("is a directory"));
+        let missing = SourceSpec::Jsonl(Input::File(dir.path().join("nope")));
+        assert!(
+            missing.preflight(false).is_ok(),
+            "followers wait for the file"
+        );
+        assert!(missing
+            .preflight(true)
+            .unwrap_err()
+            .to_string()
+            .contains("nope"));
+    }
+}

@@ -1,0 +1,68 @@
+//! The embedded SQLite store: one writer (ingest), any number of readers (CLI, TUI, sqlite3).
+//!
+//! WAL mode lets readers and the writer proceed without waiting on each other. Nothing here
+//! knows about terminals.
+
+pub mod query;
+pub mod schema;
+pub mod writer;
+
+use std::path::Path;
+use std::time::Duration;
+
+use color_eyre::eyre::{bail, Result, WrapErr};
+use rusqlite::{Connection, OpenFlags};
+
+pub use query::{EventFilter, Reader, RejectRow, SourceStatusRow};
+pub use writer::{BatchOutcome, Writer};
+
+/// How long a connection waits on a lock before reporting `SQLITE_BUSY`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Opens (creating if needed) the store at `path` and brings its schema up to date.
+pub fn open(path: &Path) -> Result<Connection> {
+    if path.is_dir() {
+        bail!(
+            "store {} is a directory, not a database file",
+            path.display()
+        );
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .wrap_err_with(|| format!("cannot create the store's folder {}", parent.display()))?;
+    }
+    let mut conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .wrap_err_with(|| format!("cannot open store {}", path.display()))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .wrap_err_with(|| format!("{} is not a usable SQLite database", path.display()))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        bail!(
+            "store {}: cannot switch to WAL mode (got {mode}); is it on a network file system?",
+            path.display()
+        );
+    }
+    conn.execute_batch(
+        "PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY; PRAGMA foreign_keys=OFF;",
+    )?;
+    schema::migrate(&mut conn).wrap_err_with(|| format!("store {}", path.display()))?;
+    Ok(conn)
+}
+
+/// Opens the store for reading only (creating an empty one on first use).
+pub fn open_reader(path: &Path) -> Result<Reader> {
+    let conn = open(path)?;
+    conn.execute_batch("PRAGMA query_only=1;")?;
+    Ok(Reader::new(conn))
+}
+
+/// Current wall-clock time as Unix seconds.
+pub fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}

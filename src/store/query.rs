@@ -1,0 +1,549 @@
+//! Read queries shared by the CLI and the TUI. Results stream in time order `(ts, key)` and
+//! page by keyset, so memory stays flat whatever the store size.
+
+use color_eyre::eyre::{Result, WrapErr};
+use rusqlite::types::Value;
+use rusqlite::{params_from_iter, Connection, OptionalExtension, Row};
+
+use crate::model::{canonical_type, Event, Severity, StoredEvent, Timestamp};
+
+/// Every filter of `syncscope events`; all combine with AND, lists with OR inside.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    pub severities: Vec<Severity>,
+    pub min_severity: Option<Severity>,
+    pub event_types: Vec<String>,
+    pub categories: Vec<String>,
+    pub sources: Vec<String>,
+    /// Exact ids, or prefixes of at least 4 characters (`6f1c` for `6f1c...`).
+    pub devices: Vec<String>,
+    pub peers: Vec<String>,
+    pub correlation_ids: Vec<String>,
+    pub subjects: Vec<String>,
+    /// Case-insensitive substring of the summary.
+    pub grep: Option<String>,
+}
+
+/// A position in the `(ts, key)` order, for keyset pagination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cursor {
+    pub ts: i64,
+    pub key: i64,
+}
+
+/// One reject as listed by `syncscope rejects`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectRow {
+    pub source: String,
+    pub location: String,
+    pub reason: String,
+    pub excerpt: String,
+    pub received: i64,
+}
+
+/// A source's last reported health.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceStatusRow {
+    pub source: String,
+    pub state: String,
+    pub message: String,
+    pub since: i64,
+    pub updated: i64,
+}
+
+const SELECT_EVENT: &str = "SELECT e.id, e.ts, e.key, src.text, dev.text, typ.text, cat.text, e.severity, e.summary, e.details, cor.text, peer.text, mt.text, e.record_count, e.duration_ms, sub.text
+FROM events e
+LEFT JOIN strings src ON src.id = e.source
+LEFT JOIN strings dev ON dev.id = e.device
+LEFT JOIN strings typ ON typ.id = e.event_type
+LEFT JOIN strings cat ON cat.id = e.category
+LEFT JOIN strings cor ON cor.id = e.corr
+LEFT JOIN strings peer ON peer.id = e.peer
+LEFT JOIN strings mt ON mt.id = e.model_types
+LEFT JOIN strings sub ON sub.id = e.subject";
+
+/// The WHERE clause of a filter, with interned names already resolved to ids.
+struct Compiled {
+    conds: Vec<String>,
+    params: Vec<Value>,
+    /// A filter named something the store has never seen: nothing can match.
+    impossible: bool,
+}
+
+impl Compiled {
+    fn where_sql(&self, extra: Option<&str>) -> String {
+        let mut all: Vec<&str> = self.conds.iter().map(String::as_str).collect();
+        if let Some(x) = extra {
+            all.push(x);
+        }
+        if all.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", all.join(" AND "))
+        }
+    }
+}
+
+pub struct Reader {
+    conn: Connection,
+}
+
+impl Reader {
+    pub fn new(conn: Connection) -> Self {
+        Reader { conn }
+    }
+
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    fn compile(&self, f: &EventFilter) -> Result<Compiled> {
+        let mut c = Compiled {
+            conds: Vec::new(),
+            params: Vec::new(),
+            impossible: false,
+        };
+        if let Some(s) = f.since {
+            c.conds.push("e.ts >= ?".into());
+            c.params.push(Value::Integer(s.as_nanos()));
+        }
+        if let Some(u) = f.until {
+            c.conds.push("e.ts <= ?".into());
+            c.params.push(Value::Integer(u.as_nanos()));
+        }
+        if !f.severities.is_empty() {
+            let list = f
+                .severities
+                .iter()
+                .map(|s| s.rank().to_string())
+                .collect::<Vec<_>>()
+                .join(",");
+            c.conds.push(format!("e.severity IN ({list})"));
+        }
+        if let Some(m) = f.min_severity {
+            c.conds.push(format!("e.severity >= {}", m.rank()));
+        }
+        let types: Vec<String> = f
+            .event_types
+            .iter()
+            .flat_map(|t| [t.clone(), canonical_type(t).into_owned()])
+            .collect();
+        self.interned_filter(&mut c, "e.event_type", &types, false)?;
+        self.interned_filter(&mut c, "e.category", &f.categories, false)?;
+        self.interned_filter(&mut c, "e.source", &f.sources, false)?;
+        self.interned_filter(&mut c, "e.device", &f.devices, true)?;
+        self.interned_filter(&mut c, "e.peer", &f.peers, true)?;
+        self.interned_filter(&mut c, "e.corr", &f.correlation_ids, true)?;
+        self.interned_filter(&mut c, "e.subject", &f.subjects, false)?;
+        if let Some(g) = f.grep.as_deref().filter(|g| !g.is_empty()) {
+            c.conds.push("e.summary LIKE ? ESCAPE '\\'".into());
+            let escaped = g
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            c.params.push(Value::Text(format!("%{escaped}%")));
+        }
+        Ok(c)
+    }
+
+    /// Resolves names to string ids (exactly, or by prefix of 4+ characters when allowed).
+    fn interned_filter(
+        &self,
+        c: &mut Compiled,
+        column: &str,
+        names: &[String],
+        prefix: bool,
+    ) -> Result<()> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        let mut ids: Vec<i64> = Vec::new();
+        let mut exact = self
+            .conn
+            .prepare_cached("SELECT id FROM strings WHERE text = ?1")?;
+        let mut by_prefix = self.conn.prepare_cached(
+            "SELECT id FROM strings WHERE text >= ?1 AND text < ?1 || char(1114111) LIMIT 10000",
+        )?;
+        for n in names {
+            if let Some(id) = exact.query_row([n], |r| r.get(0)).optional()? {
+                ids.push(id);
+            } else if prefix && n.chars().count() >= 4 {
+                let found = by_prefix.query_map([n], |r| r.get::<_, i64>(0))?;
+                for id in found {
+                    ids.push(id?);
+                }
+            }
+        }
+        if ids.is_empty() {
+            c.impossible = true;
+            return Ok(());
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        c.conds.push(format!("{column} IN ({list})"));
+        Ok(())
+    }
+
+    /// Streams the matching events to `f` in time order (newest first if `newest_first`).
+    /// With a `limit`, only the newest `limit` matches are visited. Returns how many were.
+    pub fn for_each_event(
+        &self,
+        filter: &EventFilter,
+        limit: Option<u64>,
+        newest_first: bool,
+        mut f: impl FnMut(StoredEvent) -> Result<()>,
+    ) -> Result<u64> {
+        let c = self.compile(filter)?;
+        if c.impossible || limit == Some(0) {
+            return Ok(0);
+        }
+        let mut params = c.params.clone();
+        let sql = if newest_first {
+            let mut sql = format!(
+                "{SELECT_EVENT}{} ORDER BY e.ts DESC, e.key DESC",
+                c.where_sql(None)
+            );
+            if let Some(l) = limit {
+                sql.push_str(&format!(" LIMIT {l}"));
+            }
+            sql
+        } else {
+            // Oldest first, but only the newest `limit`: find where that window starts, then
+            // stream forward from it (flat memory, no reversal buffer).
+            let start = match limit {
+                Some(l) => self.nth_newest(&c, l)?,
+                None => None,
+            };
+            let extra = start.map(|cur| {
+                params.push(Value::Integer(cur.ts));
+                params.push(Value::Integer(cur.key));
+                "(e.ts, e.key) >= (?, ?)"
+            });
+            format!("{SELECT_EVENT}{} ORDER BY e.ts, e.key", c.where_sql(extra))
+        };
+        let mut st = self
+            .conn
+            .prepare(&sql)
+            .wrap_err("cannot prepare the events query")?;
+        let mut rows = st.query(params_from_iter(params.iter()))?;
+        let mut n = 0u64;
+        while let Some(row) = rows.next()? {
+            f(stored_event(row)?)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// The position of the `n`th newest match, or None when there are fewer than `n`.
+    fn nth_newest(&self, c: &Compiled, n: u64) -> Result<Option<Cursor>> {
+        let sql = format!(
+            "SELECT e.ts, e.key FROM events e{} ORDER BY e.ts DESC, e.key DESC LIMIT 1 OFFSET {}",
+            c.where_sql(None),
+            n.saturating_sub(1)
+        );
+        Ok(self
+            .conn
+            .prepare(&sql)?
+            .query_row(params_from_iter(c.params.iter()), |r| {
+                Ok(Cursor {
+                    ts: r.get(0)?,
+                    key: r.get(1)?,
+                })
+            })
+            .optional()?)
+    }
+
+    /// One page of the timeline: up to `limit` events strictly older than `before` (or the
+    /// newest when None), newest first. Keyset pagination on the indexed `(ts, key)`.
+    pub fn page_before(
+        &self,
+        filter: &EventFilter,
+        before: Option<Cursor>,
+        limit: u64,
+    ) -> Result<Vec<StoredEvent>> {
+        let c = self.compile(filter)?;
+        if c.impossible {
+            return Ok(Vec::new());
+        }
+        let mut params = c.params.clone();
+        let extra = before.map(|cur| {
+            params.push(Value::Integer(cur.ts));
+            params.push(Value::Integer(cur.key));
+            "(e.ts, e.key) < (?, ?)"
+        });
+        let sql = format!(
+            "{SELECT_EVENT}{} ORDER BY e.ts DESC, e.key DESC LIMIT {limit}",
+            c.where_sql(extra)
+        );
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let rows = st.query_map(params_from_iter(params.iter()), |r| {
+            stored_event(r).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Null, e.into())
+            })
+        })?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .wrap_err("cannot read a page of events")
+    }
+
+    /// How many events match.
+    pub fn count_events(&self, filter: &EventFilter) -> Result<u64> {
+        let c = self.compile(filter)?;
+        if c.impossible {
+            return Ok(0);
+        }
+        let sql = format!("SELECT count(*) FROM events e{}", c.where_sql(None));
+        let n: i64 = self
+            .conn
+            .query_row(&sql, params_from_iter(c.params.iter()), |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
+    /// Events per severity since `since` (index `ev_severity`, one range count per level).
+    pub fn counts_by_severity(&self, since: Timestamp) -> Result<[u64; 4]> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT count(*) FROM events WHERE severity = ?1 AND ts >= ?2")?;
+        let mut out = [0u64; 4];
+        for s in Severity::ALL {
+            let n: i64 =
+                st.query_row(rusqlite::params![s.rank(), since.as_nanos()], |r| r.get(0))?;
+            out[s.rank() as usize] = n as u64;
+        }
+        Ok(out)
+    }
+
+    pub fn total_events(&self) -> Result<u64> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
+    /// Rejects, newest first, optionally for one source (exact or by substring).
+    pub fn rejects(&self, source: Option<&str>, limit: u64) -> Result<Vec<RejectRow>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT source, location, reason, excerpt, received FROM rejects
+             WHERE ?1 IS NULL OR instr(source, ?1) > 0 ORDER BY received DESC, id DESC LIMIT ?2",
+        )?;
+        let rows = st.query_map(rusqlite::params![source, limit as i64], |r| {
+            Ok(RejectRow {
+                source: r.get(0)?,
+                location: r.get(1)?,
+                reason: r.get(2)?,
+                excerpt: r.get(3)?,
+                received: r.get(4)?,
+            })
+        })?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .wrap_err("cannot read rejects")
+    }
+
+    pub fn source_statuses(&self) -> Result<Vec<SourceStatusRow>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT source, state, message, since, updated FROM source_status ORDER BY source",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(SourceStatusRow {
+                source: r.get(0)?,
+                state: r.get(1)?,
+                message: r.get(2)?,
+                since: r.get(3)?,
+                updated: r.get(4)?,
+            })
+        })?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .wrap_err("cannot read source status")
+    }
+}
+
+fn stored_event(r: &Row<'_>) -> Result<StoredEvent> {
+    let sev: i64 = r.get(7)?;
+    Ok(StoredEvent {
+        id: r.get(0)?,
+        key: r.get(2)?,
+        event: Event {
+            timestamp: Timestamp::from_nanos(r.get(1)?),
+            source: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+            device_id: r.get(4)?,
+            event_type: r.get::<_, Option<String>>(5)?.unwrap_or_default(),
+            category: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
+            severity: Severity::from_rank(sev).unwrap_or(Severity::Error),
+            summary: r.get(8)?,
+            details: r.get(9)?,
+            correlation_id: r.get(10)?,
+            peer_device_id: r.get(11)?,
+            model_types: r.get(12)?,
+            record_count: r.get(13)?,
+            duration_ms: r.get(14)?,
+            subject: r.get(15)?,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Writer;
+
+    fn ev(i: i64, sev: Severity, ty: &str, corr: Option<&str>, dev: &str) -> Event {
+        Event {
+            timestamp: Timestamp::from_nanos(1_000_000_000_000 + i * 1_000_000_000),
+            source: if i % 2 == 0 { "spacedrive" } else { "jsonl" }.into(),
+            device_id: Some(dev.into()),
+            event_type: ty.into(),
+            category: "lifecycle".into(),
+            severity: sev,
+            summary: format!("event {i} 100% done_ok"),
+            details: None,
+            correlation_id: corr.map(String::from),
+            peer_device_id: Some("peer-9999".into()),
+            model_types: None,
+            record_count: None,
+            duration_ms: None,
+            subject: None,
+        }
+    }
+
+    fn store() -> (tempfile::TempDir, Reader) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        let mut w = Writer::open(&path).unwrap();
+        let mut evs = Vec::new();
+        for i in 0..40 {
+            let sev = Severity::from_rank(i % 4).unwrap();
+            let ty = if i % 5 == 0 {
+                "sync_error"
+            } else {
+                "batch_ingestion"
+            };
+            let corr = if i < 10 { Some("0b8e1111-aaaa") } else { None };
+            let dev = if i % 3 == 0 { "6f1c-dev" } else { "a93d-dev" };
+            evs.push(ev(i, sev, ty, corr, dev));
+        }
+        w.commit_batch("t", &evs, &[], None).unwrap();
+        let r = crate::store::open_reader(&path).unwrap();
+        (dir, r)
+    }
+
+    fn ids(r: &Reader, f: &EventFilter, limit: Option<u64>, newest: bool) -> Vec<i64> {
+        let mut v = Vec::new();
+        r.for_each_event(f, limit, newest, |e| {
+            v.push(e.event.timestamp.as_nanos() / 1_000_000_000 - 1000);
+            Ok(())
+        })
+        .unwrap();
+        v
+    }
+
+    #[test]
+    fn filters_combine() {
+        let (_d, r) = store();
+        let all = EventFilter::default();
+        assert_eq!(r.count_events(&all).unwrap(), 40);
+        let f = EventFilter {
+            severities: vec![Severity::Error],
+            ..Default::default()
+        };
+        assert_eq!(r.count_events(&f).unwrap(), 10);
+        let f = EventFilter {
+            min_severity: Some(Severity::Warning),
+            ..Default::default()
+        };
+        assert_eq!(r.count_events(&f).unwrap(), 20);
+        let f = EventFilter {
+            event_types: vec!["SyncError".into()],
+            ..Default::default()
+        };
+        assert_eq!(r.count_events(&f).unwrap(), 8);
+        let f = EventFilter {
+            correlation_ids: vec!["0b8e".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            r.count_events(&f).unwrap(),
+            10,
+            "prefix of a correlation id"
+        );
+        let f = EventFilter {
+            devices: vec!["6f1c-dev".into()],
+            sources: vec!["spacedrive".into()],
+            ..Default::default()
+        };
+        assert_eq!(r.count_events(&f).unwrap(), 7);
+        let f = EventFilter {
+            since: Some(Timestamp::from_nanos(
+                1_000_000_000_000 + 30 * 1_000_000_000,
+            )),
+            until: Some(Timestamp::from_nanos(
+                1_000_000_000_000 + 34 * 1_000_000_000,
+            )),
+            ..Default::default()
+        };
+        assert_eq!(ids(&r, &f, None, false), vec![30, 31, 32, 33, 34]);
+        let f = EventFilter {
+            grep: Some("100% DONE_ok".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            r.count_events(&f).unwrap(),
+            40,
+            "LIKE wildcards are escaped"
+        );
+        let f = EventFilter {
+            grep: Some("100x done".into()),
+            ..Default::default()
+        };
+        assert_eq!(r.count_events(&f).unwrap(), 0);
+        let f = EventFilter {
+            sources: vec!["nowhere".into()],
+            ..Default::default()
+        };
+        assert_eq!(r.count_events(&f).unwrap(), 0);
+        assert_eq!(ids(&r, &f, None, false), Vec::<i64>::new());
+        let f = EventFilter {
+            peers: vec!["peer".into()],
+            ..Default::default()
+        };
+        assert_eq!(r.count_events(&f).unwrap(), 40);
+    }
+
+    #[test]
+    fn limit_takes_the_newest_in_time_order() {
+        let (_d, r) = store();
+        let f = EventFilter::default();
+        assert_eq!(ids(&r, &f, Some(3), false), vec![37, 38, 39]);
+        assert_eq!(ids(&r, &f, Some(3), true), vec![39, 38, 37]);
+        assert_eq!(ids(&r, &f, Some(100), false).len(), 40);
+        assert_eq!(ids(&r, &f, Some(0), false).len(), 0);
+    }
+
+    #[test]
+    fn keyset_pages_cover_everything_once() {
+        let (_d, r) = store();
+        let f = EventFilter::default();
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = r.page_before(&f, cursor, 7).unwrap();
+            if page.is_empty() {
+                break;
+            }
+            let last = &page[page.len() - 1];
+            cursor = Some(Cursor {
+                ts: last.event.timestamp.as_nanos(),
+                key: last.key,
+            });
+            seen.extend(page.iter().map(|e| e.id));
+        }
+        assert_eq!(seen.len(), 40);
+        let mut s = seen.clone();
+        s.sort_unstable();
+        s.dedup();
+        assert_eq!(s.len(), 40);
+        let counts = r.counts_by_severity(Timestamp::from_nanos(0)).unwrap();
+        assert_eq!(counts, [10, 10, 10, 10]);
+    }
+}

@@ -1,0 +1,190 @@
+//! The schema, versioned with `PRAGMA user_version` and applied by forward migrations.
+//!
+//! Layout choices (measured with `cargo bench --bench ingest`, see README):
+//! - repeated strings (sources, devices, types, categories, correlation ids, peers, model type
+//!   lists, subjects) are interned in `strings` and events hold integer ids;
+//! - timestamps are integer nanoseconds;
+//! - the dedup key is a 64-bit content hash made unique *together with the timestamp*
+//!   (`ev_time`), so the one index serves both dedup and time order, and inserts arrive near its
+//!   right edge instead of at random places;
+//! - every secondary index ends in `(ts, key)` so each filtered query reads in time order and
+//!   pages by keyset on `(ts, key)`.
+
+use color_eyre::eyre::{bail, Result, WrapErr};
+use rusqlite::Connection;
+
+/// Each entry moves the schema from version `i` to `i + 1`. Never edit a released entry: add one.
+pub const MIGRATIONS: &[&str] = &[
+    // 0 -> 1: the foundation.
+    r#"
+    CREATE TABLE strings (
+        id   INTEGER PRIMARY KEY,
+        text TEXT NOT NULL UNIQUE
+    );
+    CREATE TABLE events (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts           INTEGER NOT NULL,
+        key          INTEGER NOT NULL,
+        source       INTEGER NOT NULL,
+        device       INTEGER,
+        event_type   INTEGER NOT NULL,
+        category     INTEGER NOT NULL,
+        severity     INTEGER NOT NULL,
+        summary      TEXT NOT NULL,
+        details      TEXT,
+        corr         INTEGER,
+        peer         INTEGER,
+        model_types  INTEGER,
+        record_count INTEGER,
+        duration_ms  INTEGER,
+        subject      INTEGER
+    );
+    CREATE UNIQUE INDEX ev_time ON events(ts, key);
+    CREATE INDEX ev_severity ON events(severity, ts, key);
+    CREATE INDEX ev_type ON events(event_type, ts, key);
+    CREATE INDEX ev_source ON events(source, ts, key);
+    CREATE INDEX ev_corr ON events(corr, ts, key) WHERE corr IS NOT NULL;
+
+    -- One row per committed batch: when it was received and the highest event id it wrote.
+    -- Retention prunes by receive time through it (event ids grow in receive order).
+    CREATE TABLE batches (
+        id          INTEGER PRIMARY KEY,
+        received    INTEGER NOT NULL,
+        source      TEXT NOT NULL,
+        max_event   INTEGER NOT NULL,
+        inserted    INTEGER NOT NULL,
+        duplicates  INTEGER NOT NULL,
+        rejected    INTEGER NOT NULL
+    );
+    CREATE INDEX batches_received ON batches(received);
+
+    -- Where each source stopped, committed with the events it produced.
+    CREATE TABLE checkpoints (
+        source   TEXT PRIMARY KEY,
+        state    TEXT NOT NULL,
+        updated  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+
+    -- What could not be read, and why.
+    CREATE TABLE rejects (
+        id        INTEGER PRIMARY KEY,
+        source    TEXT NOT NULL,
+        location  TEXT NOT NULL,
+        reason    TEXT NOT NULL,
+        excerpt   TEXT NOT NULL,
+        received  INTEGER NOT NULL,
+        UNIQUE (source, location)
+    );
+
+    -- The health of each source as its ingest loop last reported it (ok / backoff / fault).
+    CREATE TABLE source_status (
+        source   TEXT PRIMARY KEY,
+        state    TEXT NOT NULL,
+        message  TEXT NOT NULL,
+        since    INTEGER NOT NULL,
+        updated  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    "#,
+];
+
+pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
+
+pub fn version(conn: &Connection) -> Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+        .wrap_err("cannot read the store's schema version")
+}
+
+/// Brings the schema up to `target`, one transaction per step.
+pub fn migrate_to(conn: &mut Connection, target: i64) -> Result<()> {
+    let current = version(conn)?;
+    if current > LATEST_VERSION {
+        bail!(
+            "the store has schema version {current}, newer than this syncscope understands ({LATEST_VERSION}): upgrade syncscope"
+        );
+    }
+    for v in current..target.min(LATEST_VERSION) {
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .wrap_err("cannot lock the store to upgrade its schema")?;
+        // Another process may have migrated while we waited for the lock.
+        let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if now > v {
+            tx.commit()?;
+            continue;
+        }
+        tx.execute_batch(MIGRATIONS[v as usize])
+            .wrap_err_with(|| format!("schema migration {v} -> {} failed", v + 1))?;
+        tx.pragma_update(None, "user_version", v + 1)?;
+        tx.commit()
+            .wrap_err_with(|| format!("cannot commit schema migration {v} -> {}", v + 1))?;
+    }
+    Ok(())
+}
+
+pub fn migrate(conn: &mut Connection) -> Result<()> {
+    migrate_to(conn, LATEST_VERSION)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tables(conn: &Connection) -> Vec<String> {
+        let mut st = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type IN ('table','index') ORDER BY name")
+            .unwrap();
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn from_empty_file_to_latest() {
+        let mut c = Connection::open_in_memory().unwrap();
+        migrate(&mut c).unwrap();
+        assert_eq!(version(&c).unwrap(), LATEST_VERSION);
+        let t = tables(&c);
+        for want in [
+            "events",
+            "strings",
+            "checkpoints",
+            "rejects",
+            "batches",
+            "ev_time",
+            "ev_corr",
+        ] {
+            assert!(t.iter().any(|n| n == want), "{want} missing from {t:?}");
+        }
+        // Idempotent.
+        migrate(&mut c).unwrap();
+        assert_eq!(version(&c).unwrap(), LATEST_VERSION);
+    }
+
+    #[test]
+    fn from_every_older_version_to_latest_equals_fresh() {
+        let mut fresh = Connection::open_in_memory().unwrap();
+        migrate(&mut fresh).unwrap();
+        let want = tables(&fresh);
+        for start in 0..LATEST_VERSION {
+            let mut c = Connection::open_in_memory().unwrap();
+            migrate_to(&mut c, start).unwrap();
+            assert_eq!(version(&c).unwrap(), start);
+            migrate(&mut c).unwrap();
+            assert_eq!(version(&c).unwrap(), LATEST_VERSION);
+            assert_eq!(tables(&c), want, "migrating from version {start}");
+        }
+    }
+
+    #[test]
+    fn refuses_a_newer_store() {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.pragma_update(None, "user_version", LATEST_VERSION + 5)
+            .unwrap();
+        let err = migrate(&mut c).unwrap_err().to_string();
+        assert!(
+            err.contains("newer than this syncscope understands"),
+            "{err}"
+        );
+    }
+}
