@@ -136,6 +136,10 @@ pub struct EventsArgs {
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
+    /// Keep running and print new events as they are stored (jsonl or table), like tail -f.
+    #[arg(short = 'F', long, conflicts_with = "reverse")]
+    pub follow: bool,
+
     /// Print only the number of matching events.
     #[arg(long, conflicts_with_all = ["format", "output"])]
     pub count: bool,

@@ -29,6 +29,8 @@ pub fn filter_of(args: &EventsArgs, now: chrono::DateTime<chrono::Utc>) -> Resul
         correlation_ids: args.correlation_id.clone(),
         subjects: args.subject.clone(),
         grep: args.grep.clone(),
+        after_id: None,
+        upto_id: None,
     })
 }
 
@@ -59,6 +61,9 @@ pub fn run(args: EventsArgs, config: &Config, db: std::path::PathBuf) -> Result<
         Some(p) => Output::File(p.clone()),
         None => Output::Stdout,
     };
+    if args.follow {
+        return follow(&reader, filter, limit, format, &output);
+    }
     let written = write_output(&output, |out| {
         let mut w = EventWriter::begin(format, out, count)?;
         reader.for_each_event(&filter, limit, args.reverse, |e| w.write(&e))?;
@@ -68,5 +73,40 @@ pub fn run(args: EventsArgs, config: &Config, db: std::path::PathBuf) -> Result<
         Outcome::NothingMatched
     } else {
         Outcome::Ok
+    })
+}
+
+/// `--follow`: print the matching events there are now, then new ones as they are stored,
+/// until interrupted. Events appear in the order they were stored.
+fn follow(
+    reader: &store::Reader,
+    filter: EventFilter,
+    limit: Option<u64>,
+    format: Format,
+    output: &Output,
+) -> Result<Outcome> {
+    if !matches!(format, Format::Jsonl | Format::Table) {
+        color_eyre::eyre::bail!(
+            "--follow prints jsonl or table (a {format:?} document cannot grow)"
+        );
+    }
+    write_output(output, |out| {
+        let start = reader.max_event_id()?;
+        let now = EventFilter {
+            upto_id: Some(start),
+            ..filter.clone()
+        };
+        let mut w = EventWriter::begin(format, out, 0)?;
+        reader.for_each_event(&now, limit, false, |e| w.write(&e))?;
+        w.flush()?;
+        let mut pos = start;
+        loop {
+            let (n, next) = reader.for_each_new_event(&filter, pos, 1000, |e| w.write(&e))?;
+            pos = next;
+            w.flush()?;
+            if n < 1000 {
+                std::thread::sleep(std::time::Duration::from_millis(250));
+            }
+        }
     })
 }

@@ -275,6 +275,12 @@ impl<'w> EventWriter<'w> {
         Ok(())
     }
 
+    /// Pushes what was written so far to the output (for following).
+    pub fn flush(&mut self) -> Result<()> {
+        self.out.flush()?;
+        Ok(())
+    }
+
     pub fn finish(self) -> Result<u64> {
         match self.format {
             Format::Json if self.written == 0 => self.out.write_all(b"]\n")?,

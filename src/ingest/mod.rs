@@ -100,7 +100,7 @@ pub struct SourceCtx {
     pub checkpoint: Option<String>,
     pub cancel: CancellationToken,
     tx: mpsc::Sender<SourceMsg>,
-    last_state: std::cell::Cell<Option<SourceState>>,
+    last_status: std::cell::RefCell<Option<(SourceState, String)>>,
 }
 
 impl SourceCtx {
@@ -124,13 +124,18 @@ impl SourceCtx {
             .map_err(|_| eyre!("the store writer stopped"))
     }
 
-    /// Reports the source's health; repeated identical states are sent once.
+    /// Reports the source's health; a repeat of the last report is not sent again.
     pub fn status(&self, state: SourceState, message: impl Into<String>) {
         let message = message.into();
-        if self.last_state.get() == Some(state) && state == SourceState::Ok {
+        let mut last = self.last_status.borrow_mut();
+        if last
+            .as_ref()
+            .is_some_and(|(s, m)| *s == state && *m == message)
+        {
             return;
         }
-        self.last_state.set(Some(state));
+        *last = Some((state, message.clone()));
+        drop(last);
         let _ = self.tx.blocking_send(SourceMsg::Status {
             source: self.key.clone(),
             state,
@@ -190,7 +195,7 @@ pub async fn run(
             checkpoint,
             cancel: cancel.clone(),
             tx: tx.clone(),
-            last_state: std::cell::Cell::new(None),
+            last_status: std::cell::RefCell::new(None),
         };
         tasks.push((
             key,

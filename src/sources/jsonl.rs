@@ -42,6 +42,8 @@ impl JsonlSource {
 pub(crate) struct Pending {
     pub events: Vec<Event>,
     pub rejects: Vec<Reject>,
+    /// The checkpoint last sent, so an idle poll writes nothing.
+    last_checkpoint: Option<String>,
 }
 
 impl Pending {
@@ -49,12 +51,20 @@ impl Pending {
         Pending {
             events: Vec::new(),
             rejects: Vec::new(),
+            last_checkpoint: None,
         }
     }
     pub fn len(&self) -> usize {
         self.events.len() + self.rejects.len()
     }
+    /// Sends what is pending with `checkpoint`; nothing at all when there is nothing new.
     pub fn send(&mut self, ctx: &SourceCtx, checkpoint: Option<String>) -> Result<()> {
+        if self.len() == 0 && (checkpoint.is_none() || checkpoint == self.last_checkpoint) {
+            return Ok(());
+        }
+        if checkpoint.is_some() {
+            self.last_checkpoint.clone_from(&checkpoint);
+        }
         ctx.send_batch(
             std::mem::take(&mut self.events),
             std::mem::take(&mut self.rejects),

@@ -24,6 +24,10 @@ pub struct EventFilter {
     pub subjects: Vec<String>,
     /// Case-insensitive substring of the summary.
     pub grep: Option<String>,
+    /// Only events stored after this store id (ids grow in the order events were received).
+    pub after_id: Option<i64>,
+    /// Only events stored up to this store id (a snapshot: what was there at a moment).
+    pub upto_id: Option<i64>,
 }
 
 /// A position in the `(ts, key)` order, for keyset pagination.
@@ -137,6 +141,12 @@ impl Reader {
         self.interned_filter(&mut c, "e.peer", &f.peers, true)?;
         self.interned_filter(&mut c, "e.corr", &f.correlation_ids, true)?;
         self.interned_filter(&mut c, "e.subject", &f.subjects, false)?;
+        if let Some(id) = f.after_id {
+            c.conds.push(format!("e.id > {id}"));
+        }
+        if let Some(id) = f.upto_id {
+            c.conds.push(format!("e.id <= {id}"));
+        }
         if let Some(g) = f.grep.as_deref().filter(|g| !g.is_empty()) {
             c.conds.push("e.summary LIKE ? ESCAPE '\\'".into());
             let escaped = g
@@ -286,6 +296,52 @@ impl Reader {
         })?;
         rows.collect::<Result<Vec<_>, _>>()
             .wrap_err("cannot read a page of events")
+    }
+
+    /// Events stored after `after_id` that match, in the order they were stored (for following
+    /// the store live). Returns how many were visited and the position to continue from.
+    pub fn for_each_new_event(
+        &self,
+        filter: &EventFilter,
+        after_id: i64,
+        limit: u64,
+        mut f: impl FnMut(StoredEvent) -> Result<()>,
+    ) -> Result<(u64, i64)> {
+        let top = self.max_event_id()?;
+        if top <= after_id {
+            return Ok((0, after_id));
+        }
+        let filter = EventFilter {
+            after_id: Some(after_id),
+            upto_id: Some(top),
+            ..filter.clone()
+        };
+        let c = self.compile(&filter)?;
+        if c.impossible {
+            return Ok((0, top));
+        }
+        let sql = format!(
+            "{SELECT_EVENT}{} ORDER BY e.id LIMIT {limit}",
+            c.where_sql(None)
+        );
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let mut rows = st.query(params_from_iter(c.params.iter()))?;
+        let (mut n, mut last) = (0u64, after_id);
+        while let Some(row) = rows.next()? {
+            let e = stored_event(row)?;
+            last = last.max(e.id);
+            f(e)?;
+            n += 1;
+        }
+        // A full page may have more behind it; otherwise everything up to `top` was seen.
+        Ok((n, if n == limit { last } else { top }))
+    }
+
+    /// The highest store id so far (0 for an empty store).
+    pub fn max_event_id(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| r.get(0))?)
     }
 
     /// How many events match.
@@ -518,6 +574,37 @@ mod tests {
         assert_eq!(ids(&r, &f, Some(3), true), vec![39, 38, 37]);
         assert_eq!(ids(&r, &f, Some(100), false).len(), 40);
         assert_eq!(ids(&r, &f, Some(0), false).len(), 0);
+    }
+
+    #[test]
+    fn following_new_events_by_store_id() {
+        let (_d, r) = store();
+        assert_eq!(r.max_event_id().unwrap(), 40);
+        let mut seen = Vec::new();
+        let (n, pos) = r
+            .for_each_new_event(&EventFilter::default(), 35, 1000, |e| {
+                seen.push(e.id);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!((n, pos), (5, 40));
+        assert_eq!(seen, vec![36, 37, 38, 39, 40]);
+        let (n, pos) = r
+            .for_each_new_event(&EventFilter::default(), 30, 2, |_| Ok(()))
+            .unwrap();
+        assert_eq!(
+            (n, pos),
+            (2, 32),
+            "a full page continues after its last row"
+        );
+        let errors = EventFilter {
+            severities: vec![Severity::Error],
+            ..Default::default()
+        };
+        let (n, pos) = r.for_each_new_event(&errors, 30, 1000, |_| Ok(())).unwrap();
+        assert_eq!((n, pos), (3, 40), "ids 32, 36 and 40 are errors");
+        let (n, pos) = r.for_each_new_event(&errors, 40, 1000, |_| Ok(())).unwrap();
+        assert_eq!((n, pos), (0, 40));
     }
 
     #[test]
