@@ -39,6 +39,8 @@ pub fn open(path: &Path) -> Result<Connection> {
     )
     .wrap_err_with(|| format!("cannot open store {}", path.display()))?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    // Takes effect only when the file is new (before WAL mode is set); harmless otherwise.
+    conn.execute_batch("PRAGMA page_size=16384;")?;
     let mode: String = conn
         .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
         .wrap_err_with(|| format!("{} is not a usable SQLite database", path.display()))?;

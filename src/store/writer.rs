@@ -2,7 +2,11 @@
 //! transaction, so a crash at any instant resumes with nothing lost and nothing twice.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use rusqlite::ToSql;
 use std::path::Path;
+use xxhash_rust::xxh3::Xxh3DefaultBuilder;
 
 use color_eyre::eyre::{Result, WrapErr};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
@@ -34,11 +38,184 @@ impl std::ops::AddAssign for BatchOutcome {
 
 pub struct Writer {
     conn: Connection,
-    interned: HashMap<String, i64>,
+    interned: Interned,
+}
+
+/// The string -> id cache of interned strings (a fast, fixed-seed hash: keys are our own).
+type Interned = HashMap<String, i64, Xxh3DefaultBuilder>;
+
+/// Events per multi-row INSERT (16 parameters each, well under SQLite's limit).
+const ROWS_PER_INSERT: usize = 64;
+const PARAMS_PER_ROW: usize = 16;
+
+/// One event with its interned ids, ready to bind.
+struct Prepared<'e> {
+    e: &'e Event,
+    ts: i64,
+    key: i64,
+    ids: [Option<i64>; 8],
+}
+
+impl Prepared<'_> {
+    fn bind(
+        &self,
+        st: &mut rusqlite::Statement<'_>,
+        first: usize,
+        id: i64,
+    ) -> rusqlite::Result<()> {
+        let [source, device, ty, cat, corr, peer, mt, subject] = self.ids;
+        let e = self.e;
+        let values: [&dyn ToSql; PARAMS_PER_ROW] = [
+            &id,
+            &self.ts,
+            &self.key,
+            &source,
+            &device,
+            &ty,
+            &cat,
+            &e.severity.rank(),
+            &e.summary,
+            &e.details,
+            &corr,
+            &peer,
+            &mt,
+            &e.record_count,
+            &e.duration_ms,
+            &subject,
+        ];
+        for (i, v) in values.iter().enumerate() {
+            st.raw_bind_parameter(first + i, v)?;
+        }
+        Ok(())
+    }
+}
+
+fn multi_insert_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        let head = INSERT_EVENT_SQL
+            .split(" VALUES")
+            .next()
+            .unwrap_or(INSERT_EVENT_SQL);
+        let row = format!("({})", vec!["?"; PARAMS_PER_ROW].join(", "));
+        format!(
+            "{head} VALUES {} RETURNING ts, key, id",
+            vec![row; ROWS_PER_INSERT].join(", ")
+        )
+    })
+}
+
+/// The next event id: above every id stored or ever used (ids never go back).
+fn next_event_id(tx: &Transaction<'_>) -> Result<i64> {
+    let max: i64 = tx.query_row(
+        "SELECT max(coalesce((SELECT max(id) FROM events), 0), coalesce((SELECT value FROM meta WHERE key = 'event_id_hwm'), 0))",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(max + 1)
+}
+
+/// Inserts `events`, each once: full chunks in one multi-row statement, whose RETURNING rows
+/// tell which were new; the rest (conflicts, the tail) one at a time.
+fn insert_events(
+    tx: &Transaction<'_>,
+    cache: &mut Interned,
+    events: &[Event],
+    out: &mut BatchOutcome,
+    max_event: &mut i64,
+) -> Result<()> {
+    let mut next_id = next_event_id(tx)?;
+    let mut chunk: Vec<Prepared<'_>> = Vec::with_capacity(ROWS_PER_INSERT);
+    let mut returned: Vec<(i64, i64, i64)> = Vec::with_capacity(ROWS_PER_INSERT);
+    for group in events.chunks(ROWS_PER_INSERT) {
+        chunk.clear();
+        for e in group {
+            chunk.push(Prepared {
+                e,
+                ts: e.timestamp.as_nanos(),
+                key: e.dedup_key(),
+                ids: [
+                    Some(intern(tx, cache, &e.source)?),
+                    intern_opt(tx, cache, e.device_id.as_deref())?,
+                    Some(intern(tx, cache, &e.event_type)?),
+                    Some(intern(tx, cache, &e.category)?),
+                    intern_opt(tx, cache, e.correlation_id.as_deref())?,
+                    intern_opt(tx, cache, e.peer_device_id.as_deref())?,
+                    intern_opt(tx, cache, e.model_types.as_deref())?,
+                    intern_opt(tx, cache, e.subject.as_deref())?,
+                ],
+            });
+        }
+        returned.clear();
+        if chunk.len() == ROWS_PER_INSERT {
+            let mut st = tx.prepare_cached(multi_insert_sql())?;
+            for (i, p) in chunk.iter().enumerate() {
+                p.bind(&mut st, 1 + i * PARAMS_PER_ROW, next_id + i as i64)?;
+            }
+            next_id += ROWS_PER_INSERT as i64;
+            let mut rows = st.raw_query();
+            while let Some(r) = rows.next()? {
+                returned.push((r.get(0)?, r.get(1)?, r.get(2)?));
+            }
+        }
+        for p in &chunk {
+            if let Some(&(_, _, id)) = returned
+                .iter()
+                .find(|(ts, key, _)| *ts == p.ts && *key == p.key)
+            {
+                out.inserted += 1;
+                *max_event = (*max_event).max(id);
+            } else {
+                insert_one(tx, p, next_id, out, max_event)?;
+                next_id += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Inserts one event, or finds it already stored; probes past hash collisions.
+fn insert_one(
+    tx: &Transaction<'_>,
+    p: &Prepared<'_>,
+    id: i64,
+    out: &mut BatchOutcome,
+    max_event: &mut i64,
+) -> Result<()> {
+    let mut ins = tx.prepare_cached(INSERT_EVENT_SQL)?;
+    let [source, device, _, _, corr, ..] = p.ids;
+    let mut probe = Prepared { key: p.key, ..*p };
+    for _ in 0..MAX_PROBES {
+        probe.bind(&mut ins, 1, id)?;
+        if ins.raw_execute()? == 1 {
+            out.inserted += 1;
+            *max_event = (*max_event).max(id);
+            return Ok(());
+        }
+        if same_event(
+            tx,
+            probe.ts,
+            probe.key,
+            source.unwrap_or(0),
+            device,
+            corr,
+            &p.e.summary,
+            p.e,
+        )? {
+            out.duplicates += 1;
+            return Ok(());
+        }
+        // A different event with the same timestamp and hash: try the next key.
+        probe.key = probe.key.wrapping_add(1);
+    }
+    color_eyre::eyre::bail!(
+        "{MAX_PROBES} dedup-key collisions in a row at timestamp {}",
+        p.ts
+    )
 }
 
 /// Insert statement shared with the benchmark's ceiling run.
-pub const INSERT_EVENT_SQL: &str = "INSERT OR IGNORE INTO events (ts, key, source, device, event_type, category, severity, summary, details, corr, peer, model_types, record_count, duration_ms, subject) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
+pub const INSERT_EVENT_SQL: &str = "INSERT OR IGNORE INTO events (id, ts, key, source, device, event_type, category, severity, summary, details, corr, peer, model_types, record_count, duration_ms, subject) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
 
 impl Writer {
     pub fn open(path: &Path) -> Result<Self> {
@@ -51,7 +228,7 @@ impl Writer {
     pub fn from_connection(conn: Connection) -> Self {
         Writer {
             conn,
-            interned: HashMap::new(),
+            interned: Interned::default(),
         }
     }
 
@@ -104,57 +281,7 @@ impl Writer {
         let mut out = BatchOutcome::default();
         let mut max_event = 0i64;
         {
-            let mut ins = tx.prepare_cached(INSERT_EVENT_SQL)?;
-            for e in events {
-                let source_id = intern(&tx, &mut self.interned, &e.source)?;
-                let device = intern_opt(&tx, &mut self.interned, e.device_id.as_deref())?;
-                let ty = intern(&tx, &mut self.interned, &e.event_type)?;
-                let cat = intern(&tx, &mut self.interned, &e.category)?;
-                let corr = intern_opt(&tx, &mut self.interned, e.correlation_id.as_deref())?;
-                let peer = intern_opt(&tx, &mut self.interned, e.peer_device_id.as_deref())?;
-                let mt = intern_opt(&tx, &mut self.interned, e.model_types.as_deref())?;
-                let subject = intern_opt(&tx, &mut self.interned, e.subject.as_deref())?;
-                let ts = e.timestamp.as_nanos();
-                let mut key = e.dedup_key();
-                let mut stored = false;
-                for _ in 0..MAX_PROBES {
-                    let n = ins.execute(params![
-                        ts,
-                        key,
-                        source_id,
-                        device,
-                        ty,
-                        cat,
-                        e.severity.rank(),
-                        e.summary,
-                        e.details,
-                        corr,
-                        peer,
-                        mt,
-                        e.record_count,
-                        e.duration_ms,
-                        subject
-                    ])?;
-                    if n == 1 {
-                        out.inserted += 1;
-                        max_event = tx.last_insert_rowid();
-                        stored = true;
-                        break;
-                    }
-                    if same_event(&tx, ts, key, source_id, device, corr, &e.summary, e)? {
-                        out.duplicates += 1;
-                        stored = true;
-                        break;
-                    }
-                    // A different event with the same timestamp and hash: try the next key.
-                    key = key.wrapping_add(1);
-                }
-                if !stored {
-                    color_eyre::eyre::bail!(
-                        "{MAX_PROBES} dedup-key collisions in a row at timestamp {ts}"
-                    );
-                }
-            }
+            insert_events(&tx, &mut self.interned, events, &mut out, &mut max_event)?;
             let mut rej = tx.prepare_cached(
                 "INSERT INTO rejects (source, location, reason, excerpt, received) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (source, location) DO UPDATE SET reason = excluded.reason, excerpt = excluded.excerpt, received = excluded.received",
@@ -224,6 +351,12 @@ impl Writer {
             .wrap_err("cannot find events to prune")?;
         let mut deleted = 0u64;
         if let Some(upto) = upto {
+            // Remember the highest id ever used, so ids never go back if the table empties.
+            self.conn.execute(
+                "INSERT INTO meta (key, value) SELECT 'event_id_hwm', max(id) FROM events HAVING max(id) IS NOT NULL
+                 ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+                [],
+            )?;
             loop {
                 let n = self
                     .conn
@@ -246,7 +379,7 @@ impl Writer {
     }
 }
 
-fn intern(tx: &Transaction<'_>, cache: &mut HashMap<String, i64>, text: &str) -> Result<i64> {
+fn intern(tx: &Transaction<'_>, cache: &mut Interned, text: &str) -> Result<i64> {
     if let Some(id) = cache.get(text) {
         return Ok(*id);
     }
@@ -268,7 +401,7 @@ fn intern(tx: &Transaction<'_>, cache: &mut HashMap<String, i64>, text: &str) ->
 
 fn intern_opt(
     tx: &Transaction<'_>,
-    cache: &mut HashMap<String, i64>,
+    cache: &mut Interned,
     text: Option<&str>,
 ) -> Result<Option<i64>> {
     text.map(|t| intern(tx, cache, t)).transpose()
@@ -415,6 +548,57 @@ mod tests {
         );
         assert_eq!(w.prune(7, super::super::unix_now()).unwrap(), 5);
         assert_eq!(count(&w), 3);
+    }
+
+    #[test]
+    fn ids_never_go_back_even_when_retention_empties_the_store() {
+        let (_d, mut w) = writer();
+        w.commit_batch("s", &(0..100).map(event).collect::<Vec<_>>(), &[], None)
+            .unwrap();
+        let max_before: i64 = w
+            .connection()
+            .query_row("SELECT max(id) FROM events", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(max_before, 100);
+        w.connection()
+            .execute("UPDATE batches SET received = received - 30 * 86400", [])
+            .unwrap();
+        assert_eq!(w.prune(7, super::super::unix_now()).unwrap(), 100);
+        assert_eq!(count(&w), 0);
+        w.commit_batch("s", &(100..103).map(event).collect::<Vec<_>>(), &[], None)
+            .unwrap();
+        let min_after: i64 = w
+            .connection()
+            .query_row("SELECT min(id) FROM events", [], |r| r.get(0))
+            .unwrap();
+        assert!(min_after > max_before, "{min_after} <= {max_before}");
+    }
+
+    #[test]
+    fn multi_row_chunks_with_duplicates_inside_and_across() {
+        let (_d, mut w) = writer();
+        // 200 events = 3 full chunks + a tail; every 7th is repeated inside the batch.
+        let mut evs: Vec<Event> = (0..180).map(event).collect();
+        for i in (0..180).step_by(7) {
+            evs.push(event(i));
+        }
+        let n_dup = evs.len() - 180;
+        let out = w.commit_batch("s", &evs, &[], None).unwrap();
+        assert_eq!((out.inserted, out.duplicates), (180, n_dup as u64));
+        let ids: Vec<i64> = w
+            .connection()
+            .prepare("SELECT id FROM events ORDER BY ts")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            ids.windows(2).all(|p| p[0] < p[1]),
+            "ids grow in receive order"
+        );
+        let again = w.commit_batch("s", &evs, &[], None).unwrap();
+        assert_eq!((again.inserted, again.duplicates), (0, evs.len() as u64));
     }
 
     #[test]
