@@ -40,6 +40,15 @@ pub enum Command {
     Events(Box<EventsArgs>),
     /// List what could not be read, where, and why.
     Rejects(RejectsArgs),
+    /// Show each source's health and what it delivered (as last recorded in the store).
+    Sources(SourcesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SourcesArgs {
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = RejectFormat::Table)]
+    pub format: RejectFormat,
 }
 
 #[derive(Debug, Args)]
@@ -160,6 +169,7 @@ pub struct RejectsArgs {
     pub format: RejectFormat,
 }
 
+/// `table` for people, `json` for scripts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RejectFormat {
     Table,

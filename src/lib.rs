@@ -37,7 +37,7 @@ pub fn main_entry() -> ExitCode {
     }
     match run(cli) {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
-        Ok(Outcome::NothingMatched) => ExitCode::from(1),
+        Ok(Outcome::CheckFailed) => ExitCode::from(1),
         Err(e) => {
             if is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
@@ -60,6 +60,7 @@ fn run(cli: Cli) -> color_eyre::Result<Outcome> {
         Command::Ingest(a) => commands::ingest::run(a, &config, db),
         Command::Events(a) => commands::events::run(*a, &config, db),
         Command::Rejects(a) => commands::rejects::run(a, db),
+        Command::Sources(a) => commands::sources::run(a, db),
     }
 }
 

@@ -45,7 +45,7 @@ pub fn run(args: EventsArgs, config: &Config, db: std::path::PathBuf) -> Result<
         let n = reader.count_events(&filter)?;
         println!("{n}");
         return Ok(if n == 0 {
-            Outcome::NothingMatched
+            Outcome::CheckFailed
         } else {
             Outcome::Ok
         });
@@ -70,7 +70,7 @@ pub fn run(args: EventsArgs, config: &Config, db: std::path::PathBuf) -> Result<
         w.finish()
     })?;
     Ok(if written == 0 {
-        Outcome::NothingMatched
+        Outcome::CheckFailed
     } else {
         Outcome::Ok
     })

@@ -260,6 +260,7 @@ pub async fn run(
     }
     cancel.cancel();
     let _ = pruner.await;
+    // A writer failure explains the sources' "writer stopped" errors: report it first.
     let report = writer_task
         .await
         .map_err(|e| eyre!("the store writer panicked: {e}"))??;

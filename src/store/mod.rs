@@ -13,7 +13,7 @@ use std::time::Duration;
 use color_eyre::eyre::{bail, Result, WrapErr};
 use rusqlite::{Connection, OpenFlags};
 
-pub use query::{EventFilter, Reader, RejectRow, SourceStatusRow};
+pub use query::{EventFilter, Reader, RejectRow, SourceOverview, SourceStatusRow};
 pub use writer::{BatchOutcome, Writer};
 
 /// How long a connection waits on a lock before reporting `SQLITE_BUSY`.

@@ -57,6 +57,24 @@ pub struct SourceStatusRow {
     pub updated: i64,
 }
 
+/// What the store knows of one source: health, and what it delivered (within retention).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SourceOverview {
+    pub source: String,
+    /// ok / waiting / backoff / fault / done, or None if it never reported.
+    pub state: Option<String>,
+    pub message: String,
+    /// Unix seconds: since when in this state.
+    pub since: Option<i64>,
+    /// Unix seconds of the last committed batch.
+    pub last_batch: Option<i64>,
+    pub inserted: i64,
+    pub duplicates: i64,
+    pub rejected: i64,
+    /// The saved position (JSON), if any.
+    pub checkpoint: Option<String>,
+}
+
 const SELECT_EVENT: &str = "SELECT e.id, e.ts, e.key, src.text, dev.text, typ.text, cat.text, e.severity, e.summary, e.details, cor.text, peer.text, mt.text, e.record_count, e.duration_ms, sub.text
 FROM events e
 LEFT JOIN strings src ON src.id = e.source
@@ -397,6 +415,38 @@ impl Reader {
             .wrap_err("cannot read rejects")
     }
 
+    /// Every source the store has heard of, by name.
+    pub fn source_overview(&self) -> Result<Vec<SourceOverview>> {
+        let mut st = self.conn.prepare_cached(
+            "WITH names AS (SELECT source FROM source_status UNION SELECT source FROM checkpoints
+                            UNION SELECT source FROM batches),
+                  b AS (SELECT source, max(received) AS last, sum(inserted) AS ins,
+                               sum(duplicates) AS dup, sum(rejected) AS rej FROM batches GROUP BY source)
+             SELECT n.source, s.state, coalesce(s.message, ''), s.since, b.last,
+                    coalesce(b.ins, 0), coalesce(b.dup, 0), coalesce(b.rej, 0), c.state
+             FROM names n
+             LEFT JOIN source_status s ON s.source = n.source
+             LEFT JOIN b ON b.source = n.source
+             LEFT JOIN checkpoints c ON c.source = n.source
+             ORDER BY n.source",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(SourceOverview {
+                source: r.get(0)?,
+                state: r.get(1)?,
+                message: r.get(2)?,
+                since: r.get(3)?,
+                last_batch: r.get(4)?,
+                inserted: r.get(5)?,
+                duplicates: r.get(6)?,
+                rejected: r.get(7)?,
+                checkpoint: r.get(8)?,
+            })
+        })?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .wrap_err("cannot read the sources")
+    }
+
     pub fn source_statuses(&self) -> Result<Vec<SourceStatusRow>> {
         let mut st = self.conn.prepare_cached(
             "SELECT source, state, message, since, updated FROM source_status ORDER BY source",
@@ -574,6 +624,28 @@ mod tests {
         assert_eq!(ids(&r, &f, Some(3), true), vec![39, 38, 37]);
         assert_eq!(ids(&r, &f, Some(100), false).len(), 40);
         assert_eq!(ids(&r, &f, Some(0), false).len(), 0);
+    }
+
+    #[test]
+    fn source_overview_joins_status_batches_and_checkpoints() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.db");
+        let mut w = Writer::open(&path).unwrap();
+        let evs: Vec<Event> = (0..3)
+            .map(|i| ev(i, Severity::Info, "peer_connected", None, "d"))
+            .collect();
+        w.commit_batch("jsonl:/a", &evs, &[], Some("{}")).unwrap();
+        w.commit_batch("jsonl:/a", &evs, &[], None).unwrap();
+        w.set_status("jsonl:/a", "ok", "").unwrap();
+        w.set_status("spacedrive-db:/b", "fault", "gone").unwrap();
+        let r = crate::store::open_reader(&path).unwrap();
+        let o = r.source_overview().unwrap();
+        assert_eq!(o.len(), 2);
+        assert_eq!((o[0].inserted, o[0].duplicates), (3, 3));
+        assert_eq!(o[0].checkpoint.as_deref(), Some("{}"));
+        assert_eq!(o[1].state.as_deref(), Some("fault"));
+        assert_eq!(o[1].message, "gone");
+        assert_eq!(o[1].last_batch, None);
     }
 
     #[test]

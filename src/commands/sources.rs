@@ -1,0 +1,61 @@
+//! `syncscope sources`: is ingest alive, and is every source healthy?
+
+use std::io::Write;
+
+use color_eyre::eyre::Result;
+
+use super::Outcome;
+use crate::cli::{RejectFormat, SourcesArgs};
+use crate::sanitize::one_line;
+use crate::store;
+
+fn when(secs: Option<i64>) -> String {
+    secs.and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+        .map(|d| d.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+/// Exit 1 when any source is in fault, so cron and monitoring can call it.
+pub fn run(args: SourcesArgs, db: std::path::PathBuf) -> Result<Outcome> {
+    let reader = store::open_reader(&db)?;
+    let rows = reader.source_overview()?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match args.format {
+        RejectFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &rows)?;
+            writeln!(out)?;
+        }
+        RejectFormat::Table => {
+            if rows.is_empty() {
+                writeln!(out, "no sources have been ingested into {}", db.display())?;
+            }
+            for r in &rows {
+                writeln!(
+                    out,
+                    "{:<8} {}",
+                    r.state.as_deref().unwrap_or("-").to_uppercase(),
+                    one_line(&r.source)
+                )?;
+                writeln!(
+                    out,
+                    "         since {}  last batch {}  stored {}  already stored {}  rejected {}",
+                    when(r.since),
+                    when(r.last_batch),
+                    r.inserted,
+                    r.duplicates,
+                    r.rejected
+                )?;
+                if !r.message.is_empty() {
+                    writeln!(out, "         {}", one_line(&r.message))?;
+                }
+            }
+        }
+    }
+    let faulty = rows.iter().any(|r| r.state.as_deref() == Some("fault"));
+    Ok(if faulty {
+        Outcome::CheckFailed
+    } else {
+        Outcome::Ok
+    })
+}
