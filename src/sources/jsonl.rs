@@ -186,10 +186,7 @@ fn follow_file(ctx: &SourceCtx, path: &PathBuf) -> Result<()> {
                     current = Some(o);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && !ctx.once => {
-                    ctx.status(
-                        SourceState::Waiting,
-                        format!("{shown}: waiting for the file to appear"),
-                    );
+                    ctx.status(SourceState::Waiting, "waiting for the file to appear");
                     if !ctx.pause() {
                         return Ok(());
                     }

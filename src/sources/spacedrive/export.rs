@@ -69,10 +69,7 @@ impl Source for ExportSource {
                     last = Some(now);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && !ctx.once => {
-                    ctx.status(
-                        SourceState::Waiting,
-                        format!("{shown}: waiting for the file to appear"),
-                    );
+                    ctx.status(SourceState::Waiting, "waiting for the file to appear");
                 }
                 Err(e) => return Err(e).wrap_err_with(|| format!("cannot read {shown}")),
             }
