@@ -45,7 +45,7 @@ fn write_file_atomically<T>(
         .unwrap_or_else(|| "output".into());
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
-        let f = File::create(&tmp).wrap_err_with(|| format!("cannot create {}", tmp.display()))?;
+        let f = File::create(&tmp).wrap_err_with(|| format!("cannot write {}", path.display()))?;
         let mut w = BufWriter::with_capacity(256 * 1024, f);
         let r = body(&mut w)?;
         let f = w

@@ -114,6 +114,15 @@ impl<R: Read> LineReader<R> {
                         len: len + i as u64,
                     }));
                 }
+                if i > MAX_LINE {
+                    // Over the limit, though its end arrived in the same read as the rest.
+                    let cut = i.min(crate::model::REJECT_EXCERPT_BYTES);
+                    return Ok(Some(Line::TooLong {
+                        excerpt: self.buf[line_start..line_start + cut].to_vec(),
+                        number,
+                        len: i as u64,
+                    }));
+                }
                 let mut bytes = &self.buf[line_start..line_start + i];
                 if let Some(b) = bytes.strip_suffix(b"\r") {
                     bytes = b;
@@ -122,7 +131,7 @@ impl<R: Read> LineReader<R> {
             }
             // No newline in what we hold.
             let held = self.buf.len() - self.start;
-            if self.skipping.is_some() || held >= MAX_LINE {
+            if self.skipping.is_some() || held > MAX_LINE {
                 let (excerpt, len) = self.skipping.get_or_insert_with(|| (Vec::new(), 0));
                 let room = crate::model::REJECT_EXCERPT_BYTES.saturating_sub(excerpt.len());
                 excerpt.extend_from_slice(&self.buf[self.start..self.start + held.min(room)]);
@@ -265,6 +274,24 @@ mod tests {
         while r.next_line().unwrap().is_some() {}
         assert_eq!(r.offset(), input.len() as u64);
         assert!(r.buf.capacity() < MAX_LINE + 2 * CHUNK + 1);
+    }
+
+    #[test]
+    fn the_limit_is_exact_whatever_the_read_boundaries() {
+        for extra in [1, 10, CHUNK / 2] {
+            let mut input = vec![b'y'; MAX_LINE];
+            input.push(b'\n');
+            input.extend(std::iter::repeat_n(b'x', MAX_LINE + extra));
+            input.extend_from_slice(b"\nlast\n");
+            let got = lines(&input);
+            assert_eq!(
+                got[0].len(),
+                2 + MAX_LINE,
+                "a line of exactly MAX_LINE bytes is kept"
+            );
+            assert_eq!(got[1], format!("2:TOO LONG {} 200", MAX_LINE + extra));
+            assert_eq!(got[2], "3:last");
+        }
     }
 
     #[test]
