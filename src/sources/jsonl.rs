@@ -6,8 +6,9 @@
 //! committed line, so a restart resumes exactly there.
 
 use std::fs::File;
-use std::io::{Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use color_eyre::eyre::{Result, WrapErr};
 use serde::{Deserialize, Serialize};
@@ -111,27 +112,118 @@ impl Source for JsonlSource {
     }
 }
 
+/// How long standard input may stay silent before what was read from it is stored.
+const PIPE_IDLE: Duration = Duration::from_millis(25);
+
+/// Standard input, read by a thread of its own so the source never blocks on it: what was read
+/// is stored when the pipe goes quiet (or every poll interval while it trickles), and SIGINT or
+/// SIGTERM stop the ingest even while the producer is idle with the pipe open.
 fn read_stdin(ctx: &SourceCtx) -> Result<()> {
-    let stdin = std::io::stdin();
-    let mut reader = LineReader::new(stdin.lock(), 0, 1);
+    let mut reader = LineReader::new(PipeReader::stdin()?, 0, 1);
     let mut pending = Pending::new();
     let loc = |n: u64| format!("stdin:{n}");
+    // When the oldest line not yet sent was read.
+    let mut oldest: Option<Instant> = None;
     loop {
-        match reader.next_line().wrap_err("cannot read standard input")? {
-            Some(line) => pending.line(line, &loc, DEFAULT_SOURCE),
-            None => {
+        match reader.next_line() {
+            Ok(Some(line)) => {
+                pending.line(line, &loc, DEFAULT_SOURCE);
+                oldest.get_or_insert_with(Instant::now);
+            }
+            Ok(None) => {
                 if let Some(line) = reader.take_unterminated() {
                     pending.line(line, &loc, DEFAULT_SOURCE);
                 }
                 return pending.send(ctx, None);
             }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                // The pipe is quiet: store what was read, then keep reading.
+                pending.send(ctx, None)?;
+                oldest = None;
+                if ctx.cancelled() {
+                    return Ok(());
+                }
+                continue;
+            }
+            Err(e) => return Err(e).wrap_err("cannot read standard input"),
         }
-        if pending.len() >= ctx.batch_size {
+        if pending.len() >= ctx.batch_size
+            || oldest.is_some_and(|t| t.elapsed() >= ctx.poll_interval)
+        {
             pending.send(ctx, None)?;
+            oldest = None;
         }
         if ctx.cancelled() {
             return pending.send(ctx, None);
         }
+    }
+}
+
+/// The reading end of a thread that copies a blocking input in chunks. `read` fails with
+/// `WouldBlock` when no data came for [`PIPE_IDLE`], and returns 0 at the end of the input.
+/// At shutdown the thread may still be blocked in its read; it ends with the process.
+struct PipeReader {
+    rx: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl PipeReader {
+    fn stdin() -> Result<PipeReader> {
+        // A few chunks in flight: the producer is held back when the store is behind.
+        let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        std::thread::Builder::new()
+            .name("stdin".into())
+            .spawn(move || {
+                let mut stdin = std::io::stdin().lock();
+                loop {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    match stdin.read(&mut buf) {
+                        Ok(0) => return,
+                        Ok(n) => {
+                            buf.truncate(n);
+                            if tx.send(Ok(buf)).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        // A non-blocking descriptor inherited from the parent: wait for data.
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            std::thread::sleep(Duration::from_millis(10));
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
+                    }
+                }
+            })
+            .wrap_err("cannot start reading standard input")?;
+        Ok(PipeReader {
+            rx,
+            chunk: Vec::new(),
+            pos: 0,
+        })
+    }
+}
+
+impl Read for PipeReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        use std::sync::mpsc::RecvTimeoutError;
+        while self.pos == self.chunk.len() {
+            match self.rx.recv_timeout(PIPE_IDLE) {
+                Ok(chunk) => {
+                    self.chunk = chunk?;
+                    self.pos = 0;
+                }
+                Err(RecvTimeoutError::Timeout) => return Err(std::io::ErrorKind::WouldBlock.into()),
+                Err(RecvTimeoutError::Disconnected) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.chunk.len() - self.pos);
+        out[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
     }
 }
 
