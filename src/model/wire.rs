@@ -63,12 +63,44 @@ struct WireEvent<'a> {
     subject: Option<Cow<'a, str>>,
 }
 
+/// `model_types` as Spacedrive writes it: a comma-separated string or an array of names,
+/// read straight into the comma-separated form (no intermediate buffering of the value).
+struct ModelTypes<'a>(Cow<'a, str>);
+
+/// One borrowed-when-possible string inside the `model_types` array.
 #[derive(Deserialize)]
-#[serde(untagged)]
-enum ModelTypes<'a> {
-    #[serde(borrow)]
-    Text(Cow<'a, str>),
-    List(Vec<String>),
+struct Name<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for ModelTypes<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ModelTypes<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(ModelTypes(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(ModelTypes(Cow::Owned(v.to_string())))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut out = String::new();
+                while let Some(Name(name)) = seq.next_element()? {
+                    if !out.is_empty() {
+                        out.push(',');
+                    }
+                    out.push_str(&name);
+                }
+                Ok(ModelTypes(Cow::Owned(out)))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// Why a JSON event could not be read.
@@ -126,11 +158,7 @@ pub fn parse_wire_event(bytes: &[u8], default_source: &str) -> Result<Event, Wir
         details_is_json: true,
         correlation_id: w.correlation_id,
         peer_device_id: w.peer_device_id,
-        model_types: match w.model_types {
-            None => None,
-            Some(ModelTypes::Text(t)) => Some(t),
-            Some(ModelTypes::List(v)) => Some(Cow::Owned(v.join(","))),
-        },
+        model_types: w.model_types.map(|m| m.0),
         record_count: w.record_count,
         duration_ms: w.duration_ms,
         source: w.source,
@@ -281,6 +309,24 @@ mod tests {
         assert_eq!(e.source, "gerrit");
         assert_eq!(e.subject.as_deref(), Some("refs/heads/main"));
         assert_eq!(e.device_id, None);
+    }
+
+    #[test]
+    fn model_types_as_string_array_escaped_or_wrong() {
+        let parse = |mt: &str| {
+            let line = format!(
+                r#"{{"timestamp":"2025-12-03T10:15:00Z","event_type":"x","summary":"s","model_types":{mt}}}"#
+            );
+            parse_wire_event(line.as_bytes(), "jsonl").map(|e| e.model_types)
+        };
+        assert_eq!(parse(r#""entry,tag""#), Ok(Some("entry,tag".into())));
+        assert_eq!(parse(r#"["entry","tag"]"#), Ok(Some("entry,tag".into())));
+        assert_eq!(parse(r#"["en\"try"]"#), Ok(Some("en\"try".into())));
+        assert_eq!(parse("[]"), Ok(None));
+        assert_eq!(parse("null"), Ok(None));
+        let err = parse("42").unwrap_err().0;
+        assert!(err.contains("a string or an array of strings"), "{err}");
+        assert!(parse("[1]").is_err());
     }
 
     #[test]
