@@ -78,6 +78,8 @@ pub enum SourceMsg {
     Batch {
         source: String,
         events: Vec<Event>,
+        /// `events[i].dedup_key()`, computed on the source's thread.
+        keys: Vec<i64>,
         rejects: Vec<Reject>,
         checkpoint: Option<String>,
     },
@@ -117,6 +119,7 @@ impl SourceCtx {
         self.tx
             .blocking_send(SourceMsg::Batch {
                 source: self.key.clone(),
+                keys: events.iter().map(Event::dedup_key).collect(),
                 events,
                 rejects,
                 checkpoint,
@@ -270,6 +273,26 @@ pub async fn run(
     }
 }
 
+/// Frees committed batches on a thread of its own, so the single writer only writes.
+struct Dropper(Option<std::sync::mpsc::SyncSender<Vec<Event>>>);
+
+impl Dropper {
+    fn new() -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Event>>(2);
+        let spawned = std::thread::Builder::new()
+            .name("syncscope-free".into())
+            .spawn(move || rx.into_iter().for_each(drop));
+        Dropper(spawned.ok().map(|_| tx))
+    }
+
+    /// Hands `events` over to be freed; frees them here when that thread is busy or absent.
+    fn discard(&self, events: Vec<Event>) {
+        if let Some(tx) = &self.0 {
+            let _ = tx.try_send(events);
+        }
+    }
+}
+
 fn write_loop(
     mut writer: Writer,
     mut rx: mpsc::Receiver<SourceMsg>,
@@ -277,15 +300,25 @@ fn write_loop(
     log_status: bool,
 ) -> Result<IngestReport> {
     let mut report = IngestReport::new();
+    let dropper = Dropper::new();
     while let Some(msg) = rx.blocking_recv() {
         match msg {
             SourceMsg::Batch {
                 source,
                 events,
+                keys,
                 rejects,
                 checkpoint,
             } => {
-                let out = writer.commit_batch(&source, &events, &rejects, checkpoint.as_deref())?;
+                let out = writer.commit_keyed(
+                    &source,
+                    &events,
+                    &keys,
+                    &rejects,
+                    checkpoint.as_deref(),
+                )?;
+                // Freeing thousands of events is work the writer need not wait for.
+                dropper.discard(events);
                 if log_status && out.rejected > 0 {
                     for r in &rejects {
                         eprintln!(

@@ -5,6 +5,7 @@ use color_eyre::eyre::{Result, WrapErr};
 use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Connection, OptionalExtension, Row};
 
+use super::schema::{self, INDEXED_SEVERITY_MIN};
 use crate::model::{canonical_type, Event, Severity, StoredEvent, Timestamp};
 
 /// Every filter of `syncscope events`; all combine with AND, lists with OR inside.
@@ -146,6 +147,20 @@ impl Reader {
         }
         if let Some(m) = f.min_severity {
             c.conds.push(format!("e.severity >= {}", m.rank()));
+        }
+        // The partial index `ev_severity` holds warnings and errors only; SQLite uses it when
+        // the query says so in the index's own words.
+        let lowest = f
+            .severities
+            .iter()
+            .map(|s| s.rank())
+            .min()
+            .into_iter()
+            .chain(f.min_severity.map(|m| m.rank()))
+            .max();
+        if lowest.is_some_and(|l| l >= INDEXED_SEVERITY_MIN) {
+            c.conds
+                .push(format!("e.severity >= {INDEXED_SEVERITY_MIN}"));
         }
         let types: Vec<String> = f
             .event_types
@@ -375,25 +390,48 @@ impl Reader {
         Ok(n as u64)
     }
 
-    /// Events per severity since `since` (index `ev_severity`, one range count per level).
+    /// Events per severity (indexed by rank) at or after `since`: whole minutes from
+    /// `event_counts`, the minute `since` falls in from the events themselves.
     pub fn counts_by_severity(&self, since: Timestamp) -> Result<[u64; 4]> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT count(*) FROM events WHERE severity = ?1 AND ts >= ?2")?;
+        let since = since.as_nanos();
+        let first_full = schema::count_bucket(since) + 1;
+        let boundary = first_full.saturating_mul(schema::COUNT_BUCKET_NS);
         let mut out = [0u64; 4];
-        for s in Severity::ALL {
-            let n: i64 =
-                st.query_row(rusqlite::params![s.rank(), since.as_nanos()], |r| r.get(0))?;
-            out[s.rank() as usize] = n as u64;
-        }
+        let mut add = |sql: &str, a: i64, b: Option<i64>| -> Result<()> {
+            let mut st = self.conn.prepare_cached(sql)?;
+            let mut rows = match b {
+                Some(b) => st.query(rusqlite::params![a, b])?,
+                None => st.query([a])?,
+            };
+            while let Some(r) = rows.next()? {
+                let (sev, n): (i64, i64) = (r.get(0)?, r.get(1)?);
+                if let Some(slot) = usize::try_from(sev).ok().and_then(|i| out.get_mut(i)) {
+                    *slot += n.max(0) as u64;
+                }
+            }
+            Ok(())
+        };
+        add(
+            "SELECT severity, sum(n) FROM event_counts WHERE minute >= ?1 GROUP BY severity",
+            first_full,
+            None,
+        )?;
+        add(
+            "SELECT severity, count(*) FROM events WHERE ts >= ?1 AND ts < ?2 GROUP BY severity",
+            since,
+            Some(boundary),
+        )?;
         Ok(out)
     }
 
+    /// Every stored event (from `event_counts`, without reading the events).
     pub fn total_events(&self) -> Result<u64> {
-        let n: i64 = self
-            .conn
-            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
-        Ok(n as u64)
+        let n: i64 =
+            self.conn
+                .query_row("SELECT coalesce(sum(n), 0) FROM event_counts", [], |r| {
+                    r.get(0)
+                })?;
+        Ok(n.max(0) as u64)
     }
 
     /// Rejects, newest first, optionally for one source (exact or by substring).
@@ -542,6 +580,72 @@ mod tests {
         })
         .unwrap();
         v
+    }
+
+    #[test]
+    fn counts_by_severity_are_exact_from_any_instant() {
+        let (_d, r) = store();
+        // Events are 1 s apart from t0 = 1000 s; try every start, minute-aligned or not.
+        for start in [0i64, 1, 17, 20, 39, 40] {
+            let since = Timestamp::from_nanos((1000 + start) * 1_000_000_000);
+            let got = r.counts_by_severity(since).unwrap();
+            for s in Severity::ALL {
+                let want = r
+                    .count_events(&EventFilter {
+                        since: Some(since),
+                        severities: vec![s],
+                        ..Default::default()
+                    })
+                    .unwrap();
+                assert_eq!(got[s.rank() as usize], want, "{s:?} since +{start}s");
+            }
+        }
+        assert_eq!(r.total_events().unwrap(), 40);
+    }
+
+    fn plan(r: &Reader, f: &EventFilter) -> String {
+        let c = r.compile(f).unwrap();
+        let sql = format!(
+            "EXPLAIN QUERY PLAN SELECT e.id FROM events e{} ORDER BY e.ts DESC, e.key DESC LIMIT 100",
+            c.where_sql(None)
+        );
+        let mut st = r.conn.prepare(&sql).unwrap();
+        let rows = st
+            .query_map(params_from_iter(c.params.iter()), |row| {
+                row.get::<_, String>(3)
+            })
+            .unwrap();
+        rows.collect::<Result<Vec<_>, _>>().unwrap().join("; ")
+    }
+
+    #[test]
+    fn the_indexed_queries_use_their_index() {
+        let (_d, r) = store();
+        let errors = EventFilter {
+            severities: vec![Severity::Error],
+            ..Default::default()
+        };
+        assert!(
+            plan(&r, &errors).contains("ev_severity"),
+            "{}",
+            plan(&r, &errors)
+        );
+        let corr = EventFilter {
+            correlation_ids: vec!["0b8e1111-aaaa".into()],
+            ..Default::default()
+        };
+        assert!(plan(&r, &corr).contains("ev_corr"), "{}", plan(&r, &corr));
+        let page = EventFilter::default();
+        assert!(plan(&r, &page).contains("ev_time"), "{}", plan(&r, &page));
+        let source = EventFilter {
+            sources: vec!["jsonl".into()],
+            ..Default::default()
+        };
+        assert!(
+            plan(&r, &source).contains("ev_source"),
+            "{}",
+            plan(&r, &source)
+        );
     }
 
     #[test]

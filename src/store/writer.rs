@@ -11,6 +11,7 @@ use xxhash_rust::xxh3::Xxh3DefaultBuilder;
 use color_eyre::eyre::{Result, WrapErr};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
+use super::schema;
 use crate::model::{canonical_type, Event, Reject};
 
 /// Interned strings kept in memory before the cache is reset (bounds the writer's memory).
@@ -44,8 +45,10 @@ pub struct Writer {
 /// The string -> id cache of interned strings (a fast, fixed-seed hash: keys are our own).
 type Interned = HashMap<String, i64, Xxh3DefaultBuilder>;
 
-/// Events per multi-row INSERT (16 parameters each, well under SQLite's limit).
-const ROWS_PER_INSERT: usize = 64;
+/// Rows per multi-row INSERT, largest first: a batch is cut greedily into these. Big
+/// statements amortise SQLite's per-statement costs (a multi-row INSERT keeps a statement
+/// journal of every page it touches); 1000 rows x 16 parameters stays under SQLite's limit.
+const CHUNK_ROWS: [usize; 3] = [1000, 100, 10];
 const PARAMS_PER_ROW: usize = 16;
 
 /// One event with its interned ids, ready to bind.
@@ -90,19 +93,45 @@ impl Prepared<'_> {
     }
 }
 
-fn multi_insert_sql() -> &'static str {
-    static SQL: OnceLock<String> = OnceLock::new();
-    SQL.get_or_init(|| {
+/// `INSERT OR IGNORE` of `rows` events in one statement (built once per size).
+fn multi_insert_sql(rows: usize) -> &'static str {
+    static SQL: OnceLock<Vec<String>> = OnceLock::new();
+    let all = SQL.get_or_init(|| {
         let head = INSERT_EVENT_SQL
             .split(" VALUES")
             .next()
             .unwrap_or(INSERT_EVENT_SQL);
         let row = format!("({})", vec!["?"; PARAMS_PER_ROW].join(", "));
-        format!(
-            "{head} VALUES {} RETURNING ts, key, id",
-            vec![row; ROWS_PER_INSERT].join(", ")
-        )
-    })
+        CHUNK_ROWS
+            .iter()
+            .map(|&n| format!("{head} VALUES {}", vec![row.as_str(); n].join(", ")))
+            .collect()
+    });
+    CHUNK_ROWS
+        .iter()
+        .position(|&n| n == rows)
+        .map_or(INSERT_EVENT_SQL, |i| &all[i])
+}
+
+/// What a transaction stored so far: outcome, highest id, and the per-minute counts to add.
+#[derive(Default)]
+struct Tally {
+    out: BatchOutcome,
+    max_event: i64,
+    /// `(minute, source id, severity)` -> events stored.
+    counts: HashMap<(i64, i64, i64), i64>,
+}
+
+impl Tally {
+    fn stored(&mut self, p: &Prepared<'_>, id: i64) {
+        self.out.inserted += 1;
+        self.max_event = self.max_event.max(id);
+        let source = p.ids[0].unwrap_or(0);
+        *self
+            .counts
+            .entry((schema::count_bucket(p.ts), source, p.e.severity.rank()))
+            .or_default() += 1;
+    }
 }
 
 /// The next event id: above every id stored or ever used (ids never go back).
@@ -115,25 +144,36 @@ fn next_event_id(tx: &Transaction<'_>) -> Result<i64> {
     Ok(max + 1)
 }
 
-/// Inserts `events`, each once: full chunks in one multi-row statement, whose RETURNING rows
-/// tell which were new; the rest (conflicts, the tail) one at a time.
+/// Inserts `events`, each once. Chunks go in one multi-row `INSERT OR IGNORE` each, with
+/// consecutive fresh ids: when every row went in (the usual case) that is all; otherwise the
+/// ids that made it tell which rows did not, and those take the one-at-a-time path that tells
+/// a duplicate from a hash collision.
 fn insert_events(
     tx: &Transaction<'_>,
     cache: &mut Interned,
     events: &[Event],
-    out: &mut BatchOutcome,
-    max_event: &mut i64,
+    keys: &[i64],
+    tally: &mut Tally,
 ) -> Result<()> {
     let mut next_id = next_event_id(tx)?;
-    let mut chunk: Vec<Prepared<'_>> = Vec::with_capacity(ROWS_PER_INSERT);
-    let mut returned: Vec<(i64, i64, i64)> = Vec::with_capacity(ROWS_PER_INSERT);
-    for group in events.chunks(ROWS_PER_INSERT) {
+    let mut chunk: Vec<Prepared<'_>> = Vec::with_capacity(CHUNK_ROWS[0]);
+    let mut stored: Vec<i64> = Vec::with_capacity(CHUNK_ROWS[0]);
+    let mut done = 0;
+    while done < events.len() {
+        let size = CHUNK_ROWS
+            .iter()
+            .copied()
+            .find(|&n| n <= events.len() - done)
+            .unwrap_or(1);
+        let group = &events[done..done + size];
+        let group_keys = &keys[done..done + size];
+        done += size;
         chunk.clear();
-        for e in group {
+        for (e, &key) in group.iter().zip(group_keys) {
             chunk.push(Prepared {
                 e,
                 ts: e.timestamp.as_nanos(),
-                key: e.dedup_key(),
+                key,
                 ids: [
                     Some(intern(tx, cache, &e.source)?),
                     intern_opt(tx, cache, e.device_id.as_deref())?,
@@ -146,27 +186,37 @@ fn insert_events(
                 ],
             });
         }
-        returned.clear();
-        if chunk.len() == ROWS_PER_INSERT {
-            let mut st = tx.prepare_cached(multi_insert_sql())?;
-            for (i, p) in chunk.iter().enumerate() {
-                p.bind(&mut st, 1 + i * PARAMS_PER_ROW, next_id + i as i64)?;
-            }
-            next_id += ROWS_PER_INSERT as i64;
-            let mut rows = st.raw_query();
-            while let Some(r) = rows.next()? {
-                returned.push((r.get(0)?, r.get(1)?, r.get(2)?));
-            }
+        if size == 1 {
+            insert_one(tx, &chunk[0], next_id, tally)?;
+            next_id += 1;
+            continue;
         }
-        for p in &chunk {
-            if let Some(&(_, _, id)) = returned
-                .iter()
-                .find(|(ts, key, _)| *ts == p.ts && *key == p.key)
-            {
-                out.inserted += 1;
-                *max_event = (*max_event).max(id);
+        let first = next_id;
+        next_id += size as i64;
+        let n = {
+            let mut st = tx.prepare_cached(multi_insert_sql(size))?;
+            for (i, p) in chunk.iter().enumerate() {
+                p.bind(&mut st, 1 + i * PARAMS_PER_ROW, first + i as i64)?;
+            }
+            st.raw_execute()?
+        };
+        if n == size {
+            for (i, p) in chunk.iter().enumerate() {
+                tally.stored(p, first + i as i64);
+            }
+            continue;
+        }
+        stored.clear();
+        let mut q = tx.prepare_cached("SELECT id FROM events WHERE id BETWEEN ?1 AND ?2")?;
+        for id in q.query_map(params![first, next_id - 1], |r| r.get::<_, i64>(0))? {
+            stored.push(id?);
+        }
+        for (i, p) in chunk.iter().enumerate() {
+            let id = first + i as i64;
+            if stored.binary_search(&id).is_ok() {
+                tally.stored(p, id);
             } else {
-                insert_one(tx, p, next_id, out, max_event)?;
+                insert_one(tx, p, next_id, tally)?;
                 next_id += 1;
             }
         }
@@ -175,21 +225,14 @@ fn insert_events(
 }
 
 /// Inserts one event, or finds it already stored; probes past hash collisions.
-fn insert_one(
-    tx: &Transaction<'_>,
-    p: &Prepared<'_>,
-    id: i64,
-    out: &mut BatchOutcome,
-    max_event: &mut i64,
-) -> Result<()> {
+fn insert_one(tx: &Transaction<'_>, p: &Prepared<'_>, id: i64, tally: &mut Tally) -> Result<()> {
     let mut ins = tx.prepare_cached(INSERT_EVENT_SQL)?;
     let [source, device, _, _, corr, ..] = p.ids;
     let mut probe = Prepared { key: p.key, ..*p };
     for _ in 0..MAX_PROBES {
         probe.bind(&mut ins, 1, id)?;
         if ins.raw_execute()? == 1 {
-            out.inserted += 1;
-            *max_event = (*max_event).max(id);
+            tally.stored(&probe, id);
             return Ok(());
         }
         if same_event(
@@ -202,7 +245,7 @@ fn insert_one(
             &p.e.summary,
             p.e,
         )? {
-            out.duplicates += 1;
+            tally.out.duplicates += 1;
             return Ok(());
         }
         // A different event with the same timestamp and hash: try the next key.
@@ -256,7 +299,28 @@ impl Writer {
         rejects: &[Reject],
         checkpoint: Option<&str>,
     ) -> Result<BatchOutcome> {
-        let result = self.try_commit(source, events, rejects, checkpoint);
+        let keys: Vec<i64> = events.iter().map(Event::dedup_key).collect();
+        self.commit_keyed(source, events, &keys, rejects, checkpoint)
+    }
+
+    /// [`Writer::commit_batch`] with each event's [`Event::dedup_key`] already computed
+    /// (`keys[i]` for `events[i]`), so the hashing can run on the source's thread.
+    pub fn commit_keyed(
+        &mut self,
+        source: &str,
+        events: &[Event],
+        keys: &[i64],
+        rejects: &[Reject],
+        checkpoint: Option<&str>,
+    ) -> Result<BatchOutcome> {
+        if keys.len() != events.len() {
+            color_eyre::eyre::bail!(
+                "{} dedup keys for {} events from {source}",
+                keys.len(),
+                events.len()
+            );
+        }
+        let result = self.try_commit(source, events, keys, rejects, checkpoint);
         if result.is_err() {
             // Ids interned inside a rolled-back transaction no longer exist.
             self.interned.clear();
@@ -268,6 +332,7 @@ impl Writer {
         &mut self,
         source: &str,
         events: &[Event],
+        keys: &[i64],
         rejects: &[Reject],
         checkpoint: Option<&str>,
     ) -> Result<BatchOutcome> {
@@ -278,17 +343,23 @@ impl Writer {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut out = BatchOutcome::default();
-        let mut max_event = 0i64;
+        let mut tally = Tally::default();
         {
-            insert_events(&tx, &mut self.interned, events, &mut out, &mut max_event)?;
+            insert_events(&tx, &mut self.interned, events, keys, &mut tally)?;
+            let mut count = tx.prepare_cached(
+                "INSERT INTO event_counts (minute, source, severity, n) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (minute, source, severity) DO UPDATE SET n = n + excluded.n",
+            )?;
+            for (&(minute, source, severity), &n) in &tally.counts {
+                count.execute(params![minute, source, severity, n])?;
+            }
             let mut rej = tx.prepare_cached(
                 "INSERT INTO rejects (source, location, reason, excerpt, received) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (source, location) DO UPDATE SET reason = excluded.reason, excerpt = excluded.excerpt, received = excluded.received",
             )?;
             for r in rejects {
                 rej.execute(params![source, r.location, r.reason, r.excerpt, now])?;
-                out.rejected += 1;
+                tally.out.rejected += 1;
             }
             if let Some(state) = checkpoint {
                 tx.prepare_cached(
@@ -297,7 +368,9 @@ impl Writer {
                 )?
                 .execute(params![source, state, now])?;
             }
+            let out = tally.out;
             if out.inserted > 0 || out.rejected > 0 || out.duplicates > 0 {
+                let mut max_event = tally.max_event;
                 if max_event == 0 {
                     max_event =
                         tx.query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| r.get(0))?;
@@ -316,7 +389,7 @@ impl Writer {
             }
         }
         tx.commit()?;
-        Ok(out)
+        Ok(tally.out)
     }
 
     /// Records a source's health (`ok`, `backoff`, `fault`, `done`) for every reader to see.
@@ -336,6 +409,34 @@ impl Writer {
 
     /// Deletes events (and batch records and rejects) received more than `days` days before
     /// `now` (Unix seconds). `days == 0` keeps everything. Returns the number of events deleted.
+    /// Deletes up to [`PRUNE_CHUNK`] of the oldest-received events with ids up to `upto`, and
+    /// takes them out of `event_counts`, in one transaction.
+    fn prune_chunk(&mut self, upto: i64) -> Result<u64> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let hi: i64 = tx
+            .query_row(
+                "SELECT id FROM events WHERE id <= ?1 ORDER BY id LIMIT 1 OFFSET ?2",
+                params![upto, PRUNE_CHUNK - 1],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(upto);
+        tx.execute(
+            "INSERT INTO event_counts (minute, source, severity, n)
+             SELECT (ts - ((ts % 60000000000) + 60000000000) % 60000000000) / 60000000000,
+                    source, severity, -count(*)
+             FROM events WHERE id <= ?1 GROUP BY 1, 2, 3
+             ON CONFLICT (minute, source, severity) DO UPDATE SET n = n + excluded.n",
+            [hi],
+        )?;
+        tx.execute("DELETE FROM event_counts WHERE n <= 0", [])?;
+        let n = tx.execute("DELETE FROM events WHERE id <= ?1", [hi])?;
+        tx.commit()?;
+        Ok(n as u64)
+    }
+
     pub fn prune(&mut self, days: u32, now: i64) -> Result<u64> {
         if days == 0 {
             return Ok(0);
@@ -358,15 +459,9 @@ impl Writer {
                 [],
             )?;
             loop {
-                let n = self
-                    .conn
-                    .execute(
-                        "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE id <= ?1 ORDER BY id LIMIT ?2)",
-                        params![upto, PRUNE_CHUNK],
-                    )
-                    .wrap_err("cannot prune old events")?;
-                deleted += n as u64;
-                if (n as i64) < PRUNE_CHUNK {
+                let n = self.prune_chunk(upto).wrap_err("cannot prune old events")?;
+                deleted += n;
+                if n < PRUNE_CHUNK as u64 {
                     break;
                 }
             }
@@ -599,6 +694,61 @@ mod tests {
         );
         let again = w.commit_batch("s", &evs, &[], None).unwrap();
         assert_eq!((again.inserted, again.duplicates), (0, evs.len() as u64));
+    }
+
+    fn counted(w: &Writer) -> i64 {
+        w.connection()
+            .query_row("SELECT coalesce(sum(n), 0) FROM event_counts", [], |r| {
+                r.get(0)
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn thousand_row_chunks_with_some_already_stored() {
+        let (_d, mut w) = writer();
+        // Every 10th event is stored first; then 2,345 events (two 1000-row chunks, three of
+        // 100, four of 10, five singles) of which 235 are already there.
+        let early: Vec<Event> = (0..2345).step_by(10).map(event).collect();
+        w.commit_batch("s", &early, &[], None).unwrap();
+        let all: Vec<Event> = (0..2345).map(event).collect();
+        let out = w.commit_batch("s", &all, &[], None).unwrap();
+        assert_eq!((out.inserted, out.duplicates), (2345 - 235, 235));
+        assert_eq!(count(&w), 2345);
+        assert_eq!(
+            counted(&w),
+            2345,
+            "per-minute counts follow what was stored"
+        );
+        let distinct: i64 = w
+            .connection()
+            .query_row("SELECT count(DISTINCT id) FROM events", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(distinct, 2345);
+    }
+
+    #[test]
+    fn event_counts_follow_duplicates_and_retention() {
+        let (_d, mut w) = writer();
+        let evs: Vec<Event> = (0..300).map(event).collect();
+        w.commit_batch("s", &evs, &[], None).unwrap();
+        w.commit_batch("s", &evs[..50], &[], None).unwrap();
+        assert_eq!(counted(&w), 300);
+        w.connection()
+            .execute("UPDATE batches SET received = received - 30 * 86400", [])
+            .unwrap();
+        w.commit_batch("s", &(300..310).map(event).collect::<Vec<_>>(), &[], None)
+            .unwrap();
+        assert_eq!(w.prune(7, super::super::unix_now()).unwrap(), 300);
+        assert_eq!(count(&w), 10);
+        assert_eq!(counted(&w), 10);
+        let empty_buckets: i64 = w
+            .connection()
+            .query_row("SELECT count(*) FROM event_counts WHERE n <= 0", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(empty_buckets, 0);
     }
 
     #[test]
