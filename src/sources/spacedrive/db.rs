@@ -22,7 +22,8 @@ use crate::sources::jsonl::Pending;
 use crate::sources::Source;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// In `--once` mode, how many times a busy or locked database is retried before giving up.
+/// In `--once` mode, how many times a busy or locked database is retried before giving up
+/// (other faults, such as a file that is not a database, end a `--once` run at once).
 const ONCE_RETRIES: u32 = 20;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,8 +48,29 @@ struct Live {
     id: FileId,
 }
 
-/// A problem worth retrying (the database may come back), with what to tell the user.
-struct Fault(String);
+/// A problem reading the database, with what to tell the user. Following, every fault is
+/// retried (the file may be replaced or created); with `--once`, only a busy or locked one.
+struct Fault {
+    msg: String,
+    busy: bool,
+}
+
+impl Fault {
+    fn new(msg: String) -> Self {
+        Fault { msg, busy: false }
+    }
+
+    fn sql(shown: &str, e: rusqlite::Error) -> Self {
+        let busy = matches!(
+            e.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        );
+        Fault {
+            msg: format!("{shown}: {e}"),
+            busy,
+        }
+    }
+}
 
 impl Source for SyncDbSource {
     fn run(self: Box<Self>, ctx: &SourceCtx) -> Result<()> {
@@ -75,10 +97,10 @@ impl Source for SyncDbSource {
                         return Ok(());
                     }
                 }
-                Err(Fault(msg)) => {
+                Err(Fault { msg, busy }) => {
                     live = None;
                     failures += 1;
-                    if ctx.once && failures > ONCE_RETRIES {
+                    if ctx.once && (!busy || failures > ONCE_RETRIES) {
                         bail!("{msg}");
                     }
                     ctx.status(
@@ -102,9 +124,10 @@ impl SyncDbSource {
 
     fn open(&self) -> Result<Live, Fault> {
         let shown = self.shown();
-        let meta = std::fs::metadata(&self.path).map_err(|e| Fault(format!("{shown}: {e}")))?;
+        let meta =
+            std::fs::metadata(&self.path).map_err(|e| Fault::new(format!("{shown}: {e}")))?;
         if meta.is_dir() {
-            return Err(Fault(format!(
+            return Err(Fault::new(format!(
                 "{shown}: is a directory, not a database file"
             )));
         }
@@ -112,10 +135,10 @@ impl SyncDbSource {
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .map_err(|e| Fault(format!("{shown}: cannot open read-only: {e}")))?;
+        .map_err(|e| Fault::sql(&format!("{shown}: cannot open read-only"), e))?;
         conn.busy_timeout(Duration::from_millis(250))
             .and_then(|_| conn.execute_batch("PRAGMA query_only=1;"))
-            .map_err(|e| Fault(format!("{shown}: {e}")))?;
+            .map_err(|e| Fault::sql(&shown, e))?;
         Ok(Live {
             conn,
             id: FileId::of(&meta),
@@ -130,14 +153,15 @@ impl SyncDbSource {
         cp: &mut Option<DbCheckpoint>,
     ) -> Result<bool, Fault> {
         let shown = self.shown();
-        let now_id = FileId::of_path(&self.path).map_err(|e| Fault(format!("{shown}: {e}")))?;
+        let now_id =
+            FileId::of_path(&self.path).map_err(|e| Fault::new(format!("{shown}: {e}")))?;
         if live.as_ref().is_none_or(|l| l.id != now_id) {
             *live = Some(self.open()?);
         }
         let Some(l) = live.as_ref() else {
-            return Err(Fault(format!("{shown}: not open")));
+            return Err(Fault::new(format!("{shown}: not open")));
         };
-        let sql_fault = |e: rusqlite::Error| Fault(format!("{shown}: {e}"));
+        let sql_fault = |e: rusqlite::Error| Fault::sql(&shown, e);
         let has_table: Option<i64> = l
             .conn
             .query_row(
@@ -148,7 +172,7 @@ impl SyncDbSource {
             .optional()
             .map_err(sql_fault)?;
         if has_table.is_none() {
-            return Err(Fault(format!("{shown}: has no sync_event_log table (not a Spacedrive sync.db, or not created yet)")));
+            return Err(Fault::new(format!("{shown}: has no sync_event_log table (not a Spacedrive sync.db, or not created yet)")));
         }
         let mut state = cp.unwrap_or(DbCheckpoint {
             dev: l.id.dev,
@@ -203,7 +227,7 @@ impl SyncDbSource {
             let text = serde_json::to_string(&state).unwrap_or_default();
             pending
                 .send(ctx, Some(text))
-                .map_err(|e| Fault(format!("{e}")))?;
+                .map_err(|e| Fault::new(format!("{e}")))?;
         }
         *cp = Some(state);
         Ok(n == ctx.batch_size)
