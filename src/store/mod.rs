@@ -57,8 +57,15 @@ pub fn open(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-/// Opens the store for reading only (creating an empty one on first use).
+/// Opens an existing store for reading only (a reader never creates one: a mistyped `--db`
+/// is an error, not an empty answer).
 pub fn open_reader(path: &Path) -> Result<Reader> {
+    if !path.exists() {
+        bail!(
+            "no store at {}: run `syncscope ingest` first, or give the store with --db",
+            path.display()
+        );
+    }
     let conn = open(path)?;
     conn.execute_batch("PRAGMA query_only=1;")?;
     Ok(Reader::new(conn))
