@@ -5,7 +5,7 @@ use color_eyre::eyre::{eyre, Result};
 use super::Outcome;
 use crate::cli::EventsArgs;
 use crate::config::Config;
-use crate::export::{write_output, EventWriter, Format, Output};
+use crate::export::{write_output, write_stream, EventWriter, Format, Output};
 use crate::model::parse_time_spec;
 use crate::store::{self, EventFilter};
 
@@ -90,7 +90,7 @@ fn follow(
             "--follow prints jsonl or table (a {format:?} document cannot grow)"
         );
     }
-    write_output(output, |out| {
+    write_stream(output, |out| {
         let start = reader.max_event_id()?;
         let now = EventFilter {
             upto_id: Some(start),

@@ -28,6 +28,23 @@ pub fn write_output<T>(out: &Output, body: impl FnOnce(&mut dyn Write) -> Result
     }
 }
 
+/// Like [`write_output`], for output that grows until interrupted (`--follow`): a file is
+/// created (or truncated) and written as it goes, since a growing file cannot be swapped in.
+pub fn write_stream<T>(out: &Output, body: impl FnOnce(&mut dyn Write) -> Result<T>) -> Result<T> {
+    match out {
+        Output::Stdout => write_output(out, body),
+        Output::File(path) => {
+            let f =
+                File::create(path).wrap_err_with(|| format!("cannot write {}", path.display()))?;
+            let mut w = BufWriter::with_capacity(64 * 1024, f);
+            let r = body(&mut w)?;
+            w.flush()
+                .wrap_err_with(|| format!("cannot write {}", path.display()))?;
+            Ok(r)
+        }
+    }
+}
+
 fn write_file_atomically<T>(
     path: &Path,
     body: impl FnOnce(&mut dyn Write) -> Result<T>,

@@ -5,5 +5,5 @@
 mod atomic;
 mod formats;
 
-pub use atomic::{write_output, Output};
+pub use atomic::{write_output, write_stream, Output};
 pub use formats::{EventWriter, Format};
