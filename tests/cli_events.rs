@@ -1619,6 +1619,77 @@ fn an_unreadable_source_fails_cleanly() {
 }
 
 #[test]
+fn a_file_that_is_not_a_sync_db_fails_a_once_run_quickly() {
+    let s = Scratch::new();
+    let junk = s.path("not_a_db.db");
+    std::fs::write(&junk, vec![b'x'; 8192]).expect("write junk");
+    let t = std::time::Instant::now();
+    let out = s.ingest_once(&[spec("spacedrive-db", &junk)]);
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(10),
+        "gave up after {:?}",
+        t.elapsed()
+    );
+    assert_clean_error(&out, &[junk.to_str().expect("utf-8"), "not a database"]);
+
+    // A real SQLite file without Spacedrive's table: same.
+    let other = s.path("other.db");
+    rusqlite::Connection::open(&other)
+        .and_then(|c| c.execute_batch("CREATE TABLE t (x);"))
+        .expect("make other db");
+    let out = s.ingest_once(&[spec("spacedrive-db", &other)]);
+    assert_clean_error(&out, &[other.to_str().expect("utf-8"), "sync_event_log"]);
+}
+
+#[test]
+fn readers_never_create_a_store() {
+    let s = Scratch::new();
+    for args in [
+        &["events"][..],
+        &["events", "--count"],
+        &["sources"],
+        &["rejects"],
+    ] {
+        let out = s.run(args);
+        assert_clean_error(&out, &["no store at", s.db().to_str().expect("utf-8")]);
+        assert!(!s.db().exists(), "{args:?} created a store");
+    }
+}
+
+#[test]
+fn follow_into_a_file_writes_as_it_grows() {
+    let s = ingested();
+    let out_file = s.path("live.jsonl");
+    let mut child = s
+        .cmd()
+        .args([
+            "events", "--follow", "--format", "jsonl", "--limit", "5", "-o",
+        ])
+        .arg(&out_file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn events --follow");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut lines = 0;
+    while std::time::Instant::now() < deadline {
+        lines = std::fs::read_to_string(&out_file)
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+        if lines == 5 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        lines, 5,
+        "the newest 5 events are in the file while it runs"
+    );
+}
+
+#[test]
 fn bad_command_line_values_exit_2_with_one_line() {
     let s = ingested();
     let out = s.run(&["events", "--since", "the day before"]);
