@@ -1,1 +1,296 @@
-fn main() {}
+//! Query latency on a big store, and the memory of `events` over it.
+//!
+//! `cargo bench --bench query -- [N]` (default 10,000,000): builds (once, cached as
+//! `target/bench-store-N-vV.db`) a store of N Spacedrive-shaped events about 40 ms apart
+//! through the real writer, then times, on a fresh read-only connection, with random
+//! parameters each time:
+//! - the newest 100 errors;
+//! - all events of one correlation id;
+//! - one page (50) of the timeline at an arbitrary time, unfiltered and warnings-and-up;
+//! - counts per severity over the last hour;
+//!
+//! each at most 20 ms (median and maximum printed), plus queries that are not targets but
+//! that a user will run (a source filter, a type filter, a text search), and the peak RSS of
+//! `syncscope events` streaming from the store (target: at most 64 MiB).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use syncscope::model::{Severity, Timestamp};
+use syncscope::store::query::Cursor;
+use syncscope::store::{self, schema, EventFilter, Reader, Writer};
+
+use support::{count_arg, median_max, ms, run_peak_rss_mib, Generator, Rng};
+
+const BUILD_BATCH: usize = 20_000;
+const SAMPLES: usize = 40;
+const START: i64 = 1_793_491_200_000_000_000; // 2026-11-01T00:00:00Z
+
+fn main() {
+    support::launcher_if_requested();
+    let n = count_arg(10_000_000);
+    let db = store_for(n);
+    let reader = store::open_reader(&db).expect("open store");
+    let (first_id, last_id) = id_range(&reader);
+    let (oldest, newest) = time_range(&reader);
+    println!(
+        "store: {n} events over {:.1} days, {:.0} MiB on disk",
+        (newest - oldest) as f64 / 86_400e9,
+        std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0) as f64 / 1048576.0
+    );
+
+    let mut rng = Rng::new(7);
+    let mut results = Vec::new();
+
+    let errors = EventFilter {
+        severities: vec![Severity::Error],
+        ..Default::default()
+    };
+    results.push(time("newest 100 errors", true, || {
+        let page = fresh(&db).page_before(&errors, None, 100).expect("errors");
+        assert_eq!(page.len(), 100, "the store has at least 100 errors");
+    }));
+
+    results.push(time("all events of one correlation id", true, || {
+        let r = fresh(&db);
+        let corr = random_corr(&r, &mut rng, first_id, last_id);
+        let f = EventFilter {
+            correlation_ids: vec![corr],
+            ..Default::default()
+        };
+        let mut got = 0;
+        r.for_each_event(&f, None, false, |_| {
+            got += 1;
+            Ok(())
+        })
+        .expect("session");
+        assert!(got >= 2, "a session has at least a start and an end");
+    }));
+
+    let all = EventFilter::default();
+    results.push(time(
+        "timeline page (50) at an arbitrary time",
+        true,
+        || {
+            let at = oldest + (rng.next() % (newest - oldest) as u64) as i64;
+            let page = fresh(&db)
+                .page_before(
+                    &all,
+                    Some(Cursor {
+                        ts: at,
+                        key: i64::MAX,
+                    }),
+                    50,
+                )
+                .expect("page");
+            assert!(page.len() == 50 || at - oldest < 3_600_000_000_000);
+        },
+    ));
+
+    let warn = EventFilter {
+        min_severity: Some(Severity::Warning),
+        ..Default::default()
+    };
+    results.push(time(
+        "warnings-and-up page (50) at an arbitrary time",
+        true,
+        || {
+            let at = oldest + (rng.next() % (newest - oldest) as u64) as i64;
+            fresh(&db)
+                .page_before(
+                    &warn,
+                    Some(Cursor {
+                        ts: at,
+                        key: i64::MAX,
+                    }),
+                    50,
+                )
+                .expect("page");
+        },
+    ));
+
+    let hour_ago = Timestamp::from_nanos(newest - 3_600_000_000_000);
+    results.push(time("counts per severity, last hour", true, || {
+        // Not minute-aligned: the first minute is counted from the events themselves.
+        let since =
+            Timestamp::from_nanos(hour_ago.as_nanos() + (rng.next() % 60_000_000_000) as i64);
+        let c = fresh(&db).counts_by_severity(since).expect("counts");
+        assert!(c.iter().sum::<u64>() > 0);
+    }));
+
+    // Not targets; printed so their cost is known.
+    let source = EventFilter {
+        sources: vec!["jsonl".into()],
+        ..Default::default()
+    };
+    results.push(time("source-filtered page (50), newest", false, || {
+        fresh(&db).page_before(&source, None, 50).expect("page");
+    }));
+    let failed = EventFilter {
+        event_types: vec!["backfill_session_failed".into()],
+        ..Default::default()
+    };
+    results.push(time(
+        "type filter (no index): newest 50 backfill failures",
+        false,
+        || {
+            fresh(&db).page_before(&failed, None, 50).expect("page");
+        },
+    ));
+    let grep = EventFilter {
+        grep: Some("unreachable".into()),
+        ..Default::default()
+    };
+    results.push(time(
+        "text search: newest 50 summaries with 'unreachable'",
+        false,
+        || {
+            fresh(&db).page_before(&grep, None, 50).expect("page");
+        },
+    ));
+    results.push(time("total events (from per-minute counts)", false, || {
+        assert_eq!(fresh(&db).total_events().expect("total"), n);
+    }));
+
+    println!("queries on {n} events ({SAMPLES} runs each, fresh connection per run):");
+    for (name, target, med, max) in &results {
+        let verdict = match target {
+            false => "",
+            true if max.as_secs_f64() <= 0.020 => "target <= 20 ms: ok",
+            true => "target <= 20 ms: ABOVE TARGET",
+        };
+        println!(
+            "  {name:<58} median {:>7.2} ms  max {:>7.2} ms  {verdict}",
+            ms(*med),
+            ms(*max)
+        );
+    }
+
+    let stream = n.min(1_000_000).to_string();
+    for args in [
+        vec!["events", "--limit", stream.as_str(), "--format", "jsonl"],
+        vec![
+            "events",
+            "--severity",
+            "error",
+            "--limit",
+            "100",
+            "--format",
+            "table",
+        ],
+    ] {
+        let t = Instant::now();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_syncscope"));
+        cmd.arg("--db")
+            .arg(&db)
+            .args(&args)
+            .env_remove("SYNCSCOPE_CONFIG");
+        let (ok, rss) = run_peak_rss_mib(&mut cmd);
+        assert!(ok, "syncscope {args:?} failed");
+        println!(
+            "binary `{}` on {n} events: {:.2} s, peak RSS {rss:.1} MiB (target <= 64) {}",
+            args.join(" "),
+            t.elapsed().as_secs_f64(),
+            if rss <= 64.0 { "ok" } else { "ABOVE TARGET" }
+        );
+    }
+}
+
+/// Runs `f` SAMPLES times; returns (name, is a target, median, max).
+fn time(name: &str, target: bool, mut f: impl FnMut()) -> (String, bool, Duration, Duration) {
+    let mut samples: Vec<Duration> = (0..SAMPLES)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    let (med, max) = median_max(&mut samples);
+    (name.to_string(), target, med, max)
+}
+
+/// A new read-only connection, as a new `syncscope events` or TUI start would have.
+fn fresh(db: &Path) -> Reader {
+    store::open_reader(db).expect("open store")
+}
+
+fn id_range(r: &Reader) -> (i64, i64) {
+    r.connection()
+        .query_row("SELECT min(id), max(id) FROM events", [], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .expect("id range")
+}
+
+fn time_range(r: &Reader) -> (i64, i64) {
+    r.connection()
+        .query_row("SELECT min(ts), max(ts) FROM events", [], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .expect("time range")
+}
+
+/// The correlation id of a random event that has one.
+fn random_corr(r: &Reader, rng: &mut Rng, first: i64, last: i64) -> String {
+    loop {
+        let id = first + (rng.next() % (last - first + 1) as u64) as i64;
+        let found: Option<String> = r
+            .connection()
+            .query_row(
+                "SELECT s.text FROM events e JOIN strings s ON s.id = e.corr WHERE e.id = ?1",
+                [id],
+                |row| row.get(0),
+            )
+            .ok();
+        if let Some(c) = found {
+            return c;
+        }
+    }
+}
+
+/// The cached store of `n` events, built through the real writer when missing.
+fn store_for(n: u64) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let db = dir.join(format!("bench-store-{n}-v{}.db", schema::LATEST_VERSION));
+    if let Ok(r) = store::open_reader(&db) {
+        if r.total_events().unwrap_or(0) == n {
+            println!("using the cached store {}", db.display());
+            return db;
+        }
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    let t = Instant::now();
+    let mut w = Writer::open(&db).expect("open writer");
+    let mut gen = Generator::new(42, Timestamp::from_nanos(START), Duration::from_millis(40));
+    let mut left = n;
+    let mut batch = Vec::with_capacity(BUILD_BATCH);
+    while left > 0 {
+        batch.clear();
+        batch.extend(gen.by_ref().take(left.min(BUILD_BATCH as u64) as usize));
+        left -= batch.len() as u64;
+        // Every fifth batch as `jsonl` events, so a source filter has something to find.
+        let source = if left.is_multiple_of(5 * BUILD_BATCH as u64) {
+            "jsonl"
+        } else {
+            "spacedrive"
+        };
+        for e in &mut batch {
+            e.source = source.into();
+        }
+        w.commit_batch(source, &batch, &[], None).expect("commit");
+    }
+    w.connection()
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .expect("checkpoint");
+    println!(
+        "built a store of {n} events in {:.1} s ({:.0} events/s through Writer::commit_batch)",
+        t.elapsed().as_secs_f64(),
+        n as f64 / t.elapsed().as_secs_f64()
+    );
+    db
+}
