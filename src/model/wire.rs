@@ -139,7 +139,14 @@ pub struct EventFields<'a> {
 
 /// Reads one JSON event object. `default_source` names the system when the object does not.
 pub fn parse_wire_event(bytes: &[u8], default_source: &str) -> Result<Event, WireError> {
-    let w: WireEvent<'_> = serde_json::from_slice(bytes).map_err(|e| {
+    // Validating the whole line once lets the parser skip validating each string.
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        WireError(format!(
+            "not UTF-8: invalid byte at offset {}",
+            e.valid_up_to()
+        ))
+    })?;
+    let w: WireEvent<'_> = serde_json::from_str(text).map_err(|e| {
         let msg = e.to_string();
         WireError(if e.is_syntax() || e.is_eof() {
             format!("invalid JSON: {msg}")
@@ -253,7 +260,7 @@ fn compact_json(text: &str, known_valid: bool) -> String {
     if !valid {
         return serde_json::Value::String(text.to_string()).to_string();
     }
-    if !text.contains(['\n', '\r', '\t']) {
+    if memchr::memchr3(b'\n', b'\r', b'\t', text.as_bytes()).is_none() {
         return text.to_string();
     }
     serde_json::from_str::<serde_json::Value>(text)
@@ -341,6 +348,7 @@ mod tests {
     fn bad_events_say_what_is_wrong() {
         let cases: &[(&[u8], &str)] = &[
             (b"{\"event_type\":\"x\",\"summary\":\"s\"}", "missing field `timestamp`"),
+            (b"{\"timestamp\":\"2025-12-03T10:15:00Z\",\"event_type\":\"x\",\"summary\":\"\xff\"}", "not UTF-8: invalid byte at offset 64"),
             (b"{\"timestamp\":\"2025-12-03T10:15:00Z\",\"summary\":\"s\"}", "missing field `event_type`"),
             (b"{\"timestamp\":\"2025-12-03T10:15:00Z\",\"event_type\":\"x\"}", "missing field `summary`"),
             (b"{\"timestamp\":\"last tuesday\",\"event_type\":\"x\",\"summary\":\"s\"}", "not RFC 3339"),
