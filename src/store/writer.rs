@@ -565,10 +565,12 @@ mod tests {
         (dir, w)
     }
 
+    fn scalar(w: &Writer, sql: &str) -> i64 {
+        w.connection().query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
     fn count(w: &Writer) -> i64 {
-        w.connection()
-            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
-            .unwrap()
+        scalar(w, "SELECT count(*) FROM events")
     }
 
     #[test]
@@ -615,10 +617,7 @@ mod tests {
         w.commit_batch("s", &[], std::slice::from_ref(&r), None)
             .unwrap();
         w.commit_batch("s", &[], &[r], None).unwrap();
-        let n: i64 = w
-            .connection()
-            .query_row("SELECT count(*) FROM rejects", [], |r| r.get(0))
-            .unwrap();
+        let n: i64 = scalar(&w, "SELECT count(*) FROM rejects");
         assert_eq!(n, 1);
     }
 
@@ -650,10 +649,7 @@ mod tests {
         let (_d, mut w) = writer();
         w.commit_batch("s", &(0..100).map(event).collect::<Vec<_>>(), &[], None)
             .unwrap();
-        let max_before: i64 = w
-            .connection()
-            .query_row("SELECT max(id) FROM events", [], |r| r.get(0))
-            .unwrap();
+        let max_before: i64 = scalar(&w, "SELECT max(id) FROM events");
         assert_eq!(max_before, 100);
         w.connection()
             .execute("UPDATE batches SET received = received - 30 * 86400", [])
@@ -662,10 +658,7 @@ mod tests {
         assert_eq!(count(&w), 0);
         w.commit_batch("s", &(100..103).map(event).collect::<Vec<_>>(), &[], None)
             .unwrap();
-        let min_after: i64 = w
-            .connection()
-            .query_row("SELECT min(id) FROM events", [], |r| r.get(0))
-            .unwrap();
+        let min_after: i64 = scalar(&w, "SELECT min(id) FROM events");
         assert!(min_after > max_before, "{min_after} <= {max_before}");
     }
 
@@ -697,11 +690,7 @@ mod tests {
     }
 
     fn counted(w: &Writer) -> i64 {
-        w.connection()
-            .query_row("SELECT coalesce(sum(n), 0) FROM event_counts", [], |r| {
-                r.get(0)
-            })
-            .unwrap()
+        scalar(w, "SELECT coalesce(sum(n), 0) FROM event_counts")
     }
 
     #[test]
@@ -720,10 +709,7 @@ mod tests {
             2345,
             "per-minute counts follow what was stored"
         );
-        let distinct: i64 = w
-            .connection()
-            .query_row("SELECT count(DISTINCT id) FROM events", [], |r| r.get(0))
-            .unwrap();
+        let distinct: i64 = scalar(&w, "SELECT count(DISTINCT id) FROM events");
         assert_eq!(distinct, 2345);
     }
 
@@ -742,12 +728,7 @@ mod tests {
         assert_eq!(w.prune(7, super::super::unix_now()).unwrap(), 300);
         assert_eq!(count(&w), 10);
         assert_eq!(counted(&w), 10);
-        let empty_buckets: i64 = w
-            .connection()
-            .query_row("SELECT count(*) FROM event_counts WHERE n <= 0", [], |r| {
-                r.get(0)
-            })
-            .unwrap();
+        let empty_buckets: i64 = scalar(&w, "SELECT count(*) FROM event_counts WHERE n <= 0");
         assert_eq!(empty_buckets, 0);
     }
 
@@ -759,16 +740,10 @@ mod tests {
             .execute("UPDATE source_status SET since = 1", [])
             .unwrap();
         w.set_status("s", "ok", "still fine").unwrap();
-        let since: i64 = w
-            .connection()
-            .query_row("SELECT since FROM source_status", [], |r| r.get(0))
-            .unwrap();
+        let since: i64 = scalar(&w, "SELECT since FROM source_status");
         assert_eq!(since, 1);
         w.set_status("s", "fault", "gone").unwrap();
-        let since: i64 = w
-            .connection()
-            .query_row("SELECT since FROM source_status", [], |r| r.get(0))
-            .unwrap();
+        let since: i64 = scalar(&w, "SELECT since FROM source_status");
         assert!(since > 1);
     }
 }
