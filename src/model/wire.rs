@@ -263,9 +263,31 @@ fn compact_json(text: &str, known_valid: bool) -> String {
     if memchr::memchr3(b'\n', b'\r', b'\t', text.as_bytes()).is_none() {
         return text.to_string();
     }
-    serde_json::from_str::<serde_json::Value>(text)
-        .map(|v| v.to_string())
-        .unwrap_or_else(|_| text.to_string())
+    minify_json(text)
+}
+
+/// Valid JSON text without the whitespace between tokens, keys kept in their order.
+fn minify_json(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in text.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !matches!(c, ' ' | '\n' | '\r' | '\t') {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The default severity and category Spacedrive gives an event type, if the type is known.
@@ -334,6 +356,15 @@ mod tests {
         let err = parse("42").unwrap_err().0;
         assert!(err.contains("a string or an array of strings"), "{err}");
         assert!(parse("[1]").is_err());
+    }
+
+    #[test]
+    fn pretty_details_keep_their_key_order_and_string_contents() {
+        let text = "{\n  \"z\": 1,\n  \"a\": \"x  \\\" y\\n\",\n  \"m\": [1, 2]\n}";
+        assert_eq!(
+            compact_json(text, true),
+            "{\"z\":1,\"a\":\"x  \\\" y\\n\",\"m\":[1,2]}"
+        );
     }
 
     #[test]
