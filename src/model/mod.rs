@@ -80,6 +80,19 @@ impl Event {
     }
 }
 
+/// The PascalCase spelling of a snake_case name (`state_transition` -> `StateTransition`).
+pub fn pascal_type(snake: &str) -> String {
+    snake
+        .split('_')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
 /// `StateTransition`, `state_transition` and `STATE_TRANSITION` all become `state_transition`.
 pub fn canonical_type(name: &str) -> std::borrow::Cow<'_, str> {
     let needs_work = name
@@ -153,6 +166,15 @@ mod tests {
             duration_ms: None,
             subject: None,
         }
+    }
+
+    #[test]
+    fn pascal_type_is_the_other_spelling() {
+        assert_eq!(pascal_type("watermark_reset"), "WatermarkReset");
+        assert_eq!(
+            canonical_type(&pascal_type("batch_ingestion")),
+            "batch_ingestion"
+        );
     }
 
     #[test]

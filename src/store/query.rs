@@ -6,7 +6,7 @@ use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Connection, OptionalExtension, Row};
 
 use super::schema::{self, INDEXED_SEVERITY_MIN};
-use crate::model::{canonical_type, Event, Severity, StoredEvent, Timestamp};
+use crate::model::{canonical_type, pascal_type, Event, Severity, StoredEvent, Timestamp};
 
 /// Every filter of `syncscope events`; all combine with AND, lists with OR inside.
 #[derive(Debug, Clone, Default)]
@@ -165,7 +165,11 @@ impl Reader {
         let types: Vec<String> = f
             .event_types
             .iter()
-            .flat_map(|t| [t.clone(), canonical_type(t).into_owned()])
+            .flat_map(|t| {
+                // Unknown types are stored as they came: match either spelling of them.
+                let canon = canonical_type(t).into_owned();
+                [t.clone(), pascal_type(&canon), canon]
+            })
             .collect();
         self.interned_filter(&mut c, "e.event_type", &types, false)?;
         self.interned_filter(&mut c, "e.category", &f.categories, false)?;
@@ -646,6 +650,23 @@ mod tests {
             "{}",
             plan(&r, &source)
         );
+    }
+
+    #[test]
+    fn an_unknown_type_is_found_by_either_spelling() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let mut w = Writer::open(&path).unwrap();
+        let e = ev(1, Severity::Warning, "WatermarkReset", None, "dev-1");
+        w.commit_batch("t", &[e], &[], None).unwrap();
+        let r = crate::store::open_reader(&path).unwrap();
+        for spelling in ["WatermarkReset", "watermark_reset"] {
+            let f = EventFilter {
+                event_types: vec![spelling.into()],
+                ..Default::default()
+            };
+            assert_eq!(r.count_events(&f).unwrap(), 1, "{spelling}");
+        }
     }
 
     #[test]
