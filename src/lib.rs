@@ -30,10 +30,27 @@ use commands::Outcome;
 /// The program: parse arguments, run the command, map the outcome to an exit code
 /// (0 ok, 1 nothing matched / check failed, 2 usage or I/O error with a one-line message).
 pub fn main_entry() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version go to stdout as clap prints them.
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            eprintln!("syncscope: {}", usage_error_line(&e.render().to_string()));
+            return ExitCode::from(2);
+        }
+    };
     let verbose = cli.verbose || std::env::var_os("RUST_BACKTRACE").is_some();
     if verbose {
-        let _ = color_eyre::install();
+        use std::io::IsTerminal;
+        let plain = std::env::var_os("NO_COLOR").is_some() || !std::io::stderr().is_terminal();
+        let theme = if plain {
+            color_eyre::config::Theme::new()
+        } else {
+            color_eyre::config::Theme::dark()
+        };
+        let _ = color_eyre::config::HookBuilder::default()
+            .theme(theme)
+            .install();
     }
     match run(cli) {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
@@ -62,6 +79,27 @@ fn run(cli: Cli) -> color_eyre::Result<Outcome> {
         Command::Rejects(a) => commands::rejects::run(a, db),
         Command::Sources(a) => commands::sources::run(a, db),
     }
+}
+
+/// clap's usage error on one line: the message and its hints, without the usage block.
+fn usage_error_line(rendered: &str) -> String {
+    let mut parts = Vec::new();
+    let mut in_usage = false;
+    for line in rendered.lines().map(str::trim) {
+        if line.starts_with("Usage:") {
+            in_usage = true;
+            continue;
+        }
+        if line.is_empty() {
+            in_usage = false;
+            continue;
+        }
+        if in_usage || line.starts_with("For more information") {
+            continue;
+        }
+        parts.push(line.strip_prefix("error: ").unwrap_or(line));
+    }
+    format!("{} (see --help)", sanitize::one_line(&parts.join(" ")))
 }
 
 /// `syncscope events | head` is not an error.
