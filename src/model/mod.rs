@@ -49,6 +49,22 @@ pub struct StoredEvent {
 }
 
 impl Event {
+    /// About how many bytes the event holds in memory (for bounding batches).
+    pub fn approx_size(&self) -> usize {
+        let opt = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        std::mem::size_of::<Event>()
+            + self.source.len()
+            + self.event_type.len()
+            + self.category.len()
+            + self.summary.len()
+            + opt(&self.device_id)
+            + opt(&self.details)
+            + opt(&self.correlation_id)
+            + opt(&self.peer_device_id)
+            + opt(&self.model_types)
+            + opt(&self.subject)
+    }
+
     /// The content-derived identity used to store an event once however often it is read:
     /// source, device, timestamp, event type (spelling-insensitive), summary and correlation id.
     pub fn dedup_key(&self) -> i64 {

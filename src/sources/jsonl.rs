@@ -39,10 +39,16 @@ impl JsonlSource {
     }
 }
 
+/// A batch is sent at the batch size or at this much event text, whichever comes first, so
+/// memory stays bounded however big each event is (a few batches are in flight at once).
+pub(crate) const MAX_BATCH_BYTES: usize = 4 << 20;
+
 /// Events and rejects parsed but not yet sent.
 pub(crate) struct Pending {
-    pub events: Vec<Event>,
+    events: Vec<Event>,
     pub rejects: Vec<Reject>,
+    /// About how much memory the pending events and rejects hold.
+    bytes: usize,
     /// The checkpoint last sent, so an idle poll writes nothing.
     last_checkpoint: Option<String>,
 }
@@ -52,11 +58,24 @@ impl Pending {
         Pending {
             events: Vec::new(),
             rejects: Vec::new(),
+            bytes: 0,
             last_checkpoint: None,
         }
     }
     pub fn len(&self) -> usize {
         self.events.len() + self.rejects.len()
+    }
+    pub fn push(&mut self, e: Event) {
+        self.bytes += e.approx_size();
+        self.events.push(e);
+    }
+    pub fn reject(&mut self, r: Reject) {
+        self.bytes += r.location.len() + r.reason.len() + r.excerpt.len();
+        self.rejects.push(r);
+    }
+    /// Time to send: `batch_size` items, or [`MAX_BATCH_BYTES`] of them.
+    pub fn full(&self, batch_size: usize) -> bool {
+        self.len() >= batch_size || self.bytes >= MAX_BATCH_BYTES
     }
     /// Sends what is pending with `checkpoint`; nothing at all when there is nothing new.
     pub fn send(&mut self, ctx: &SourceCtx, checkpoint: Option<String>) -> Result<()> {
@@ -66,6 +85,7 @@ impl Pending {
         if checkpoint.is_some() {
             self.last_checkpoint.clone_from(&checkpoint);
         }
+        self.bytes = 0;
         ctx.send_batch(
             std::mem::take(&mut self.events),
             std::mem::take(&mut self.rejects),
@@ -86,15 +106,15 @@ impl Pending {
                     return;
                 }
                 match parse_wire_event(bytes, default_source) {
-                    Ok(e) => self.events.push(e),
-                    Err(e) => self.rejects.push(Reject::new(location(number), e.0, bytes)),
+                    Ok(e) => self.push(e),
+                    Err(e) => self.reject(Reject::new(location(number), e.0, bytes)),
                 }
             }
             Line::TooLong {
                 excerpt,
                 number,
                 len,
-            } => self.rejects.push(Reject::new(
+            } => self.reject(Reject::new(
                 location(number),
                 format!("line of {len} bytes is longer than the {MAX_LINE}-byte limit; skipped"),
                 &excerpt,
@@ -147,8 +167,7 @@ fn read_stdin(ctx: &SourceCtx) -> Result<()> {
             }
             Err(e) => return Err(e).wrap_err("cannot read standard input"),
         }
-        if pending.len() >= ctx.batch_size
-            || oldest.is_some_and(|t| t.elapsed() >= ctx.poll_interval)
+        if pending.full(ctx.batch_size) || oldest.is_some_and(|t| t.elapsed() >= ctx.poll_interval)
         {
             pending.send(ctx, None)?;
             oldest = None;
@@ -298,7 +317,7 @@ fn follow_file(ctx: &SourceCtx, path: &PathBuf) -> Result<()> {
             .wrap_err_with(|| format!("cannot read {shown}"))?
         {
             pending.line(line, &loc, DEFAULT_SOURCE);
-            if pending.len() >= ctx.batch_size {
+            if pending.full(ctx.batch_size) {
                 pending.send(ctx, Some(checkpoint_of(open)))?;
                 if ctx.cancelled() {
                     return Ok(());
@@ -343,5 +362,43 @@ fn follow_file(ctx: &SourceCtx, path: &PathBuf) -> Result<()> {
         if !ctx.pause() {
             return Ok(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(number: u64, text: &str) -> Line<'_> {
+        Line::Text {
+            bytes: text.as_bytes(),
+            number,
+        }
+    }
+
+    #[test]
+    fn a_batch_is_full_at_its_size_or_its_bytes() {
+        let small = r#"{"timestamp":"2025-12-03T10:15:00Z","event_type":"x","summary":"s"}"#;
+        let mut p = Pending::new();
+        let loc = |n: u64| format!("f:{n}");
+        for n in 1..=9 {
+            p.line(line(n, small), &loc, "jsonl");
+        }
+        assert!(!p.full(10));
+        p.line(line(10, "not json"), &loc, "jsonl");
+        assert!(p.full(10), "rejects count towards the batch size");
+
+        // Big events fill a batch long before its count does.
+        let big = format!(
+            r#"{{"timestamp":"2025-12-03T10:15:00Z","event_type":"x","summary":"s","details":"{}"}}"#,
+            "d".repeat(512 * 1024)
+        );
+        let mut p = Pending::new();
+        let mut n = 0;
+        while !p.full(5000) {
+            n += 1;
+            p.line(line(n, &big), &loc, "jsonl");
+        }
+        assert_eq!(n as usize, MAX_BATCH_BYTES / (512 * 1024));
     }
 }

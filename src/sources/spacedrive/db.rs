@@ -208,17 +208,23 @@ impl SyncDbSource {
             .map_err(sql_fault)?;
         let mut pending = Pending::new();
         let mut n = 0usize;
+        let mut full = false;
         while let Some(row) = rows.next().map_err(sql_fault)? {
             n += 1;
             let id: i64 = row.get(0).map_err(sql_fault)?;
             state.last_id = state.last_id.max(id);
             match row_fields(row).and_then(|f| build_event(f, SOURCE_NAME).map_err(|e| e.0)) {
-                Ok(e) => pending.events.push(e),
-                Err(reason) => pending.rejects.push(Reject::new(
+                Ok(e) => pending.push(e),
+                Err(reason) => pending.reject(Reject::new(
                     format!("{shown} row {id}"),
                     reason,
                     row_excerpt(row).as_bytes(),
                 )),
+            }
+            if pending.full(ctx.batch_size) {
+                // The rest of the page on the next poll: the checkpoint is this row.
+                full = true;
+                break;
             }
         }
         drop(rows);
@@ -230,7 +236,7 @@ impl SyncDbSource {
                 .map_err(|e| Fault::new(format!("{e}")))?;
         }
         *cp = Some(state);
-        Ok(n == ctx.batch_size)
+        Ok(full || n == ctx.batch_size)
     }
 }
 

@@ -113,14 +113,14 @@ impl Sink<'_> {
     fn element(&mut self, raw: &RawValue) {
         self.index += 1;
         match parse_wire_event(raw.get().as_bytes(), SOURCE_NAME) {
-            Ok(e) => self.pending.events.push(e),
-            Err(e) => self.pending.rejects.push(Reject::new(
+            Ok(e) => self.pending.push(e),
+            Err(e) => self.pending.reject(Reject::new(
                 format!("{} element {}", self.name, self.index),
                 e.0,
                 raw.get().as_bytes(),
             )),
         }
-        if self.pending.len() >= self.ctx.batch_size && self.send_error.is_none() {
+        if self.pending.full(self.ctx.batch_size) && self.send_error.is_none() {
             if let Err(e) = self.pending.send(self.ctx, None) {
                 self.send_error = Some(e);
             }
