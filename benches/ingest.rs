@@ -100,6 +100,30 @@ fn main() {
     let wall = t.elapsed();
     assert!(ok, "syncscope ingest failed");
     println!("binary `ingest --once`: {:.0} events/s including start-up; peak RSS {rss:.1} MiB (target <= 64) {}", rate(n, wall), verdict(rss <= 64.0));
+    // Memory does not grow with the size of each event either: 200 KB details each.
+    let big = work.path().join("big.jsonl");
+    let n_big = (n / 500).clamp(50, 2000);
+    let mut out = BufWriter::new(File::create(&big).expect("create big jsonl"));
+    let blob = "x".repeat(200_000);
+    for i in 0..n_big {
+        writeln!(
+            out,
+            r#"{{"timestamp":"2026-11-01T00:00:00.{i:09}Z","event_type":"batch_ingestion","summary":"big {i}","details":{{"blob":"{blob}"}}}}"#
+        )
+        .expect("write big jsonl");
+    }
+    out.flush().expect("flush big jsonl");
+    drop(out);
+    let (ok, rss) = run_peak_rss_mib(
+        bin(&work.path().join("big.db"))
+            .args(["ingest", "--once", "-q", "--source"])
+            .arg(format!("jsonl:{}", big.display())),
+    );
+    assert!(ok, "syncscope ingest of big events failed");
+    println!(
+        "binary `ingest --once` of {n_big} events of 200 KB: peak RSS {rss:.1} MiB (target <= 64) {}",
+        verdict(rss <= 64.0)
+    );
     for args in [
         &["events", "--limit", "0", "--format", "jsonl"][..],
         &["events", "--limit", "0", "--format", "json"],
