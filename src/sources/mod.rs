@@ -3,6 +3,7 @@
 //! A source is named on the command line or in the config as `KIND:WHERE`
 //! (`jsonl:/var/log/app/events.jsonl`, `spacedrive-db:~/…/sync.db`, `spacedrive-json:-`).
 
+pub mod exposition;
 pub mod jsonl;
 pub mod spacedrive;
 
