@@ -5,6 +5,7 @@
 
 pub mod exposition;
 pub mod jsonl;
+pub mod ngit;
 pub mod spacedrive;
 
 use std::path::{Path, PathBuf};
