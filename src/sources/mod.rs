@@ -4,6 +4,7 @@
 //! (`jsonl:/var/log/app/events.jsonl`, `spacedrive-db:~/…/sync.db`, `spacedrive-json:-`).
 
 pub mod exposition;
+pub mod http;
 pub mod jsonl;
 pub mod ngit;
 pub mod spacedrive;
@@ -32,6 +33,10 @@ pub const KINDS: &[(&str, &str)] = &[
     (
         "spacedrive-json",
         "PATH or - : an `sd sync events` JSON export",
+    ),
+    (
+        "ngit-metrics",
+        "URL : an ngit (GRASP) relay's http://HOST:PORT/metrics, scraped every scrape interval",
     ),
 ];
 
@@ -83,6 +88,8 @@ pub enum SourceSpec {
     Jsonl(Input),
     SpacedriveDb(PathBuf),
     SpacedriveJson(Input),
+    /// A `/metrics` URL.
+    NgitMetrics(String),
 }
 
 impl SourceSpec {
@@ -96,6 +103,10 @@ impl SourceSpec {
         let spec = match kind {
             "jsonl" => SourceSpec::Jsonl(Input::parse(rest)?),
             "spacedrive-json" => SourceSpec::SpacedriveJson(Input::parse(rest)?),
+            "ngit-metrics" => {
+                http::Url::parse(rest).map_err(|e| color_eyre::eyre::eyre!("{e}"))?;
+                SourceSpec::NgitMetrics(rest.to_string())
+            }
             "spacedrive-db" => match Input::parse(rest)? {
                 Input::File(p) => SourceSpec::SpacedriveDb(p),
                 Input::Stdin => bail!("spacedrive-db needs a file path, not -"),
@@ -114,6 +125,7 @@ impl SourceSpec {
             SourceSpec::Jsonl(i) => format!("jsonl:{}", i.display()),
             SourceSpec::SpacedriveDb(p) => format!("spacedrive-db:{}", p.display()),
             SourceSpec::SpacedriveJson(i) => format!("spacedrive-json:{}", i.display()),
+            SourceSpec::NgitMetrics(url) => format!("ngit-metrics:{url}"),
         }
     }
 
@@ -156,6 +168,7 @@ impl SourceSpec {
             SourceSpec::SpacedriveJson(input) => {
                 Box::new(spacedrive::export::ExportSource::new(input.clone()))
             }
+            SourceSpec::NgitMetrics(url) => Box::new(ngit::MetricsSource::new(url.clone())),
         })
     }
 }
