@@ -42,6 +42,19 @@ pub enum Command {
     Rejects(RejectsArgs),
     /// Show each source's health and what it delivered (as last recorded in the store).
     Sources(SourcesArgs),
+    /// Show every ngit relay's connection and health (exit 1 if one is Dead or a target down).
+    Relays(RelaysArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RelaysArgs {
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = RejectFormat::Table)]
+    pub format: RejectFormat,
+
+    /// Also list relays their target no longer tracks.
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, Args)]
@@ -53,7 +66,8 @@ pub struct SourcesArgs {
 
 #[derive(Debug, Args)]
 pub struct IngestArgs {
-    /// A source as KIND:WHERE (repeatable): jsonl:PATH|-, spacedrive-db:PATH, spacedrive-json:PATH|-.
+    /// A source as KIND:WHERE (repeatable): jsonl:PATH|-, spacedrive-db:PATH, spacedrive-json:PATH|-,
+    /// ngit-metrics:URL.
     /// Without any, the config's `sources` are used.
     #[arg(short, long = "source", value_name = "KIND:WHERE")]
     pub sources: Vec<String>,
@@ -69,6 +83,10 @@ pub struct IngestArgs {
     /// How often to look for new data when following, in milliseconds. Default 500.
     #[arg(long, value_name = "MS")]
     pub poll_interval_ms: Option<u64>,
+
+    /// How often `/metrics` targets (ngit-metrics) are scraped, in milliseconds. Default 5000.
+    #[arg(long, value_name = "MS")]
+    pub scrape_interval_ms: Option<u64>,
 
     /// Events per transaction. Default 5000.
     #[arg(long, value_name = "N")]

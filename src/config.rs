@@ -27,6 +27,7 @@ pub struct Config {
 pub struct IngestConfig {
     pub retention_days: Option<u32>,
     pub poll_interval_ms: Option<u64>,
+    pub scrape_interval_ms: Option<u64>,
     pub batch_size: Option<usize>,
 }
 

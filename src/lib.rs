@@ -78,6 +78,7 @@ fn run(cli: Cli) -> color_eyre::Result<Outcome> {
         Command::Events(a) => commands::events::run(*a, &config, db),
         Command::Rejects(a) => commands::rejects::run(a, db),
         Command::Sources(a) => commands::sources::run(a, db),
+        Command::Relays(a) => commands::relays::run(a, db),
     }
 }
 
@@ -107,5 +108,7 @@ fn is_broken_pipe(e: &color_eyre::Report) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>()
+                .is_some_and(|j| j.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
     })
 }

@@ -40,6 +40,12 @@ pub fn run(args: IngestArgs, config: &Config, db: std::path::PathBuf) -> Result<
                 .unwrap_or(500)
                 .max(10),
         ),
+        scrape_interval: Duration::from_millis(
+            args.scrape_interval_ms
+                .or(config.ingest.scrape_interval_ms)
+                .unwrap_or(5000)
+                .max(100),
+        ),
         batch_size: args.batch_size.or(config.ingest.batch_size).unwrap_or(5000),
         log_status: !args.quiet,
     };

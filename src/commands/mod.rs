@@ -3,6 +3,7 @@
 pub mod events;
 pub mod ingest;
 pub mod rejects;
+pub mod relays;
 pub mod sources;
 
 /// A successful run's outcome, mapped to the exit code by `main`.

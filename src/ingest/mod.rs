@@ -33,6 +33,8 @@ pub struct IngestOptions {
     pub retention_days: u32,
     /// How often followers look for new data.
     pub poll_interval: Duration,
+    /// How often scraped targets (`/metrics`) are read.
+    pub scrape_interval: Duration,
     /// Events per transaction.
     pub batch_size: usize,
     /// Print source state changes on stderr.
@@ -45,6 +47,7 @@ impl Default for IngestOptions {
             once: false,
             retention_days: 7,
             poll_interval: Duration::from_millis(500),
+            scrape_interval: Duration::from_secs(5),
             batch_size: 5000,
             log_status: true,
         }
@@ -97,6 +100,7 @@ pub struct SourceCtx {
     pub key: String,
     pub once: bool,
     pub poll_interval: Duration,
+    pub scrape_interval: Duration,
     pub batch_size: usize,
     /// The checkpoint saved with this source's last committed batch.
     pub checkpoint: Option<String>,
@@ -194,6 +198,7 @@ pub async fn run(
             key: key.clone(),
             once: opts.once,
             poll_interval: opts.poll_interval,
+            scrape_interval: opts.scrape_interval,
             batch_size: opts.batch_size.max(1),
             checkpoint,
             cancel: cancel.clone(),

@@ -4,9 +4,139 @@
 //! [`crate::model::relay::TargetState`] turns successive readings into state and events.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
-use crate::model::relay::{code_of, Connection, Health, RelayReading};
-use crate::sources::exposition::Exposition;
+use color_eyre::eyre::{eyre, Result};
+
+use crate::ingest::{SourceCtx, SourceState};
+use crate::model::relay::{code_of, Connection, Health, RelayReading, TargetState};
+use crate::model::{Reject, Timestamp};
+use crate::sources::exposition::{self, Exposition};
+use crate::sources::http::{self, Url};
+use crate::sources::jsonl::Pending;
+use crate::sources::Source;
+
+/// The longest a scrape may take.
+const SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A bigger answer is not a metrics page.
+const MAX_EXPOSITION: usize = 16 << 20;
+/// Scrapes of a target that is down back off up to this.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// `ngit-metrics:URL`: scrapes a relay's `/metrics` every scrape interval; stores relay
+/// transitions, alerts and the target going down or up as events, and the whole derived state
+/// (per relay: connection, health, since, streak, flapping) as the source's checkpoint, in the
+/// same transaction, which is where `syncscope relays` reads it.
+pub struct MetricsSource {
+    url: String,
+}
+
+impl MetricsSource {
+    pub fn new(url: String) -> Self {
+        MetricsSource { url }
+    }
+}
+
+/// Why a scrape gave no exposition, and what came instead (for the reject).
+struct Failed {
+    reason: String,
+    excerpt: Option<Vec<u8>>,
+}
+
+/// One scrape: the exposition, or why there is none. An answer that is not an exposition (an
+/// HTML error page, a login form) is a failure, never an empty list of relays.
+fn scrape(url: &Url, timeout: Duration) -> Result<(Exposition, String), Failed> {
+    let r = http::get(url, timeout, MAX_EXPOSITION).map_err(|reason| Failed {
+        reason,
+        excerpt: None,
+    })?;
+    let body = String::from_utf8_lossy(&r.body).into_owned();
+    if r.status != 200 {
+        let first = body.lines().next().unwrap_or_default().trim();
+        return Err(Failed {
+            reason: format!("HTTP {} {}: {}", r.status, r.reason, clip(first)),
+            excerpt: Some(r.body),
+        });
+    }
+    let e = exposition::parse(&body);
+    if e.samples.is_empty() && !e.errors.is_empty() {
+        let what = r
+            .content_type
+            .as_deref()
+            .map_or(String::new(), |t| format!(" ({t})"));
+        return Err(Failed {
+            reason: format!(
+                "the answer{what} is not a metrics exposition: line {}: {}",
+                e.errors[0].line, e.errors[0].reason
+            ),
+            excerpt: Some(r.body),
+        });
+    }
+    Ok((e, body))
+}
+
+fn clip(s: &str) -> String {
+    crate::sanitize::one_line(&s.chars().take(120).collect::<String>()).into_owned()
+}
+
+impl Source for MetricsSource {
+    fn run(self: Box<Self>, ctx: &SourceCtx) -> Result<()> {
+        let url = Url::parse(&self.url).map_err(|e| eyre!(e))?;
+        let mut state: TargetState = ctx
+            .checkpoint
+            .as_deref()
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or_else(|| TargetState::new(&self.url));
+        let timeout = SCRAPE_TIMEOUT.min(ctx.scrape_interval.max(Duration::from_secs(1)));
+        let mut backoff = ctx.scrape_interval;
+        loop {
+            if ctx.cancelled() {
+                return Ok(());
+            }
+            let at = Timestamp::now();
+            let mut pending = Pending::new();
+            let wait = match scrape(&url, timeout) {
+                Ok((e, body)) => {
+                    for err in &e.errors {
+                        let line = body.lines().nth(err.line - 1).unwrap_or_default();
+                        pending.reject(Reject::new(
+                            format!("{} line {}", self.url, err.line),
+                            err.reason.clone(),
+                            line.as_bytes(),
+                        ));
+                    }
+                    for ev in state.observe(at, &readings(&e)) {
+                        pending.push(ev);
+                    }
+                    ctx.status(SourceState::Ok, "");
+                    backoff = ctx.scrape_interval;
+                    ctx.scrape_interval
+                }
+                Err(Failed { reason, excerpt }) => {
+                    if let Some(body) = excerpt {
+                        pending.reject(Reject::new(self.url.clone(), reason.clone(), &body));
+                    }
+                    for ev in state.scrape_failed(at, &reason) {
+                        pending.push(ev);
+                    }
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(MAX_BACKOFF.max(ctx.scrape_interval));
+                    ctx.status(
+                        SourceState::Backoff,
+                        format!("target down: {reason}; next scrape in {} s", wait.as_secs()),
+                    );
+                    wait
+                }
+            };
+            let checkpoint = serde_json::to_string(&state)
+                .map_err(|e| eyre!("cannot save the state of {}: {e}", self.url))?;
+            pending.send(ctx, Some(checkpoint))?;
+            if ctx.once || !ctx.sleep(wait) {
+                return Ok(());
+            }
+        }
+    }
+}
 
 const CONNECTED: &str = "ngit_sync_relay_connected";
 const STATUS: &str = "ngit_sync_relay_status";

@@ -438,6 +438,16 @@ impl Reader {
         Ok(n.max(0) as u64)
     }
 
+    /// The checkpoints of every source whose key starts with `prefix`: `(key, state)`.
+    pub fn checkpoints(&self, prefix: &str) -> Result<Vec<(String, String)>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT source, state FROM checkpoints WHERE substr(source, 1, length(?1)) = ?1 ORDER BY source",
+        )?;
+        let rows = st.query_map([prefix], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .wrap_err("cannot read source checkpoints")
+    }
+
     /// Rejects, newest first, optionally for one source (exact or by substring).
     pub fn rejects(&self, source: Option<&str>, limit: u64) -> Result<Vec<RejectRow>> {
         let mut st = self.conn.prepare_cached(

@@ -1,0 +1,290 @@
+//! `ngit-metrics:URL` end to end: a local HTTP server in the test serves the real ngit
+//! expositions (tests/fixtures/ngit) and sequences of them; the real binary scrapes it, stores
+//! transitions as events and the derived relay state, and `syncscope relays` reports it.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{fixture, Scratch};
+use serde_json::Value;
+
+/// What the server answers: status, content type, body.
+type Answer = (u16, &'static str, String);
+
+/// An HTTP server answering every request with the current answer.
+struct Server {
+    url: String,
+    answer: Arc<Mutex<Answer>>,
+}
+
+impl Server {
+    fn start(first: Answer) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let answer = Arc::new(Mutex::new(first));
+        let shared = answer.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut s) = conn else { continue };
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf);
+                let (status, ctype, body) = shared.lock().expect("lock").clone();
+                let head = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(head.as_bytes());
+                let _ = s.write_all(body.as_bytes());
+            }
+        });
+        Server {
+            url: format!("http://127.0.0.1:{port}/metrics"),
+            answer,
+        }
+    }
+
+    fn set(&self, a: Answer) {
+        *self.answer.lock().expect("lock") = a;
+    }
+
+    fn source(&self) -> String {
+        format!("ngit-metrics:{}", self.url)
+    }
+}
+
+fn metrics(name: &str) -> Answer {
+    let body = std::fs::read_to_string(fixture(&format!("ngit/{name}"))).expect("fixture");
+    (200, "text/plain; version=0.0.4; charset=utf-8", body)
+}
+
+fn scrape(s: &Scratch, server: &Server) {
+    let out = s.ingest_once(&[server.source()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a scrape never fails the ingest; stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn relays(s: &Scratch) -> (Option<i32>, Vec<Value>) {
+    let out = s.run(&["relays", "--format", "json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "relays json: {e}; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code(), v.as_array().cloned().unwrap_or_default())
+}
+
+fn ngit_events(s: &Scratch) -> Vec<Value> {
+    s.events_json(&["--source", "ngit"])
+}
+
+fn of_type<'a>(events: &'a [Value], t: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["event_type"] == t).collect()
+}
+
+#[test]
+fn successive_scrapes_become_state_and_transition_events() {
+    let s = Scratch::new();
+    let server = Server::start(metrics("metrics-real-v3-t0-startup.txt"));
+    scrape(&s, &server);
+    let (code, rows) = relays(&s);
+    assert_eq!(code, Some(0), "{rows:?}");
+    assert_eq!(rows.len(), 1);
+    let r = &rows[0];
+    assert_eq!(r["target"], server.url.as_str());
+    assert_eq!(r["relay"], "ws://127.0.0.1:7411");
+    assert_eq!(r["connection"], "Syncing");
+    assert_eq!(r["connection_code"], 2);
+    assert_eq!(r["health"], "Healthy");
+    assert_eq!(r["health_code"], 1);
+    assert_eq!(r["scrape_ok"], true);
+    for field in ["since", "last_scrape"] {
+        let t = r[field].as_str().unwrap_or_default();
+        assert!(t.len() >= 20 && t.contains('T'), "{field}: {t:?}");
+    }
+
+    // The relay's bootstrap went down; more relays appeared.
+    server.set(metrics("metrics-real-v3.txt"));
+    scrape(&s, &server);
+    let (code, rows) = relays(&s);
+    assert_eq!(code, Some(0), "degraded is not dead");
+    let names: Vec<&str> = rows.iter().filter_map(|r| r["relay"].as_str()).collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+    let b = rows
+        .iter()
+        .find(|r| r["relay"] == "ws://127.0.0.1:7411")
+        .expect("7411");
+    assert_eq!(
+        (b["connection_code"].as_i64(), b["health_code"].as_i64()),
+        (Some(0), Some(3))
+    );
+    assert_eq!(b["failure_streak"], 3);
+    let events = ngit_events(&s);
+    let changed = of_type(&events, "relay_state_changed");
+    assert_eq!(changed.len(), 1, "{events:#?}");
+    assert_eq!(changed[0]["subject"], "ws://127.0.0.1:7411");
+    assert_eq!(changed[0]["severity"], "warning");
+    assert!(changed[0]["summary"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("SYNCING -> RETRYING"));
+
+    // The same scrape again: nothing new happened, nothing new is stored.
+    let before = s.count(&["--source", "ngit"]);
+    scrape(&s, &server);
+    assert_eq!(s.count(&["--source", "ngit"]), before);
+}
+
+#[test]
+fn a_dead_relay_is_an_error_event_and_makes_relays_exit_1() {
+    let s = Scratch::new();
+    let server = Server::start(metrics("metrics-sample.txt"));
+    scrape(&s, &server);
+    let (code, rows) = relays(&s);
+    assert_eq!(code, Some(1));
+    assert_eq!(rows.len(), 10);
+    assert_eq!(rows[0]["state"], "DEAD", "worst first");
+    assert_eq!(rows[0]["relay"], "wss://relay.nostr.band");
+    let table = s.run(&["relays"]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("dead 1"), "{text}");
+    assert!(text.contains("POLICY-LIMITED"), "{text}");
+    let dead: Vec<Value> = ngit_events(&s)
+        .into_iter()
+        .filter(|e| e["subject"] == "wss://relay.nostr.band")
+        .collect();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0]["severity"], "error");
+}
+
+#[test]
+fn an_html_page_or_a_silent_target_is_a_down_target_not_an_empty_one() {
+    let s = Scratch::new();
+    let server = Server::start(metrics("metrics-real-v3.txt"));
+    scrape(&s, &server);
+
+    server.set((
+        200,
+        "text/html",
+        "<html><body><h1>502 Bad Gateway</h1></body></html>\n".into(),
+    ));
+    scrape(&s, &server);
+    let (code, rows) = relays(&s);
+    assert_eq!(code, Some(1), "a target down fails the check");
+    assert_eq!(rows.len(), 4, "the relays are still known: {rows:?}");
+    assert!(rows.iter().all(|r| r["scrape_ok"] == false));
+    assert!(rows[0]["scrape_error"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("not a metrics exposition"));
+    let events = ngit_events(&s);
+    assert_eq!(of_type(&events, "scrape_failed").len(), 1);
+    assert!(
+        of_type(&events, "relay_forgotten").is_empty(),
+        "{events:#?}"
+    );
+    let rejects = s.run(&["rejects", "--format", "json"]);
+    let rejects: Value = serde_json::from_slice(&rejects.stdout).expect("rejects json");
+    assert_eq!(rejects[0]["location"], server.url.as_str());
+    assert!(rejects[0]["excerpt"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("502 Bad Gateway"));
+
+    server.set((404, "text/plain", "Metrics disabled".into()));
+    scrape(&s, &server);
+    assert_eq!(
+        of_type(&ngit_events(&s), "scrape_failed").len(),
+        1,
+        "still down: no new event"
+    );
+    let (_, rows) = relays(&s);
+    assert!(rows[0]["scrape_error"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("HTTP 404"));
+
+    server.set(metrics("metrics-real-v3.txt"));
+    scrape(&s, &server);
+    assert_eq!(of_type(&ngit_events(&s), "scrape_recovered").len(), 1);
+    let (code, _) = relays(&s);
+    assert_eq!(code, Some(0));
+
+    // Nothing listening at all.
+    let gone = Scratch::new();
+    let out = gone.ingest_once(&["ngit-metrics:http://127.0.0.1:9/metrics".to_string()]);
+    assert_eq!(out.status.code(), Some(0));
+    let (code, rows) = relays(&gone);
+    assert_eq!(code, Some(1));
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0]["relay"].is_null());
+    assert_eq!(rows[0]["scrape_ok"], false);
+}
+
+#[test]
+fn label_values_with_commas_quotes_and_equals_survive() {
+    let s = Scratch::new();
+    let body = "# TYPE ngit_sync_relay_connected gauge\n\
+                ngit_sync_relay_connected{relay=\"wss://r.example/path?a=b,c=\\\"d\\\"\"} 3\n\
+                ngit_sync_relay_status{relay=\"wss://r.example/path?a=b,c=\\\"d\\\"\"} 1\n\
+                this line is broken\n";
+    let server = Server::start((200, "text/plain", body.into()));
+    scrape(&s, &server);
+    let (code, rows) = relays(&s);
+    assert_eq!(code, Some(0));
+    assert_eq!(rows[0]["relay"], "wss://r.example/path?a=b,c=\"d\"");
+    let rejects = s.run(&["rejects", "--format", "json"]);
+    let rejects: Value = serde_json::from_slice(&rejects.stdout).expect("rejects json");
+    assert_eq!(
+        rejects[0]["location"],
+        format!("{} line 4", server.url).as_str()
+    );
+}
+
+#[test]
+fn following_scrapes_on_the_interval_until_sigterm() {
+    let s = Scratch::new();
+    let server = Server::start(metrics("metrics-real-v3-t0-startup.txt"));
+    let mut child = s
+        .cmd()
+        .args(["ingest", "-q", "--scrape-interval-ms", "200", "--source"])
+        .arg(server.source())
+        .spawn()
+        .expect("spawn ingest");
+    let wait_for = |what: &str, f: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if f() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("timed out waiting for {what}");
+    };
+    wait_for("the first scrape", &|| s.count(&["--source", "ngit"]) >= 1);
+    server.set(metrics("metrics-real-v3.txt"));
+    wait_for("the change", &|| {
+        s.count(&["--source", "ngit", "--event-type", "relay_state_changed"]) == 1
+    });
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "ingest did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+}
