@@ -373,16 +373,16 @@ impl TargetState {
         self.error = None;
         self.last_scrape = Some(at);
 
-        let mut seen = std::collections::BTreeSet::new();
+        let mut seen = std::collections::HashSet::with_capacity(readings.len());
         for reading in readings {
-            seen.insert(reading.relay.clone());
+            seen.insert(reading.relay.as_str());
             let events = self.observe_relay(at, reading);
             out.extend(events);
         }
         let target = self.target.clone();
         let mut forgotten = Vec::new();
         for (relay, st) in self.relays.iter_mut() {
-            if st.present && !seen.contains(relay) {
+            if st.present && !seen.contains(relay.as_str()) {
                 st.present = false;
                 forgotten.push(relay.clone());
             }
@@ -622,19 +622,22 @@ fn names((c, h): (Option<Connection>, Option<Health>)) -> String {
 }
 
 fn details(st: &RelayState, before: (Option<Connection>, Option<Health>)) -> String {
-    serde_json::json!({
-        "connection": st.connection.map(Connection::code),
-        "connection_name": st.connection.map(Connection::name),
-        "health": st.health.map(Health::code),
-        "health_name": st.health.map(Health::name),
-        "previous_connection": before.0.map(Connection::code),
-        "previous_health": before.1.map(Health::code),
-        "attempts_ok": st.ok,
-        "attempts_failed": st.fail,
-        "failure_streak": st.streak,
-        "flapping": st.flapping,
-    })
-    .to_string()
+    // Codes and names only (no outside text): written directly, no JSON tree.
+    let code = |c: Option<i64>| c.map_or("null".to_string(), |c| c.to_string());
+    let name = |n: Option<String>| n.map_or("null".to_string(), |n| format!("\"{n}\""));
+    format!(
+        "{{\"connection\":{},\"connection_name\":{},\"health\":{},\"health_name\":{},\"previous_connection\":{},\"previous_health\":{},\"attempts_ok\":{},\"attempts_failed\":{},\"failure_streak\":{},\"flapping\":{}}}",
+        code(st.connection.map(Connection::code)),
+        name(st.connection.map(Connection::name)),
+        code(st.health.map(Health::code)),
+        name(st.health.map(Health::name)),
+        code(before.0.map(Connection::code)),
+        code(before.1.map(Health::code)),
+        st.ok,
+        st.fail,
+        st.streak,
+        st.flapping,
+    )
 }
 
 #[cfg(test)]

@@ -190,24 +190,30 @@ fn parse_labels<'a>(mut s: &'a str, labels: &mut Vec<(String, String)>) -> Resul
             .strip_prefix('"')
             .ok_or_else(|| format!("label {key}: quoted value expected"))?;
         let mut value = String::new();
-        let mut chars = s.char_indices();
+        let bytes = s.as_bytes();
+        let mut i = 0;
         let end = loop {
-            match chars.next() {
-                None => return Err(format!("label {key}: value not closed")),
-                Some((i, '"')) => break i,
-                Some((_, '\\')) => match chars.next() {
-                    Some((_, 'n')) => value.push('\n'),
-                    Some((_, '\\')) => value.push('\\'),
-                    Some((_, '"')) => value.push('"'),
-                    // Not an escape the format defines: keep it as written.
-                    Some((_, c)) => {
-                        value.push('\\');
-                        value.push(c);
-                    }
-                    None => return Err(format!("label {key}: value not closed")),
-                },
-                Some((_, c)) => value.push(c),
+            // Copy the plain run up to the next quote or backslash in one go.
+            let Some(j) = memchr::memchr2(b'"', b'\\', &bytes[i..]).map(|j| i + j) else {
+                return Err(format!("label {key}: value not closed"));
+            };
+            value.push_str(&s[i..j]);
+            if bytes[j] == b'"' {
+                break j;
             }
+            match bytes.get(j + 1) {
+                Some(b'n') => value.push('\n'),
+                Some(b'\\') => value.push('\\'),
+                Some(b'"') => value.push('"'),
+                // Not an escape the format defines: keep it as written.
+                Some(_) => value.push('\\'),
+                None => return Err(format!("label {key}: value not closed")),
+            }
+            i = if matches!(bytes.get(j + 1), Some(b'n' | b'\\' | b'"')) {
+                j + 2
+            } else {
+                j + 1
+            };
         };
         labels.push((key.to_string(), value));
         s = s[end + 1..].trim_start_matches([' ', '\t']);
