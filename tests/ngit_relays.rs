@@ -288,3 +288,74 @@ fn following_scrapes_on_the_interval_until_sigterm() {
     };
     assert_eq!(status.code(), Some(0));
 }
+
+/// A real ngit-grasp relay (v3) on 127.0.0.1, when `NGIT_GRASP_BIN` points at one (see
+/// ngit.md §11 for building it offline); skipped with a printed reason otherwise. Its bootstrap
+/// relay is a closed local port, so the relay it tracks fails and retries.
+#[test]
+fn a_real_ngit_grasp_relay_when_available() {
+    let Some(bin) = std::env::var_os("NGIT_GRASP_BIN") else {
+        eprintln!("skipped: set NGIT_GRASP_BIN to an ngit-grasp binary to scrape a real relay");
+        return;
+    };
+    let free_port = || {
+        TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port")
+    };
+    let (port, closed) = (free_port(), free_port());
+    let s = Scratch::new();
+    let work = s.path("relay");
+    std::fs::create_dir_all(work.join("git")).expect("mkdir");
+    let mut relay = std::process::Command::new(bin)
+        .current_dir(&work)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("NGIT_DOMAIN", format!("127.0.0.1:{port}"))
+        .env("NGIT_BIND_ADDRESS", format!("127.0.0.1:{port}"))
+        .env("NGIT_DATABASE_BACKEND", "memory")
+        .env("NGIT_GIT_DATA_PATH", work.join("git"))
+        .env("NGIT_RELAY_DATA_PATH", work.join("data"))
+        .env(
+            "NGIT_SYNC_BOOTSTRAP_RELAY_URL",
+            format!("ws://127.0.0.1:{closed}"),
+        )
+        .env("NGIT_SYNC_PLUS_ENABLED", "false")
+        .env("NGIT_USER_INDEX_RELAYS", format!("ws://127.0.0.1:{closed}"))
+        .env(
+            "NGIT_SYNC_PLUS_FALLBACK_RELAYS",
+            format!("ws://127.0.0.1:{closed}"),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start ngit-grasp");
+    let source = format!("ngit-metrics:http://127.0.0.1:{port}/metrics");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut rows = Vec::new();
+    while Instant::now() < deadline {
+        let out = s.ingest_once(std::slice::from_ref(&source));
+        assert_eq!(out.status.code(), Some(0));
+        rows = relays(&s).1;
+        let failing = rows.iter().any(|r| {
+            r["relay"] == format!("ws://127.0.0.1:{closed}").as_str()
+                && r["scrape_ok"] == true
+                && r["health_code"] == 3
+        });
+        if failing {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    let _ = relay.kill();
+    let _ = relay.wait();
+    assert!(
+        rows.iter().any(
+            |r| r["relay"] == format!("ws://127.0.0.1:{closed}").as_str()
+                && r["health"] == "Degraded"
+                && r["connection"] == "Disconnected"
+        ),
+        "the bootstrap relay on a closed port should be Disconnected/Degraded: {rows:#?}"
+    );
+}
