@@ -1,0 +1,571 @@
+//! Gerrit replication: `gerrit stream-events` lines read into events, and the per-ref state the
+//! replication-status plugin keeps, computed the same way (last event wins; `succeeded` ->
+//! SUCCEEDED, `failed` -> FAILED, `not-attempted` -> NOT_ATTEMPTED, scheduled -> SCHEDULED,
+//! anything else -> UNKNOWN), plus what the plugin cannot tell: a failure that was rescheduled
+//! (retrying), attempts since the last success, the last error, when the ref last succeeded.
+//!
+//! Every layout of gerrit.md is read: <= 3.3 (`targetNode` only), 3.4, >= 3.5 (fields in any
+//! order), pull replication (`fetch-*` with `sourceNode` or `targetUri`), project deletion,
+//! `dropped-output`, and any other event (such as `ref-updated`) kept as timeline context.
+//! There is no `ref-replication-failed`; `*-done` is not success.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Event, Severity, Timestamp, WireError};
+
+/// The system name on every event this module makes.
+pub const SOURCE: &str = "gerrit";
+/// The pseudo-ref of whole-project pushes: kept as an event, never reported as a ref.
+pub const ALL_REFS: &str = "..all..";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Wire {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    event_created_on: Option<i64>,
+    instance_id: Option<String>,
+    project: Option<serde_json::Value>,
+    #[serde(rename = "ref")]
+    ref_name: Option<String>,
+    target_node: Option<String>,
+    target_uri: Option<String>,
+    source_node: Option<String>,
+    status: Option<String>,
+    ref_status: Option<String>,
+    ref_update_result: Option<String>,
+    nodes_count: Option<i64>,
+    ref_update: Option<WireRefUpdate>,
+    change: Option<WireChange>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireRefUpdate {
+    ref_name: Option<String>,
+    project: Option<String>,
+    new_rev: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct WireChange {
+    project: Option<String>,
+    number: Option<serde_json::Value>,
+}
+
+/// Push or pull replication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Direction {
+    Push,
+    Pull,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Push => "PUSH",
+            Direction::Pull => "PULL",
+        }
+    }
+}
+
+/// The replication-status plugin's per-ref status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefStatus {
+    Succeeded,
+    Failed,
+    NotAttempted,
+    Scheduled,
+    Unknown,
+}
+
+impl RefStatus {
+    /// As the plugin maps `event.status` (`null` on scheduled events).
+    pub fn from_event_status(status: Option<&str>) -> RefStatus {
+        match status.map(str::to_ascii_lowercase).as_deref() {
+            None | Some("scheduled") => RefStatus::Scheduled,
+            Some("succeeded") => RefStatus::Succeeded,
+            Some("failed") => RefStatus::Failed,
+            Some("not-attempted") => RefStatus::NotAttempted,
+            Some(_) => RefStatus::Unknown,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefStatus::Succeeded => "SUCCEEDED",
+            RefStatus::Failed => "FAILED",
+            RefStatus::NotAttempted => "NOT_ATTEMPTED",
+            RefStatus::Scheduled => "SCHEDULED",
+            RefStatus::Unknown => "UNKNOWN",
+        }
+    }
+
+    pub fn parse(text: &str) -> RefStatus {
+        match text {
+            "SUCCEEDED" => RefStatus::Succeeded,
+            "FAILED" => RefStatus::Failed,
+            "NOT_ATTEMPTED" => RefStatus::NotAttempted,
+            "SCHEDULED" => RefStatus::Scheduled,
+            _ => RefStatus::Unknown,
+        }
+    }
+
+    /// The plugin's `isFailure()`: FAILED or UNKNOWN make the remote FAILED.
+    pub fn is_failure(self) -> bool {
+        matches!(self, RefStatus::Failed | RefStatus::Unknown)
+    }
+}
+
+/// What one replication event says about one (project, remote, ref).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefUpdate {
+    pub project: String,
+    /// `targetUri`, else `targetNode` / `sourceNode`: the plugin's key.
+    pub remote: String,
+    pub ref_name: String,
+    pub direction: Direction,
+    pub status: RefStatus,
+    /// `eventCreatedOn`, seconds.
+    pub when: i64,
+    /// `refStatus` (push) or `refUpdateResult` (pull), when given.
+    pub detail: Option<String>,
+}
+
+/// One stream-events line, read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamEvent {
+    pub event: Event,
+    /// For the ref state, when the event is a replication event about a real ref.
+    pub update: Option<RefUpdate>,
+}
+
+/// Reads one `gerrit stream-events` line. `ordinal` (0, 1, ...) numbers events that share
+/// one `eventCreatedOn` second, in stream order, so they stay distinct and ordered.
+pub fn parse_stream_event(bytes: &[u8], ordinal: u32) -> Result<StreamEvent, WireError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        WireError(format!(
+            "not UTF-8: invalid byte at offset {}",
+            e.valid_up_to()
+        ))
+    })?;
+    let w: Wire = serde_json::from_str(text).map_err(|e| {
+        WireError(if e.is_syntax() || e.is_eof() {
+            format!("invalid JSON: {e}")
+        } else {
+            e.to_string()
+        })
+    })?;
+    let kind = w
+        .kind
+        .clone()
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| WireError("missing field `type`".into()))?;
+    let secs = w
+        .event_created_on
+        .ok_or_else(|| WireError("missing field `eventCreatedOn`".into()))?;
+    let nanos = secs
+        .checked_mul(1_000_000_000)
+        .and_then(|n| n.checked_add(i64::from(ordinal)))
+        .ok_or_else(|| WireError(format!("eventCreatedOn {secs} is out of range")))?;
+
+    let project = match &w.project {
+        Some(serde_json::Value::String(p)) => Some(p.clone()),
+        // ref-updated and friends carry the project elsewhere; some carry an object.
+        Some(serde_json::Value::Object(o)) => {
+            o.get("name").and_then(|n| n.as_str()).map(String::from)
+        }
+        _ => None,
+    }
+    .or_else(|| w.ref_update.as_ref().and_then(|r| r.project.clone()))
+    .or_else(|| w.change.as_ref().and_then(|c| c.project.clone()));
+    let ref_name = w
+        .ref_name
+        .clone()
+        .or_else(|| w.ref_update.as_ref().and_then(|r| r.ref_name.clone()));
+    let pull = kind.starts_with("fetch-");
+    let remote = w
+        .target_uri
+        .clone()
+        .filter(|u| !u.is_empty())
+        .or_else(|| w.target_node.clone())
+        .or_else(|| w.source_node.clone());
+    let detail = w.ref_status.clone().or_else(|| w.ref_update_result.clone());
+    let status = w.status.as_deref();
+
+    let replication = matches!(
+        kind.as_str(),
+        "ref-replication-scheduled"
+            | "ref-replicated"
+            | "fetch-ref-replication-scheduled"
+            | "fetch-ref-replicated"
+    );
+    let ref_status = RefStatus::from_event_status(status);
+    let (category, severity) = match kind.as_str() {
+        "ref-replicated" | "fetch-ref-replicated" => (
+            "replication",
+            match ref_status {
+                RefStatus::Failed | RefStatus::Unknown => Severity::Warning,
+                _ => Severity::Info,
+            },
+        ),
+        "ref-replication-scheduled" | "fetch-ref-replication-scheduled" => {
+            ("replication", Severity::Debug)
+        }
+        "ref-replication-done" | "fetch-ref-replication-done" => ("replication", Severity::Debug),
+        "project-deletion-replication-failed" => ("replication", Severity::Error),
+        k if k.starts_with("project-deletion-replication") => ("replication", Severity::Info),
+        "dropped-output" => ("stream", Severity::Warning),
+        _ => ("gerrit", Severity::Info),
+    };
+
+    let what = match (&project, &ref_name) {
+        (Some(p), Some(r)) => format!("{p} {r}"),
+        (Some(p), None) => p.clone(),
+        (None, Some(r)) => r.clone(),
+        (None, None) => String::new(),
+    };
+    let arrow = if pull { "<-" } else { "->" };
+    let to = remote
+        .as_deref()
+        .filter(|r| !r.is_empty())
+        .map(|r| format!(" {arrow} {r}"))
+        .unwrap_or_default();
+    let summary = match kind.as_str() {
+        "dropped-output" => {
+            "stream overflowed: Gerrit dropped events; replication state may be stale".to_string()
+        }
+        "ref-replicated" | "fetch-ref-replicated" => {
+            let st = status.unwrap_or("unknown");
+            let d = detail
+                .as_deref()
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default();
+            format!("{what}{to}: {st}{d}")
+        }
+        "ref-replication-scheduled" | "fetch-ref-replication-scheduled" => {
+            format!("{what}{to}: scheduled")
+        }
+        "ref-replication-done" | "fetch-ref-replication-done" => {
+            let n = w
+                .nodes_count
+                .map(|n| format!(" ({n} targets)"))
+                .unwrap_or_default();
+            format!("{what}: replication done{n}")
+        }
+        k if k.starts_with("project-deletion-replication-") => {
+            let step = &k["project-deletion-replication-".len()..];
+            format!("{what}{to}: project deletion {step}")
+        }
+        "ref-updated" => {
+            let rev = w
+                .ref_update
+                .as_ref()
+                .and_then(|r| r.new_rev.as_deref())
+                .map(|r| format!(" -> {}", &r[..r.len().min(10)]))
+                .unwrap_or_default();
+            format!("{what} updated{rev}")
+        }
+        _ => {
+            let n = w
+                .change
+                .as_ref()
+                .and_then(|c| c.number.as_ref())
+                .map(|n| format!(" change {n}"))
+                .unwrap_or_default();
+            format!(
+                "{kind}{}{n}",
+                if what.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {what}")
+                }
+            )
+        }
+    };
+
+    let update = match (replication, &project, &remote, &ref_name) {
+        (true, Some(p), Some(r), Some(rf)) if rf != ALL_REFS => Some(RefUpdate {
+            project: p.clone(),
+            remote: r.clone(),
+            ref_name: rf.clone(),
+            direction: if pull {
+                Direction::Pull
+            } else {
+                Direction::Push
+            },
+            status: ref_status,
+            when: secs,
+            detail: detail.clone(),
+        }),
+        _ => None,
+    };
+
+    let event = Event {
+        timestamp: Timestamp::from_nanos(nanos),
+        source: SOURCE.into(),
+        device_id: w.instance_id.clone(),
+        event_type: kind,
+        category: category.into(),
+        severity,
+        summary,
+        details: Some(text.trim().to_string()),
+        correlation_id: None,
+        peer_device_id: remote.filter(|r| !r.is_empty()),
+        model_types: None,
+        record_count: None,
+        duration_ms: None,
+        subject: ref_name.or(project),
+    };
+    Ok(StreamEvent { event, update })
+}
+
+/// What is known of one (project, remote, ref).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefState {
+    pub project: String,
+    pub remote: String,
+    pub ref_name: String,
+    pub direction: Direction,
+    /// The plugin's status: the last event's.
+    pub status: String,
+    /// The last event's `eventCreatedOn` (the plugin's `when`).
+    pub when: i64,
+    /// A failure followed by a new scheduling for the same key.
+    pub retrying: bool,
+    /// Schedulings since the last success.
+    pub attempts: i64,
+    pub last_success: Option<i64>,
+    pub last_failure: Option<i64>,
+    /// The `refStatus` / `refUpdateResult` of the last failure.
+    pub last_error: Option<String>,
+    /// When the current SCHEDULED began (for "stuck").
+    pub scheduled_since: Option<i64>,
+}
+
+impl RefState {
+    /// The state after `u`, from what was known before (`None` for a new key).
+    pub fn apply(old: Option<RefState>, u: &RefUpdate) -> RefState {
+        let mut s = old.unwrap_or_else(|| RefState {
+            project: u.project.clone(),
+            remote: u.remote.clone(),
+            ref_name: u.ref_name.clone(),
+            direction: u.direction,
+            status: RefStatus::Unknown.as_str().into(),
+            when: u.when,
+            retrying: false,
+            attempts: 0,
+            last_success: None,
+            last_failure: None,
+            last_error: None,
+            scheduled_since: None,
+        });
+        let before = RefStatus::parse(&s.status);
+        match u.status {
+            RefStatus::Scheduled => {
+                s.attempts += 1;
+                s.retrying =
+                    before == RefStatus::Failed || (s.retrying && before == RefStatus::Scheduled);
+                if before != RefStatus::Scheduled {
+                    s.scheduled_since = Some(u.when);
+                }
+            }
+            RefStatus::Succeeded => {
+                s.attempts = 0;
+                s.retrying = false;
+                s.last_success = Some(u.when);
+                s.scheduled_since = None;
+            }
+            RefStatus::Failed | RefStatus::Unknown => {
+                s.last_failure = Some(u.when);
+                s.last_error = u.detail.clone().or_else(|| Some("failed".into()));
+                s.scheduled_since = None;
+            }
+            RefStatus::NotAttempted => {
+                s.retrying = false;
+                s.scheduled_since = None;
+            }
+        }
+        s.direction = u.direction;
+        s.status = u.status.as_str().into();
+        s.when = u.when;
+        s
+    }
+
+    /// SCHEDULED for longer than `limit_secs` at `now_secs`.
+    pub fn stuck(&self, now_secs: i64, limit_secs: i64) -> bool {
+        self.status == RefStatus::Scheduled.as_str()
+            && self
+                .scheduled_since
+                .is_some_and(|t| now_secs - t > limit_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> StreamEvent {
+        parse_stream_event(line.as_bytes(), 0).unwrap()
+    }
+
+    #[test]
+    fn every_push_layout_gives_the_same_key() {
+        let v33 = r#"{"project":"p","ref":"refs/heads/main","targetNode":"mirror:29418","status":"failed","refStatus":"REJECTED_NONFASTFORWARD","type":"ref-replicated","eventCreatedOn":100}"#;
+        let v34 = r#"{"project":"p","ref":"refs/heads/main","targetNode":"mirror:29418","targetUri":"ssh://r@mirror:29418/p.git","status":"succeeded","type":"ref-replicated","eventCreatedOn":100}"#;
+        let v35 = r#"{"targetNode":"mirror:29418","refStatus":"OK","project":"p","ref":"refs/heads/main","status":"succeeded","targetUri":"ssh://r@mirror:29418/p.git","type":"ref-replicated","eventCreatedOn":100,"instanceId":"primary-1"}"#;
+        let u33 = parse(v33).update.unwrap();
+        assert_eq!(u33.remote, "mirror:29418", "<= 3.3: the node is the key");
+        assert_eq!(
+            (u33.status, u33.detail.as_deref()),
+            (RefStatus::Failed, Some("REJECTED_NONFASTFORWARD"))
+        );
+        let u35 = parse(v35);
+        assert_eq!(
+            parse(v34).update.unwrap().remote,
+            "ssh://r@mirror:29418/p.git"
+        );
+        assert_eq!(
+            u35.update.as_ref().unwrap().remote,
+            "ssh://r@mirror:29418/p.git"
+        );
+        assert_eq!(u35.event.device_id.as_deref(), Some("primary-1"));
+        assert_eq!(u35.event.subject.as_deref(), Some("refs/heads/main"));
+        assert_eq!(u35.event.severity, Severity::Info);
+        assert_eq!(parse(v33).event.severity, Severity::Warning);
+    }
+
+    #[test]
+    fn pull_events_scheduled_all_refs_done_and_others() {
+        let pull = parse(
+            r#"{"project":"p","ref":"refs/heads/m","sourceNode":"primary:8080","status":"succeeded","refUpdateResult":"FAST_FORWARD","type":"fetch-ref-replicated","eventCreatedOn":5}"#,
+        );
+        let u = pull.update.unwrap();
+        assert_eq!(
+            (u.direction, u.remote.as_str(), u.detail.as_deref()),
+            (Direction::Pull, "primary:8080", Some("FAST_FORWARD"))
+        );
+        let head = parse(
+            r#"{"refUpdateResult":"FORCED","project":"p","ref":"HEAD","status":"succeeded","targetUri":"","type":"fetch-ref-replicated","eventCreatedOn":5}"#,
+        );
+        assert!(head.update.is_none(), "an empty URI is no remote");
+        let sched = parse(
+            r#"{"project":"p","ref":"refs/heads/m","targetUri":"https://h/p.git","type":"ref-replication-scheduled","eventCreatedOn":5}"#,
+        );
+        assert_eq!(sched.update.unwrap().status, RefStatus::Scheduled);
+        let all = parse(
+            r#"{"project":"p","ref":"..all..","targetUri":"https://h/p.git","type":"ref-replication-scheduled","eventCreatedOn":5}"#,
+        );
+        assert!(all.update.is_none(), "..all.. is an event, not a ref");
+        assert_eq!(all.event.subject.as_deref(), Some("..all.."));
+        let done = parse(
+            r#"{"project":"p","ref":"refs/heads/m","nodesCount":2,"type":"ref-replication-done","eventCreatedOn":5}"#,
+        );
+        assert!(done.update.is_none(), "done is not success");
+        assert!(done.event.summary.contains("2 targets"));
+        let dropped = parse(r#"{"type":"dropped-output","eventCreatedOn":7}"#);
+        assert_eq!(dropped.event.severity, Severity::Warning);
+        let del = parse(
+            r#"{"project":"p","targetUri":"https://h/p.git","type":"project-deletion-replication-failed","eventCreatedOn":8}"#,
+        );
+        assert_eq!(del.event.severity, Severity::Error);
+        let upd = parse(
+            r#"{"submitter":{"name":"J"},"refUpdate":{"oldRev":"a","newRev":"1b2c3d4e5f60718293a4","refName":"refs/heads/master","project":"platform/core"},"type":"ref-updated","eventCreatedOn":9}"#,
+        );
+        assert_eq!(upd.event.subject.as_deref(), Some("refs/heads/master"));
+        assert!(upd
+            .event
+            .summary
+            .contains("platform/core refs/heads/master updated -> 1b2c3d4e5f"));
+        let other = parse(
+            r#"{"change":{"project":"p","number":12},"type":"comment-added","eventCreatedOn":9}"#,
+        );
+        assert_eq!(other.event.event_type, "comment-added");
+    }
+
+    #[test]
+    fn bad_lines_say_what_is_wrong() {
+        for (line, want) in [
+            ("{\"type\":\"ref-replicated\"", "invalid JSON"),
+            ("{\"eventCreatedOn\":1}", "missing field `type`"),
+            ("{\"type\":\"x\"}", "missing field `eventCreatedOn`"),
+            (
+                "{\"type\":\"x\",\"eventCreatedOn\":\"soon\"}",
+                "invalid type",
+            ),
+            (
+                "Connection to gerrit closed by remote host.",
+                "invalid JSON",
+            ),
+        ] {
+            let err = parse_stream_event(line.as_bytes(), 0).unwrap_err().0;
+            assert!(err.contains(want), "{line}: {err}");
+        }
+    }
+
+    #[test]
+    fn same_second_events_stay_apart_and_in_order() {
+        let line = br#"{"project":"p","ref":"r","targetUri":"u","type":"ref-replication-scheduled","eventCreatedOn":10}"#;
+        let a = parse_stream_event(line, 0).unwrap().event;
+        let b = parse_stream_event(line, 1).unwrap().event;
+        assert!(a.timestamp < b.timestamp);
+        assert_ne!(a.dedup_key(), b.dedup_key());
+    }
+
+    fn upd(status: RefStatus, when: i64, detail: Option<&str>) -> RefUpdate {
+        RefUpdate {
+            project: "p".into(),
+            remote: "u".into(),
+            ref_name: "refs/heads/main".into(),
+            direction: Direction::Push,
+            status,
+            when,
+            detail: detail.map(String::from),
+        }
+    }
+
+    #[test]
+    fn state_follows_the_plugin_and_adds_retries_attempts_and_errors() {
+        let s = RefState::apply(None, &upd(RefStatus::Scheduled, 10, None));
+        assert_eq!(
+            (s.status.as_str(), s.attempts, s.retrying),
+            ("SCHEDULED", 1, false)
+        );
+        let s = RefState::apply(
+            Some(s),
+            &upd(RefStatus::Failed, 20, Some("REJECTED_OTHER_REASON")),
+        );
+        assert_eq!(s.status, "FAILED");
+        assert_eq!(s.last_error.as_deref(), Some("REJECTED_OTHER_REASON"));
+        let s = RefState::apply(Some(s), &upd(RefStatus::Scheduled, 30, None));
+        assert_eq!(
+            (s.status.as_str(), s.attempts, s.retrying),
+            ("SCHEDULED", 2, true),
+            "failed then rescheduled"
+        );
+        assert!(s.stuck(30 + 3601, 3600));
+        assert!(!s.stuck(30 + 60, 3600));
+        let s = RefState::apply(Some(s), &upd(RefStatus::Succeeded, 40, Some("OK")));
+        assert_eq!(
+            (s.status.as_str(), s.attempts, s.retrying, s.last_success),
+            ("SUCCEEDED", 0, false, Some(40))
+        );
+        assert_eq!(
+            s.last_error.as_deref(),
+            Some("REJECTED_OTHER_REASON"),
+            "the last error is kept for context"
+        );
+        let s = RefState::apply(
+            Some(s),
+            &upd(RefStatus::NotAttempted, 50, Some("UP_TO_DATE")),
+        );
+        assert_eq!(s.status, "NOT_ATTEMPTED");
+        assert!(!RefStatus::NotAttempted.is_failure());
+        assert!(RefStatus::Unknown.is_failure());
+        assert_eq!(
+            RefStatus::from_event_status(Some("not_attempted")),
+            RefStatus::Unknown
+        );
+    }
+}
