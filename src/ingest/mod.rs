@@ -16,6 +16,7 @@ use color_eyre::eyre::{eyre, Result, WrapErr};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::model::gerrit::RefUpdate;
 use crate::model::{Event, Reject};
 use crate::sources::SourceSpec;
 use crate::store::{BatchOutcome, Writer};
@@ -83,6 +84,8 @@ pub enum SourceMsg {
         events: Vec<Event>,
         /// `events[i].dedup_key()`, computed on the source's thread.
         keys: Vec<i64>,
+        /// State changes carried by events, by event index.
+        ref_updates: Vec<(usize, RefUpdate)>,
         rejects: Vec<Reject>,
         checkpoint: Option<String>,
     },
@@ -114,6 +117,7 @@ impl SourceCtx {
     pub fn send_batch(
         &self,
         events: Vec<Event>,
+        ref_updates: Vec<(usize, RefUpdate)>,
         rejects: Vec<Reject>,
         checkpoint: Option<String>,
     ) -> Result<()> {
@@ -125,6 +129,7 @@ impl SourceCtx {
                 source: self.key.clone(),
                 keys: events.iter().map(Event::dedup_key).collect(),
                 events,
+                ref_updates,
                 rejects,
                 checkpoint,
             })
@@ -312,16 +317,18 @@ fn write_loop(
                 source,
                 events,
                 keys,
+                ref_updates,
                 rejects,
                 checkpoint,
             } => {
-                let out = writer.commit_keyed(
-                    &source,
-                    &events,
-                    &keys,
-                    &rejects,
-                    checkpoint.as_deref(),
-                )?;
+                let out = writer.commit(&crate::store::Batch {
+                    source: &source,
+                    events: &events,
+                    keys: &keys,
+                    ref_updates: &ref_updates,
+                    rejects: &rejects,
+                    checkpoint: checkpoint.as_deref(),
+                })?;
                 // Freeing thousands of events is work the writer need not wait for.
                 dropper.discard(events);
                 if log_status && out.rejected > 0 {

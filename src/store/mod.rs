@@ -14,7 +14,7 @@ use color_eyre::eyre::{bail, Result, WrapErr};
 use rusqlite::{Connection, OpenFlags};
 
 pub use query::{EventFilter, Reader, RejectRow, SourceOverview, SourceStatusRow};
-pub use writer::{BatchOutcome, Writer};
+pub use writer::{Batch, BatchOutcome, Writer};
 
 /// How long a connection waits on a lock before reporting `SQLITE_BUSY`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

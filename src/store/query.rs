@@ -438,6 +438,44 @@ impl Reader {
         Ok(n.max(0) as u64)
     }
 
+    /// Gerrit ref states, optionally of one project and/or one remote, by remote, project, ref.
+    pub fn ref_states(
+        &self,
+        project: Option<&str>,
+        remote: Option<&str>,
+    ) -> Result<Vec<crate::model::gerrit::RefState>> {
+        use crate::model::gerrit::{Direction, RefState};
+        let mut st = self.conn.prepare_cached(
+            "SELECT project, remote, ref, direction, status, when_s, retrying, attempts, last_success,
+                    last_failure, last_error, scheduled_since
+             FROM ref_state
+             WHERE (?1 IS NULL OR project = ?1) AND (?2 IS NULL OR remote = ?2)
+             ORDER BY remote, project, ref",
+        )?;
+        let rows = st.query_map(rusqlite::params![project, remote], |r| {
+            Ok(RefState {
+                project: r.get(0)?,
+                remote: r.get(1)?,
+                ref_name: r.get(2)?,
+                direction: if r.get::<_, String>(3)? == "PULL" {
+                    Direction::Pull
+                } else {
+                    Direction::Push
+                },
+                status: r.get(4)?,
+                when: r.get(5)?,
+                retrying: r.get(6)?,
+                attempts: r.get(7)?,
+                last_success: r.get(8)?,
+                last_failure: r.get(9)?,
+                last_error: r.get(10)?,
+                scheduled_since: r.get(11)?,
+            })
+        })?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .wrap_err("cannot read the replication state")
+    }
+
     /// The checkpoints of every source whose key starts with `prefix`: `(key, state)`.
     pub fn checkpoints(&self, prefix: &str) -> Result<Vec<(String, String)>> {
         let mut st = self.conn.prepare_cached(

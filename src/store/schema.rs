@@ -119,6 +119,27 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX ev_severity ON events(severity, ts, key) WHERE severity >= 2;
     DROP INDEX ev_type;
     "#,
+    // 2 -> 3: Gerrit replication state per (project, remote, ref), as the replication-status
+    // plugin keeps it plus what it cannot tell; changed in the transaction of its events.
+    r#"
+    CREATE TABLE ref_state (
+        project          TEXT NOT NULL,
+        remote           TEXT NOT NULL,
+        ref              TEXT NOT NULL,
+        direction        TEXT NOT NULL,
+        status           TEXT NOT NULL,
+        when_s           INTEGER NOT NULL,
+        retrying         INTEGER NOT NULL,
+        attempts         INTEGER NOT NULL,
+        last_success     INTEGER,
+        last_failure     INTEGER,
+        last_error       TEXT,
+        scheduled_since  INTEGER,
+        event_id         INTEGER,
+        PRIMARY KEY (project, remote, ref)
+    ) WITHOUT ROWID;
+    CREATE INDEX ref_state_remote ON ref_state(remote, project);
+    "#,
 ];
 
 /// Nanoseconds per bucket of `event_counts`.

@@ -12,6 +12,7 @@ use color_eyre::eyre::{Result, WrapErr};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::schema;
+use crate::model::gerrit::{RefState, RefUpdate};
 use crate::model::{canonical_type, Event, Reject};
 
 /// Interned strings kept in memory before the cache is reset (bounds the writer's memory).
@@ -37,6 +38,20 @@ impl std::ops::AddAssign for BatchOutcome {
     }
 }
 
+/// One batch as a source sends it.
+#[derive(Clone, Copy)]
+pub struct Batch<'a> {
+    pub source: &'a str,
+    pub events: &'a [Event],
+    /// `events[i].dedup_key()`.
+    pub keys: &'a [i64],
+    /// Ref state changes, by the index of the event that carries each: applied in order, and
+    /// only for events stored now (an event read twice changes nothing twice).
+    pub ref_updates: &'a [(usize, RefUpdate)],
+    pub rejects: &'a [Reject],
+    pub checkpoint: Option<&'a str>,
+}
+
 pub struct Writer {
     conn: Connection,
     interned: Interned,
@@ -54,6 +69,8 @@ const PARAMS_PER_ROW: usize = 16;
 /// One event with its interned ids, ready to bind.
 struct Prepared<'e> {
     e: &'e Event,
+    /// Its index in the batch.
+    idx: usize,
     ts: i64,
     key: i64,
     ids: [Option<i64>; 8],
@@ -120,10 +137,15 @@ struct Tally {
     max_event: i64,
     /// `(minute, source id, severity)` -> events stored.
     counts: HashMap<(i64, i64, i64), i64>,
+    /// The store id of each event of the batch that was stored (None: already there).
+    ids: Vec<Option<i64>>,
 }
 
 impl Tally {
     fn stored(&mut self, p: &Prepared<'_>, id: i64) {
+        if let Some(slot) = self.ids.get_mut(p.idx) {
+            *slot = Some(id);
+        }
         self.out.inserted += 1;
         self.max_event = self.max_event.max(id);
         let source = p.ids[0].unwrap_or(0);
@@ -167,11 +189,13 @@ fn insert_events(
             .unwrap_or(1);
         let group = &events[done..done + size];
         let group_keys = &keys[done..done + size];
+        let first_idx = done;
         done += size;
         chunk.clear();
-        for (e, &key) in group.iter().zip(group_keys) {
+        for (k, (e, &key)) in group.iter().zip(group_keys).enumerate() {
             chunk.push(Prepared {
                 e,
+                idx: first_idx + k,
                 ts: e.timestamp.as_nanos(),
                 key,
                 ids: [
@@ -220,6 +244,70 @@ fn insert_events(
                 next_id += 1;
             }
         }
+    }
+    Ok(())
+}
+
+/// Applies the ref updates of the events stored in this transaction to `ref_state`.
+fn apply_ref_updates(
+    tx: &Transaction<'_>,
+    updates: &[(usize, RefUpdate)],
+    ids: &[Option<i64>],
+) -> Result<()> {
+    if updates.is_empty() {
+        return Ok(());
+    }
+    let mut get = tx.prepare_cached(
+        "SELECT direction, status, when_s, retrying, attempts, last_success, last_failure, last_error, scheduled_since
+         FROM ref_state WHERE project = ?1 AND remote = ?2 AND ref = ?3",
+    )?;
+    let mut put = tx.prepare_cached(
+        "INSERT OR REPLACE INTO ref_state (project, remote, ref, direction, status, when_s, retrying, attempts,
+            last_success, last_failure, last_error, scheduled_since, event_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )?;
+    for (idx, u) in updates {
+        let Some(Some(event_id)) = ids.get(*idx) else {
+            continue;
+        };
+        let old = get
+            .query_row(params![u.project, u.remote, u.ref_name], |r| {
+                Ok(RefState {
+                    project: u.project.clone(),
+                    remote: u.remote.clone(),
+                    ref_name: u.ref_name.clone(),
+                    direction: if r.get::<_, String>(0)? == "PULL" {
+                        crate::model::gerrit::Direction::Pull
+                    } else {
+                        crate::model::gerrit::Direction::Push
+                    },
+                    status: r.get(1)?,
+                    when: r.get(2)?,
+                    retrying: r.get(3)?,
+                    attempts: r.get(4)?,
+                    last_success: r.get(5)?,
+                    last_failure: r.get(6)?,
+                    last_error: r.get(7)?,
+                    scheduled_since: r.get(8)?,
+                })
+            })
+            .optional()?;
+        let s = RefState::apply(old, u);
+        put.execute(params![
+            s.project,
+            s.remote,
+            s.ref_name,
+            s.direction.as_str(),
+            s.status,
+            s.when,
+            s.retrying,
+            s.attempts,
+            s.last_success,
+            s.last_failure,
+            s.last_error,
+            s.scheduled_since,
+            event_id
+        ])?;
     }
     Ok(())
 }
@@ -300,42 +388,44 @@ impl Writer {
         checkpoint: Option<&str>,
     ) -> Result<BatchOutcome> {
         let keys: Vec<i64> = events.iter().map(Event::dedup_key).collect();
-        self.commit_keyed(source, events, &keys, rejects, checkpoint)
+        self.commit(&Batch {
+            source,
+            events,
+            keys: &keys,
+            ref_updates: &[],
+            rejects,
+            checkpoint,
+        })
     }
 
-    /// [`Writer::commit_batch`] with each event's [`Event::dedup_key`] already computed
-    /// (`keys[i]` for `events[i]`), so the hashing can run on the source's thread.
-    pub fn commit_keyed(
-        &mut self,
-        source: &str,
-        events: &[Event],
-        keys: &[i64],
-        rejects: &[Reject],
-        checkpoint: Option<&str>,
-    ) -> Result<BatchOutcome> {
-        if keys.len() != events.len() {
+    /// Stores a batch whose dedup keys were computed already (on the source's thread), with
+    /// the state changes its events carry, atomically.
+    pub fn commit(&mut self, b: &Batch<'_>) -> Result<BatchOutcome> {
+        if b.keys.len() != b.events.len() {
             color_eyre::eyre::bail!(
-                "{} dedup keys for {} events from {source}",
-                keys.len(),
-                events.len()
+                "{} dedup keys for {} events from {}",
+                b.keys.len(),
+                b.events.len(),
+                b.source
             );
         }
-        let result = self.try_commit(source, events, keys, rejects, checkpoint);
+        let result = self.try_commit(b);
         if result.is_err() {
             // Ids interned inside a rolled-back transaction no longer exist.
             self.interned.clear();
         }
-        result.wrap_err_with(|| format!("cannot store a batch from {source}"))
+        result.wrap_err_with(|| format!("cannot store a batch from {}", b.source))
     }
 
-    fn try_commit(
-        &mut self,
-        source: &str,
-        events: &[Event],
-        keys: &[i64],
-        rejects: &[Reject],
-        checkpoint: Option<&str>,
-    ) -> Result<BatchOutcome> {
+    fn try_commit(&mut self, b: &Batch<'_>) -> Result<BatchOutcome> {
+        let Batch {
+            source,
+            events,
+            keys,
+            ref_updates,
+            rejects,
+            checkpoint,
+        } = *b;
         let now = super::unix_now();
         if self.interned.len() > INTERN_CACHE_MAX {
             self.interned.clear();
@@ -343,9 +433,13 @@ impl Writer {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut tally = Tally::default();
+        let mut tally = Tally {
+            ids: vec![None; events.len()],
+            ..Tally::default()
+        };
         {
             insert_events(&tx, &mut self.interned, events, keys, &mut tally)?;
+            apply_ref_updates(&tx, ref_updates, &tally.ids)?;
             let mut count = tx.prepare_cached(
                 "INSERT INTO event_counts (minute, source, severity, n) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (minute, source, severity) DO UPDATE SET n = n + excluded.n",
