@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::{Input, Source};
 use crate::ingest::follow::{open_file, FileId, Line, LineReader, MAX_LINE};
 use crate::ingest::{SourceCtx, SourceState};
+use crate::model::gerrit::{self, RefUpdate};
 use crate::model::{parse_wire_event, Event, Reject};
 
 /// The system name given to lines that do not name one.
@@ -31,11 +32,69 @@ pub struct FileCheckpoint {
 
 pub struct JsonlSource {
     input: Input,
+    format: LineFormat,
 }
 
 impl JsonlSource {
+    /// Lines with the event model's field names (`jsonl:`).
     pub fn new(input: Input) -> Self {
-        JsonlSource { input }
+        JsonlSource {
+            input,
+            format: LineFormat::Events,
+        }
+    }
+
+    /// Lines in another JSON-lines format, such as `gerrit stream-events` (`gerrit-events:`).
+    pub fn with_format(input: Input, format: LineFormat) -> Self {
+        JsonlSource { input, format }
+    }
+}
+
+/// What the lines of a followed file or pipe hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineFormat {
+    /// One event per line with the event model's field names.
+    Events,
+    /// `gerrit stream-events` output.
+    GerritStream,
+}
+
+/// Reads lines of one format; keeps what a format needs from line to line (Gerrit: events of
+/// one `eventCreatedOn` second are numbered so they stay distinct and in stream order).
+pub(crate) struct LineParser {
+    format: LineFormat,
+    second: i64,
+    ordinal: u32,
+}
+
+impl LineParser {
+    pub fn new(format: LineFormat) -> Self {
+        LineParser {
+            format,
+            second: i64::MIN,
+            ordinal: 0,
+        }
+    }
+
+    fn parse(&mut self, bytes: &[u8]) -> Result<(Event, Option<RefUpdate>), String> {
+        match self.format {
+            LineFormat::Events => parse_wire_event(bytes, DEFAULT_SOURCE)
+                .map(|e| (e, None))
+                .map_err(|e| e.0),
+            LineFormat::GerritStream => {
+                let mut s = gerrit::parse_stream_event(bytes, 0).map_err(|e| e.0)?;
+                let second = s.event.timestamp.as_nanos().div_euclid(1_000_000_000);
+                if second == self.second {
+                    self.ordinal = self.ordinal.saturating_add(1);
+                } else {
+                    (self.second, self.ordinal) = (second, 0);
+                }
+                s.event.timestamp = crate::model::Timestamp::from_nanos(
+                    s.event.timestamp.as_nanos() + i64::from(self.ordinal),
+                );
+                Ok((s.event, s.update))
+            }
+        }
     }
 }
 
@@ -46,6 +105,8 @@ pub(crate) const MAX_BATCH_BYTES: usize = 4 << 20;
 /// Events and rejects parsed but not yet sent.
 pub(crate) struct Pending {
     events: Vec<Event>,
+    /// Ref state changes carried by pending events (index into `events`).
+    ref_updates: Vec<(usize, RefUpdate)>,
     pub rejects: Vec<Reject>,
     /// About how much memory the pending events and rejects hold.
     bytes: usize,
@@ -57,6 +118,7 @@ impl Pending {
     pub fn new() -> Self {
         Pending {
             events: Vec::new(),
+            ref_updates: Vec::new(),
             rejects: Vec::new(),
             bytes: 0,
             last_checkpoint: None,
@@ -64,6 +126,13 @@ impl Pending {
     }
     pub fn len(&self) -> usize {
         self.events.len() + self.rejects.len()
+    }
+    /// An event that changes a ref's replication state.
+    pub fn push_with_update(&mut self, e: Event, update: Option<RefUpdate>) {
+        if let Some(u) = update {
+            self.ref_updates.push((self.events.len(), u));
+        }
+        self.push(e);
     }
     pub fn push(&mut self, e: Event) {
         self.bytes += e.approx_size();
@@ -88,13 +157,19 @@ impl Pending {
         self.bytes = 0;
         ctx.send_batch(
             std::mem::take(&mut self.events),
+            std::mem::take(&mut self.ref_updates),
             std::mem::take(&mut self.rejects),
             checkpoint,
         )
     }
 
     /// Parses one line into an event or a reject. Blank lines are skipped.
-    pub fn line(&mut self, line: Line<'_>, location: &dyn Fn(u64) -> String, default_source: &str) {
+    pub fn line(
+        &mut self,
+        line: Line<'_>,
+        location: &dyn Fn(u64) -> String,
+        parser: &mut LineParser,
+    ) {
         match line {
             Line::Text { bytes, number } => {
                 let bytes = if number == 1 {
@@ -105,9 +180,9 @@ impl Pending {
                 if bytes.iter().all(u8::is_ascii_whitespace) {
                     return;
                 }
-                match parse_wire_event(bytes, default_source) {
-                    Ok(e) => self.push(e),
-                    Err(e) => self.reject(Reject::new(location(number), e.0, bytes)),
+                match parser.parse(bytes) {
+                    Ok((e, update)) => self.push_with_update(e, update),
+                    Err(reason) => self.reject(Reject::new(location(number), reason, bytes)),
                 }
             }
             Line::TooLong {
@@ -125,9 +200,10 @@ impl Pending {
 
 impl Source for JsonlSource {
     fn run(self: Box<Self>, ctx: &SourceCtx) -> Result<()> {
+        let parser = LineParser::new(self.format);
         match &self.input {
-            Input::Stdin => read_stdin(ctx),
-            Input::File(path) => follow_file(ctx, path),
+            Input::Stdin => read_stdin(ctx, parser),
+            Input::File(path) => follow_file(ctx, path, parser),
         }
     }
 }
@@ -138,7 +214,7 @@ const PIPE_IDLE: Duration = Duration::from_millis(25);
 /// Standard input, read by a thread of its own so the source never blocks on it: what was read
 /// is stored when the pipe goes quiet (or every poll interval while it trickles), and SIGINT or
 /// SIGTERM stop the ingest even while the producer is idle with the pipe open.
-fn read_stdin(ctx: &SourceCtx) -> Result<()> {
+fn read_stdin(ctx: &SourceCtx, mut parser: LineParser) -> Result<()> {
     let mut reader = LineReader::new(PipeReader::stdin()?, 0, 1);
     let mut pending = Pending::new();
     let loc = |n: u64| format!("stdin:{n}");
@@ -147,12 +223,12 @@ fn read_stdin(ctx: &SourceCtx) -> Result<()> {
     loop {
         match reader.next_line() {
             Ok(Some(line)) => {
-                pending.line(line, &loc, DEFAULT_SOURCE);
+                pending.line(line, &loc, &mut parser);
                 oldest.get_or_insert_with(Instant::now);
             }
             Ok(None) => {
                 if let Some(line) = reader.take_unterminated() {
-                    pending.line(line, &loc, DEFAULT_SOURCE);
+                    pending.line(line, &loc, &mut parser);
                 }
                 return pending.send(ctx, None);
             }
@@ -279,7 +355,7 @@ fn open_at(path: &Path, resume: Option<FileCheckpoint>) -> std::io::Result<Open>
     })
 }
 
-fn follow_file(ctx: &SourceCtx, path: &PathBuf) -> Result<()> {
+fn follow_file(ctx: &SourceCtx, path: &PathBuf, mut parser: LineParser) -> Result<()> {
     let shown = path.display().to_string();
     let loc = |n: u64| format!("{shown}:{n}");
     let mut resume: Option<FileCheckpoint> = ctx
@@ -316,7 +392,7 @@ fn follow_file(ctx: &SourceCtx, path: &PathBuf) -> Result<()> {
             .next_line()
             .wrap_err_with(|| format!("cannot read {shown}"))?
         {
-            pending.line(line, &loc, DEFAULT_SOURCE);
+            pending.line(line, &loc, &mut parser);
             if pending.full(ctx.batch_size) {
                 pending.send(ctx, Some(checkpoint_of(open)))?;
                 if ctx.cancelled() {
@@ -326,7 +402,7 @@ fn follow_file(ctx: &SourceCtx, path: &PathBuf) -> Result<()> {
         }
         if ctx.once {
             if let Some(line) = open.reader.take_unterminated() {
-                pending.line(line, &loc, DEFAULT_SOURCE);
+                pending.line(line, &loc, &mut parser);
             }
             return pending.send(ctx, Some(checkpoint_of(open)));
         }
@@ -340,10 +416,10 @@ fn follow_file(ctx: &SourceCtx, path: &PathBuf) -> Result<()> {
             Ok(meta) if FileId::of(&meta) != open.id => {
                 // Rotated: take what was written to the old file before the switch, then move on.
                 while let Some(line) = open.reader.next_line()? {
-                    pending.line(line, &loc, DEFAULT_SOURCE);
+                    pending.line(line, &loc, &mut parser);
                 }
                 if let Some(line) = open.reader.take_unterminated() {
-                    pending.line(line, &loc, DEFAULT_SOURCE);
+                    pending.line(line, &loc, &mut parser);
                 }
                 pending.send(ctx, None)?;
                 current = None;
@@ -382,10 +458,18 @@ mod tests {
         let mut p = Pending::new();
         let loc = |n: u64| format!("f:{n}");
         for n in 1..=9 {
-            p.line(line(n, small), &loc, "jsonl");
+            p.line(
+                line(n, small),
+                &loc,
+                &mut LineParser::new(LineFormat::Events),
+            );
         }
         assert!(!p.full(10));
-        p.line(line(10, "not json"), &loc, "jsonl");
+        p.line(
+            line(10, "not json"),
+            &loc,
+            &mut LineParser::new(LineFormat::Events),
+        );
         assert!(p.full(10), "rejects count towards the batch size");
 
         // Big events fill a batch long before its count does.
@@ -397,7 +481,11 @@ mod tests {
         let mut n = 0;
         while !p.full(5000) {
             n += 1;
-            p.line(line(n, &big), &loc, "jsonl");
+            p.line(
+                line(n, &big),
+                &loc,
+                &mut LineParser::new(LineFormat::Events),
+            );
         }
         assert_eq!(n as usize, MAX_BATCH_BYTES / (512 * 1024));
     }

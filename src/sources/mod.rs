@@ -35,6 +35,10 @@ pub const KINDS: &[(&str, &str)] = &[
         "PATH or - : an `sd sync events` JSON export",
     ),
     (
+        "gerrit-events",
+        "PATH or - : `gerrit stream-events` output (every layout), followed like tail -F",
+    ),
+    (
         "ngit-metrics",
         "URL : an ngit (GRASP) relay's http://HOST:PORT/metrics, scraped every scrape interval",
     ),
@@ -88,6 +92,8 @@ pub enum SourceSpec {
     Jsonl(Input),
     SpacedriveDb(PathBuf),
     SpacedriveJson(Input),
+    /// `gerrit stream-events` lines.
+    GerritEvents(Input),
     /// A `/metrics` URL.
     NgitMetrics(String),
 }
@@ -103,6 +109,7 @@ impl SourceSpec {
         let spec = match kind {
             "jsonl" => SourceSpec::Jsonl(Input::parse(rest)?),
             "spacedrive-json" => SourceSpec::SpacedriveJson(Input::parse(rest)?),
+            "gerrit-events" => SourceSpec::GerritEvents(Input::parse(rest)?),
             "ngit-metrics" => {
                 http::Url::parse(rest).map_err(|e| color_eyre::eyre::eyre!("{e}"))?;
                 SourceSpec::NgitMetrics(rest.to_string())
@@ -125,6 +132,7 @@ impl SourceSpec {
             SourceSpec::Jsonl(i) => format!("jsonl:{}", i.display()),
             SourceSpec::SpacedriveDb(p) => format!("spacedrive-db:{}", p.display()),
             SourceSpec::SpacedriveJson(i) => format!("spacedrive-json:{}", i.display()),
+            SourceSpec::GerritEvents(i) => format!("gerrit-events:{}", i.display()),
             SourceSpec::NgitMetrics(url) => format!("ngit-metrics:{url}"),
         }
     }
@@ -133,6 +141,7 @@ impl SourceSpec {
     pub fn path(&self) -> Option<&Path> {
         match self {
             SourceSpec::Jsonl(Input::File(p))
+            | SourceSpec::GerritEvents(Input::File(p))
             | SourceSpec::SpacedriveJson(Input::File(p))
             | SourceSpec::SpacedriveDb(p) => Some(p),
             _ => None,
@@ -168,6 +177,10 @@ impl SourceSpec {
             SourceSpec::SpacedriveJson(input) => {
                 Box::new(spacedrive::export::ExportSource::new(input.clone()))
             }
+            SourceSpec::GerritEvents(input) => Box::new(jsonl::JsonlSource::with_format(
+                input.clone(),
+                jsonl::LineFormat::GerritStream,
+            )),
             SourceSpec::NgitMetrics(url) => Box::new(ngit::MetricsSource::new(url.clone())),
         })
     }
