@@ -44,6 +44,28 @@ pub enum Command {
     Sources(SourcesArgs),
     /// Show every ngit relay's connection and health (exit 1 if one is Dead or a target down).
     Relays(RelaysArgs),
+    /// Gerrit replication status per remote and ref, as the replication-status plugin reports
+    /// it (exit 1 if anything shown is FAILED).
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this project.
+    #[arg(long, value_name = "P")]
+    pub project: Option<String>,
+
+    /// Only this remote (the target URI, or the node name for Gerrit <= 3.3).
+    #[arg(long, value_name = "R")]
+    pub remote: Option<String>,
+
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = RejectFormat::Table)]
+    pub format: RejectFormat,
+
+    /// A ref SCHEDULED for longer than this many seconds is flagged stuck. Default 3600.
+    #[arg(long, value_name = "SECS")]
+    pub stuck_after: Option<i64>,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@ pub mod ingest;
 pub mod rejects;
 pub mod relays;
 pub mod sources;
+pub mod status;
 
 /// A successful run's outcome, mapped to the exit code by `main`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,255 @@
+//! `gerrit-events:` and `syncscope status` end to end, on the real sample streams
+//! (tests/fixtures/gerrit) and on streams written here for the layouts the samples lack:
+//! the answer must equal what the replication-status plugin answers for the same events.
+
+mod common;
+
+use std::io::Write;
+use std::process::Stdio;
+
+use common::{fixture, Scratch};
+use serde_json::Value;
+
+fn ingest_fixtures(s: &Scratch) {
+    let out = s.ingest_once(&[
+        format!(
+            "gerrit-events:{}",
+            fixture("gerrit/push_stream_v3.5plus.jsonl").display()
+        ),
+        format!(
+            "gerrit-events:{}",
+            fixture("gerrit/mixed_stream_events.jsonl").display()
+        ),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn status_json(s: &Scratch, args: &[&str]) -> (Option<i32>, Value) {
+    let mut all = vec!["status", "--format", "json"];
+    all.extend_from_slice(args);
+    let out = s.run(&all);
+    let v = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("status json: {e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code(), v)
+}
+
+/// The plugin's fields of a payload (extra fields are allowed next to them).
+fn plugin_view(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(remotes) = v["remotes"].as_object_mut() {
+        for remote in remotes.values_mut() {
+            if let Some(refs) = remote["status"].as_object_mut() {
+                for r in refs.values_mut() {
+                    let keep = serde_json::json!({
+                        "type": r["type"], "status": r["status"], "when": r["when"]
+                    });
+                    *r = keep;
+                }
+            }
+        }
+    }
+    v
+}
+
+fn sample(name: &str) -> Value {
+    let text = std::fs::read_to_string(fixture(&format!("gerrit/{name}"))).expect("fixture");
+    serde_json::from_str(text.trim_start_matches(")]}'").trim()).expect("sample json")
+}
+
+#[test]
+fn the_answer_equals_the_plugins_for_the_same_events() {
+    let s = Scratch::new();
+    ingest_fixtures(&s);
+    let (code, v) = status_json(
+        &s,
+        &[
+            "--project",
+            "tools/build",
+            "--remote",
+            "https://github.com/example-org/tools-build.git",
+        ],
+    );
+    assert_eq!(code, Some(1), "FAILED exits 1");
+    assert_eq!(plugin_view(&v), sample("replication_status_failed.json"));
+    assert_eq!(
+        plugin_view(&v),
+        sample("replication_status_raw_http_body.txt")
+    );
+
+    let (code, v) = status_json(
+        &s,
+        &[
+            "--project",
+            "platform/core",
+            "--remote",
+            "ssh://replication@mirror-eu.example.com:29418/platform/core.git",
+        ],
+    );
+    assert_eq!(code, Some(0));
+    assert_eq!(plugin_view(&v), sample("replication_status_ok.json"));
+
+    let (code, v) = status_json(
+        &s,
+        &[
+            "--project",
+            "platform/core",
+            "--remote",
+            "ssh://unknown.example.com/platform/core.git",
+        ],
+    );
+    assert_eq!(code, Some(0), "an unknown pair answers like the plugin");
+    assert_eq!(v, sample("replication_status_unknown_remote_empty.json"));
+}
+
+#[test]
+fn all_pairs_worst_first_and_the_table() {
+    let s = Scratch::new();
+    ingest_fixtures(&s);
+    let (code, v) = status_json(&s, &[]);
+    assert_eq!(code, Some(1));
+    let list = v.as_array().expect("array of payloads");
+    assert!(list.len() >= 9, "{list:#?}");
+    assert_eq!(list[0]["status"], "FAILED", "worst first");
+    assert!(list
+        .iter()
+        .all(|p| p["remotes"].as_object().map(|m| m.len()) == Some(1)));
+    let all_refs: Vec<String> = list
+        .iter()
+        .flat_map(|p| {
+            p["remotes"]
+                .as_object()
+                .into_iter()
+                .flat_map(|m| m.values())
+                .flat_map(|r| {
+                    r["status"]
+                        .as_object()
+                        .into_iter()
+                        .flat_map(|s| s.keys().cloned())
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(
+        !all_refs.iter().any(|r| r == "..all.."),
+        "..all.. is never a ref"
+    );
+
+    let (code, _) = status_json(&s, &["--project", "platform/core"]);
+    assert_eq!(code, Some(0), "platform/core is OK everywhere");
+
+    let table = s.run(&["status"]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    let first = text.lines().next().unwrap_or_default();
+    assert!(first.starts_with("FAILED"), "{text}");
+    assert!(text.contains("REJECTED_NONFASTFORWARD"), "{text}");
+    assert!(text.contains("NOT_ATTEMPTED"), "{text}");
+}
+
+fn stream(s: &Scratch, name: &str, lines: &[&str]) -> String {
+    let p = s.path(name);
+    std::fs::write(&p, lines.join("\n") + "\n").expect("write stream");
+    format!("gerrit-events:{}", p.display())
+}
+
+#[test]
+fn retries_attempts_older_and_pull_layouts_and_bad_lines() {
+    let s = Scratch::new();
+    let src = stream(
+        &s,
+        "layouts.jsonl",
+        &[
+            // <= 3.3: targetNode only.
+            r#"{"project":"old","ref":"refs/heads/main","targetNode":"mirror:29418","type":"ref-replication-scheduled","eventCreatedOn":100}"#,
+            r#"{"project":"old","ref":"refs/heads/main","targetNode":"mirror:29418","status":"failed","refStatus":"REJECTED_OTHER_REASON","type":"ref-replicated","eventCreatedOn":101}"#,
+            r#"{"project":"old","ref":"refs/heads/main","targetNode":"mirror:29418","type":"ref-replication-scheduled","eventCreatedOn":102}"#,
+            // A failure without a reschedule.
+            r#"{"project":"old","ref":"refs/heads/dev","targetNode":"mirror:29418","type":"ref-replication-scheduled","eventCreatedOn":103}"#,
+            r#"{"project":"old","ref":"refs/heads/dev","targetNode":"mirror:29418","status":"failed","type":"ref-replicated","eventCreatedOn":104}"#,
+            r#"{"project":"old","ref":"refs/heads/dev","nodesCount":1,"type":"ref-replication-done","eventCreatedOn":104}"#,
+            // Pull, <= 3.4 and >= 3.5.
+            r#"{"project":"pulled","ref":"refs/heads/a","sourceNode":"primary:8080","status":"succeeded","refUpdateResult":"FAST_FORWARD","type":"fetch-ref-replicated","eventCreatedOn":105}"#,
+            r#"{"refUpdateResult":"NEW","project":"pulled","ref":"refs/heads/b","status":"succeeded","targetUri":"http://primary:8080/pulled.git","type":"fetch-ref-replicated","eventCreatedOn":105}"#,
+            // Whole-project push and the noise of an ssh session.
+            r#"{"project":"old","ref":"..all..","targetNode":"mirror:29418","type":"ref-replication-scheduled","eventCreatedOn":106}"#,
+            "Connection to gerrit.example.com closed by remote host.",
+            r#"{"type":"dropped-output","eventCreatedOn":107}"#,
+            r#"{"project":"old","ref":"refs/heads/x","targetNode":"mirror:29418","status":"failed","type":"ref-replicated""#,
+        ],
+    );
+    let out = s.ingest_once(std::slice::from_ref(&src));
+    assert_eq!(out.status.code(), Some(0));
+    let (code, v) = status_json(&s, &["--project", "old", "--remote", "mirror:29418"]);
+    assert_eq!(code, Some(1), "refs/heads/dev failed for good");
+    let refs = &v["remotes"]["mirror:29418"]["status"];
+    assert_eq!(refs["refs/heads/main"]["status"], "SCHEDULED");
+    assert_eq!(refs["refs/heads/main"]["retrying"], true);
+    assert_eq!(refs["refs/heads/main"]["attempts"], 2);
+    assert_eq!(
+        refs["refs/heads/main"]["last_error"],
+        "REJECTED_OTHER_REASON"
+    );
+    assert_eq!(refs["refs/heads/dev"]["status"], "FAILED");
+    assert_eq!(refs["refs/heads/dev"]["retrying"], false);
+    assert!(refs.get("..all..").is_none());
+    assert!(
+        refs.get("refs/heads/x").is_none(),
+        "a truncated line changes nothing"
+    );
+    let (_, v) = status_json(&s, &["--project", "pulled"]);
+    let pulls: Vec<&Value> = v.as_array().expect("array").iter().collect();
+    assert_eq!(pulls.len(), 2);
+    for p in pulls {
+        let remote = p["remotes"].as_object().expect("remotes");
+        let (name, st) = remote.iter().next().expect("one remote");
+        assert!(name == "primary:8080" || name == "http://primary:8080/pulled.git");
+        for r in st["status"].as_object().expect("refs").values() {
+            assert_eq!(
+                (r["type"].as_str(), r["status"].as_str()),
+                (Some("PULL"), Some("SUCCEEDED"))
+            );
+        }
+    }
+    // The bad lines are rejects at their line numbers; the dropped-output is a warning event.
+    let rejects = s.run(&["rejects", "--format", "json"]);
+    let rejects: Value = serde_json::from_slice(&rejects.stdout).expect("rejects json");
+    let mut lines: Vec<String> = rejects
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|r| r["location"].as_str())
+        .map(|l| l.rsplit(':').next().unwrap_or_default().to_string())
+        .collect();
+    lines.sort();
+    assert_eq!(lines, ["10", "12"]);
+    let dropped = s.events_json(&["--event-type", "dropped-output"]);
+    assert_eq!(dropped.len(), 1);
+    assert_eq!(dropped[0]["severity"], "warning");
+
+    // Read again (a second ingest, or the same stream on stdin): nothing counts twice.
+    let out = s.ingest_once(std::slice::from_ref(&src));
+    assert_eq!(out.status.code(), Some(0));
+    let mut child = s
+        .cmd()
+        .args(["ingest", "--once", "-q", "--source", "gerrit-events:-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let text = std::fs::read(s.path("layouts.jsonl")).expect("read");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&text)
+        .expect("write stdin");
+    assert!(child.wait().expect("wait").success());
+    let (_, v) = status_json(&s, &["--project", "old", "--remote", "mirror:29418"]);
+    assert_eq!(
+        v["remotes"]["mirror:29418"]["status"]["refs/heads/main"]["attempts"],
+        2
+    );
+}
