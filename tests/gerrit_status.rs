@@ -253,3 +253,134 @@ fn retries_attempts_older_and_pull_layouts_and_bad_lines() {
         2
     );
 }
+
+/// A fake `ssh` first on PATH: each run appends its arguments to `calls`, then plays the
+/// script `run-N.sh` (N = 1, 2, ...; the last one again when there are no more).
+fn fake_ssh(s: &Scratch, runs: &[&str]) -> std::ffi::OsString {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = s.path("bin");
+    std::fs::create_dir_all(&bin).expect("mkdir bin");
+    for (i, body) in runs.iter().enumerate() {
+        std::fs::write(s.path(&format!("run-{}.sh", i + 1)), body).expect("write run");
+    }
+    let dir = s.dir.path().display().to_string();
+    let script = format!(
+        "#!/bin/sh\n\
+         echo \"$@\" >> '{dir}/calls'\n\
+         n=$(wc -l < '{dir}/calls' | tr -d ' ')\n\
+         [ -f '{dir}/run-'$n'.sh' ] || n={last}\n\
+         exec sh '{dir}/run-'$n'.sh'\n",
+        last = runs.len()
+    );
+    let ssh = bin.join("ssh");
+    std::fs::write(&ssh, script).expect("write fake ssh");
+    std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut joined = bin.into_os_string();
+    joined.push(":");
+    joined.push(path);
+    joined
+}
+
+#[test]
+fn gerrit_ssh_reads_the_stream_and_marks_the_gap_when_it_drops() {
+    let s = Scratch::new();
+    let push = fixture("gerrit/push_stream_v3.5plus.jsonl");
+    let mixed = fixture("gerrit/mixed_stream_events.jsonl");
+    let path = fake_ssh(
+        &s,
+        &[
+            // First connection: some events, then the connection drops.
+            &format!(
+                "head -n 20 '{}'\necho 'Connection to gerrit closed by remote host.' >&2\nexit 255\n",
+                push.display()
+            ),
+            // Second: the rest, then it stays connected.
+            &format!(
+                "tail -n +21 '{}'\ncat '{}'\nexec sleep 60\n",
+                push.display(),
+                mixed.display()
+            ),
+        ],
+    );
+    let mut child = s
+        .cmd()
+        .env("PATH", &path)
+        .args([
+            "ingest",
+            "-q",
+            "--source",
+            "gerrit-ssh:mon@gerrit.example.com",
+        ])
+        .spawn()
+        .expect("spawn ingest");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while s.count(&["--source", "gerrit"]) < 53 + 9 + 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} events",
+            s.count(&["--source", "gerrit"])
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(0));
+
+    let gaps = s.events_json(&["--event-type", "stream_gap"]);
+    assert_eq!(gaps.len(), 1, "{gaps:#?}");
+    let summary = gaps[0]["summary"].as_str().unwrap_or_default();
+    assert!(
+        summary.starts_with("stream lost ") && summary.contains("may be missing"),
+        "{summary}"
+    );
+    assert_eq!(s.count(&["--source", "gerrit"]), 53 + 9 + 1);
+    let calls = std::fs::read_to_string(s.path("calls")).expect("calls");
+    let first = calls.lines().next().unwrap_or_default();
+    assert!(first.contains("-p 29418"), "{first}");
+    assert!(first.contains("BatchMode=yes"), "{first}");
+    assert!(
+        first.contains("mon@gerrit.example.com gerrit stream-events"),
+        "{first}"
+    );
+    assert!(first.contains("-s ref-replicated"), "{first}");
+    // The state is the same as from the files.
+    let (_, v) = status_json(
+        &s,
+        &[
+            "--project",
+            "tools/build",
+            "--remote",
+            "https://github.com/example-org/tools-build.git",
+        ],
+    );
+    assert_eq!(plugin_view(&v), sample("replication_status_failed.json"));
+}
+
+#[test]
+fn gerrit_ssh_once_reports_why_ssh_failed() {
+    let s = Scratch::new();
+    let path = fake_ssh(
+        &s,
+        &["echo 'mon@gerrit.example.com: Permission denied (publickey).' >&2\nexit 255\n"],
+    );
+    let out = s
+        .cmd()
+        .env("PATH", &path)
+        .args([
+            "ingest",
+            "--once",
+            "-q",
+            "--source",
+            "gerrit-ssh:mon@gerrit.example.com:29418",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Permission denied (publickey)"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}

@@ -61,7 +61,7 @@ pub enum LineFormat {
 
 /// Reads lines of one format; keeps what a format needs from line to line (Gerrit: events of
 /// one `eventCreatedOn` second are numbered so they stay distinct and in stream order).
-pub(crate) struct LineParser {
+pub struct LineParser {
     format: LineFormat,
     second: i64,
     ordinal: u32,
@@ -214,10 +214,21 @@ const PIPE_IDLE: Duration = Duration::from_millis(25);
 /// Standard input, read by a thread of its own so the source never blocks on it: what was read
 /// is stored when the pipe goes quiet (or every poll interval while it trickles), and SIGINT or
 /// SIGTERM stop the ingest even while the producer is idle with the pipe open.
-fn read_stdin(ctx: &SourceCtx, mut parser: LineParser) -> Result<()> {
-    let mut reader = LineReader::new(PipeReader::stdin()?, 0, 1);
+fn read_stdin(ctx: &SourceCtx, parser: LineParser) -> Result<()> {
+    let pipe = PipeReader::spawn(std::io::stdin(), "stdin")?;
+    read_pipe(ctx, pipe, "stdin", parser)
+}
+
+/// Reads lines from a pipe until it ends (or the ingest stops), storing them as they come.
+pub fn read_pipe(
+    ctx: &SourceCtx,
+    pipe: PipeReader,
+    name: &str,
+    mut parser: LineParser,
+) -> Result<()> {
+    let mut reader = LineReader::new(pipe, 0, 1);
     let mut pending = Pending::new();
-    let loc = |n: u64| format!("stdin:{n}");
+    let loc = |n: u64| format!("{name}:{n}");
     // When the oldest line not yet sent was read.
     let mut oldest: Option<Instant> = None;
     loop {
@@ -241,7 +252,7 @@ fn read_stdin(ctx: &SourceCtx, mut parser: LineParser) -> Result<()> {
                 }
                 continue;
             }
-            Err(e) => return Err(e).wrap_err("cannot read standard input"),
+            Err(e) => return Err(e).wrap_err_with(|| format!("cannot read {name}")),
         }
         if pending.full(ctx.batch_size) || oldest.is_some_and(|t| t.elapsed() >= ctx.poll_interval)
         {
@@ -257,23 +268,23 @@ fn read_stdin(ctx: &SourceCtx, mut parser: LineParser) -> Result<()> {
 /// The reading end of a thread that copies a blocking input in chunks. `read` fails with
 /// `WouldBlock` when no data came for [`PIPE_IDLE`], and returns 0 at the end of the input.
 /// At shutdown the thread may still be blocked in its read; it ends with the process.
-struct PipeReader {
+pub struct PipeReader {
     rx: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
     chunk: Vec<u8>,
     pos: usize,
 }
 
 impl PipeReader {
-    fn stdin() -> Result<PipeReader> {
+    /// Starts copying `input` on a thread named `name`.
+    pub fn spawn<R: Read + Send + 'static>(mut input: R, name: &str) -> Result<PipeReader> {
         // A few chunks in flight: the producer is held back when the store is behind.
         let (tx, rx) = std::sync::mpsc::sync_channel(4);
         std::thread::Builder::new()
-            .name("stdin".into())
+            .name(name.into())
             .spawn(move || {
-                let mut stdin = std::io::stdin().lock();
                 loop {
                     let mut buf = vec![0u8; 64 * 1024];
-                    match stdin.read(&mut buf) {
+                    match input.read(&mut buf) {
                         Ok(0) => return,
                         Ok(n) => {
                             buf.truncate(n);
@@ -293,7 +304,7 @@ impl PipeReader {
                     }
                 }
             })
-            .wrap_err("cannot start reading standard input")?;
+            .wrap_err_with(|| format!("cannot start reading {name}"))?;
         Ok(PipeReader {
             rx,
             chunk: Vec::new(),

@@ -4,6 +4,7 @@
 //! (`jsonl:/var/log/app/events.jsonl`, `spacedrive-db:~/…/sync.db`, `spacedrive-json:-`).
 
 pub mod exposition;
+pub mod gerrit_ssh;
 pub mod http;
 pub mod jsonl;
 pub mod ngit;
@@ -37,6 +38,10 @@ pub const KINDS: &[(&str, &str)] = &[
     (
         "gerrit-events",
         "PATH or - : `gerrit stream-events` output (every layout), followed like tail -F",
+    ),
+    (
+        "gerrit-ssh",
+        "[USER@]HOST[:PORT] : `ssh ... gerrit stream-events`, reconnecting when it drops",
     ),
     (
         "ngit-metrics",
@@ -94,6 +99,8 @@ pub enum SourceSpec {
     SpacedriveJson(Input),
     /// `gerrit stream-events` lines.
     GerritEvents(Input),
+    /// `gerrit stream-events` over the system's ssh.
+    GerritSsh(gerrit_ssh::SshTarget),
     /// A `/metrics` URL.
     NgitMetrics(String),
 }
@@ -110,6 +117,9 @@ impl SourceSpec {
             "jsonl" => SourceSpec::Jsonl(Input::parse(rest)?),
             "spacedrive-json" => SourceSpec::SpacedriveJson(Input::parse(rest)?),
             "gerrit-events" => SourceSpec::GerritEvents(Input::parse(rest)?),
+            "gerrit-ssh" => SourceSpec::GerritSsh(
+                gerrit_ssh::SshTarget::parse(rest).map_err(|e| color_eyre::eyre::eyre!("{e}"))?,
+            ),
             "ngit-metrics" => {
                 http::Url::parse(rest).map_err(|e| color_eyre::eyre::eyre!("{e}"))?;
                 SourceSpec::NgitMetrics(rest.to_string())
@@ -133,6 +143,7 @@ impl SourceSpec {
             SourceSpec::SpacedriveDb(p) => format!("spacedrive-db:{}", p.display()),
             SourceSpec::SpacedriveJson(i) => format!("spacedrive-json:{}", i.display()),
             SourceSpec::GerritEvents(i) => format!("gerrit-events:{}", i.display()),
+            SourceSpec::GerritSsh(t) => format!("gerrit-ssh:{}:{}", t.destination, t.port),
             SourceSpec::NgitMetrics(url) => format!("ngit-metrics:{url}"),
         }
     }
@@ -181,6 +192,9 @@ impl SourceSpec {
                 input.clone(),
                 jsonl::LineFormat::GerritStream,
             )),
+            SourceSpec::GerritSsh(t) => {
+                Box::new(gerrit_ssh::SshStreamSource::new(self.key(), t.clone()))
+            }
             SourceSpec::NgitMetrics(url) => Box::new(ngit::MetricsSource::new(url.clone())),
         })
     }
