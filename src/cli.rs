@@ -110,6 +110,11 @@ pub struct IngestArgs {
     #[arg(long, value_name = "MS")]
     pub scrape_interval_ms: Option<u64>,
 
+    /// The zone of server-local log timestamps (Gerrit's replication_log): UTC, local,
+    /// +01:00, or a name like Europe/Berlin. Default local.
+    #[arg(long, value_name = "ZONE")]
+    pub log_timezone: Option<String>,
+
     /// Events per transaction. Default 5000.
     #[arg(long, value_name = "N")]
     pub batch_size: Option<usize>,

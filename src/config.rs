@@ -28,6 +28,7 @@ pub struct IngestConfig {
     pub retention_days: Option<u32>,
     pub poll_interval_ms: Option<u64>,
     pub scrape_interval_ms: Option<u64>,
+    pub log_timezone: Option<String>,
     pub batch_size: Option<usize>,
 }
 

@@ -384,3 +384,129 @@ fn gerrit_ssh_once_reports_why_ssh_failed() {
     assert!(err.contains("Permission denied (publickey)"), "{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }
+
+#[test]
+fn replication_log_records_with_traces_zones_and_push_ids() {
+    let s = Scratch::new();
+    let out = s
+        .cmd()
+        .args([
+            "ingest",
+            "--once",
+            "-q",
+            "--log-timezone",
+            "Europe/Berlin",
+            "--source",
+        ])
+        .arg(format!(
+            "gerrit-log:{}",
+            fixture("gerrit/replication_log.txt").display()
+        ))
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // 46 lines, 4 of them a stack trace: 42 records.
+    assert_eq!(s.count(&["--source", "gerrit"]), 42);
+    let push = s.events_json(&["--correlation-id", "e1f20c47"]);
+    let kinds: Vec<&str> = push
+        .iter()
+        .filter_map(|e| e["event_type"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "log_scheduled",
+            "log_started",
+            "log_transport_error",
+            "log_consolidated",
+            "log_started",
+            "log_refs",
+            "log_completed"
+        ]
+    );
+    // 10:31:30,020 CET is 09:31:30.020 UTC.
+    assert_eq!(push[0]["timestamp"], "2025-03-14T09:31:30.020+00:00");
+    let err = &push[2];
+    assert_eq!(err["severity"], "warning");
+    assert!(err["details"]["trace"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("SshdSessionFactory.getSession"));
+    assert_eq!(push[6]["duration_ms"], 885);
+
+    // A bad zone is a usage error.
+    let out = s.run(&[
+        "ingest",
+        "--once",
+        "--log-timezone",
+        "Mars/Olympus",
+        "--source",
+        "jsonl:-",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_followed_log_keeps_a_trace_with_its_record_across_writes() {
+    let s = Scratch::new();
+    let log = s.path("replication_log");
+    std::fs::write(&log, "[2025-03-14 10:32:06,118] Cannot replicate to ssh://r@m/p.git [CONTEXT pushOneId=\"e1f20c47\" ]\n").expect("write");
+    let mut child = s
+        .cmd()
+        .args([
+            "ingest",
+            "-q",
+            "--poll-interval-ms",
+            "100",
+            "--log-timezone",
+            "UTC",
+            "--source",
+        ])
+        .arg(format!("gerrit-log:{}", log.display()))
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .expect("open");
+    f.write_all(
+        b"org.eclipse.jgit.errors.TransportException: Connection timed out\n\tat a.B(B.java:1)\n",
+    )
+    .expect("append");
+    f.write_all(b"[2025-03-14 10:33:07,012] Replication to ssh://r@m/p.git completed in 885ms, 97107ms delay, 1 retries [CONTEXT pushOneId=\"e1f20c47\" ]\nthis line has no record\n")
+        .expect("append");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while s.count(&["--source", "gerrit"]) < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "records did not arrive"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    assert_eq!(child.wait().expect("wait").code(), Some(0));
+    let events = s.events_json(&["--correlation-id", "e1f20c47"]);
+    assert_eq!(events.len(), 2);
+    assert!(events[0]["summary"]
+        .as_str()
+        .unwrap_or_default()
+        .ends_with("Connection timed out"));
+    assert!(events[0]["details"]["trace"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("B.java:1"));
+    assert_eq!(
+        s.count(&["--source", "gerrit"]),
+        2,
+        "the stray line is a reject, not a record"
+    );
+}

@@ -2,13 +2,14 @@
 
 use std::time::Duration;
 
-use color_eyre::eyre::{bail, Result, WrapErr};
+use color_eyre::eyre::{bail, eyre, Result, WrapErr};
 use tokio_util::sync::CancellationToken;
 
 use super::Outcome;
 use crate::cli::IngestArgs;
 use crate::config::Config;
 use crate::ingest::{self, IngestOptions};
+use crate::model::gerrit_log::LogZone;
 use crate::sources::SourceSpec;
 
 pub fn run(args: IngestArgs, config: &Config, db: std::path::PathBuf) -> Result<Outcome> {
@@ -46,6 +47,14 @@ pub fn run(args: IngestArgs, config: &Config, db: std::path::PathBuf) -> Result<
                 .unwrap_or(5000)
                 .max(100),
         ),
+        log_zone: match args
+            .log_timezone
+            .as_deref()
+            .or(config.ingest.log_timezone.as_deref())
+        {
+            Some(z) => LogZone::parse(z).map_err(|e| eyre!("--log-timezone: {e}"))?,
+            None => LogZone::Local,
+        },
         batch_size: args.batch_size.or(config.ingest.batch_size).unwrap_or(5000),
         log_status: !args.quiet,
     };

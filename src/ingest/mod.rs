@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::model::gerrit::RefUpdate;
+use crate::model::gerrit_log::LogZone;
 use crate::model::{Event, Reject};
 use crate::sources::SourceSpec;
 use crate::store::{BatchOutcome, Writer};
@@ -36,6 +37,8 @@ pub struct IngestOptions {
     pub poll_interval: Duration,
     /// How often scraped targets (`/metrics`) are read.
     pub scrape_interval: Duration,
+    /// The zone of server-local log timestamps (Gerrit's replication_log).
+    pub log_zone: LogZone,
     /// Events per transaction.
     pub batch_size: usize,
     /// Print source state changes on stderr.
@@ -49,6 +52,7 @@ impl Default for IngestOptions {
             retention_days: 7,
             poll_interval: Duration::from_millis(500),
             scrape_interval: Duration::from_secs(5),
+            log_zone: LogZone::Local,
             batch_size: 5000,
             log_status: true,
         }
@@ -104,6 +108,7 @@ pub struct SourceCtx {
     pub once: bool,
     pub poll_interval: Duration,
     pub scrape_interval: Duration,
+    pub log_zone: LogZone,
     pub batch_size: usize,
     /// The checkpoint saved with this source's last committed batch.
     pub checkpoint: Option<String>,
@@ -204,6 +209,7 @@ pub async fn run(
             once: opts.once,
             poll_interval: opts.poll_interval,
             scrape_interval: opts.scrape_interval,
+            log_zone: opts.log_zone.clone(),
             batch_size: opts.batch_size.max(1),
             checkpoint,
             cancel: cancel.clone(),

@@ -5,6 +5,7 @@
 //! schema changes.
 
 pub mod gerrit;
+pub mod gerrit_log;
 pub mod relay;
 mod severity;
 mod time;

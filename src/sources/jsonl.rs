@@ -17,6 +17,7 @@ use super::{Input, Source};
 use crate::ingest::follow::{open_file, FileId, Line, LineReader, MAX_LINE};
 use crate::ingest::{SourceCtx, SourceState};
 use crate::model::gerrit::{self, RefUpdate};
+use crate::model::gerrit_log::{self, LogRecord, LogZone};
 use crate::model::{parse_wire_event, Event, Reject};
 
 /// The system name given to lines that do not name one.
@@ -51,12 +52,35 @@ impl JsonlSource {
 }
 
 /// What the lines of a followed file or pipe hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum LineFormat {
     /// One event per line with the event model's field names.
     Events,
     /// `gerrit stream-events` output.
     GerritStream,
+    /// Gerrit's `replication_log` (`pull`: `pull_replication_log`): records that may span
+    /// several lines (stack traces), timestamps in the given zone.
+    /// `zone` None: the ingest's `--log-timezone`.
+    GerritLog { pull: bool, zone: Option<LogZone> },
+}
+
+/// What one line gave. Handed over once per line and never stored, so the size difference
+/// between the variants costs nothing (boxing the event would cost an allocation per line).
+#[allow(clippy::large_enum_variant)]
+pub enum Parsed<'b> {
+    Event(Event, Option<RefUpdate>),
+    Reject {
+        number: u64,
+        reason: String,
+        bytes: &'b [u8],
+    },
+}
+
+/// A log record whose continuation lines may still come, and where it started.
+struct Held {
+    record: LogRecord,
+    offset: u64,
+    line: u64,
 }
 
 /// Reads lines of one format; keeps what a format needs from line to line (Gerrit: events of
@@ -65,6 +89,9 @@ pub struct LineParser {
     format: LineFormat,
     second: i64,
     ordinal: u32,
+    held: Option<Held>,
+    /// The held record already sat through one pause with nothing new after it.
+    held_idle: bool,
 }
 
 impl LineParser {
@@ -73,6 +100,86 @@ impl LineParser {
             format,
             second: i64::MIN,
             ordinal: 0,
+            held: None,
+            held_idle: false,
+        }
+    }
+
+    /// Where a restart must resume so a held record is read again whole: its first line.
+    fn held_start(&self) -> Option<(u64, u64)> {
+        self.held.as_ref().map(|h| (h.offset, h.line))
+    }
+
+    /// Emits the held record, if any.
+    pub fn flush<'b>(&mut self, emit: &mut dyn FnMut(Parsed<'b>)) {
+        if let (Some(h), LineFormat::GerritLog { pull, .. }) = (self.held.take(), &self.format) {
+            emit(Parsed::Event(
+                gerrit_log::record_event(&h.record, *pull),
+                None,
+            ));
+        }
+        self.held_idle = false;
+    }
+
+    /// At a pause in the input: a record held over a whole pause is complete.
+    pub fn idle<'b>(&mut self, emit: &mut dyn FnMut(Parsed<'b>)) {
+        if self.held.is_some() && self.held_idle {
+            self.flush(emit);
+        } else {
+            self.held_idle = self.held.is_some();
+        }
+    }
+
+    /// Reads line `number`, which starts at byte `offset` of its input.
+    fn feed<'b>(
+        &mut self,
+        bytes: &'b [u8],
+        number: u64,
+        offset: u64,
+        emit: &mut dyn FnMut(Parsed<'b>),
+    ) {
+        self.held_idle = false;
+        if let LineFormat::GerritLog { zone, .. } = &self.format {
+            let zone = zone.clone().unwrap_or(LogZone::Local);
+            let text = String::from_utf8_lossy(bytes);
+            if gerrit_log::is_record_start(&text) {
+                self.flush(emit);
+                match gerrit_log::parse_record_start(&text, &zone) {
+                    Ok(record) => {
+                        self.held = Some(Held {
+                            record,
+                            offset,
+                            line: number,
+                        })
+                    }
+                    Err(reason) => emit(Parsed::Reject {
+                        number,
+                        reason,
+                        bytes,
+                    }),
+                }
+            } else if let Some(h) = self.held.as_mut() {
+                if h.record.trace.len() < 200 {
+                    h.record
+                        .trace
+                        .push(crate::sanitize::one_line(&text).into_owned());
+                }
+            } else {
+                emit(Parsed::Reject {
+                    number,
+                    reason: "a continuation line with no log record before it".into(),
+                    bytes,
+                });
+            }
+            return;
+        }
+        match self.parse(bytes) {
+            Ok((e, u)) => emit(Parsed::Event(e, u)),
+            Err(reason) => emit(Parsed::Reject {
+                number,
+                reason,
+                bytes,
+            }),
         }
     }
 
@@ -81,6 +188,7 @@ impl LineParser {
             LineFormat::Events => parse_wire_event(bytes, DEFAULT_SOURCE)
                 .map(|e| (e, None))
                 .map_err(|e| e.0),
+            LineFormat::GerritLog { .. } => Err("not a line format".into()),
             LineFormat::GerritStream => {
                 let mut s = gerrit::parse_stream_event(bytes, 0).map_err(|e| e.0)?;
                 let second = s.event.timestamp.as_nanos().div_euclid(1_000_000_000);
@@ -163,12 +271,14 @@ impl Pending {
         )
     }
 
-    /// Parses one line into an event or a reject. Blank lines are skipped.
+    /// Parses one line (starting at byte `offset` of its input) into events or rejects.
+    /// Blank lines are skipped.
     pub fn line(
         &mut self,
         line: Line<'_>,
         location: &dyn Fn(u64) -> String,
         parser: &mut LineParser,
+        offset: u64,
     ) {
         match line {
             Line::Text { bytes, number } => {
@@ -180,10 +290,7 @@ impl Pending {
                 if bytes.iter().all(u8::is_ascii_whitespace) {
                     return;
                 }
-                match parser.parse(bytes) {
-                    Ok((e, update)) => self.push_with_update(e, update),
-                    Err(reason) => self.reject(Reject::new(location(number), reason, bytes)),
-                }
+                parser.feed(bytes, number, offset, &mut |p| self.take(p, location));
             }
             Line::TooLong {
                 excerpt,
@@ -196,11 +303,30 @@ impl Pending {
             )),
         }
     }
+
+    /// Keeps what a parser produced.
+    pub fn take(&mut self, p: Parsed<'_>, location: &dyn Fn(u64) -> String) {
+        match p {
+            Parsed::Event(e, update) => self.push_with_update(e, update),
+            Parsed::Reject {
+                number,
+                reason,
+                bytes,
+            } => self.reject(Reject::new(location(number), reason, bytes)),
+        }
+    }
 }
 
 impl Source for JsonlSource {
     fn run(self: Box<Self>, ctx: &SourceCtx) -> Result<()> {
-        let parser = LineParser::new(self.format);
+        let format = match &self.format {
+            LineFormat::GerritLog { pull, zone: None } => LineFormat::GerritLog {
+                pull: *pull,
+                zone: Some(ctx.log_zone.clone()),
+            },
+            f => f.clone(),
+        };
+        let parser = LineParser::new(format);
         match &self.input {
             Input::Stdin => read_stdin(ctx, parser),
             Input::File(path) => follow_file(ctx, path, parser),
@@ -234,17 +360,19 @@ pub fn read_pipe(
     loop {
         match reader.next_line() {
             Ok(Some(line)) => {
-                pending.line(line, &loc, &mut parser);
+                pending.line(line, &loc, &mut parser, 0);
                 oldest.get_or_insert_with(Instant::now);
             }
             Ok(None) => {
                 if let Some(line) = reader.take_unterminated() {
-                    pending.line(line, &loc, &mut parser);
+                    pending.line(line, &loc, &mut parser, 0);
                 }
+                parser.flush(&mut |p| pending.take(p, &loc));
                 return pending.send(ctx, None);
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 // The pipe is quiet: store what was read, then keep reading.
+                parser.idle(&mut |p| pending.take(p, &loc));
                 pending.send(ctx, None)?;
                 oldest = None;
                 if ctx.cancelled() {
@@ -260,6 +388,7 @@ pub fn read_pipe(
             oldest = None;
         }
         if ctx.cancelled() {
+            parser.flush(&mut |p| pending.take(p, &loc));
             return pending.send(ctx, None);
         }
     }
@@ -338,12 +467,17 @@ struct Open {
     id: FileId,
 }
 
-fn checkpoint_of(o: &Open) -> String {
+/// Where a restart resumes: after the last line read, or at the first line of a record the
+/// parser still holds (so it is read again whole).
+fn checkpoint_of(o: &Open, parser: &LineParser) -> String {
+    let (offset, line) = parser
+        .held_start()
+        .unwrap_or((o.reader.offset(), o.reader.next_number()));
     let c = FileCheckpoint {
         dev: o.id.dev,
         ino: o.id.ino,
-        offset: o.reader.offset(),
-        line: o.reader.next_number(),
+        offset,
+        line,
     };
     serde_json::to_string(&c).unwrap_or_default()
 }
@@ -398,26 +532,33 @@ fn follow_file(ctx: &SourceCtx, path: &PathBuf, mut parser: LineParser) -> Resul
         };
 
         // Read everything there is now, in batches.
-        while let Some(line) = open
-            .reader
-            .next_line()
-            .wrap_err_with(|| format!("cannot read {shown}"))?
-        {
-            pending.line(line, &loc, &mut parser);
+        loop {
+            let start = open.reader.offset();
+            let Some(line) = open
+                .reader
+                .next_line()
+                .wrap_err_with(|| format!("cannot read {shown}"))?
+            else {
+                break;
+            };
+            pending.line(line, &loc, &mut parser, start);
             if pending.full(ctx.batch_size) {
-                pending.send(ctx, Some(checkpoint_of(open)))?;
+                pending.send(ctx, Some(checkpoint_of(open, &parser)))?;
                 if ctx.cancelled() {
                     return Ok(());
                 }
             }
         }
         if ctx.once {
+            let start = open.reader.offset();
             if let Some(line) = open.reader.take_unterminated() {
-                pending.line(line, &loc, &mut parser);
+                pending.line(line, &loc, &mut parser, start);
             }
-            return pending.send(ctx, Some(checkpoint_of(open)));
+            parser.flush(&mut |p| pending.take(p, &loc));
+            return pending.send(ctx, Some(checkpoint_of(open, &parser)));
         }
-        pending.send(ctx, Some(checkpoint_of(open)))?;
+        parser.idle(&mut |p| pending.take(p, &loc));
+        pending.send(ctx, Some(checkpoint_of(open, &parser)))?;
         if ctx.cancelled() {
             return Ok(());
         }
@@ -426,18 +567,25 @@ fn follow_file(ctx: &SourceCtx, path: &PathBuf, mut parser: LineParser) -> Resul
         match std::fs::metadata(path) {
             Ok(meta) if FileId::of(&meta) != open.id => {
                 // Rotated: take what was written to the old file before the switch, then move on.
-                while let Some(line) = open.reader.next_line()? {
-                    pending.line(line, &loc, &mut parser);
+                loop {
+                    let start = open.reader.offset();
+                    let Some(line) = open.reader.next_line()? else {
+                        break;
+                    };
+                    pending.line(line, &loc, &mut parser, start);
                 }
+                let start = open.reader.offset();
                 if let Some(line) = open.reader.take_unterminated() {
-                    pending.line(line, &loc, &mut parser);
+                    pending.line(line, &loc, &mut parser, start);
                 }
+                parser.flush(&mut |p| pending.take(p, &loc));
                 pending.send(ctx, None)?;
                 current = None;
                 continue;
             }
             Ok(meta) if meta.len() < open.reader.offset() => {
                 // Truncated in place: start over from the top.
+                parser.flush(&mut |p| pending.take(p, &loc));
                 pending.send(ctx, None)?;
                 current =
                     Some(open_at(path, None).wrap_err_with(|| format!("cannot reopen {shown}"))?);
@@ -473,6 +621,7 @@ mod tests {
                 line(n, small),
                 &loc,
                 &mut LineParser::new(LineFormat::Events),
+                0,
             );
         }
         assert!(!p.full(10));
@@ -480,6 +629,7 @@ mod tests {
             line(10, "not json"),
             &loc,
             &mut LineParser::new(LineFormat::Events),
+            0,
         );
         assert!(p.full(10), "rejects count towards the batch size");
 
@@ -496,6 +646,7 @@ mod tests {
                 line(n, &big),
                 &loc,
                 &mut LineParser::new(LineFormat::Events),
+                0,
             );
         }
         assert_eq!(n as usize, MAX_BATCH_BYTES / (512 * 1024));

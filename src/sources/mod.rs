@@ -40,6 +40,10 @@ pub const KINDS: &[(&str, &str)] = &[
         "PATH or - : `gerrit stream-events` output (every layout), followed like tail -F",
     ),
     (
+        "gerrit-log",
+        "PATH : Gerrit's replication_log or pull_replication_log (any layout), followed",
+    ),
+    (
         "gerrit-ssh",
         "[USER@]HOST[:PORT] : `ssh ... gerrit stream-events`, reconnecting when it drops",
     ),
@@ -99,6 +103,8 @@ pub enum SourceSpec {
     SpacedriveJson(Input),
     /// `gerrit stream-events` lines.
     GerritEvents(Input),
+    /// `replication_log` / `pull_replication_log`.
+    GerritLog(PathBuf),
     /// `gerrit stream-events` over the system's ssh.
     GerritSsh(gerrit_ssh::SshTarget),
     /// A `/metrics` URL.
@@ -117,6 +123,10 @@ impl SourceSpec {
             "jsonl" => SourceSpec::Jsonl(Input::parse(rest)?),
             "spacedrive-json" => SourceSpec::SpacedriveJson(Input::parse(rest)?),
             "gerrit-events" => SourceSpec::GerritEvents(Input::parse(rest)?),
+            "gerrit-log" => match Input::parse(rest)? {
+                Input::File(p) => SourceSpec::GerritLog(p),
+                Input::Stdin => bail!("gerrit-log needs a file path, not -"),
+            },
             "gerrit-ssh" => SourceSpec::GerritSsh(
                 gerrit_ssh::SshTarget::parse(rest).map_err(|e| color_eyre::eyre::eyre!("{e}"))?,
             ),
@@ -144,6 +154,7 @@ impl SourceSpec {
             SourceSpec::SpacedriveJson(i) => format!("spacedrive-json:{}", i.display()),
             SourceSpec::GerritEvents(i) => format!("gerrit-events:{}", i.display()),
             SourceSpec::GerritSsh(t) => format!("gerrit-ssh:{}:{}", t.destination, t.port),
+            SourceSpec::GerritLog(p) => format!("gerrit-log:{}", p.display()),
             SourceSpec::NgitMetrics(url) => format!("ngit-metrics:{url}"),
         }
     }
@@ -154,7 +165,8 @@ impl SourceSpec {
             SourceSpec::Jsonl(Input::File(p))
             | SourceSpec::GerritEvents(Input::File(p))
             | SourceSpec::SpacedriveJson(Input::File(p))
-            | SourceSpec::SpacedriveDb(p) => Some(p),
+            | SourceSpec::SpacedriveDb(p)
+            | SourceSpec::GerritLog(p) => Some(p),
             _ => None,
         }
     }
@@ -191,6 +203,15 @@ impl SourceSpec {
             SourceSpec::GerritEvents(input) => Box::new(jsonl::JsonlSource::with_format(
                 input.clone(),
                 jsonl::LineFormat::GerritStream,
+            )),
+            SourceSpec::GerritLog(p) => Box::new(jsonl::JsonlSource::with_format(
+                Input::File(p.clone()),
+                jsonl::LineFormat::GerritLog {
+                    pull: p
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("pull_replication_log")),
+                    zone: None,
+                },
             )),
             SourceSpec::GerritSsh(t) => {
                 Box::new(gerrit_ssh::SshStreamSource::new(self.key(), t.clone()))
