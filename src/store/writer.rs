@@ -248,7 +248,8 @@ fn insert_events(
     Ok(())
 }
 
-/// Applies the ref updates of the events stored in this transaction to `ref_state`.
+/// Applies the ref updates of the events stored in this transaction to `ref_state`: each key
+/// read once, its updates applied in order in memory, written once.
 fn apply_ref_updates(
     tx: &Transaction<'_>,
     updates: &[(usize, RefUpdate)],
@@ -261,38 +262,59 @@ fn apply_ref_updates(
         "SELECT direction, status, when_s, retrying, attempts, last_success, last_failure, last_error, scheduled_since
          FROM ref_state WHERE project = ?1 AND remote = ?2 AND ref = ?3",
     )?;
-    let mut put = tx.prepare_cached(
-        "INSERT OR REPLACE INTO ref_state (project, remote, ref, direction, status, when_s, retrying, attempts,
-            last_success, last_failure, last_error, scheduled_since, event_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-    )?;
+    // Key -> (state, the last event that changed it), in first-touched order.
+    let mut touched: HashMap<(&str, &str, &str), usize> = HashMap::new();
+    let mut states: Vec<(RefState, i64)> = Vec::new();
     for (idx, u) in updates {
         let Some(Some(event_id)) = ids.get(*idx) else {
             continue;
         };
-        let old = get
-            .query_row(params![u.project, u.remote, u.ref_name], |r| {
-                Ok(RefState {
-                    project: u.project.clone(),
-                    remote: u.remote.clone(),
-                    ref_name: u.ref_name.clone(),
-                    direction: if r.get::<_, String>(0)? == "PULL" {
-                        crate::model::gerrit::Direction::Pull
-                    } else {
-                        crate::model::gerrit::Direction::Push
-                    },
-                    status: r.get(1)?,
-                    when: r.get(2)?,
-                    retrying: r.get(3)?,
-                    attempts: r.get(4)?,
-                    last_success: r.get(5)?,
-                    last_failure: r.get(6)?,
-                    last_error: r.get(7)?,
-                    scheduled_since: r.get(8)?,
-                })
-            })
-            .optional()?;
-        let s = RefState::apply(old, u);
+        let key = (u.project.as_str(), u.remote.as_str(), u.ref_name.as_str());
+        let slot = match touched.get(&key) {
+            Some(&i) => i,
+            None => {
+                let old = get
+                    .query_row(params![u.project, u.remote, u.ref_name], |r| {
+                        Ok(RefState {
+                            project: u.project.clone(),
+                            remote: u.remote.clone(),
+                            ref_name: u.ref_name.clone(),
+                            direction: if r.get::<_, String>(0)? == "PULL" {
+                                crate::model::gerrit::Direction::Pull
+                            } else {
+                                crate::model::gerrit::Direction::Push
+                            },
+                            status: r.get(1)?,
+                            when: r.get(2)?,
+                            retrying: r.get(3)?,
+                            attempts: r.get(4)?,
+                            last_success: r.get(5)?,
+                            last_failure: r.get(6)?,
+                            last_error: r.get(7)?,
+                            scheduled_since: r.get(8)?,
+                        })
+                    })
+                    .optional()?;
+                states.push((RefState::apply(old, u), *event_id));
+                touched.insert(key, states.len() - 1);
+                continue;
+            }
+        };
+        let (state, last) = &mut states[slot];
+        *state = RefState::apply(Some(state.clone()), u);
+        *last = *event_id;
+    }
+    let mut put = tx.prepare_cached(
+        "INSERT INTO ref_state (project, remote, ref, direction, status, when_s, retrying, attempts,
+            last_success, last_failure, last_error, scheduled_since, event_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+         ON CONFLICT (project, remote, ref) DO UPDATE SET direction = excluded.direction,
+            status = excluded.status, when_s = excluded.when_s, retrying = excluded.retrying,
+            attempts = excluded.attempts, last_success = excluded.last_success,
+            last_failure = excluded.last_failure, last_error = excluded.last_error,
+            scheduled_since = excluded.scheduled_since, event_id = excluded.event_id",
+    )?;
+    for (s, event_id) in &states {
         put.execute(params![
             s.project,
             s.remote,
