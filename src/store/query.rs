@@ -446,11 +446,15 @@ impl Reader {
     ) -> Result<Vec<crate::model::gerrit::RefState>> {
         use crate::model::gerrit::{Direction, RefState};
         let mut st = self.conn.prepare_cached(
-            "SELECT project, remote, ref, direction, status, when_s, retrying, attempts, last_success,
-                    last_failure, last_error, scheduled_since
-             FROM ref_state
-             WHERE (?1 IS NULL OR project = ?1) AND (?2 IS NULL OR remote = ?2)
-             ORDER BY remote, project, ref",
+            "SELECT p.text, m.text, r.text, s.direction, s.status, s.when_s, s.retrying, s.attempts,
+                    s.last_success, s.last_failure, s.last_error, s.scheduled_since
+             FROM ref_state s
+             JOIN strings p ON p.id = s.project
+             JOIN strings m ON m.id = s.remote
+             JOIN strings r ON r.id = s.ref
+             WHERE (?1 IS NULL OR s.project = (SELECT id FROM strings WHERE text = ?1))
+               AND (?2 IS NULL OR s.remote = (SELECT id FROM strings WHERE text = ?2))
+             ORDER BY m.text, p.text, r.text",
         )?;
         let rows = st.query_map(rusqlite::params![project, remote], |r| {
             Ok(RefState {

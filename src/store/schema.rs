@@ -122,10 +122,12 @@ pub const MIGRATIONS: &[&str] = &[
     // 2 -> 3: Gerrit replication state per (project, remote, ref), as the replication-status
     // plugin keeps it plus what it cannot tell; changed in the transaction of its events.
     r#"
+    -- ref, remote and project are interned (strings.id); the ref leads the key, so the rows of
+    -- new refs (new, higher ids) go in at the right edge.
     CREATE TABLE ref_state (
-        project          TEXT NOT NULL,
-        remote           TEXT NOT NULL,
-        ref              TEXT NOT NULL,
+        ref              INTEGER NOT NULL,
+        remote           INTEGER NOT NULL,
+        project          INTEGER NOT NULL,
         direction        TEXT NOT NULL,
         status           TEXT NOT NULL,
         when_s           INTEGER NOT NULL,
@@ -136,9 +138,10 @@ pub const MIGRATIONS: &[&str] = &[
         last_error       TEXT,
         scheduled_since  INTEGER,
         event_id         INTEGER,
-        PRIMARY KEY (project, remote, ref)
+        PRIMARY KEY (ref, remote, project)
     ) WITHOUT ROWID;
     CREATE INDEX ref_state_remote ON ref_state(remote, project);
+    CREATE INDEX ref_state_project ON ref_state(project);
     "#,
 ];
 

@@ -249,9 +249,12 @@ fn insert_events(
 }
 
 /// Applies the ref updates of the events stored in this transaction to `ref_state`: each key
-/// read once, its updates applied in order in memory, written once.
+/// read once, its updates applied in order in memory, written once. Keys are interned ids with
+/// the ref first: new refs get new, higher ids, so their rows go in at the right edge instead
+/// of at random places among the text of millions of `refs/changes/...`.
 fn apply_ref_updates(
     tx: &Transaction<'_>,
+    cache: &mut Interned,
     updates: &[(usize, RefUpdate)],
     ids: &[Option<i64>],
 ) -> Result<()> {
@@ -260,65 +263,66 @@ fn apply_ref_updates(
     }
     let mut get = tx.prepare_cached(
         "SELECT direction, status, when_s, retrying, attempts, last_success, last_failure, last_error, scheduled_since
-         FROM ref_state WHERE project = ?1 AND remote = ?2 AND ref = ?3",
+         FROM ref_state WHERE ref = ?1 AND remote = ?2 AND project = ?3",
     )?;
-    // Key -> (state, the last event that changed it), in first-touched order.
-    let mut touched: HashMap<(&str, &str, &str), usize> = HashMap::new();
-    let mut states: Vec<(RefState, i64)> = Vec::new();
+    // Key -> index into `states`, in first-touched order.
+    let mut touched: HashMap<(i64, i64, i64), usize> = HashMap::new();
+    let mut states: Vec<((i64, i64, i64), RefState, i64)> = Vec::new();
     for (idx, u) in updates {
         let Some(Some(event_id)) = ids.get(*idx) else {
             continue;
         };
-        let key = (u.project.as_str(), u.remote.as_str(), u.ref_name.as_str());
-        let slot = match touched.get(&key) {
-            Some(&i) => i,
-            None => {
-                let old = get
-                    .query_row(params![u.project, u.remote, u.ref_name], |r| {
-                        Ok(RefState {
-                            project: u.project.clone(),
-                            remote: u.remote.clone(),
-                            ref_name: u.ref_name.clone(),
-                            direction: if r.get::<_, String>(0)? == "PULL" {
-                                crate::model::gerrit::Direction::Pull
-                            } else {
-                                crate::model::gerrit::Direction::Push
-                            },
-                            status: r.get(1)?,
-                            when: r.get(2)?,
-                            retrying: r.get(3)?,
-                            attempts: r.get(4)?,
-                            last_success: r.get(5)?,
-                            last_failure: r.get(6)?,
-                            last_error: r.get(7)?,
-                            scheduled_since: r.get(8)?,
-                        })
-                    })
-                    .optional()?;
-                states.push((RefState::apply(old, u), *event_id));
-                touched.insert(key, states.len() - 1);
-                continue;
-            }
-        };
-        let (state, last) = &mut states[slot];
-        *state = RefState::apply(Some(state.clone()), u);
-        *last = *event_id;
+        let key = (
+            intern(tx, cache, &u.ref_name)?,
+            intern(tx, cache, &u.remote)?,
+            intern(tx, cache, &u.project)?,
+        );
+        if let Some(&i) = touched.get(&key) {
+            let (_, state, last) = &mut states[i];
+            *state = RefState::apply(Some(state.clone()), u);
+            *last = *event_id;
+            continue;
+        }
+        let old = get
+            .query_row(params![key.0, key.1, key.2], |r| {
+                Ok(RefState {
+                    project: u.project.clone(),
+                    remote: u.remote.clone(),
+                    ref_name: u.ref_name.clone(),
+                    direction: if r.get::<_, String>(0)? == "PULL" {
+                        crate::model::gerrit::Direction::Pull
+                    } else {
+                        crate::model::gerrit::Direction::Push
+                    },
+                    status: r.get(1)?,
+                    when: r.get(2)?,
+                    retrying: r.get(3)?,
+                    attempts: r.get(4)?,
+                    last_success: r.get(5)?,
+                    last_failure: r.get(6)?,
+                    last_error: r.get(7)?,
+                    scheduled_since: r.get(8)?,
+                })
+            })
+            .optional()?;
+        states.push((key, RefState::apply(old, u), *event_id));
+        touched.insert(key, states.len() - 1);
     }
     let mut put = tx.prepare_cached(
-        "INSERT INTO ref_state (project, remote, ref, direction, status, when_s, retrying, attempts,
+        "INSERT INTO ref_state (ref, remote, project, direction, status, when_s, retrying, attempts,
             last_success, last_failure, last_error, scheduled_since, event_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-         ON CONFLICT (project, remote, ref) DO UPDATE SET direction = excluded.direction,
+         ON CONFLICT (ref, remote, project) DO UPDATE SET direction = excluded.direction,
             status = excluded.status, when_s = excluded.when_s, retrying = excluded.retrying,
             attempts = excluded.attempts, last_success = excluded.last_success,
             last_failure = excluded.last_failure, last_error = excluded.last_error,
             scheduled_since = excluded.scheduled_since, event_id = excluded.event_id",
     )?;
-    for (s, event_id) in &states {
+    for ((r, remote, project), s, event_id) in &states {
         put.execute(params![
-            s.project,
-            s.remote,
-            s.ref_name,
+            r,
+            remote,
+            project,
             s.direction.as_str(),
             s.status,
             s.when,
@@ -461,7 +465,7 @@ impl Writer {
         };
         {
             insert_events(&tx, &mut self.interned, events, keys, &mut tally)?;
-            apply_ref_updates(&tx, ref_updates, &tally.ids)?;
+            apply_ref_updates(&tx, &mut self.interned, ref_updates, &tally.ids)?;
             let mut count = tx.prepare_cached(
                 "INSERT INTO event_counts (minute, source, severity, n) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (minute, source, severity) DO UPDATE SET n = n + excluded.n",
