@@ -510,3 +510,76 @@ fn a_followed_log_keeps_a_trace_with_its_record_across_writes() {
         "the stray line is a reject, not a record"
     );
 }
+
+#[test]
+fn log_errors_are_joined_to_their_refs_by_push_id() {
+    let s = Scratch::new();
+    ingest_fixtures(&s);
+    let out = s
+        .cmd()
+        .args([
+            "ingest",
+            "--once",
+            "-q",
+            "--log-timezone",
+            "Europe/Berlin",
+            "--source",
+        ])
+        .arg(format!(
+            "gerrit-log:{}",
+            fixture("gerrit/replication_log.txt").display()
+        ))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0));
+    let (_, v) = status_json(
+        &s,
+        &[
+            "--project",
+            "tools/build",
+            "--remote",
+            "file:///mnt/dr/git/tools/build.git",
+        ],
+    );
+    let r = &v["remotes"]["file:///mnt/dr/git/tools/build.git"]["status"]["refs/tags/v2.4.0"];
+    assert_eq!(r["status"], "FAILED", "the log does not change the status");
+    assert!(
+        r["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("repository not found"),
+        "{r}"
+    );
+    // A transport error (its text in the stack trace) on a push that later succeeded.
+    let remote = "ssh://replication@mirror-us.example.com:29418/web/frontend.git";
+    let (_, v) = status_json(&s, &["--project", "web/frontend", "--remote", remote]);
+    let r = &v["remotes"][remote]["status"]["refs/heads/master"];
+    assert_eq!(r["status"], "SUCCEEDED");
+    assert!(
+        r["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Connection timed out"),
+        "{r}"
+    );
+    // Only stored events count: the same log again changes nothing and adds nothing.
+    let before = s.count(&["--source", "gerrit"]);
+    let out = s
+        .cmd()
+        .args([
+            "ingest",
+            "--once",
+            "-q",
+            "--log-timezone",
+            "Europe/Berlin",
+            "--source",
+        ])
+        .arg(format!(
+            "gerrit-log:{}",
+            fixture("gerrit/replication_log.txt").display()
+        ))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(s.count(&["--source", "gerrit"]), before);
+}

@@ -126,10 +126,11 @@ pub struct RefUpdate {
     pub remote: String,
     pub ref_name: String,
     pub direction: Direction,
-    pub status: RefStatus,
+    /// None: no new status, only the error text `detail` (from the log, joined by push id).
+    pub status: Option<RefStatus>,
     /// `eventCreatedOn`, seconds.
     pub when: i64,
-    /// `refStatus` (push) or `refUpdateResult` (pull), when given.
+    /// `refStatus` (push) or `refUpdateResult` (pull), when given; the error text of a log note.
     pub detail: Option<String>,
 }
 
@@ -295,7 +296,7 @@ pub fn parse_stream_event(bytes: &[u8], ordinal: u32) -> Result<StreamEvent, Wir
             } else {
                 Direction::Push
             },
-            status: ref_status,
+            status: Some(ref_status),
             when: secs,
             detail: detail.clone(),
         }),
@@ -345,8 +346,14 @@ pub struct RefState {
 }
 
 impl RefState {
-    /// The state after `u`, from what was known before (`None` for a new key).
-    pub fn apply(old: Option<RefState>, u: &RefUpdate) -> RefState {
+    /// The state after `u`, from what was known before (`None` for a new key). A log note
+    /// (no status) about a key nothing is known of yet changes nothing: None.
+    pub fn apply(old: Option<RefState>, u: &RefUpdate) -> Option<RefState> {
+        let Some(status) = u.status else {
+            let mut s = old?;
+            s.last_error = u.detail.clone().or(s.last_error);
+            return Some(s);
+        };
         let mut s = old.unwrap_or_else(|| RefState {
             project: u.project.clone(),
             remote: u.remote.clone(),
@@ -362,7 +369,7 @@ impl RefState {
             scheduled_since: None,
         });
         let before = RefStatus::parse(&s.status);
-        match u.status {
+        match status {
             RefStatus::Scheduled => {
                 s.attempts += 1;
                 s.retrying =
@@ -388,9 +395,9 @@ impl RefState {
             }
         }
         s.direction = u.direction;
-        s.status = u.status.as_str().into();
+        s.status = status.as_str().into();
         s.when = u.when;
-        s
+        Some(s)
     }
 
     /// SCHEDULED for longer than `limit_secs` at `now_secs`.
@@ -419,7 +426,7 @@ mod tests {
         assert_eq!(u33.remote, "mirror:29418", "<= 3.3: the node is the key");
         assert_eq!(
             (u33.status, u33.detail.as_deref()),
-            (RefStatus::Failed, Some("REJECTED_NONFASTFORWARD"))
+            (Some(RefStatus::Failed), Some("REJECTED_NONFASTFORWARD"))
         );
         let u35 = parse(v35);
         assert_eq!(
@@ -453,7 +460,7 @@ mod tests {
         let sched = parse(
             r#"{"project":"p","ref":"refs/heads/m","targetUri":"https://h/p.git","type":"ref-replication-scheduled","eventCreatedOn":5}"#,
         );
-        assert_eq!(sched.update.unwrap().status, RefStatus::Scheduled);
+        assert_eq!(sched.update.unwrap().status, Some(RefStatus::Scheduled));
         let all = parse(
             r#"{"project":"p","ref":"..all..","targetUri":"https://h/p.git","type":"ref-replication-scheduled","eventCreatedOn":5}"#,
         );
@@ -519,7 +526,7 @@ mod tests {
             remote: "u".into(),
             ref_name: "refs/heads/main".into(),
             direction: Direction::Push,
-            status,
+            status: Some(status),
             when,
             detail: detail.map(String::from),
         }
@@ -527,7 +534,7 @@ mod tests {
 
     #[test]
     fn state_follows_the_plugin_and_adds_retries_attempts_and_errors() {
-        let s = RefState::apply(None, &upd(RefStatus::Scheduled, 10, None));
+        let s = RefState::apply(None, &upd(RefStatus::Scheduled, 10, None)).unwrap();
         assert_eq!(
             (s.status.as_str(), s.attempts, s.retrying),
             ("SCHEDULED", 1, false)
@@ -535,10 +542,11 @@ mod tests {
         let s = RefState::apply(
             Some(s),
             &upd(RefStatus::Failed, 20, Some("REJECTED_OTHER_REASON")),
-        );
+        )
+        .unwrap();
         assert_eq!(s.status, "FAILED");
         assert_eq!(s.last_error.as_deref(), Some("REJECTED_OTHER_REASON"));
-        let s = RefState::apply(Some(s), &upd(RefStatus::Scheduled, 30, None));
+        let s = RefState::apply(Some(s), &upd(RefStatus::Scheduled, 30, None)).unwrap();
         assert_eq!(
             (s.status.as_str(), s.attempts, s.retrying),
             ("SCHEDULED", 2, true),
@@ -546,7 +554,7 @@ mod tests {
         );
         assert!(s.stuck(30 + 3601, 3600));
         assert!(!s.stuck(30 + 60, 3600));
-        let s = RefState::apply(Some(s), &upd(RefStatus::Succeeded, 40, Some("OK")));
+        let s = RefState::apply(Some(s), &upd(RefStatus::Succeeded, 40, Some("OK"))).unwrap();
         assert_eq!(
             (s.status.as_str(), s.attempts, s.retrying, s.last_success),
             ("SUCCEEDED", 0, false, Some(40))
@@ -559,10 +567,27 @@ mod tests {
         let s = RefState::apply(
             Some(s),
             &upd(RefStatus::NotAttempted, 50, Some("UP_TO_DATE")),
-        );
+        )
+        .unwrap();
         assert_eq!(s.status, "NOT_ATTEMPTED");
         assert!(!RefStatus::NotAttempted.is_failure());
         assert!(RefStatus::Unknown.is_failure());
+        // A log note changes only the error text, and only of a known key.
+        let mut note = upd(
+            RefStatus::Failed,
+            60,
+            Some("Cannot replicate to u: Connection timed out"),
+        );
+        note.status = None;
+        assert_eq!(RefState::apply(None, &note), None);
+        let s = RefState::apply(Some(s), &note).unwrap();
+        assert_eq!(
+            (s.status.as_str(), s.last_error.as_deref()),
+            (
+                "NOT_ATTEMPTED",
+                Some("Cannot replicate to u: Connection timed out")
+            )
+        );
         assert_eq!(
             RefStatus::from_event_status(Some("not_attempted")),
             RefStatus::Unknown

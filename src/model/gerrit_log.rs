@@ -223,6 +223,80 @@ fn number_before(s: &str, marker: &str) -> Option<i64> {
     digits.parse().ok()
 }
 
+/// What the log said about each push id: its project, URI and refs, from its `scheduled` and
+/// `consolidated` lines, so a later error can be joined to the refs it hit. Bounded.
+#[derive(Debug, Default)]
+pub struct PushIndex {
+    pushes: std::collections::HashMap<String, (String, String, Vec<String>)>,
+}
+
+/// How many pushes are remembered before the index starts over.
+const PUSH_INDEX_MAX: usize = 50_000;
+
+impl PushIndex {
+    /// Learns from `event` (made from a record) and returns the error notes it carries for the
+    /// ref state: the error text, for each ref it hit.
+    pub fn notes(&mut self, event: &Event) -> Vec<super::gerrit::RefUpdate> {
+        use super::gerrit::{Direction, RefUpdate};
+        let kind = event.event_type.as_str();
+        let id = event.correlation_id.clone();
+        let uri = event.peer_device_id.clone();
+        if kind == "log_scheduled" || kind == "log_consolidated" {
+            if let (Some(id), Some(uri)) = (id, uri.clone()) {
+                // `... => [ID] push URI [r1 r2] ...`: the refs after the URI.
+                let refs: Vec<String> = event
+                    .summary
+                    .split_once(&format!("{uri} ["))
+                    .and_then(|(_, rest)| rest.split_once(']'))
+                    .map(|(list, _)| list.split_whitespace().map(String::from).collect())
+                    .unwrap_or_default();
+                let project = event.subject.clone().unwrap_or_default();
+                if self.pushes.len() >= PUSH_INDEX_MAX {
+                    self.pushes.clear();
+                }
+                self.pushes.insert(id, (project, uri, refs));
+            }
+            return Vec::new();
+        }
+        let error = matches!(
+            kind,
+            "log_ref_failed" | "log_transport_error" | "log_replication_error" | "log_gave_up"
+        );
+        if !error {
+            return Vec::new();
+        }
+        let when = event.timestamp.as_nanos().div_euclid(1_000_000_000);
+        let note = |project: &str, remote: &str, r: &str| RefUpdate {
+            project: project.to_string(),
+            remote: remote.to_string(),
+            ref_name: r.to_string(),
+            direction: if event.category.starts_with("pull") {
+                Direction::Pull
+            } else {
+                Direction::Push
+            },
+            status: None,
+            when,
+            detail: Some(event.summary.clone()),
+        };
+        let known = id.as_deref().and_then(|i| self.pushes.get(i));
+        if kind == "log_ref_failed" {
+            // The line names its ref; the project comes from the context or the push.
+            let project = known.map(|k| k.0.clone());
+            return match (project, uri, event.subject.as_deref()) {
+                (Some(p), Some(u), Some(r)) => vec![note(&p, &u, r)],
+                _ => Vec::new(),
+            };
+        }
+        match known {
+            Some((project, remote, refs)) => {
+                refs.iter().map(|r| note(project, remote, r)).collect()
+            }
+            None => Vec::new(),
+        }
+    }
+}
+
 /// The event a record stands for.
 pub fn record_event(rec: &LogRecord, pull: bool) -> Event {
     let m = rec.message.as_str();

@@ -68,7 +68,7 @@ pub enum LineFormat {
 /// between the variants costs nothing (boxing the event would cost an allocation per line).
 #[allow(clippy::large_enum_variant)]
 pub enum Parsed<'b> {
-    Event(Event, Option<RefUpdate>),
+    Event(Event, Vec<RefUpdate>),
     Reject {
         number: u64,
         reason: String,
@@ -92,6 +92,8 @@ pub struct LineParser {
     held: Option<Held>,
     /// The held record already sat through one pause with nothing new after it.
     held_idle: bool,
+    /// Log: what each push id was about, to join errors to their refs.
+    pushes: gerrit_log::PushIndex,
 }
 
 impl LineParser {
@@ -102,6 +104,7 @@ impl LineParser {
             ordinal: 0,
             held: None,
             held_idle: false,
+            pushes: gerrit_log::PushIndex::default(),
         }
     }
 
@@ -113,10 +116,9 @@ impl LineParser {
     /// Emits the held record, if any.
     pub fn flush<'b>(&mut self, emit: &mut dyn FnMut(Parsed<'b>)) {
         if let (Some(h), LineFormat::GerritLog { pull, .. }) = (self.held.take(), &self.format) {
-            emit(Parsed::Event(
-                gerrit_log::record_event(&h.record, *pull),
-                None,
-            ));
+            let event = gerrit_log::record_event(&h.record, *pull);
+            let notes = self.pushes.notes(&event);
+            emit(Parsed::Event(event, notes));
         }
         self.held_idle = false;
     }
@@ -174,7 +176,7 @@ impl LineParser {
             return;
         }
         match self.parse(bytes) {
-            Ok((e, u)) => emit(Parsed::Event(e, u)),
+            Ok((e, u)) => emit(Parsed::Event(e, u.into_iter().collect())),
             Err(reason) => emit(Parsed::Reject {
                 number,
                 reason,
@@ -235,9 +237,9 @@ impl Pending {
     pub fn len(&self) -> usize {
         self.events.len() + self.rejects.len()
     }
-    /// An event that changes a ref's replication state.
-    pub fn push_with_update(&mut self, e: Event, update: Option<RefUpdate>) {
-        if let Some(u) = update {
+    /// An event with the ref state changes it carries.
+    pub fn push_with_updates(&mut self, e: Event, updates: Vec<RefUpdate>) {
+        for u in updates {
             self.ref_updates.push((self.events.len(), u));
         }
         self.push(e);
@@ -307,7 +309,7 @@ impl Pending {
     /// Keeps what a parser produced.
     pub fn take(&mut self, p: Parsed<'_>, location: &dyn Fn(u64) -> String) {
         match p {
-            Parsed::Event(e, update) => self.push_with_update(e, update),
+            Parsed::Event(e, updates) => self.push_with_updates(e, updates),
             Parsed::Reject {
                 number,
                 reason,

@@ -279,7 +279,9 @@ fn apply_ref_updates(
         );
         if let Some(&i) = touched.get(&key) {
             let (_, state, last) = &mut states[i];
-            *state = RefState::apply(Some(state.clone()), u);
+            if let Some(next) = RefState::apply(Some(state.clone()), u) {
+                *state = next;
+            }
             *last = *event_id;
             continue;
         }
@@ -305,8 +307,11 @@ fn apply_ref_updates(
                 })
             })
             .optional()?;
-        states.push((key, RefState::apply(old, u), *event_id));
-        touched.insert(key, states.len() - 1);
+        // A log note about a ref no event has reported yet changes nothing.
+        if let Some(state) = RefState::apply(old, u) {
+            states.push((key, state, *event_id));
+            touched.insert(key, states.len() - 1);
+        }
     }
     let mut put = tx.prepare_cached(
         "INSERT INTO ref_state (ref, remote, project, direction, status, when_s, retrying, attempts,
