@@ -583,3 +583,170 @@ fn log_errors_are_joined_to_their_refs_by_push_id() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(s.count(&["--source", "gerrit"]), before);
 }
+
+/// An HTTP server that answers 401 without the expected basic auth, else the current answer.
+struct RestServer {
+    url: String,
+    answer: std::sync::Arc<std::sync::Mutex<(u16, String)>>,
+}
+
+impl RestServer {
+    fn start(auth: &'static str, first: (u16, String)) -> RestServer {
+        use std::io::Read;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let answer = std::sync::Arc::new(std::sync::Mutex::new(first));
+        let shared = answer.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut s) = conn else { continue };
+                let mut buf = vec![0u8; 8192];
+                let n = s.read(&mut buf).unwrap_or(0);
+                let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                let authorized = req.lines().any(|l| {
+                    l.to_ascii_lowercase().starts_with("authorization:") && l.contains(auth)
+                });
+                let (status, body) = if authorized {
+                    shared.lock().expect("lock").clone()
+                } else {
+                    (401, "Unauthorized".to_string())
+                };
+                let head = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(head.as_bytes());
+                let _ = s.write_all(body.as_bytes());
+            }
+        });
+        RestServer {
+            url: format!(
+                "http://127.0.0.1:{port}/a/projects/tools%2Fbuild/remotes/https%3A%2F%2Fgithub.com%2Fexample-org%2Ftools-build.git/replication-status"
+            ),
+            answer,
+        }
+    }
+}
+
+fn rest_ingest(s: &Scratch, url: &str, env: &[(&str, &str)]) -> std::process::Output {
+    let mut c = s.cmd();
+    c.env_remove("SYNCSCOPE_GERRIT_USER")
+        .env_remove("SYNCSCOPE_GERRIT_PASSWORD")
+        .env_remove("SYNCSCOPE_GERRIT_CREDENTIALS");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.args(["ingest", "--once", "-q", "--source"])
+        .arg(format!("gerrit-rest:{url}"))
+        .output()
+        .expect("run")
+}
+
+#[test]
+fn gerrit_rest_with_credentials_and_gerrits_own_errors() {
+    let s = Scratch::new();
+    // base64("mon:s3cret")
+    let server = RestServer::start(
+        "Basic bW9uOnMzY3JldA==",
+        (
+            200,
+            std::fs::read_to_string(fixture("gerrit/replication_status_raw_http_body.txt"))
+                .expect("fixture"),
+        ),
+    );
+    let out = rest_ingest(&s, &server.url, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("401") && err.contains("SYNCSCOPE_GERRIT_USER"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret"));
+
+    let out = rest_ingest(
+        &s,
+        &server.url,
+        &[
+            ("SYNCSCOPE_GERRIT_USER", "mon"),
+            ("SYNCSCOPE_GERRIT_PASSWORD", "s3cret"),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ev = s.events_json(&["--event-type", "rest_ref_status"]);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0]["severity"], "warning");
+    let (code, v) = status_json(
+        &s,
+        &[
+            "--project",
+            "tools/build",
+            "--remote",
+            "https://github.com/example-org/tools-build.git",
+        ],
+    );
+    assert_eq!(code, Some(1));
+    assert_eq!(plugin_view(&v), sample("replication_status_failed.json"));
+
+    // Credentials from a file; Gerrit's 403 message is shown.
+    let creds = s.path("gerrit-creds");
+    std::fs::write(&creds, "mon:s3cret\n").expect("write creds");
+    server.answer.lock().expect("lock").0 = 403;
+    server.answer.lock().expect("lock").1 = "Administrate Server or Project owner required".into();
+    let out = rest_ingest(
+        &s,
+        &server.url,
+        &[(
+            "SYNCSCOPE_GERRIT_CREDENTIALS",
+            creds.to_str().expect("utf-8"),
+        )],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("403") && err.contains("Administrate Server or Project owner required"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret"));
+}
+
+#[test]
+fn gerrit_rest_fills_what_streams_missed_but_never_rolls_back() {
+    let s = Scratch::new();
+    ingest_fixtures(&s);
+    let body = |status: &str, when: i64| {
+        format!("{{\"remotes\":{{\"https://github.com/example-org/tools-build.git\":{{\"status\":{{\"refs/heads/main\":{{\"type\":\"PUSH\",\"status\":\"{status}\",\"when\":{when}}},\"refs/heads/lost\":{{\"type\":\"PUSH\",\"status\":\"SUCCEEDED\",\"when\":{when}}}}}}}}},\"status\":\"OK\",\"project\":\"tools/build\"}}")
+    };
+    let server = RestServer::start(
+        "Basic bW9uOnMzY3JldA==",
+        (200, body("SUCCEEDED", 1741944000)),
+    );
+    let env = [
+        ("SYNCSCOPE_GERRIT_USER", "mon"),
+        ("SYNCSCOPE_GERRIT_PASSWORD", "s3cret"),
+    ];
+    assert_eq!(rest_ingest(&s, &server.url, &env).status.code(), Some(0));
+    let remote = "https://github.com/example-org/tools-build.git";
+    let (_, v) = status_json(&s, &["--project", "tools/build", "--remote", remote]);
+    let refs = &v["remotes"][remote]["status"];
+    assert_eq!(
+        refs["refs/heads/main"]["status"], "FAILED",
+        "an older snapshot does not roll back"
+    );
+    assert_eq!(
+        refs["refs/heads/lost"]["status"], "SUCCEEDED",
+        "what the stream missed is filled in"
+    );
+    *server.answer.lock().expect("lock") = (200, body("SUCCEEDED", 1741950000));
+    assert_eq!(rest_ingest(&s, &server.url, &env).status.code(), Some(0));
+    let (code, v) = status_json(&s, &["--project", "tools/build", "--remote", remote]);
+    assert_eq!(
+        v["remotes"][remote]["status"]["refs/heads/main"]["status"],
+        "SUCCEEDED"
+    );
+    assert_eq!(code, Some(0));
+}

@@ -132,6 +132,8 @@ pub struct RefUpdate {
     pub when: i64,
     /// `refStatus` (push) or `refUpdateResult` (pull), when given; the error text of a log note.
     pub detail: Option<String>,
+    /// Applies only when newer than what is known (a REST snapshot, not a stream event).
+    pub newer_only: bool,
 }
 
 /// One stream-events line, read.
@@ -299,6 +301,7 @@ pub fn parse_stream_event(bytes: &[u8], ordinal: u32) -> Result<StreamEvent, Wir
             status: Some(ref_status),
             when: secs,
             detail: detail.clone(),
+            newer_only: false,
         }),
         _ => None,
     };
@@ -349,6 +352,9 @@ impl RefState {
     /// The state after `u`, from what was known before (`None` for a new key). A log note
     /// (no status) about a key nothing is known of yet changes nothing: None.
     pub fn apply(old: Option<RefState>, u: &RefUpdate) -> Option<RefState> {
+        if u.newer_only && old.as_ref().is_some_and(|o| o.when >= u.when) {
+            return old;
+        }
         let Some(status) = u.status else {
             let mut s = old?;
             s.last_error = u.detail.clone().or(s.last_error);
@@ -529,6 +535,7 @@ mod tests {
             status: Some(status),
             when,
             detail: detail.map(String::from),
+            newer_only: false,
         }
     }
 

@@ -278,6 +278,7 @@ impl PushIndex {
             status: None,
             when,
             detail: Some(event.summary.clone()),
+            newer_only: false,
         };
         let known = id.as_deref().and_then(|i| self.pushes.get(i));
         if kind == "log_ref_failed" {

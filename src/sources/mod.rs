@@ -4,6 +4,7 @@
 //! (`jsonl:/var/log/app/events.jsonl`, `spacedrive-db:~/…/sync.db`, `spacedrive-json:-`).
 
 pub mod exposition;
+pub mod gerrit_rest;
 pub mod gerrit_ssh;
 pub mod http;
 pub mod jsonl;
@@ -42,6 +43,10 @@ pub const KINDS: &[(&str, &str)] = &[
     (
         "gerrit-log",
         "PATH : Gerrit's replication_log or pull_replication_log (any layout), followed",
+    ),
+    (
+        "gerrit-rest",
+        "URL : .../a/projects/P/remotes/R/replication-status, polled every scrape interval",
     ),
     (
         "gerrit-ssh",
@@ -105,6 +110,8 @@ pub enum SourceSpec {
     GerritEvents(Input),
     /// `replication_log` / `pull_replication_log`.
     GerritLog(PathBuf),
+    /// The replication-status REST endpoint of one project/remote pair.
+    GerritRest(String),
     /// `gerrit stream-events` over the system's ssh.
     GerritSsh(gerrit_ssh::SshTarget),
     /// A `/metrics` URL.
@@ -127,6 +134,14 @@ impl SourceSpec {
                 Input::File(p) => SourceSpec::GerritLog(p),
                 Input::Stdin => bail!("gerrit-log needs a file path, not -"),
             },
+            "gerrit-rest" => {
+                let ok = (rest.starts_with("http://") || rest.starts_with("https://"))
+                    && rest.trim_end_matches('/').ends_with("/replication-status");
+                if !ok {
+                    bail!("gerrit-rest needs the endpoint URL, http(s)://HOST/a/projects/PROJECT/remotes/REMOTE/replication-status (project and remote URL-encoded), not '{rest}'");
+                }
+                SourceSpec::GerritRest(rest.to_string())
+            }
             "gerrit-ssh" => SourceSpec::GerritSsh(
                 gerrit_ssh::SshTarget::parse(rest).map_err(|e| color_eyre::eyre::eyre!("{e}"))?,
             ),
@@ -155,6 +170,7 @@ impl SourceSpec {
             SourceSpec::GerritEvents(i) => format!("gerrit-events:{}", i.display()),
             SourceSpec::GerritSsh(t) => format!("gerrit-ssh:{}:{}", t.destination, t.port),
             SourceSpec::GerritLog(p) => format!("gerrit-log:{}", p.display()),
+            SourceSpec::GerritRest(u) => format!("gerrit-rest:{u}"),
             SourceSpec::NgitMetrics(url) => format!("ngit-metrics:{url}"),
         }
     }
@@ -215,6 +231,9 @@ impl SourceSpec {
             )),
             SourceSpec::GerritSsh(t) => {
                 Box::new(gerrit_ssh::SshStreamSource::new(self.key(), t.clone()))
+            }
+            SourceSpec::GerritRest(u) => {
+                Box::new(gerrit_rest::RestSource::new(self.key(), u.clone()))
             }
             SourceSpec::NgitMetrics(url) => Box::new(ngit::MetricsSource::new(url.clone())),
         })

@@ -1,0 +1,279 @@
+//! `gerrit-rest:URL`: polls the replication-status plugin's REST endpoint
+//! (`GET /a/projects/{project}/remotes/{remote}/replication-status`) every scrape interval, with
+//! HTTP basic auth from `SYNCSCOPE_GERRIT_USER` + `SYNCSCOPE_GERRIT_PASSWORD` or a file named by
+//! `SYNCSCOPE_GERRIT_CREDENTIALS` (`user:password`; never argv, never stored, never printed).
+//! Each ref whose status or time changed since the last poll is an event; the payload also
+//! fills the ref state where the event streams left it older or missing (events lost while a
+//! stream was down). 401/403/404 and other failures are the source's fault status, with
+//! Gerrit's own message, and the source keeps polling.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use color_eyre::eyre::{bail, eyre, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::ingest::{SourceCtx, SourceState};
+use crate::model::gerrit::{Direction, RefStatus, RefUpdate, SOURCE};
+use crate::model::{Event, Reject, Severity, Timestamp};
+use crate::sources::jsonl::Pending;
+use crate::sources::Source;
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// `user:password` for basic auth, from the environment or a file it names.
+fn credentials() -> Result<Option<(String, String)>> {
+    if let (Ok(u), Ok(p)) = (
+        std::env::var("SYNCSCOPE_GERRIT_USER"),
+        std::env::var("SYNCSCOPE_GERRIT_PASSWORD"),
+    ) {
+        return Ok(Some((u, p)));
+    }
+    let Some(path) = std::env::var_os("SYNCSCOPE_GERRIT_CREDENTIALS") else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        eyre!(
+            "cannot read the Gerrit credentials file {}: {e}",
+            std::path::Path::new(&path).display()
+        )
+    })?;
+    let line = text.lines().next().unwrap_or_default().trim();
+    match line.split_once(':') {
+        Some((u, p)) if !u.is_empty() => Ok(Some((u.to_string(), p.to_string()))),
+        _ => bail!(
+            "the Gerrit credentials file {} must hold user:password on its first line",
+            std::path::Path::new(&path).display()
+        ),
+    }
+}
+
+/// The endpoint's payload (extra fields ignored).
+#[derive(Debug, Deserialize)]
+struct Payload {
+    project: Option<String>,
+    remotes: BTreeMap<String, RemotePayload>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RemotePayload {
+    #[serde(default)]
+    status: BTreeMap<String, RefPayload>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+struct RefPayload {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    status: String,
+    when: i64,
+}
+
+/// What the last poll saw, kept as the source's checkpoint.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Seen {
+    refs: BTreeMap<String, RefPayload>,
+}
+
+/// Reads a payload (with or without Gerrit's `)]}'` prefix).
+fn parse_payload(body: &str) -> Result<Payload, String> {
+    let json = body.trim_start().strip_prefix(")]}'").unwrap_or(body);
+    serde_json::from_str(json).map_err(|e| format!("not a replication-status payload: {e}"))
+}
+
+pub struct RestSource {
+    key: String,
+    url: String,
+}
+
+impl RestSource {
+    pub fn new(key: String, url: String) -> Self {
+        RestSource { key, url }
+    }
+
+    fn poll(
+        &self,
+        client: &reqwest::blocking::Client,
+        auth: &Option<(String, String)>,
+    ) -> Result<String, (String, Option<Vec<u8>>)> {
+        let mut req = client.get(&self.url).header("Accept", "application/json");
+        if let Some((u, p)) = auth {
+            req = req.basic_auth(u, Some(p));
+        }
+        // reqwest's errors name the URL, never the credentials.
+        let resp = req
+            .send()
+            .map_err(|e| (format!("request failed: {e}"), None))?;
+        let status = resp.status();
+        let body = resp
+            .bytes()
+            .map_err(|e| (format!("cannot read the answer: {e}"), None))?;
+        let text = String::from_utf8_lossy(&body).into_owned();
+        if !status.is_success() {
+            let msg = text
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .unwrap_or("");
+            let hint = match status.as_u16() {
+                401 => " (check SYNCSCOPE_GERRIT_USER / SYNCSCOPE_GERRIT_PASSWORD or SYNCSCOPE_GERRIT_CREDENTIALS)",
+                403 => " (the account needs Administrate Server or project owner)",
+                404 => " (unknown project, or the replication-status plugin is not installed)",
+                _ => "",
+            };
+            return Err((
+                format!(
+                    "HTTP {status}: {}{hint}",
+                    crate::sanitize::one_line(&msg.chars().take(200).collect::<String>())
+                ),
+                Some(body.to_vec()),
+            ));
+        }
+        Ok(text)
+    }
+}
+
+fn ref_event(
+    project: &str,
+    remote: &str,
+    r: &str,
+    p: &RefPayload,
+    before: Option<&RefPayload>,
+) -> Event {
+    let status = RefStatus::parse(&p.status);
+    let severity = match status {
+        RefStatus::Failed | RefStatus::Unknown => Severity::Warning,
+        RefStatus::Scheduled => Severity::Debug,
+        _ => Severity::Info,
+    };
+    let was = before
+        .map(|b| format!(" (was {})", b.status))
+        .unwrap_or_default();
+    Event {
+        timestamp: Timestamp::from_nanos(p.when.saturating_mul(1_000_000_000)),
+        source: SOURCE.into(),
+        device_id: None,
+        event_type: "rest_ref_status".into(),
+        category: "replication".into(),
+        severity,
+        summary: format!(
+            "{project} {r} -> {remote}: {}{was} per the replication-status REST API",
+            p.status
+        ),
+        details: serde_json::to_string(p).ok(),
+        correlation_id: None,
+        peer_device_id: Some(remote.to_string()),
+        model_types: None,
+        record_count: None,
+        duration_ms: None,
+        subject: Some(r.to_string()),
+    }
+}
+
+impl Source for RestSource {
+    fn run(self: Box<Self>, ctx: &SourceCtx) -> Result<()> {
+        let auth = credentials()?;
+        let client = reqwest::blocking::Client::builder()
+            .timeout(TIMEOUT)
+            .user_agent(concat!("syncscope/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| eyre!("cannot set up HTTP: {e}"))?;
+        let mut seen: Seen = ctx
+            .checkpoint
+            .as_deref()
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or_default();
+        let mut backoff = ctx.scrape_interval;
+        loop {
+            if ctx.cancelled() {
+                return Ok(());
+            }
+            let mut pending = Pending::new();
+            let wait = match self
+                .poll(&client, &auth)
+                .and_then(|b| parse_payload(&b).map_err(|e| (e, Some(b.into_bytes()))))
+            {
+                Ok(payload) => {
+                    let project = payload.project.unwrap_or_default();
+                    let mut now_seen = BTreeMap::new();
+                    for (remote, rp) in &payload.remotes {
+                        for (r, p) in &rp.status {
+                            let key = format!("{remote}\u{1f}{r}");
+                            let before = seen.refs.get(&key);
+                            if before != Some(p) {
+                                let update = RefUpdate {
+                                    project: project.clone(),
+                                    remote: remote.clone(),
+                                    ref_name: r.clone(),
+                                    direction: if p.kind.as_deref() == Some("PULL") {
+                                        Direction::Pull
+                                    } else {
+                                        Direction::Push
+                                    },
+                                    status: Some(RefStatus::parse(&p.status)),
+                                    when: p.when,
+                                    detail: None,
+                                    newer_only: true,
+                                };
+                                pending.push_with_updates(
+                                    ref_event(&project, remote, r, p, before),
+                                    vec![update],
+                                );
+                            }
+                            now_seen.insert(key, p.clone());
+                        }
+                    }
+                    seen.refs = now_seen;
+                    ctx.status(SourceState::Ok, "");
+                    backoff = ctx.scrape_interval;
+                    ctx.scrape_interval
+                }
+                Err((reason, body)) => {
+                    if let Some(b) = body {
+                        pending.reject(Reject::new(self.url.clone(), reason.clone(), &b));
+                    }
+                    if ctx.once {
+                        pending.send(ctx, None)?;
+                        bail!("{}: {reason}", self.key);
+                    }
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(MAX_BACKOFF.max(ctx.scrape_interval));
+                    ctx.status(
+                        SourceState::Fault,
+                        format!("{reason}; next poll in {} s", wait.as_secs()),
+                    );
+                    wait
+                }
+            };
+            let checkpoint = serde_json::to_string(&seen).map_err(|e| eyre!("{e}"))?;
+            pending.send(ctx, Some(checkpoint))?;
+            if ctx.once || !ctx.sleep(wait) {
+                return Ok(());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_with_and_without_the_xssi_prefix() {
+        let raw = ")]}'\n{\"remotes\":{\"https://github.com/o/t.git\":{\"status\":{\"refs/heads/main\":{\"type\":\"PUSH\",\"status\":\"FAILED\",\"when\":1741944656}}}},\"status\":\"FAILED\",\"project\":\"tools/build\"}";
+        let p = parse_payload(raw).unwrap();
+        assert_eq!(p.project.as_deref(), Some("tools/build"));
+        let r = &p.remotes["https://github.com/o/t.git"].status["refs/heads/main"];
+        assert_eq!(
+            (r.status.as_str(), r.when, r.kind.as_deref()),
+            ("FAILED", 1741944656, Some("PUSH"))
+        );
+        // stable-3.2..3.4: no "type".
+        let old = parse_payload("{\"remotes\":{\"m:29418\":{\"status\":{\"refs/heads/a\":{\"status\":\"SUCCEEDED\",\"when\":1}}}},\"status\":\"OK\",\"project\":\"p\"}").unwrap();
+        assert_eq!(old.remotes["m:29418"].status["refs/heads/a"].kind, None);
+        assert!(parse_payload("<html>Bad gateway</html>")
+            .unwrap_err()
+            .contains("not a replication-status payload"));
+    }
+}
