@@ -15,3 +15,14 @@ pub enum Outcome {
     /// Exit 1: a check failed (a source in fault), or nothing matched where that matters.
     CheckFailed,
 }
+
+/// A duration in seconds as people read it at a glance: `42s`, `17m`, `5h`, `3d`.
+pub fn age(secs: i64) -> String {
+    let s = secs.max(0);
+    match s {
+        0..=119 => format!("{s}s"),
+        120..=7199 => format!("{}m", s / 60),
+        7200..=172_799 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}

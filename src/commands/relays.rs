@@ -85,13 +85,7 @@ fn rank(s: &RelayState) -> (u8, bool) {
 }
 
 fn age(ns: i64, now: i64) -> String {
-    let s = (now - ns).max(0) / 1_000_000_000;
-    match s {
-        0..=119 => format!("{s}s"),
-        120..=7199 => format!("{}m", s / 60),
-        7200..=172_799 => format!("{}h", s / 3600),
-        _ => format!("{}d", s / 86_400),
-    }
+    super::age((now - ns) / 1_000_000_000)
 }
 
 /// Exit 1 when a relay is Dead or a target is down, so cron and monitoring can call it.

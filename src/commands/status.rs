@@ -8,7 +8,7 @@ use std::io::Write;
 use color_eyre::eyre::Result;
 use serde_json::{json, Map, Value};
 
-use super::Outcome;
+use super::{age, Outcome};
 use crate::cli::{RejectFormat, StatusArgs};
 use crate::model::gerrit::{RefState, RefStatus};
 use crate::sanitize::one_line;
@@ -56,16 +56,6 @@ fn badness(r: &RefState, now: i64, stuck_after: i64) -> u8 {
         1
     } else {
         0
-    }
-}
-
-fn age(secs: i64) -> String {
-    let s = secs.max(0);
-    match s {
-        0..=119 => format!("{s}s"),
-        120..=7199 => format!("{}m", s / 60),
-        7200..=172_799 => format!("{}h", s / 3600),
-        _ => format!("{}d", s / 86_400),
     }
 }
 

@@ -52,6 +52,33 @@ pub struct StoredEvent {
 }
 
 impl Event {
+    /// An event with only what every event has; the optional fields are set after.
+    pub fn new(
+        timestamp: Timestamp,
+        source: &str,
+        event_type: &str,
+        category: &str,
+        severity: Severity,
+        summary: String,
+    ) -> Event {
+        Event {
+            timestamp,
+            source: source.into(),
+            device_id: None,
+            event_type: event_type.into(),
+            category: category.into(),
+            severity,
+            summary,
+            details: None,
+            correlation_id: None,
+            peer_device_id: None,
+            model_types: None,
+            record_count: None,
+            duration_ms: None,
+            subject: None,
+        }
+    }
+
     /// About how many bytes the event holds in memory (for bounding batches).
     pub fn approx_size(&self) -> usize {
         let opt = |s: &Option<String>| s.as_ref().map_or(0, String::len);

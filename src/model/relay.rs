@@ -317,22 +317,16 @@ impl TargetState {
         severity: Severity,
         summary: String,
     ) -> Event {
-        Event {
-            timestamp: Timestamp::from_nanos(at),
-            source: SOURCE.into(),
-            device_id: Some(self.target.clone()),
-            event_type: event_type.into(),
-            category: category.into(),
+        let mut e = Event::new(
+            Timestamp::from_nanos(at),
+            SOURCE,
+            event_type,
+            category,
             severity,
             summary,
-            details: None,
-            correlation_id: None,
-            peer_device_id: None,
-            model_types: None,
-            record_count: None,
-            duration_ms: None,
-            subject: None,
-        }
+        );
+        e.device_id = Some(self.target.clone());
+        e
     }
 
     /// A scrape could not be made or read: the target is down (one event when it goes down).

@@ -150,25 +150,21 @@ fn ref_event(
     let was = before
         .map(|b| format!(" (was {})", b.status))
         .unwrap_or_default();
-    Event {
-        timestamp: Timestamp::from_nanos(p.when.saturating_mul(1_000_000_000)),
-        source: SOURCE.into(),
-        device_id: None,
-        event_type: "rest_ref_status".into(),
-        category: "replication".into(),
+    let mut e = Event::new(
+        Timestamp::from_nanos(p.when.saturating_mul(1_000_000_000)),
+        SOURCE,
+        "rest_ref_status",
+        "replication",
         severity,
-        summary: format!(
+        format!(
             "{project} {r} -> {remote}: {}{was} per the replication-status REST API",
             p.status
         ),
-        details: serde_json::to_string(p).ok(),
-        correlation_id: None,
-        peer_device_id: Some(remote.to_string()),
-        model_types: None,
-        record_count: None,
-        duration_ms: None,
-        subject: Some(r.to_string()),
-    }
+    );
+    e.details = serde_json::to_string(p).ok();
+    e.peer_device_id = Some(remote.to_string());
+    e.subject = Some(r.to_string());
+    e
 }
 
 impl Source for RestSource {

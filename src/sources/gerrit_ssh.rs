@@ -139,33 +139,29 @@ fn jittered(d: Duration) -> Duration {
 
 fn gap_event(key: &str, from: Timestamp, to: Timestamp) -> Event {
     let hms = |t: Timestamp| t.to_datetime().format("%H:%M:%S").to_string();
-    Event {
-        timestamp: from,
-        source: gerrit::SOURCE.into(),
-        device_id: Some(key.to_string()),
-        event_type: "stream_gap".into(),
-        category: "stream".into(),
-        severity: Severity::Warning,
-        summary: format!(
+    let mut e = Event::new(
+        from,
+        gerrit::SOURCE,
+        "stream_gap",
+        "stream",
+        Severity::Warning,
+        format!(
             "stream lost {}-{} UTC, events in between may be missing",
             hms(from),
             hms(to)
         ),
-        details: Some(
-            serde_json::json!({
-                "from": format_rfc3339(from),
-                "to": format_rfc3339(to),
-                "seconds": (to.as_nanos() - from.as_nanos()) / 1_000_000_000,
-            })
-            .to_string(),
-        ),
-        correlation_id: None,
-        peer_device_id: None,
-        model_types: None,
-        record_count: None,
-        duration_ms: Some((to.as_nanos() - from.as_nanos()) / 1_000_000),
-        subject: None,
-    }
+    );
+    e.device_id = Some(key.to_string());
+    e.details = Some(
+        serde_json::json!({
+            "from": format_rfc3339(from),
+            "to": format_rfc3339(to),
+            "seconds": (to.as_nanos() - from.as_nanos()) / 1_000_000_000,
+        })
+        .to_string(),
+    );
+    e.duration_ms = Some((to.as_nanos() - from.as_nanos()) / 1_000_000);
+    e
 }
 
 impl Source for SshStreamSource {
