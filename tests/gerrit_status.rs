@@ -29,6 +29,25 @@ fn ingest_fixtures(s: &Scratch) {
     );
 }
 
+/// `ingest --once` of the sample replication_log, written in CET.
+fn ingest_sample_log(s: &Scratch) -> std::process::Output {
+    s.cmd()
+        .args([
+            "ingest",
+            "--once",
+            "-q",
+            "--log-timezone",
+            "Europe/Berlin",
+            "--source",
+        ])
+        .arg(format!(
+            "gerrit-log:{}",
+            fixture("gerrit/replication_log.txt").display()
+        ))
+        .output()
+        .expect("run")
+}
+
 fn status_json(s: &Scratch, args: &[&str]) -> (Option<i32>, Value) {
     let mut all = vec!["status", "--format", "json"];
     all.extend_from_slice(args);
@@ -388,22 +407,7 @@ fn gerrit_ssh_once_reports_why_ssh_failed() {
 #[test]
 fn replication_log_records_with_traces_zones_and_push_ids() {
     let s = Scratch::new();
-    let out = s
-        .cmd()
-        .args([
-            "ingest",
-            "--once",
-            "-q",
-            "--log-timezone",
-            "Europe/Berlin",
-            "--source",
-        ])
-        .arg(format!(
-            "gerrit-log:{}",
-            fixture("gerrit/replication_log.txt").display()
-        ))
-        .output()
-        .expect("run");
+    let out = ingest_sample_log(&s);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -515,22 +519,7 @@ fn a_followed_log_keeps_a_trace_with_its_record_across_writes() {
 fn log_errors_are_joined_to_their_refs_by_push_id() {
     let s = Scratch::new();
     ingest_fixtures(&s);
-    let out = s
-        .cmd()
-        .args([
-            "ingest",
-            "--once",
-            "-q",
-            "--log-timezone",
-            "Europe/Berlin",
-            "--source",
-        ])
-        .arg(format!(
-            "gerrit-log:{}",
-            fixture("gerrit/replication_log.txt").display()
-        ))
-        .output()
-        .expect("run");
+    let out = ingest_sample_log(&s);
     assert_eq!(out.status.code(), Some(0));
     let (_, v) = status_json(
         &s,
@@ -564,22 +553,7 @@ fn log_errors_are_joined_to_their_refs_by_push_id() {
     );
     // Only stored events count: the same log again changes nothing and adds nothing.
     let before = s.count(&["--source", "gerrit"]);
-    let out = s
-        .cmd()
-        .args([
-            "ingest",
-            "--once",
-            "-q",
-            "--log-timezone",
-            "Europe/Berlin",
-            "--source",
-        ])
-        .arg(format!(
-            "gerrit-log:{}",
-            fixture("gerrit/replication_log.txt").display()
-        ))
-        .output()
-        .expect("run");
+    let out = ingest_sample_log(&s);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(s.count(&["--source", "gerrit"]), before);
 }

@@ -113,22 +113,16 @@ impl Generator {
         summary: String,
     ) -> Event {
         self.ts += 1 + self.rng.below(2 * self.gap as u64) as i64;
-        Event {
-            timestamp: Timestamp::from_nanos(self.ts),
-            source: "spacedrive".into(),
-            device_id: Some(self.devices[device].clone()),
-            event_type: ty.into(),
-            category: cat.into(),
-            severity: sev,
+        let mut e = Event::new(
+            Timestamp::from_nanos(self.ts),
+            "spacedrive",
+            ty,
+            cat,
+            sev,
             summary,
-            details: None,
-            correlation_id: None,
-            peer_device_id: None,
-            model_types: None,
-            record_count: None,
-            duration_ms: None,
-            subject: None,
-        }
+        );
+        e.device_id = Some(self.devices[device].clone());
+        e
     }
 
     fn background(&mut self) -> Event {

@@ -141,12 +141,15 @@ impl LineParser {
         emit: &mut dyn FnMut(Parsed<'b>),
     ) {
         self.held_idle = false;
-        if let LineFormat::GerritLog { zone, .. } = &self.format {
-            let zone = zone.clone().unwrap_or(LogZone::Local);
+        if matches!(self.format, LineFormat::GerritLog { .. }) {
             let text = String::from_utf8_lossy(bytes);
             if gerrit_log::is_record_start(&text) {
                 self.flush(emit);
-                match gerrit_log::parse_record_start(&text, &zone) {
+                let zone = match &self.format {
+                    LineFormat::GerritLog { zone: Some(z), .. } => z,
+                    _ => &LogZone::Local,
+                };
+                match gerrit_log::parse_record_start(&text, zone) {
                     Ok(record) => {
                         self.held = Some(Held {
                             record,
