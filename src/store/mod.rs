@@ -5,6 +5,7 @@
 
 pub mod query;
 pub mod schema;
+pub mod views;
 pub mod writer;
 
 use std::path::Path;
@@ -14,6 +15,7 @@ use color_eyre::eyre::{bail, Result, WrapErr};
 use rusqlite::{Connection, OpenFlags};
 
 pub use query::{EventFilter, Reader, RejectRow, SourceOverview, SourceStatusRow};
+pub use views::{RemoteSummary, SessionSummary};
 pub use writer::{Batch, BatchOutcome, Writer};
 
 /// How long a connection waits on a lock before reporting `SQLITE_BUSY`.

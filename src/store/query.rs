@@ -234,6 +234,15 @@ impl Reader {
         Ok(())
     }
 
+    /// The event SELECT with the filter's WHERE clause, or None when nothing can match.
+    pub(super) fn select_sql(&self, filter: &EventFilter) -> Result<(Option<String>, Vec<Value>)> {
+        let c = self.compile(filter)?;
+        if c.impossible {
+            return Ok((None, Vec::new()));
+        }
+        Ok((Some(format!("{SELECT_EVENT}{}", c.where_sql(None))), c.params))
+    }
+
     /// Streams the matching events to `f` in time order (newest first if `newest_first`).
     /// With a `limit`, only the newest `limit` matches are visited. Returns how many were.
     pub fn for_each_event(
@@ -559,7 +568,7 @@ impl Reader {
     }
 }
 
-fn stored_event(r: &Row<'_>) -> Result<StoredEvent> {
+pub(super) fn stored_event(r: &Row<'_>) -> Result<StoredEvent> {
     let sev: i64 = r.get(7)?;
     Ok(StoredEvent {
         id: r.get(0)?,
