@@ -12,8 +12,9 @@ use crate::model::Severity;
     name = "syncscope",
     version,
     about = "Replication and sync health monitor: Gerrit replication, ngit relays, Spacedrive sync logs, GitLab CI",
-    long_about = None,
-    arg_required_else_help = true
+    long_about = "Without a subcommand, opens the terminal UI on the store and runs the config's \
+sources in the background (--no-ingest: read-only, while a separate `syncscope ingest` writes).\n\
+Try it with no set-up: `syncscope demo`."
 )]
 pub struct Cli {
     /// The store (SQLite). Default: syncscope.db in the XDG data dir, created on first use.
@@ -28,8 +29,16 @@ pub struct Cli {
     #[arg(short, long, global = true)]
     pub verbose: bool,
 
+    /// Open the UI read-only: no sources are started (a separate `syncscope ingest` writes).
+    #[arg(long)]
+    pub no_ingest: bool,
+
+    /// Colour theme of the UI: dark, light or mono (NO_COLOR forces mono).
+    #[arg(long, value_name = "THEME")]
+    pub theme: Option<String>,
+
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,7 +95,7 @@ pub struct SourcesArgs {
     pub format: RejectFormat,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct IngestArgs {
     /// A source as KIND:WHERE (repeatable): jsonl:PATH|-, spacedrive-db:PATH, spacedrive-json:PATH|-,
     /// ngit-metrics:URL.
@@ -235,7 +244,7 @@ mod tests {
     fn severity_lists_parse() {
         let cli =
             Cli::try_parse_from(["syncscope", "events", "--severity", "error,Warning"]).unwrap();
-        let Command::Events(a) = cli.command else {
+        let Some(Command::Events(a)) = cli.command else {
             panic!()
         };
         assert_eq!(a.severity, vec![Severity::Error, Severity::Warning]);

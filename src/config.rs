@@ -20,6 +20,35 @@ pub struct Config {
     pub ingest: IngestConfig,
     #[serde(default)]
     pub events: EventsConfig,
+    #[serde(default)]
+    pub tui: TuiConfig,
+    /// Key overrides of the UI: action name → a key or a list of keys (`quit = "x"`).
+    #[serde(default)]
+    pub keys: std::collections::BTreeMap<String, KeyList>,
+}
+
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TuiConfig {
+    /// dark, light or mono.
+    pub theme: Option<String>,
+}
+
+/// One key or several.
+#[derive(Debug, Deserialize, PartialEq, Clone)]
+#[serde(untagged)]
+pub enum KeyList {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl KeyList {
+    pub fn keys(&self) -> Vec<String> {
+        match self {
+            KeyList::One(k) => vec![k.clone()],
+            KeyList::Many(v) => v.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize, PartialEq)]

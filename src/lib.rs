@@ -8,6 +8,7 @@
 //! - `sources`: one module per real system's wire format
 //! - `export`: output formats of `syncscope events`
 //! - `cli`, `config`, `commands`: the command line
+//! - `tui`: the terminal UI (the only module that knows ratatui and crossterm)
 //! - `sanitize`: making untrusted text safe for a terminal
 
 pub mod cli;
@@ -19,6 +20,7 @@ pub mod model;
 pub mod sanitize;
 pub mod sources;
 pub mod store;
+pub mod tui;
 
 use std::process::ExitCode;
 
@@ -73,7 +75,10 @@ pub fn main_entry() -> ExitCode {
 fn run(cli: Cli) -> color_eyre::Result<Outcome> {
     let config = config::Config::load(cli.config.as_deref())?;
     let db = config.db_path(cli.db.as_deref());
-    match cli.command {
+    let Some(command) = cli.command else {
+        return commands::tui::run(cli.no_ingest, cli.theme.as_deref(), &config, db);
+    };
+    match command {
         Command::Ingest(a) => commands::ingest::run(a, &config, db),
         Command::Events(a) => commands::events::run(*a, &config, db),
         Command::Rejects(a) => commands::rejects::run(a, db),

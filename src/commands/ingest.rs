@@ -29,35 +29,7 @@ pub fn run(args: IngestArgs, config: &Config, db: std::path::PathBuf) -> Result<
     for s in &specs {
         s.preflight(args.once)?;
     }
-    let opts = IngestOptions {
-        once: args.once,
-        retention_days: args
-            .retention_days
-            .or(config.ingest.retention_days)
-            .unwrap_or(7),
-        poll_interval: Duration::from_millis(
-            args.poll_interval_ms
-                .or(config.ingest.poll_interval_ms)
-                .unwrap_or(500)
-                .max(10),
-        ),
-        scrape_interval: Duration::from_millis(
-            args.scrape_interval_ms
-                .or(config.ingest.scrape_interval_ms)
-                .unwrap_or(5000)
-                .max(100),
-        ),
-        log_zone: match args
-            .log_timezone
-            .as_deref()
-            .or(config.ingest.log_timezone.as_deref())
-        {
-            Some(z) => LogZone::parse(z).map_err(|e| eyre!("--log-timezone: {e}"))?,
-            None => LogZone::Local,
-        },
-        batch_size: args.batch_size.or(config.ingest.batch_size).unwrap_or(5000),
-        log_status: !args.quiet,
-    };
+    let opts = options(&args, config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -88,6 +60,39 @@ pub fn run(args: IngestArgs, config: &Config, db: std::path::PathBuf) -> Result<
 }
 
 /// SIGINT and SIGTERM stop following: sources flush, the writer commits, exit 0.
+/// The ingest options: the command line, else the config, else the defaults.
+pub fn options(args: &IngestArgs, config: &Config) -> Result<IngestOptions> {
+    Ok(IngestOptions {
+        once: args.once,
+        retention_days: args
+            .retention_days
+            .or(config.ingest.retention_days)
+            .unwrap_or(7),
+        poll_interval: Duration::from_millis(
+            args.poll_interval_ms
+                .or(config.ingest.poll_interval_ms)
+                .unwrap_or(500)
+                .max(10),
+        ),
+        scrape_interval: Duration::from_millis(
+            args.scrape_interval_ms
+                .or(config.ingest.scrape_interval_ms)
+                .unwrap_or(5000)
+                .max(100),
+        ),
+        log_zone: match args
+            .log_timezone
+            .as_deref()
+            .or(config.ingest.log_timezone.as_deref())
+        {
+            Some(z) => LogZone::parse(z).map_err(|e| eyre!("--log-timezone: {e}"))?,
+            None => LogZone::Local,
+        },
+        batch_size: args.batch_size.or(config.ingest.batch_size).unwrap_or(5000),
+        log_status: !args.quiet,
+    })
+}
+
 fn spawn_signal_handler(cancel: CancellationToken) -> Result<()> {
     #[cfg(unix)]
     {

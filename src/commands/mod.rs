@@ -6,6 +6,7 @@ pub mod rejects;
 pub mod relays;
 pub mod sources;
 pub mod status;
+pub mod tui;
 
 /// A successful run's outcome, mapped to the exit code by `main`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

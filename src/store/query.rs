@@ -9,7 +9,7 @@ use super::schema::{self, INDEXED_SEVERITY_MIN};
 use crate::model::{canonical_type, pascal_type, Event, Severity, StoredEvent, Timestamp};
 
 /// Every filter of `syncscope events`; all combine with AND, lists with OR inside.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct EventFilter {
     pub since: Option<Timestamp>,
     pub until: Option<Timestamp>,
@@ -240,7 +240,10 @@ impl Reader {
         if c.impossible {
             return Ok((None, Vec::new()));
         }
-        Ok((Some(format!("{SELECT_EVENT}{}", c.where_sql(None))), c.params))
+        Ok((
+            Some(format!("{SELECT_EVENT}{}", c.where_sql(None))),
+            c.params,
+        ))
     }
 
     /// Streams the matching events to `f` in time order (newest first if `newest_first`).

@@ -106,6 +106,29 @@ impl Reader {
             .wrap_err("cannot list the event sources")
     }
 
+    /// Events per source and severity rank in the whole minutes since `since` (from
+    /// `event_counts`, without reading events).
+    pub fn counts_by_source(&self, since: Timestamp) -> Result<Vec<(String, [u64; 4])>> {
+        let mut st = self.connection().prepare_cached(
+            "SELECT s.text, c.severity, sum(c.n) FROM event_counts c JOIN strings s ON s.id = c.source
+             WHERE c.minute >= ?1 GROUP BY 1, 2 ORDER BY 1",
+        )?;
+        let mut rows = st.query([minute_of(since)])?;
+        let mut out: Vec<(String, [u64; 4])> = Vec::new();
+        while let Some(r) = rows.next()? {
+            let (src, sev, n): (String, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            if out.last().is_none_or(|(s, _)| *s != src) {
+                out.push((src, [0; 4]));
+            }
+            if let (Some((_, c)), Ok(i)) = (out.last_mut(), usize::try_from(sev)) {
+                if let Some(slot) = c.get_mut(i) {
+                    *slot += n.max(0) as u64;
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Every Gerrit remote with its refs' counts, failed remotes first.
     pub fn remote_summaries(&self) -> Result<Vec<RemoteSummary>> {
         let mut st = self.connection().prepare_cached(
@@ -177,29 +200,26 @@ impl Reader {
                       p.text, r.text
              LIMIT ?2 OFFSET ?3",
         )?;
-        let rows = st.query_map(
-            rusqlite::params![rid, limit as i64, offset as i64],
-            |r| {
-                Ok(RefState {
-                    project: r.get(0)?,
-                    remote: remote.to_string(),
-                    ref_name: r.get(1)?,
-                    direction: if r.get::<_, String>(2)? == "PULL" {
-                        Direction::Pull
-                    } else {
-                        Direction::Push
-                    },
-                    status: r.get(3)?,
-                    when: r.get(4)?,
-                    retrying: r.get(5)?,
-                    attempts: r.get(6)?,
-                    last_success: r.get(7)?,
-                    last_failure: r.get(8)?,
-                    last_error: r.get(9)?,
-                    scheduled_since: r.get(10)?,
-                })
-            },
-        )?;
+        let rows = st.query_map(rusqlite::params![rid, limit as i64, offset as i64], |r| {
+            Ok(RefState {
+                project: r.get(0)?,
+                remote: remote.to_string(),
+                ref_name: r.get(1)?,
+                direction: if r.get::<_, String>(2)? == "PULL" {
+                    Direction::Pull
+                } else {
+                    Direction::Push
+                },
+                status: r.get(3)?,
+                when: r.get(4)?,
+                retrying: r.get(5)?,
+                attempts: r.get(6)?,
+                last_success: r.get(7)?,
+                last_failure: r.get(8)?,
+                last_error: r.get(9)?,
+                scheduled_since: r.get(10)?,
+            })
+        })?;
         let refs = rows
             .collect::<Result<Vec<_>, _>>()
             .wrap_err("cannot read a remote's refs")?;
@@ -375,7 +395,11 @@ mod tests {
         let names: Vec<&str> = after.iter().map(|e| e.event.summary.as_str()).collect();
         assert_eq!(
             names,
-            ["batch_ingestion at 7", "batch_ingestion at 8", "batch_ingestion at 9"]
+            [
+                "batch_ingestion at 7",
+                "batch_ingestion at 8",
+                "batch_ingestion at 9"
+            ]
         );
         let oldest = r.page_after(&f, None, 2).unwrap();
         assert_eq!(oldest[0].event.summary, "batch_ingestion at 0");

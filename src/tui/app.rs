@@ -1,0 +1,1388 @@
+//! The app state and `update`: pure (no I/O, no drawing), so every action is unit-tested.
+//! What the screen needs from the store is derived from the state by [`AppState::request`];
+//! the loop sends it to the query worker whenever it changes.
+
+use tui_input::{Input, InputRequest};
+
+use super::action::{Action, InputKey};
+use super::backend::{
+    Anchor, EventsWindow, Loaded, Order, Request, StatusData, ViewData, ViewRequest,
+};
+use super::keymap::Mode;
+use super::theme::ThemeName;
+use super::Pane;
+use crate::model::{Severity, StoredEvent, Timestamp};
+use crate::store::query::Cursor;
+use crate::store::EventFilter;
+
+/// Minutes of history in the Overview's sparklines and the Relays pane's state strips.
+pub const HISTORY_MINUTES: usize = 60;
+/// Flash messages stay this many ticks (a tick is a quarter second).
+const FLASH_TICKS: u32 = 16;
+
+/// A view pushed on top of a pane by drilling down; `Esc` pops it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Drill {
+    /// One remote's refs.
+    Refs { remote: String },
+    /// One ref's events and log lines.
+    RefHistory {
+        remote: String,
+        project: String,
+        ref_name: String,
+    },
+    /// One event, whole.
+    Event(Box<StoredEvent>),
+    /// One correlation id across all sources.
+    Session { corr: String },
+}
+
+/// Which text field has the keyboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Filter,
+    Command,
+}
+
+/// Position in an event list: the anchor row and where on screen it sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventsNav {
+    pub anchor: Anchor,
+    pub screen_row: usize,
+}
+
+impl Default for EventsNav {
+    fn default() -> Self {
+        EventsNav {
+            anchor: Anchor::Start,
+            screen_row: 0,
+        }
+    }
+}
+
+/// The filters the status bar lists; all apply to the timeline, the text and severity ones to
+/// the other lists too.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filters {
+    pub text: String,
+    pub min_severity: Option<Severity>,
+    pub source: Option<String>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+}
+
+impl Filters {
+    pub fn is_empty(&self) -> bool {
+        *self == Filters::default()
+    }
+
+    /// The filters as the status bar shows them: `errors · source gerrit · "mirror"`.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        match self.min_severity {
+            Some(Severity::Error) => parts.push("errors".to_string()),
+            Some(Severity::Warning) => parts.push("warnings+".to_string()),
+            Some(s) => parts.push(format!("{}+", s.as_str())),
+            None => {}
+        }
+        if let Some(s) = &self.source {
+            parts.push(format!("source {s}"));
+        }
+        if let Some(t) = self.since {
+            parts.push(format!("since {}", crate::model::format_rfc3339(t)));
+        }
+        if let Some(t) = self.until {
+            parts.push(format!("until {}", crate::model::format_rfc3339(t)));
+        }
+        if !self.text.is_empty() {
+            parts.push(format!("\"{}\"", self.text));
+        }
+        parts.join(" · ")
+    }
+
+    fn event_filter(&self) -> EventFilter {
+        EventFilter {
+            min_severity: self.min_severity,
+            sources: self.source.iter().cloned().collect(),
+            since: self.since,
+            until: self.until,
+            grep: Some(self.text.clone()).filter(|t| !t.is_empty()),
+            ..EventFilter::default()
+        }
+    }
+
+    /// Whether `text` passes the text filter (case-insensitive).
+    pub fn matches_text(&self, text: &str) -> bool {
+        self.text.is_empty() || contains_ci(text, &self.text)
+    }
+}
+
+pub fn contains_ci(haystack: &str, needle: &str) -> bool {
+    haystack.to_lowercase().contains(&needle.to_lowercase())
+}
+
+/// A pause: the snapshot's store id and when it was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paused {
+    pub upto_id: i64,
+    pub at: Timestamp,
+}
+
+/// Side effects `update` asks the loop to perform.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Quit,
+    /// Put this text on the clipboard (OSC 52).
+    Copy(String),
+    /// Repaint every cell.
+    Redraw,
+}
+
+/// Everything the UI knows. One owner: the UI loop.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub pane: Pane,
+    pub stack: Vec<Drill>,
+    pub mode: Mode,
+    pub field: Field,
+    pub input: Input,
+    pub filters: Filters,
+    pub paused: Option<Paused>,
+    pub theme: ThemeName,
+    pub size: (u16, u16),
+    pub now: Timestamp,
+    pub store_path: String,
+    /// The last session opened (the Session pane shows it).
+    pub session: Option<String>,
+    pub timeline: EventsNav,
+    pub session_nav: EventsNav,
+    pub history_nav: EventsNav,
+    pub remote_selected: Option<String>,
+    pub ref_selected: u64,
+    pub relay_selected: Option<(String, String)>,
+    pub error_selected: usize,
+    pub detail_scroll: u16,
+    pub status: StatusData,
+    /// Loaded pane data, most recent first (a few lists, so going back shows data at once).
+    pub cache: Vec<(ViewRequest, ViewData)>,
+    pub query_error: Option<String>,
+    pub last_query_ms: f64,
+    pub flash: Option<(String, u32)>,
+    pub quit: bool,
+}
+
+impl AppState {
+    pub fn new(store_path: String, theme: ThemeName, size: (u16, u16), now: Timestamp) -> Self {
+        AppState {
+            pane: Pane::Overview,
+            stack: Vec::new(),
+            mode: Mode::Normal,
+            field: Field::Filter,
+            input: Input::default(),
+            filters: Filters::default(),
+            paused: None,
+            theme,
+            size,
+            now,
+            store_path,
+            session: None,
+            timeline: EventsNav::default(),
+            session_nav: EventsNav::default(),
+            history_nav: EventsNav::default(),
+            remote_selected: None,
+            ref_selected: 0,
+            relay_selected: None,
+            error_selected: 0,
+            detail_scroll: 0,
+            status: StatusData::default(),
+            cache: Vec::new(),
+            query_error: None,
+            last_query_ms: 0.0,
+            flash: None,
+            quit: false,
+        }
+    }
+
+    /// The view on top: the last drill-down, else the pane.
+    pub fn top(&self) -> Option<&Drill> {
+        self.stack.last()
+    }
+
+    /// Rows a list shows on this screen (the terminal minus title, header and status lines).
+    pub fn list_rows(&self) -> usize {
+        usize::from(self.size.1).saturating_sub(5).max(1)
+    }
+
+    /// What the store must answer for the screen as it is.
+    pub fn request(&self) -> Request {
+        let rows = self.list_rows();
+        let view = match self.top() {
+            Some(Drill::Refs { remote }) => {
+                let (offset, _) = self.refs_window();
+                ViewRequest::Refs {
+                    remote: remote.clone(),
+                    offset,
+                    limit: 3 * rows as u64,
+                }
+            }
+            Some(Drill::RefHistory {
+                project, ref_name, ..
+            }) => ViewRequest::Events {
+                filter: EventFilter {
+                    sources: vec!["gerrit".into()],
+                    subjects: vec![ref_name.clone()],
+                    grep: Some(project.clone()),
+                    min_severity: self.filters.min_severity,
+                    ..EventFilter::default()
+                },
+                anchor: self.history_nav.anchor,
+                order: Order::NewestFirst,
+                session: None,
+            },
+            Some(Drill::Session { corr }) => self.session_request(corr),
+            Some(Drill::Event(_)) => ViewRequest::Nothing,
+            None => match self.pane {
+                Pane::Overview => ViewRequest::Overview {
+                    errors: rows,
+                    minutes: HISTORY_MINUTES,
+                },
+                Pane::Replication => ViewRequest::Remotes,
+                Pane::Relays => ViewRequest::Relays {
+                    strip_minutes: HISTORY_MINUTES,
+                },
+                Pane::Timeline => ViewRequest::Events {
+                    filter: self.filters.event_filter(),
+                    anchor: self.timeline.anchor,
+                    order: Order::NewestFirst,
+                    session: None,
+                },
+                Pane::Session => match &self.session {
+                    Some(corr) => self.session_request(corr),
+                    None => ViewRequest::Nothing,
+                },
+            },
+        };
+        Request {
+            view,
+            rows,
+            paused_upto: self.paused.map(|p| p.upto_id),
+            count_filter: self.filters.event_filter(),
+        }
+    }
+
+    fn session_request(&self, corr: &str) -> ViewRequest {
+        ViewRequest::Events {
+            filter: EventFilter {
+                correlation_ids: vec![corr.to_string()],
+                ..EventFilter::default()
+            },
+            anchor: self.session_nav.anchor,
+            order: Order::OldestFirst,
+            session: Some(corr.to_string()),
+        }
+    }
+
+    /// The loaded data for the current screen's list (possibly for another anchor or page).
+    pub fn data(&self) -> Option<&ViewData> {
+        let want = self.request().view;
+        self.cache
+            .iter()
+            .find(|(v, _)| same_list(v, &want))
+            .map(|(_, d)| d)
+    }
+
+    pub fn window(&self) -> Option<&EventsWindow> {
+        match self.data() {
+            Some(ViewData::Events(w)) => Some(w),
+            _ => None,
+        }
+    }
+
+    fn nav(&self) -> Option<EventsNav> {
+        match (self.top(), self.pane) {
+            (Some(Drill::RefHistory { .. }), _) => Some(self.history_nav),
+            (Some(Drill::Session { .. }), _) => Some(self.session_nav),
+            (Some(_), _) => None,
+            (None, Pane::Timeline) => Some(self.timeline),
+            (None, Pane::Session) => Some(self.session_nav),
+            (None, _) => None,
+        }
+    }
+
+    fn nav_mut(&mut self) -> Option<&mut EventsNav> {
+        match (self.stack.last(), self.pane) {
+            (Some(Drill::RefHistory { .. }), _) => Some(&mut self.history_nav),
+            (Some(Drill::Session { .. }), _) => Some(&mut self.session_nav),
+            (Some(_), _) => None,
+            (None, Pane::Timeline) => Some(&mut self.timeline),
+            (None, Pane::Session) => Some(&mut self.session_nav),
+            (None, _) => None,
+        }
+    }
+
+    /// The selected row of the current event list: its index in the window.
+    pub fn selected_index(&self) -> Option<usize> {
+        let w = self.window()?;
+        if w.rows.is_empty() {
+            return None;
+        }
+        let nav = self.nav()?;
+        let i = match nav.anchor {
+            Anchor::At(c) => w
+                .rows
+                .iter()
+                .position(|e| cursor_of(e) == c)
+                .unwrap_or(w.anchor_index),
+            _ => w.anchor_index,
+        };
+        Some(i.min(w.rows.len() - 1))
+    }
+
+    /// The selected event, in whichever list shows events.
+    pub fn selected_event(&self) -> Option<&StoredEvent> {
+        if let Some(Drill::Event(e)) = self.top() {
+            return Some(e);
+        }
+        if self.top().is_none() && self.pane == Pane::Overview {
+            return match self.data() {
+                Some(ViewData::Overview(o)) => o.newest_errors.get(self.error_selected),
+                _ => None,
+            };
+        }
+        let i = self.selected_index()?;
+        self.window()?.rows.get(i)
+    }
+
+    /// The first row shown of the current event list.
+    pub fn first_visible(&self) -> usize {
+        let (Some(i), Some(nav)) = (self.selected_index(), self.nav()) else {
+            return 0;
+        };
+        i.saturating_sub(nav.screen_row.min(self.list_rows().saturating_sub(1)))
+    }
+
+    /// The remotes list as shown (text filter applied), and the selected index in it.
+    pub fn remotes(&self) -> (Vec<&crate::store::RemoteSummary>, usize) {
+        let list: Vec<&crate::store::RemoteSummary> = match self.cache_of(&ViewRequest::Remotes) {
+            Some(ViewData::Remotes(r)) => r
+                .iter()
+                .filter(|r| self.filters.matches_text(&r.remote))
+                .filter(|r| match self.filters.min_severity {
+                    Some(Severity::Error) => r.is_failed(),
+                    Some(Severity::Warning) => r.is_failed() || r.retrying > 0,
+                    _ => true,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let i = self
+            .remote_selected
+            .as_ref()
+            .and_then(|s| list.iter().position(|r| r.remote == *s))
+            .unwrap_or(0);
+        (list, i)
+    }
+
+    /// The refs page offset to load and the selected index within the whole list.
+    pub fn refs_window(&self) -> (u64, u64) {
+        let rows = self.list_rows() as u64;
+        (self.ref_selected.saturating_sub(rows), self.ref_selected)
+    }
+
+    /// The relays as shown, worst first: `(target, relay name)`, and the selected index.
+    pub fn relays(&self) -> (Vec<(String, String)>, usize) {
+        let Some(ViewData::Relays(d)) = self.cache_of(&ViewRequest::Relays {
+            strip_minutes: HISTORY_MINUTES,
+        }) else {
+            return (Vec::new(), 0);
+        };
+        let mut list: Vec<(i64, String, String)> = Vec::new();
+        for t in &d.targets {
+            for (name, s) in t.relays.iter().filter(|(_, s)| s.present) {
+                let sev = s.display().severity();
+                let shown = match self.filters.min_severity {
+                    Some(min) => sev >= min,
+                    None => true,
+                };
+                if shown && self.filters.matches_text(name) {
+                    list.push((
+                        -(sev.rank() * 2 + i64::from(s.flapping)),
+                        t.target.clone(),
+                        name.clone(),
+                    ));
+                }
+            }
+        }
+        list.sort();
+        let list: Vec<(String, String)> = list.into_iter().map(|(_, t, n)| (t, n)).collect();
+        let i = self
+            .relay_selected
+            .as_ref()
+            .and_then(|s| list.iter().position(|x| x == s))
+            .unwrap_or(0);
+        (list, i)
+    }
+
+    fn cache_of(&self, v: &ViewRequest) -> Option<&ViewData> {
+        self.cache
+            .iter()
+            .find(|(k, _)| same_list(k, v))
+            .map(|(_, d)| d)
+    }
+
+    fn flash(&mut self, text: impl Into<String>) {
+        self.flash = Some((text.into(), FLASH_TICKS));
+    }
+}
+
+/// Two requests show the same list (perhaps at another position).
+fn same_list(a: &ViewRequest, b: &ViewRequest) -> bool {
+    match (a, b) {
+        (
+            ViewRequest::Events {
+                filter: fa,
+                order: oa,
+                session: sa,
+                ..
+            },
+            ViewRequest::Events {
+                filter: fb,
+                order: ob,
+                session: sb,
+                ..
+            },
+        ) => fa == fb && oa == ob && sa == sb,
+        (ViewRequest::Refs { remote: ra, .. }, ViewRequest::Refs { remote: rb, .. }) => ra == rb,
+        (ViewRequest::Overview { .. }, ViewRequest::Overview { .. }) => true,
+        (ViewRequest::Relays { .. }, ViewRequest::Relays { .. }) => true,
+        _ => a == b,
+    }
+}
+
+pub fn cursor_of(e: &StoredEvent) -> Cursor {
+    Cursor {
+        ts: e.event.timestamp.as_nanos(),
+        key: e.key,
+    }
+}
+
+/// One row of an event list as text (what `y` copies).
+pub fn row_text(e: &StoredEvent) -> String {
+    let ev = &e.event;
+    let mut s = format!(
+        "{} {} {} {} {}",
+        crate::model::format_rfc3339(ev.timestamp),
+        ev.source,
+        ev.severity.as_str(),
+        ev.event_type,
+        ev.summary
+    );
+    if let Some(c) = &ev.correlation_id {
+        s.push_str(&format!(" [{c}]"));
+    }
+    crate::sanitize::one_line(&s).into_owned()
+}
+
+/// Applies one action. No I/O: what must happen outside comes back as a [`Command`].
+pub fn update(state: &mut AppState, action: Action) -> Option<Command> {
+    match action {
+        Action::ForceQuit => {
+            state.quit = true;
+            return Some(Command::Quit);
+        }
+        Action::Loaded(l) => {
+            apply_loaded(state, *l);
+            return None;
+        }
+        Action::Tick(now) => {
+            state.now = Timestamp::from_nanos(now);
+            if let Some((_, left)) = &mut state.flash {
+                *left = left.saturating_sub(1);
+                if *left == 0 {
+                    state.flash = None;
+                }
+            }
+            return None;
+        }
+        Action::Resize(w, h) => {
+            state.size = (w, h);
+            let rows = state.list_rows().saturating_sub(1);
+            for nav in [
+                &mut state.timeline,
+                &mut state.session_nav,
+                &mut state.history_nav,
+            ] {
+                nav.screen_row = nav.screen_row.min(rows);
+            }
+            return None;
+        }
+        _ => {}
+    }
+    match state.mode {
+        Mode::Help => {
+            // Any key closes help.
+            state.mode = Mode::Normal;
+            None
+        }
+        Mode::Input => update_input(state, action),
+        Mode::Normal => update_normal(state, action),
+    }
+}
+
+fn apply_loaded(state: &mut AppState, l: Loaded) {
+    state.status = l.status;
+    state.query_error = l.error;
+    state.last_query_ms = l.took.as_secs_f64() * 1000.0;
+    if let Some(data) = l.data {
+        state.cache.retain(|(v, _)| !same_list(v, &l.request.view));
+        state.cache.insert(0, (l.request.view, data));
+        state.cache.truncate(6);
+    }
+    // The worker re-centred the window: the anchor row stays where the user put it.
+}
+
+fn update_input(state: &mut AppState, action: Action) -> Option<Command> {
+    match action {
+        Action::Input(k) => {
+            let req = match k {
+                InputKey::Char(c) => InputRequest::InsertChar(c),
+                InputKey::Backspace => InputRequest::DeletePrevChar,
+                InputKey::Delete => InputRequest::DeleteNextChar,
+                InputKey::Left => InputRequest::GoToPrevChar,
+                InputKey::Right => InputRequest::GoToNextChar,
+                InputKey::Home => InputRequest::GoToStart,
+                InputKey::End => InputRequest::GoToEnd,
+                InputKey::DeleteWord => InputRequest::DeletePrevWord,
+                InputKey::Clear => InputRequest::DeleteLine,
+            };
+            state.input.handle(req);
+            if state.field == Field::Filter {
+                // Live as you type.
+                set_text_filter(state, state.input.value().to_string());
+            }
+            None
+        }
+        Action::Submit => {
+            state.mode = Mode::Normal;
+            match state.field {
+                Field::Filter => {
+                    set_text_filter(state, state.input.value().to_string());
+                    None
+                }
+                Field::Command => {
+                    let line = state.input.value().to_string();
+                    run_command(state, &line)
+                }
+            }
+        }
+        Action::Back => {
+            state.mode = Mode::Normal;
+            if state.field == Field::Filter {
+                set_text_filter(state, String::new());
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+fn set_text_filter(state: &mut AppState, text: String) {
+    if state.filters.text != text {
+        state.filters.text = text;
+        reset_positions(state);
+    }
+}
+
+/// A filter changed: lists start again from their top.
+fn reset_positions(state: &mut AppState) {
+    state.timeline = EventsNav::default();
+    state.history_nav = EventsNav::default();
+    state.ref_selected = 0;
+    state.error_selected = 0;
+}
+
+fn update_normal(state: &mut AppState, action: Action) -> Option<Command> {
+    match action {
+        Action::Quit => {
+            if state.stack.pop().is_none() {
+                state.quit = true;
+                return Some(Command::Quit);
+            }
+            state.detail_scroll = 0;
+        }
+        Action::Back => {
+            if state.stack.pop().is_some() {
+                state.detail_scroll = 0;
+            } else if !state.filters.is_empty() {
+                state.filters = Filters::default();
+                state.input = Input::default();
+                reset_positions(state);
+                state.flash("filters cleared");
+            }
+        }
+        Action::GoPane(p) => {
+            state.stack.clear();
+            state.pane = p;
+        }
+        Action::NextPane | Action::PrevPane => {
+            let all = Pane::ALL;
+            let i = all.iter().position(|p| *p == state.pane).unwrap_or(0);
+            let n = all.len();
+            let j = if action == Action::NextPane {
+                (i + 1) % n
+            } else {
+                (i + n - 1) % n
+            };
+            state.stack.clear();
+            state.pane = all[j];
+        }
+        Action::Up => move_by(state, -1),
+        Action::Down => move_by(state, 1),
+        Action::PageUp => move_by(state, -(state.list_rows() as i64)),
+        Action::PageDown => move_by(state, state.list_rows() as i64),
+        Action::Top => move_to_end(state, false),
+        Action::Bottom => move_to_end(state, true),
+        Action::Enter => enter(state),
+        Action::Correlation => {
+            let corr = state
+                .selected_event()
+                .and_then(|e| e.event.correlation_id.clone());
+            match corr {
+                Some(c) => open_session(state, c),
+                None => state.flash("no correlation id on this row"),
+            }
+        }
+        Action::StartFilter => {
+            state.mode = Mode::Input;
+            state.field = Field::Filter;
+            state.input = Input::new(state.filters.text.clone());
+        }
+        Action::StartCommand => {
+            state.mode = Mode::Input;
+            state.field = Field::Command;
+            state.input = Input::default();
+        }
+        Action::ShowHelp => state.mode = Mode::Help,
+        Action::NextMatch => find_match(state, true),
+        Action::PrevMatch => find_match(state, false),
+        Action::ErrorsOnly => set_severity(state, Some(Severity::Error)),
+        Action::WarningsUp => set_severity(state, Some(Severity::Warning)),
+        Action::AllSeverities => set_severity(state, None),
+        Action::CycleSource => {
+            let systems = &state.status.systems;
+            let next = match &state.filters.source {
+                None => systems.first().cloned(),
+                Some(cur) => match systems.iter().position(|s| s == cur) {
+                    Some(i) => systems.get(i + 1).cloned(),
+                    None => systems.first().cloned(),
+                },
+            };
+            state.filters.source = next;
+            reset_positions(state);
+            let shown = state.filters.source.clone().unwrap_or_else(|| "all".into());
+            state.flash(format!("source: {shown}"));
+        }
+        Action::TogglePause => {
+            state.paused = match state.paused {
+                Some(_) => None,
+                None => Some(Paused {
+                    upto_id: state.status.max_id,
+                    at: state.now,
+                }),
+            };
+        }
+        Action::Copy => {
+            let text = copy_text(state);
+            return match text {
+                Some(t) => {
+                    let shown: String = t.chars().take(40).collect();
+                    state.flash(format!("copied: {shown}"));
+                    Some(Command::Copy(t))
+                }
+                None => {
+                    state.flash("nothing selected to copy");
+                    None
+                }
+            };
+        }
+        Action::Redraw => return Some(Command::Redraw),
+        _ => {}
+    }
+    None
+}
+
+fn set_severity(state: &mut AppState, s: Option<Severity>) {
+    if state.filters.min_severity != s {
+        state.filters.min_severity = s;
+        reset_positions(state);
+    }
+    let shown = match s {
+        Some(Severity::Error) => "errors only",
+        Some(Severity::Warning) => "warnings and errors",
+        _ => "all severities",
+    };
+    state.flash(shown);
+}
+
+fn open_session(state: &mut AppState, corr: String) {
+    state.session = Some(corr.clone());
+    state.session_nav = EventsNav::default();
+    if state.top().is_none() && state.pane == Pane::Session {
+        return;
+    }
+    // From a drill-down or another pane: a view on top, so Esc comes back here.
+    if let Some(Drill::Session { corr: c }) = state.stack.last_mut() {
+        *c = corr;
+    } else {
+        state.stack.push(Drill::Session { corr });
+    }
+}
+
+fn enter(state: &mut AppState) {
+    match (state.top().cloned(), state.pane) {
+        (Some(Drill::Refs { remote }), _) => {
+            let (offset, sel) = state.refs_window();
+            let r = match state.data() {
+                Some(ViewData::Refs { refs, .. }) => refs.get((sel - offset) as usize).cloned(),
+                _ => None,
+            };
+            if let Some(r) = r {
+                state.history_nav = EventsNav::default();
+                state.stack.push(Drill::RefHistory {
+                    remote,
+                    project: r.project,
+                    ref_name: r.ref_name,
+                });
+            }
+        }
+        (Some(Drill::Event(_)), _) => {}
+        (None, Pane::Replication) => {
+            let (list, i) = state.remotes();
+            if let Some(r) = list.get(i) {
+                let remote = r.remote.clone();
+                state.remote_selected = Some(remote.clone());
+                state.ref_selected = 0;
+                state.stack.push(Drill::Refs { remote });
+            }
+        }
+        (None, Pane::Relays) => {
+            // A relay's own events: the timeline filtered to it.
+            let (list, i) = state.relays();
+            if let Some((_, relay)) = list.get(i) {
+                state.filters = Filters {
+                    text: relay.clone(),
+                    source: Some("ngit".into()),
+                    ..Filters::default()
+                };
+                reset_positions(state);
+                state.pane = Pane::Timeline;
+            }
+        }
+        _ => {
+            if let Some(e) = state.selected_event().cloned() {
+                state.detail_scroll = 0;
+                state.stack.push(Drill::Event(Box::new(e)));
+            }
+        }
+    }
+}
+
+/// Moves the selection by `delta` rows in whichever list is on screen.
+fn move_by(state: &mut AppState, delta: i64) {
+    let rows = state.list_rows();
+    match (state.top().cloned(), state.pane) {
+        (Some(Drill::Event(_)), _) => {
+            let d = delta.clamp(-(u16::MAX as i64), u16::MAX as i64) as i32;
+            state.detail_scroll = (state.detail_scroll as i32 + d).clamp(0, u16::MAX as i32) as u16;
+        }
+        (Some(Drill::Refs { .. }), _) => {
+            let total = match state.data() {
+                Some(ViewData::Refs { total, .. }) => *total,
+                _ => 0,
+            };
+            let max = total.saturating_sub(1) as i64;
+            state.ref_selected = (state.ref_selected as i64 + delta).clamp(0, max) as u64;
+        }
+        (None, Pane::Overview) => {
+            let n = match state.data() {
+                Some(ViewData::Overview(o)) => o.newest_errors.len(),
+                _ => 0,
+            };
+            state.error_selected =
+                (state.error_selected as i64 + delta).clamp(0, n.saturating_sub(1) as i64) as usize;
+        }
+        (None, Pane::Replication) => {
+            let (list, i) = state.remotes();
+            let j = (i as i64 + delta).clamp(0, list.len().saturating_sub(1) as i64) as usize;
+            state.remote_selected = list.get(j).map(|r| r.remote.clone());
+        }
+        (None, Pane::Relays) => {
+            let (list, i) = state.relays();
+            let j = (i as i64 + delta).clamp(0, list.len().saturating_sub(1) as i64) as usize;
+            state.relay_selected = list.get(j).cloned();
+        }
+        _ => {
+            let Some(i) = state.selected_index() else {
+                return;
+            };
+            let Some(w) = state.window() else {
+                return;
+            };
+            let j = (i as i64 + delta).clamp(0, w.rows.len().saturating_sub(1) as i64) as usize;
+            if j == i {
+                return;
+            }
+            let c = cursor_of(&w.rows[j]);
+            if let Some(nav) = state.nav_mut() {
+                nav.anchor = Anchor::At(c);
+                let sr = nav.screen_row as i64 + (j as i64 - i as i64);
+                nav.screen_row = sr.clamp(0, rows.saturating_sub(1) as i64) as usize;
+            }
+        }
+    }
+}
+
+fn move_to_end(state: &mut AppState, end: bool) {
+    let rows = state.list_rows();
+    match (state.top().cloned(), state.pane) {
+        (Some(Drill::Event(_)), _) => state.detail_scroll = if end { u16::MAX / 2 } else { 0 },
+        (Some(Drill::Refs { .. }), _) => {
+            let total = match state.data() {
+                Some(ViewData::Refs { total, .. }) => *total,
+                _ => 0,
+            };
+            state.ref_selected = if end { total.saturating_sub(1) } else { 0 };
+        }
+        (None, Pane::Overview) | (None, Pane::Replication) | (None, Pane::Relays) => {
+            move_by(state, if end { i64::MAX / 4 } else { -(i64::MAX / 4) })
+        }
+        _ => {
+            if let Some(nav) = state.nav_mut() {
+                *nav = if end {
+                    EventsNav {
+                        anchor: Anchor::End,
+                        screen_row: rows.saturating_sub(1),
+                    }
+                } else {
+                    EventsNav::default()
+                };
+            }
+        }
+    }
+}
+
+/// `n` / `N`: the next / previous row (after the selection) containing the filter text.
+fn find_match(state: &mut AppState, forward: bool) {
+    if state.filters.text.is_empty() {
+        state.flash("no filter: press / first");
+        return;
+    }
+    let Some(i) = state.selected_index() else {
+        return;
+    };
+    let Some(w) = state.window() else {
+        return;
+    };
+    let text = &state.filters.text;
+    let hit = |e: &StoredEvent| {
+        contains_ci(&e.event.summary, text)
+            || e.event
+                .subject
+                .as_deref()
+                .is_some_and(|s| contains_ci(s, text))
+            || contains_ci(&e.event.event_type, text)
+    };
+    let found = if forward {
+        (i + 1..w.rows.len()).find(|&j| hit(&w.rows[j]))
+    } else {
+        (0..i).rev().find(|&j| hit(&w.rows[j]))
+    };
+    match found {
+        Some(j) => move_by(state, j as i64 - i as i64),
+        None => {
+            let more = if forward { w.more_after } else { w.more_before };
+            if more {
+                // Move to the window's edge; the next answer brings more rows to search.
+                let edge = if forward { w.rows.len() - 1 } else { 0 };
+                move_by(state, edge as i64 - i as i64);
+                state.flash("searching further…");
+            } else {
+                state.flash(format!("no more matches of \"{text}\""));
+            }
+        }
+    }
+}
+
+fn copy_text(state: &AppState) -> Option<String> {
+    match (state.top(), state.pane) {
+        (Some(Drill::Refs { remote }), _) => {
+            let (offset, sel) = state.refs_window();
+            match state.data() {
+                Some(ViewData::Refs { refs, .. }) => refs
+                    .get((sel - offset) as usize)
+                    .map(|r| format!("{} {} {} {}", remote, r.project, r.ref_name, r.status)),
+                _ => None,
+            }
+        }
+        (Some(Drill::Session { corr }), _) if state.selected_event().is_none() => {
+            Some(corr.clone())
+        }
+        (None, Pane::Replication) => {
+            let (list, i) = state.remotes();
+            list.get(i).map(|r| r.remote.clone())
+        }
+        (None, Pane::Relays) => {
+            let (list, i) = state.relays();
+            list.get(i).map(|(_, r)| r.clone())
+        }
+        _ => state.selected_event().map(row_text),
+    }
+    .map(|t| crate::sanitize::one_line(&t).into_owned())
+}
+
+/// `:` commands. Errors are flashed, never fatal.
+fn run_command(state: &mut AppState, line: &str) -> Option<Command> {
+    let line = line.trim();
+    let (cmd, arg) = match line.split_once(char::is_whitespace) {
+        Some((c, a)) => (c, a.trim()),
+        None => (line, ""),
+    };
+    let now = state.now;
+    match cmd {
+        "" => {}
+        "q" | "quit" => {
+            state.quit = true;
+            return Some(Command::Quit);
+        }
+        "since" | "until" => {
+            let t = if arg.is_empty() || arg == "all" {
+                Ok(None)
+            } else {
+                crate::model::parse_time_spec(arg, utc(now)).map(Some)
+            };
+            match t {
+                Ok(t) => {
+                    if cmd == "since" {
+                        state.filters.since = t;
+                    } else {
+                        state.filters.until = t;
+                    }
+                    reset_positions(state);
+                    state.pane = Pane::Timeline;
+                    state.stack.clear();
+                }
+                Err(e) => state.flash(format!(":{cmd}: {e}")),
+            }
+        }
+        "source" | "src" => {
+            state.filters.source = match arg {
+                "" | "all" | "*" => None,
+                s => Some(s.to_string()),
+            };
+            reset_positions(state);
+        }
+        "severity" | "sev" => match arg {
+            "" | "all" => set_severity(state, None),
+            s => match Severity::parse(s) {
+                Some(s) => set_severity(state, Some(s)),
+                None => state.flash(format!(":severity: unknown {s:?} (error, warning, info, debug, all)")),
+            },
+        },
+        "goto" | "g" => match goto_time(arg, now) {
+            Ok(t) => {
+                state.stack.clear();
+                state.pane = Pane::Timeline;
+                state.timeline = EventsNav {
+                    anchor: Anchor::At(Cursor {
+                        ts: t.as_nanos(),
+                        key: i64::MAX - 1,
+                    }),
+                    screen_row: state.list_rows() / 2,
+                };
+            }
+            Err(e) => state.flash(format!(":goto: {e}")),
+        },
+        "corr" | "session" => {
+            if arg.is_empty() {
+                state.flash(":corr needs an id");
+            } else {
+                open_session(state, arg.to_string());
+            }
+        }
+        "filter" => set_text_filter(state, arg.to_string()),
+        "clear" => {
+            state.filters = Filters::default();
+            reset_positions(state);
+        }
+        "theme" => match ThemeName::parse(arg) {
+            Some(t) => state.theme = t,
+            None => state.flash(":theme: dark, light or mono"),
+        },
+        "help" => state.mode = Mode::Help,
+        other => state.flash(format!(
+            "unknown command :{other} (since, until, source, severity, goto, corr, filter, clear, theme, quit)"
+        )),
+    }
+    None
+}
+
+fn utc(t: Timestamp) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_nanos(t.as_nanos())
+}
+
+/// `:goto 14:02` (today, local time; yesterday if that is still ahead), or any time spec.
+fn goto_time(arg: &str, now: Timestamp) -> Result<Timestamp, String> {
+    use chrono::{Local, NaiveTime, TimeZone};
+    let arg = arg.trim();
+    if arg.is_empty() {
+        return Err("needs a time, like 14:02 or 2025-12-03 10:15".into());
+    }
+    let parsed = NaiveTime::parse_from_str(arg, "%H:%M")
+        .or_else(|_| NaiveTime::parse_from_str(arg, "%H:%M:%S"));
+    if let Ok(t) = parsed {
+        let now_local =
+            chrono::DateTime::from_timestamp_nanos(now.as_nanos()).with_timezone(&Local);
+        let mut day = now_local.date_naive();
+        let at = |d: chrono::NaiveDate| Local.from_local_datetime(&d.and_time(t)).earliest();
+        if at(day).is_some_and(|x| x > now_local) {
+            day = day.pred_opt().unwrap_or(day);
+        }
+        return at(day)
+            .and_then(|x| x.timestamp_nanos_opt())
+            .map(Timestamp::from_nanos)
+            .ok_or_else(|| format!("{arg} does not exist in the local zone today"));
+    }
+    crate::model::parse_time_spec(arg, utc(now))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Event;
+    use std::time::Duration;
+
+    const T0: i64 = 1_800_000_000_000_000_000;
+
+    fn state() -> AppState {
+        AppState::new(
+            "/tmp/s.db".into(),
+            ThemeName::Dark,
+            (100, 30),
+            Timestamp::from_nanos(T0),
+        )
+    }
+
+    fn ev(i: i64, corr: Option<&str>) -> StoredEvent {
+        let mut e = Event::new(
+            Timestamp::from_nanos(T0 - i * 1_000_000_000),
+            "spacedrive",
+            "batch_ingestion",
+            "data_flow",
+            if i % 5 == 0 {
+                Severity::Error
+            } else {
+                Severity::Info
+            },
+            format!("row {i}"),
+        );
+        e.correlation_id = corr.map(str::to_string);
+        StoredEvent {
+            id: 1000 - i,
+            key: i,
+            event: e,
+        }
+    }
+
+    /// Feeds the window the worker would answer for the current request.
+    fn load(s: &mut AppState, rows: Vec<StoredEvent>, anchor_index: usize) {
+        let request = s.request();
+        update(
+            s,
+            Action::Loaded(Box::new(Loaded {
+                request,
+                status: StatusData {
+                    max_id: 5000,
+                    systems: vec!["gerrit".into(), "ngit".into(), "spacedrive".into()],
+                    ..StatusData::default()
+                },
+                data: Some(ViewData::Events(EventsWindow {
+                    rows,
+                    anchor_index,
+                    more_before: false,
+                    more_after: true,
+                    session: None,
+                })),
+                error: None,
+                took: Duration::from_millis(1),
+            })),
+        );
+    }
+
+    fn timeline() -> AppState {
+        let mut s = state();
+        update(&mut s, Action::GoPane(Pane::Timeline));
+        load(&mut s, (0..40).map(|i| ev(i, Some("sess-1"))).collect(), 0);
+        s
+    }
+
+    #[test]
+    fn panes_switch_by_number_and_tab_and_drill_downs_pop_with_esc() {
+        let mut s = state();
+        update(&mut s, Action::GoPane(Pane::Relays));
+        assert_eq!(s.pane, Pane::Relays);
+        update(&mut s, Action::NextPane);
+        assert_eq!(s.pane, Pane::Timeline);
+        update(&mut s, Action::PrevPane);
+        update(&mut s, Action::PrevPane);
+        assert_eq!(s.pane, Pane::Replication);
+        s.stack.push(Drill::Refs { remote: "r".into() });
+        assert_eq!(update(&mut s, Action::Back), None);
+        assert!(s.stack.is_empty());
+        assert!(!s.quit);
+        // q quits only from the top view.
+        s.stack.push(Drill::Refs { remote: "r".into() });
+        assert_eq!(update(&mut s, Action::Quit), None);
+        assert_eq!(update(&mut s, Action::Quit), Some(Command::Quit));
+        assert!(s.quit);
+    }
+
+    #[test]
+    fn ctrl_c_quits_from_anywhere() {
+        let mut s = timeline();
+        update(&mut s, Action::StartFilter);
+        assert_eq!(update(&mut s, Action::ForceQuit), Some(Command::Quit));
+        let mut h = state();
+        update(&mut h, Action::ShowHelp);
+        assert_eq!(update(&mut h, Action::ForceQuit), Some(Command::Quit));
+    }
+
+    #[test]
+    fn moving_down_anchors_the_list_and_top_resumes_live() {
+        let mut s = timeline();
+        assert_eq!(s.request().view.anchor(), Some(Anchor::Start));
+        update(&mut s, Action::Down);
+        update(&mut s, Action::Down);
+        assert_eq!(s.selected_event().unwrap().event.summary, "row 2");
+        assert_eq!(s.timeline.screen_row, 2);
+        let Some(Anchor::At(c)) = s.request().view.anchor() else {
+            panic!("not anchored: {:?}", s.request())
+        };
+        assert_eq!(c.key, 2);
+        update(&mut s, Action::PageDown);
+        assert_eq!(s.selected_event().unwrap().event.summary, "row 27");
+        assert_eq!(s.timeline.screen_row, s.list_rows() - 1);
+        update(&mut s, Action::Up);
+        assert_eq!(s.selected_event().unwrap().event.summary, "row 26");
+        update(&mut s, Action::Top);
+        assert_eq!(s.request().view.anchor(), Some(Anchor::Start));
+        update(&mut s, Action::Bottom);
+        assert_eq!(s.request().view.anchor(), Some(Anchor::End));
+    }
+
+    #[test]
+    fn severity_keys_and_source_cycling_filter_the_timeline() {
+        let mut s = timeline();
+        update(&mut s, Action::Down);
+        update(&mut s, Action::ErrorsOnly);
+        let f = s.request().view.filter().cloned().unwrap();
+        assert_eq!(f.min_severity, Some(Severity::Error));
+        // A new filter starts from the top again.
+        assert_eq!(s.request().view.anchor(), Some(Anchor::Start));
+        update(&mut s, Action::WarningsUp);
+        assert_eq!(
+            s.request().view.filter().unwrap().min_severity,
+            Some(Severity::Warning)
+        );
+        update(&mut s, Action::AllSeverities);
+        assert_eq!(s.request().view.filter().unwrap().min_severity, None);
+        update(&mut s, Action::CycleSource);
+        assert_eq!(s.request().view.filter().unwrap().sources, ["gerrit"]);
+        update(&mut s, Action::CycleSource);
+        update(&mut s, Action::CycleSource);
+        assert_eq!(s.filters.source.as_deref(), Some("spacedrive"));
+        update(&mut s, Action::CycleSource);
+        assert_eq!(s.filters.source, None);
+        assert!(s.filters.describe().is_empty());
+    }
+
+    #[test]
+    fn the_filter_applies_as_you_type_and_esc_clears_it() {
+        let mut s = timeline();
+        update(&mut s, Action::StartFilter);
+        assert_eq!(s.mode, Mode::Input);
+        for c in "row 1".chars() {
+            update(&mut s, Action::Input(InputKey::Char(c)));
+        }
+        assert_eq!(
+            s.request().view.filter().unwrap().grep.as_deref(),
+            Some("row 1")
+        );
+        update(&mut s, Action::Input(InputKey::Backspace));
+        assert_eq!(s.filters.text, "row ");
+        // Keys in the field are text: `q` does not quit.
+        update(&mut s, Action::Input(InputKey::Char('q')));
+        assert!(!s.quit);
+        update(&mut s, Action::Submit);
+        assert_eq!(s.mode, Mode::Normal);
+        assert_eq!(s.filters.text, "row q");
+        // Esc in normal mode clears the filters.
+        update(&mut s, Action::Back);
+        assert!(s.filters.is_empty());
+        // Esc while typing cancels the filter too.
+        update(&mut s, Action::StartFilter);
+        update(&mut s, Action::Input(InputKey::Char('x')));
+        update(&mut s, Action::Back);
+        assert_eq!((s.mode, s.filters.text.as_str()), (Mode::Normal, ""));
+    }
+
+    #[test]
+    fn n_and_shift_n_jump_between_matches() {
+        let mut s = timeline();
+        s.filters.text = "row 1".into();
+        load(&mut s, (0..40).map(|i| ev(i, None)).collect(), 0);
+        update(&mut s, Action::NextMatch);
+        assert_eq!(s.selected_event().unwrap().event.summary, "row 1");
+        update(&mut s, Action::NextMatch);
+        assert_eq!(s.selected_event().unwrap().event.summary, "row 10");
+        update(&mut s, Action::PrevMatch);
+        assert_eq!(s.selected_event().unwrap().event.summary, "row 1");
+        update(&mut s, Action::PrevMatch);
+        assert!(s.flash.as_ref().unwrap().0.contains("no more matches"));
+    }
+
+    #[test]
+    fn enter_shows_the_event_and_c_opens_its_session() {
+        let mut s = timeline();
+        update(&mut s, Action::Down);
+        update(&mut s, Action::Enter);
+        let Some(Drill::Event(e)) = s.top() else {
+            panic!("no detail view")
+        };
+        assert_eq!(e.event.summary, "row 1");
+        assert_eq!(s.request().view, ViewRequest::Nothing);
+        update(&mut s, Action::Correlation);
+        assert_eq!(
+            s.top(),
+            Some(&Drill::Session {
+                corr: "sess-1".into()
+            })
+        );
+        let ViewRequest::Events {
+            filter,
+            order,
+            session,
+            ..
+        } = s.request().view
+        else {
+            panic!()
+        };
+        assert_eq!(filter.correlation_ids, ["sess-1"]);
+        assert_eq!(
+            (order, session.as_deref()),
+            (Order::OldestFirst, Some("sess-1"))
+        );
+        assert_eq!(s.session.as_deref(), Some("sess-1"));
+        update(&mut s, Action::Back);
+        update(&mut s, Action::Back);
+        assert_eq!((s.pane, s.stack.len()), (Pane::Timeline, 0));
+        // The Session pane keeps the last one.
+        update(&mut s, Action::GoPane(Pane::Session));
+        assert!(matches!(s.request().view, ViewRequest::Events { .. }));
+    }
+
+    #[test]
+    fn c_without_a_correlation_id_says_so() {
+        let mut s = state();
+        update(&mut s, Action::GoPane(Pane::Timeline));
+        load(&mut s, vec![ev(1, None)], 0);
+        update(&mut s, Action::Correlation);
+        assert!(s.stack.is_empty());
+        assert!(s.flash.as_ref().unwrap().0.contains("no correlation id"));
+    }
+
+    #[test]
+    fn pause_freezes_at_a_store_id_and_resumes() {
+        let mut s = timeline();
+        update(&mut s, Action::TogglePause);
+        assert_eq!(s.request().paused_upto, Some(5000));
+        update(&mut s, Action::TogglePause);
+        assert_eq!(s.request().paused_upto, None);
+    }
+
+    #[test]
+    fn y_copies_the_selected_row_sanitized() {
+        let mut s = state();
+        update(&mut s, Action::GoPane(Pane::Timeline));
+        let mut evil = ev(0, Some("c1"));
+        evil.event.summary = "x\x1b]52;c;AAAA\x07y".into();
+        load(&mut s, vec![evil], 0);
+        let Some(Command::Copy(t)) = update(&mut s, Action::Copy) else {
+            panic!()
+        };
+        assert!(t.contains("[c1]") && !t.contains('\x1b'), "{t:?}");
+    }
+
+    #[test]
+    fn commands_set_filters_jump_and_report_errors() {
+        let mut s = state();
+        let run = |s: &mut AppState, line: &str| {
+            update(s, Action::StartCommand);
+            for c in line.chars() {
+                update(s, Action::Input(InputKey::Char(c)));
+            }
+            update(s, Action::Submit)
+        };
+        run(&mut s, "since 2h");
+        assert_eq!(s.pane, Pane::Timeline);
+        assert_eq!(
+            s.filters.since,
+            Some(Timestamp::from_nanos(T0 - 7200 * 1_000_000_000))
+        );
+        run(&mut s, "source gerrit");
+        assert_eq!(s.filters.source.as_deref(), Some("gerrit"));
+        run(&mut s, "goto 2027-01-15T08:00:00Z");
+        assert!(matches!(s.timeline.anchor, Anchor::At(_)));
+        run(&mut s, "goto 14:02");
+        let Anchor::At(c) = s.timeline.anchor else {
+            panic!()
+        };
+        assert!(c.ts <= T0 && c.ts > T0 - 86_400 * 1_000_000_000);
+        run(&mut s, "frobnicate");
+        assert!(s.flash.as_ref().unwrap().0.contains("unknown command"));
+        run(&mut s, "since yesterdayish");
+        assert!(s.flash.as_ref().unwrap().0.starts_with(":since"));
+        run(&mut s, "theme light");
+        assert_eq!(s.theme, ThemeName::Light);
+        run(&mut s, "corr abc-123");
+        assert_eq!(s.session.as_deref(), Some("abc-123"));
+        assert_eq!(run(&mut s, "q"), Some(Command::Quit));
+    }
+
+    #[test]
+    fn help_opens_and_any_key_closes_it() {
+        let mut s = state();
+        update(&mut s, Action::ShowHelp);
+        assert_eq!(s.mode, Mode::Help);
+        update(&mut s, Action::Down);
+        assert_eq!(s.mode, Mode::Normal);
+    }
+
+    #[test]
+    fn flash_messages_expire_with_ticks() {
+        let mut s = state();
+        update(&mut s, Action::AllSeverities);
+        assert!(s.flash.is_some());
+        for i in 0..FLASH_TICKS {
+            update(&mut s, Action::Tick(T0 + i as i64));
+        }
+        assert!(s.flash.is_none());
+    }
+
+    #[test]
+    fn resize_keeps_the_selection_on_screen() {
+        let mut s = timeline();
+        update(&mut s, Action::PageDown);
+        update(&mut s, Action::Resize(80, 10));
+        assert!(s.timeline.screen_row < s.list_rows());
+    }
+}

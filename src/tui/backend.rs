@@ -1,0 +1,627 @@
+//! The query worker: one thread owns the TUI's read connection. The UI sends what the screen
+//! shows (a [`Request`], latest wins); the worker answers with the rows of that window only,
+//! and answers again when the store changes (another connection committed), at most a few
+//! times a second. A newer request interrupts a query still running for an older one.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use color_eyre::eyre::{Result, WrapErr};
+use tokio::sync::mpsc;
+
+use crate::model::relay::{Connection as RelayConnection, Display, Health, TargetState};
+use crate::model::{StoredEvent, Timestamp};
+use crate::store::query::Cursor;
+use crate::store::{self, EventFilter, Reader, RemoteSummary, SessionSummary, SourceOverview};
+
+/// How often the worker looks for commits of other connections.
+const POLL: Duration = Duration::from_millis(100);
+/// Live data is refreshed at most this often (coalescing bursts of commits).
+const MIN_REFRESH: Duration = Duration::from_millis(250);
+/// The window over which events/s is measured.
+const RATE_WINDOW: Duration = Duration::from_secs(3);
+
+/// Where an event list is anchored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Anchor {
+    /// The start of the list (newest for the timeline: live following).
+    Start,
+    /// The end of the list.
+    End,
+    /// This row (inclusive), shown with rows on both sides.
+    At(Cursor),
+}
+
+/// The order of an event list on screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    NewestFirst,
+    OldestFirst,
+}
+
+/// What the screen shows, and so what to load.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ViewRequest {
+    Overview {
+        errors: usize,
+        minutes: usize,
+    },
+    Remotes,
+    Refs {
+        remote: String,
+        offset: u64,
+        limit: u64,
+    },
+    Relays {
+        strip_minutes: usize,
+    },
+    Events {
+        filter: EventFilter,
+        anchor: Anchor,
+        order: Order,
+        /// Totals for this correlation id (the session view).
+        session: Option<String>,
+    },
+    /// Nothing to load but the status bar.
+    Nothing,
+}
+
+impl ViewRequest {
+    /// The anchor of an event list.
+    pub fn anchor(&self) -> Option<Anchor> {
+        match self {
+            ViewRequest::Events { anchor, .. } => Some(*anchor),
+            _ => None,
+        }
+    }
+
+    /// The filter of an event list.
+    pub fn filter(&self) -> Option<&EventFilter> {
+        match self {
+            ViewRequest::Events { filter, .. } => Some(filter),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub view: ViewRequest,
+    /// Rows visible on screen: windows load about this many on each side of the anchor.
+    pub rows: usize,
+    /// Paused: a snapshot up to this store id; the pane data holds still.
+    pub paused_upto: Option<i64>,
+    /// Counts "+N new" against this filter while paused.
+    pub count_filter: EventFilter,
+}
+
+/// A window of events around an anchor.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EventsWindow {
+    /// In screen order.
+    pub rows: Vec<StoredEvent>,
+    /// The index of the anchor row in `rows` (or where it would be).
+    pub anchor_index: usize,
+    /// More rows exist before the first / after the last loaded one.
+    pub more_before: bool,
+    pub more_after: bool,
+    pub session: Option<SessionSummary>,
+}
+
+/// What the Overview pane shows.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OverviewData {
+    pub remotes: Vec<RemoteSummary>,
+    pub relays: Vec<TargetState>,
+    pub open_sessions: Vec<(String, Timestamp)>,
+    /// Per source, events per severity in the last hour.
+    pub last_hour: Vec<(String, [u64; 4])>,
+    /// Per minute, oldest first.
+    pub rates: Vec<[u64; 4]>,
+    pub newest_errors: Vec<StoredEvent>,
+}
+
+/// One relay's state over the strip's minutes (oldest first); None where unknown.
+pub type Strip = Vec<Option<Display>>;
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RelaysData {
+    pub targets: Vec<TargetState>,
+    /// (target, relay) → strip.
+    pub strips: BTreeMap<(String, String), Strip>,
+    pub unreadable: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ViewData {
+    Nothing,
+    Overview(OverviewData),
+    Remotes(Vec<RemoteSummary>),
+    Refs {
+        remote: String,
+        offset: u64,
+        refs: Vec<crate::model::gerrit::RefState>,
+        total: u64,
+    },
+    Relays(RelaysData),
+    Events(EventsWindow),
+}
+
+/// What the status bar shows, loaded with every answer.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StatusData {
+    pub sources: Vec<SourceOverview>,
+    pub rows: u64,
+    pub events_per_sec: f64,
+    pub max_id: i64,
+    /// While paused: events stored since the snapshot (matching the filter).
+    pub new_since_pause: u64,
+    /// The systems that have events (for source cycling).
+    pub systems: Vec<String>,
+}
+
+/// One answer of the worker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded {
+    pub request: Request,
+    pub status: StatusData,
+    /// None when only the status was refreshed (paused).
+    pub data: Option<ViewData>,
+    /// The query failed (the previous data stays on screen).
+    pub error: Option<String>,
+    /// How long the queries took.
+    pub took: Duration,
+}
+
+/// The UI's handle on the worker.
+pub struct Backend {
+    tx: std_mpsc::Sender<Request>,
+    interrupt: Arc<rusqlite::InterruptHandle>,
+    busy: Arc<AtomicBool>,
+    last: Option<Request>,
+}
+
+impl Backend {
+    /// Opens the store for reading and starts the worker, which sends its answers on `out`.
+    pub fn start(db: PathBuf, out: mpsc::Sender<Box<Loaded>>) -> Result<Backend> {
+        let reader = store::open_reader(&db)?;
+        let interrupt = Arc::new(reader.connection().get_interrupt_handle());
+        let busy = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = std_mpsc::channel::<Request>();
+        let worker_busy = busy.clone();
+        std::thread::Builder::new()
+            .name("syncscope-query".into())
+            .spawn(move || Worker::new(reader, worker_busy).run(rx, out))
+            .wrap_err("cannot start the query thread")?;
+        Ok(Backend {
+            tx,
+            interrupt,
+            busy,
+            last: None,
+        })
+    }
+
+    /// Asks for `req` unless it is what was asked last; a query still running is interrupted.
+    pub fn request(&mut self, req: Request) {
+        if self.last.as_ref() == Some(&req) {
+            return;
+        }
+        if self.busy.load(Ordering::Acquire) {
+            self.interrupt.interrupt();
+        }
+        self.last = Some(req.clone());
+        let _ = self.tx.send(req);
+    }
+}
+
+struct Worker {
+    reader: Reader,
+    busy: Arc<AtomicBool>,
+    samples: std::collections::VecDeque<(Instant, i64)>,
+    rows_cache: Option<(Instant, u64)>,
+}
+
+impl Worker {
+    fn new(reader: Reader, busy: Arc<AtomicBool>) -> Self {
+        Worker {
+            reader,
+            busy,
+            samples: std::collections::VecDeque::new(),
+            rows_cache: None,
+        }
+    }
+
+    fn run(mut self, rx: std_mpsc::Receiver<Request>, out: mpsc::Sender<Box<Loaded>>) {
+        let mut current: Option<Request> = None;
+        let mut version = self.data_version();
+        let mut last_run = Instant::now();
+        loop {
+            let fresh = match rx.recv_timeout(POLL) {
+                Ok(mut r) => {
+                    // Latest wins.
+                    while let Ok(newer) = rx.try_recv() {
+                        r = newer;
+                    }
+                    current = Some(r);
+                    true
+                }
+                Err(std_mpsc::RecvTimeoutError::Timeout) => false,
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
+            };
+            let Some(req) = current.clone() else {
+                continue;
+            };
+            let v = self.data_version();
+            let changed = v != version;
+            if !fresh && !(changed && last_run.elapsed() >= MIN_REFRESH) {
+                // Keep events/s moving on a quiet screen too.
+                if last_run.elapsed() < Duration::from_secs(1) {
+                    continue;
+                }
+            }
+            version = v;
+            last_run = Instant::now();
+            let status_only = !fresh && req.paused_upto.is_some();
+            self.busy.store(true, Ordering::Release);
+            let started = Instant::now();
+            let answer = self.answer(&req, status_only);
+            self.busy.store(false, Ordering::Release);
+            let loaded = match answer {
+                Ok((status, data)) => Loaded {
+                    request: req,
+                    status,
+                    data,
+                    error: None,
+                    took: started.elapsed(),
+                },
+                Err(e) => {
+                    if is_interrupt(&e) {
+                        // A newer request is waiting; it answers instead.
+                        continue;
+                    }
+                    Loaded {
+                        request: req,
+                        status: StatusData::default(),
+                        data: None,
+                        error: Some(format!("{e:#}")),
+                        took: started.elapsed(),
+                    }
+                }
+            };
+            if out.blocking_send(Box::new(loaded)).is_err() {
+                return;
+            }
+        }
+    }
+
+    fn data_version(&self) -> i64 {
+        self.reader
+            .connection()
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .unwrap_or(0)
+    }
+
+    fn answer(
+        &mut self,
+        req: &Request,
+        status_only: bool,
+    ) -> Result<(StatusData, Option<ViewData>)> {
+        let status = self.status(req)?;
+        if status_only {
+            return Ok((status, None));
+        }
+        let data = load_view(&self.reader, req, Timestamp::now())?;
+        Ok((status, Some(data)))
+    }
+
+    fn status(&mut self, req: &Request) -> Result<StatusData> {
+        let r = &self.reader;
+        let max_id = r.max_event_id()?;
+        let now = Instant::now();
+        self.samples.push_back((now, max_id));
+        while self
+            .samples
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > RATE_WINDOW)
+        {
+            self.samples.pop_front();
+        }
+        let events_per_sec = match self.samples.front() {
+            Some((t, id)) if now.duration_since(*t) > Duration::from_millis(200) => {
+                (max_id - id).max(0) as f64 / now.duration_since(*t).as_secs_f64()
+            }
+            _ => 0.0,
+        };
+        // The total reads event_counts: refreshed once a second, not on every answer.
+        let rows = match self.rows_cache {
+            Some((t, n)) if t.elapsed() < Duration::from_secs(1) => n,
+            _ => {
+                let n = r.total_events()?;
+                self.rows_cache = Some((now, n));
+                n
+            }
+        };
+        let new_since_pause = match req.paused_upto {
+            Some(upto) if max_id > upto => r.count_after_id(upto, &req.count_filter)?,
+            _ => 0,
+        };
+        Ok(StatusData {
+            sources: r.source_overview()?,
+            rows,
+            events_per_sec,
+            max_id,
+            new_since_pause,
+            systems: r.event_sources()?,
+        })
+    }
+}
+
+fn is_interrupt(e: &color_eyre::Report) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<rusqlite::Error>().is_some_and(|r| {
+            r.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted)
+        })
+    })
+}
+
+/// Loads what `req` asks for (no status), as of `now`. Public for the benchmark.
+pub fn load_view(r: &Reader, req: &Request, now: Timestamp) -> Result<ViewData> {
+    let snapshot = |f: &EventFilter| EventFilter {
+        upto_id: req.paused_upto.or(f.upto_id),
+        ..f.clone()
+    };
+    Ok(match &req.view {
+        ViewRequest::Nothing => ViewData::Nothing,
+        ViewRequest::Overview { errors, minutes } => {
+            let hour_ago = Timestamp::from_nanos(now.as_nanos() - 3_600_000_000_000);
+            let (relays, _) = r.relay_targets()?;
+            let error_filter = snapshot(&EventFilter {
+                min_severity: Some(crate::model::Severity::Error),
+                ..EventFilter::default()
+            });
+            ViewData::Overview(OverviewData {
+                remotes: r.remote_summaries()?,
+                relays,
+                open_sessions: r
+                    .open_sessions(Timestamp::from_nanos(now.as_nanos() - 600_000_000_000), 50)?,
+                last_hour: r.counts_by_source(hour_ago)?,
+                rates: r.rate_per_minute(now, *minutes)?,
+                newest_errors: r.page_before(&error_filter, None, *errors as u64)?,
+            })
+        }
+        ViewRequest::Remotes => ViewData::Remotes(r.remote_summaries()?),
+        ViewRequest::Refs {
+            remote,
+            offset,
+            limit,
+        } => {
+            let (refs, total) = r.refs_of_remote(remote, *offset, *limit)?;
+            ViewData::Refs {
+                remote: remote.clone(),
+                offset: *offset,
+                refs,
+                total,
+            }
+        }
+        ViewRequest::Relays { strip_minutes } => {
+            ViewData::Relays(load_relays(r, now, *strip_minutes)?)
+        }
+        ViewRequest::Events {
+            filter,
+            anchor,
+            order,
+            session,
+        } => {
+            let mut w = load_window(r, &snapshot(filter), *anchor, *order, req.rows.max(1))?;
+            if let Some(corr) = session {
+                w.session = Some(r.session_summary(corr)?);
+            }
+            ViewData::Events(w)
+        }
+    })
+}
+
+/// About `rows` rows before the anchor and `2 × rows` from it on, in screen order.
+pub fn load_window(
+    r: &Reader,
+    f: &EventFilter,
+    anchor: Anchor,
+    order: Order,
+    rows: usize,
+) -> Result<EventsWindow> {
+    let n = rows as u64;
+    let newest_first = order == Order::NewestFirst;
+    let (before, after) = match anchor {
+        Anchor::Start => {
+            let after = if newest_first {
+                r.page_before(f, None, 2 * n + 1)?
+            } else {
+                r.page_after(f, None, 2 * n + 1)?
+            };
+            (Vec::new(), after)
+        }
+        Anchor::End => {
+            let mut before = if newest_first {
+                r.page_after(f, None, 2 * n + 1)?
+            } else {
+                r.page_before(f, None, 2 * n + 1)?
+            };
+            before.reverse();
+            let anchor_row = before.pop();
+            (before, anchor_row.into_iter().collect())
+        }
+        Anchor::At(c) => {
+            // Inclusive of the anchor: step the cursor one key past it.
+            let past = Cursor {
+                ts: c.ts,
+                key: c.key.saturating_add(1),
+            };
+            let before_it = Cursor {
+                ts: c.ts,
+                key: c.key.saturating_sub(1),
+            };
+            if newest_first {
+                let mut before = r.page_after(f, Some(c), n)?;
+                before.reverse();
+                (before, r.page_before(f, Some(past), 2 * n + 1)?)
+            } else {
+                let mut before = r.page_before(f, Some(c), n)?;
+                before.reverse();
+                (before, r.page_after(f, Some(before_it), 2 * n + 1)?)
+            }
+        }
+    };
+    let more_before = matches!(anchor, Anchor::End | Anchor::At(_)) && before.len() as u64 >= n
+        || matches!(anchor, Anchor::End) && !before.is_empty();
+    let more_after = after.len() as u64 > 2 * n
+        || matches!(anchor, Anchor::At(_)) && after.len() as u64 >= 2 * n;
+    let anchor_index = before.len();
+    let mut rows_out = before;
+    rows_out.extend(after);
+    Ok(EventsWindow {
+        rows: rows_out,
+        anchor_index,
+        more_before,
+        more_after,
+        session: None,
+    })
+}
+
+/// Every relay of every target, with its state over the last `minutes` minutes rebuilt from
+/// the transition events (one query over the ngit events of the window).
+fn load_relays(r: &Reader, now: Timestamp, minutes: usize) -> Result<RelaysData> {
+    let (targets, unreadable) = r.relay_targets()?;
+    let mut strips = BTreeMap::new();
+    if minutes > 0 && !targets.is_empty() {
+        let start = now.as_nanos() - minutes as i64 * 60_000_000_000;
+        let f = EventFilter {
+            sources: vec!["ngit".into()],
+            since: Some(Timestamp::from_nanos(start)),
+            ..EventFilter::default()
+        };
+        // (target, relay) → [(ts, display after, display before)]
+        let mut changes: BTreeMap<(String, String), Vec<(i64, Display, Display)>> = BTreeMap::new();
+        for e in r.page_after(&f, None, 20_000)? {
+            let (Some(target), Some(relay), Some(details)) = (
+                e.event.device_id.clone(),
+                e.event.subject.clone(),
+                e.event.details.as_deref(),
+            ) else {
+                continue;
+            };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(details) else {
+                continue;
+            };
+            let display = |c: &str, h: &str| {
+                Display::of(
+                    v.get(c).and_then(|x| x.as_i64()).map(RelayConnection::from),
+                    v.get(h).and_then(|x| x.as_i64()).map(Health::from),
+                )
+            };
+            changes.entry((target, relay)).or_default().push((
+                e.event.timestamp.as_nanos(),
+                display("connection", "health"),
+                display("previous_connection", "previous_health"),
+            ));
+        }
+        for t in &targets {
+            for (name, st) in &t.relays {
+                let evs = changes.get(&(t.target.clone(), name.clone()));
+                let mut cells = Vec::with_capacity(minutes);
+                let initial = match evs.and_then(|e| e.first()) {
+                    Some((ts, _, before)) if *ts > start => {
+                        // Seen before the window only if it existed then.
+                        (st.since() < start || *before != Display::Unknown).then_some(*before)
+                    }
+                    Some((_, after, _)) => Some(*after),
+                    None => (st.since() <= start).then(|| st.display()),
+                };
+                let mut state = initial;
+                let mut i = 0;
+                for m in 0..minutes {
+                    let end = start + (m as i64 + 1) * 60_000_000_000;
+                    let mut worst: Option<Display> = state;
+                    if let Some(evs) = evs {
+                        while i < evs.len() && evs[i].0 < end {
+                            state = Some(evs[i].1);
+                            worst = match worst {
+                                Some(w) if w.severity() >= evs[i].1.severity() => Some(w),
+                                _ => Some(evs[i].1),
+                            };
+                            i += 1;
+                        }
+                    }
+                    if evs.is_none() && st.since() < end {
+                        state = Some(st.display());
+                        worst = worst.or(state);
+                    }
+                    cells.push(worst);
+                }
+                strips.insert((t.target.clone(), name.clone()), cells);
+            }
+        }
+    }
+    Ok(RelaysData {
+        targets,
+        strips,
+        unreadable,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Event, Severity};
+    use crate::store::Writer;
+
+    fn store(n: i64) -> (tempfile::TempDir, Reader) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("s.db");
+        let mut w = Writer::open(&db).unwrap();
+        let events: Vec<Event> = (0..n)
+            .map(|i| {
+                Event::new(
+                    Timestamp::from_nanos(1_800_000_000_000_000_000 + i * 1_000_000_000),
+                    "jsonl",
+                    "x",
+                    "misc",
+                    Severity::Info,
+                    format!("e{i}"),
+                )
+            })
+            .collect();
+        w.commit_batch("t", &events, &[], None).unwrap();
+        (dir, store::open_reader(&db).unwrap())
+    }
+
+    fn names(w: &EventsWindow) -> Vec<String> {
+        w.rows.iter().map(|e| e.event.summary.clone()).collect()
+    }
+
+    #[test]
+    fn windows_hold_rows_on_both_sides_of_the_anchor() {
+        let (_d, r) = store(20);
+        let f = EventFilter::default();
+        let top = load_window(&r, &f, Anchor::Start, Order::NewestFirst, 3).unwrap();
+        assert_eq!(names(&top)[..3], ["e19", "e18", "e17"]);
+        assert_eq!((top.anchor_index, top.rows.len()), (0, 7));
+        assert!(top.more_after && !top.more_before);
+        let at = top.rows[4].clone();
+        let c = Cursor {
+            ts: at.event.timestamp.as_nanos(),
+            key: at.key,
+        };
+        let mid = load_window(&r, &f, Anchor::At(c), Order::NewestFirst, 3).unwrap();
+        assert_eq!(mid.rows[mid.anchor_index].event.summary, "e15");
+        assert_eq!(names(&mid)[..4], ["e18", "e17", "e16", "e15"]);
+        let end = load_window(&r, &f, Anchor::End, Order::NewestFirst, 3).unwrap();
+        assert_eq!(end.rows.last().unwrap().event.summary, "e0");
+        assert_eq!(end.rows[end.anchor_index].event.summary, "e0");
+        let asc = load_window(&r, &f, Anchor::At(c), Order::OldestFirst, 3).unwrap();
+        assert_eq!(names(&asc)[..4], ["e12", "e13", "e14", "e15"]);
+        assert_eq!(asc.rows[asc.anchor_index].event.summary, "e15");
+    }
+}

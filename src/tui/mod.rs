@@ -1,0 +1,219 @@
+//! The terminal UI. One `select!` loop owns the [`app::AppState`]: terminal input becomes
+//! actions through the keymap, the query worker's answers arrive as actions too, `update`
+//! applies them, and `view` draws the visible window at most 15 times a second.
+//!
+//! Where things live: `app` (state + pure `update`), `action`, `keymap` (the one key table),
+//! `backend` (the query worker), `view` (layout, status bar, help), `panes/` (one per pane),
+//! `theme`, `terminal` (raw mode, restore on quit, panic and signals).
+
+pub mod action;
+pub mod app;
+pub mod backend;
+pub mod keymap;
+pub mod panes;
+pub mod terminal;
+pub mod theme;
+pub mod view;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use color_eyre::eyre::{Result, WrapErr};
+use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::ingest::IngestOptions;
+use crate::model::Timestamp;
+use crate::sources::SourceSpec;
+use action::Action;
+use app::{update, AppState, Command};
+use backend::Backend;
+use keymap::Keymap;
+use theme::ThemeName;
+
+/// The panes, switched with 1-5 and Tab. (The CI pane joins when the GitLab source lands.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pane {
+    Overview,
+    Replication,
+    Relays,
+    Timeline,
+    Session,
+}
+
+impl Pane {
+    pub const ALL: [Pane; 5] = [
+        Pane::Overview,
+        Pane::Replication,
+        Pane::Relays,
+        Pane::Timeline,
+        Pane::Session,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Pane::Overview => "Overview",
+            Pane::Replication => "Replication",
+            Pane::Relays => "Relays",
+            Pane::Timeline => "Timeline",
+            Pane::Session => "Session",
+        }
+    }
+
+    /// For narrow terminals.
+    pub fn short(self) -> &'static str {
+        match self {
+            Pane::Overview => "Overview",
+            Pane::Replication => "Repl",
+            Pane::Relays => "Relays",
+            Pane::Timeline => "Timeline",
+            Pane::Session => "Session",
+        }
+    }
+}
+
+/// Redraws at most this often (the dirty flag gates it further).
+const FRAME: Duration = Duration::from_millis(66);
+/// Ticks move ages and expire messages.
+const TICK: Duration = Duration::from_millis(250);
+
+pub struct TuiOptions {
+    pub db: PathBuf,
+    /// Sources to ingest in the background while the UI runs (None: read-only).
+    pub ingest: Option<(Vec<SourceSpec>, IngestOptions)>,
+    pub theme: ThemeName,
+    pub keymap: Keymap,
+    /// What the store is called on the status bar (the demo says so).
+    pub label: Option<String>,
+}
+
+/// Runs the UI until the user quits (or SIGTERM/SIGHUP). The terminal is restored on every
+/// way out, a panic included. An ingest error is returned after the terminal is back.
+pub fn run(opts: TuiOptions) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .wrap_err("cannot start the async runtime")?;
+    runtime.block_on(run_async(opts))
+}
+
+async fn run_async(opts: TuiOptions) -> Result<()> {
+    let cancel = CancellationToken::new();
+    let ingest = match opts.ingest {
+        Some((specs, iopts)) if !specs.is_empty() => {
+            // The store must exist before the reader opens it.
+            drop(crate::store::open(&opts.db)?);
+            let db = opts.db.clone();
+            let c = cancel.clone();
+            Some(tokio::spawn(crate::ingest::run(db, specs, iopts, c)))
+        }
+        _ => None,
+    };
+    let (tx, rx) = mpsc::channel(8);
+    let backend = match Backend::start(opts.db.clone(), tx) {
+        Ok(b) => b,
+        Err(e) => {
+            cancel.cancel();
+            return Err(e);
+        }
+    };
+    let label = opts.label.unwrap_or_else(|| opts.db.display().to_string());
+    let result = {
+        let mut term = terminal::Terminal::enter()?;
+        let size = term.size();
+        let state = AppState::new(label, opts.theme, size, Timestamp::now());
+        ui_loop(&mut term, state, &opts.keymap, backend, rx).await
+    };
+    cancel.cancel();
+    if let Some(task) = ingest {
+        match tokio::time::timeout(Duration::from_secs(10), task).await {
+            Ok(Ok(Err(e))) => {
+                eprintln!(
+                    "syncscope: ingest stopped with an error: {}",
+                    crate::sanitize::one_line(&format!("{e:#}"))
+                )
+            }
+            Ok(Err(e)) => eprintln!("syncscope: the ingest task panicked: {e}"),
+            Err(_) => eprintln!("syncscope: ingest did not stop within 10 s"),
+            Ok(Ok(Ok(_))) => {}
+        }
+    }
+    result
+}
+
+async fn ui_loop(
+    term: &mut terminal::Terminal,
+    mut state: AppState,
+    keymap: &Keymap,
+    mut backend: Backend,
+    mut rx: mpsc::Receiver<Box<backend::Loaded>>,
+) -> Result<()> {
+    let mut input = EventStream::new();
+    let mut tick = tokio::time::interval(TICK);
+    let mut frame = tokio::time::interval(FRAME);
+    frame.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut signals = terminal::Signals::new()?;
+    backend.request(state.request());
+    term.draw(&state, keymap)?;
+    let mut dirty = false;
+    loop {
+        let mut actions: Vec<Action> = Vec::new();
+        tokio::select! {
+            ev = input.next() => match ev {
+                Some(Ok(TermEvent::Key(k))) if k.kind == KeyEventKind::Press => {
+                    if let Some(a) = keymap.action(state.mode, &k) {
+                        actions.push(a);
+                    }
+                }
+                Some(Ok(TermEvent::Resize(w, h))) => actions.push(Action::Resize(w, h)),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e).wrap_err("cannot read the terminal"),
+                None => return Ok(()),
+            },
+            Some(loaded) = rx.recv() => {
+                actions.push(Action::Loaded(loaded));
+                // Coalesce a burst of answers into one frame.
+                while let Ok(more) = rx.try_recv() {
+                    actions.push(Action::Loaded(more));
+                }
+            }
+            _ = tick.tick() => actions.push(Action::Tick(Timestamp::now().as_nanos())),
+            _ = frame.tick() => {
+                if dirty {
+                    term.draw(&state, keymap)?;
+                    dirty = false;
+                }
+                continue;
+            }
+            _ = signals.recv() => return Ok(()),
+        }
+        let input_action = actions
+            .iter()
+            .any(|a| !matches!(a, Action::Loaded(_) | Action::Tick(_)));
+        for a in actions {
+            match update(&mut state, a) {
+                Some(Command::Quit) => return Ok(()),
+                Some(Command::Copy(text)) => term.copy(&text),
+                Some(Command::Redraw) => term.clear()?,
+                None => {}
+            }
+        }
+        backend.request(state.request());
+        if input_action {
+            // Keys answer at once, not at the next frame tick.
+            term.draw(&state, keymap)?;
+            dirty = false;
+        } else {
+            dirty = true;
+        }
+    }
+}
+
+/// The default store label and the `NO_COLOR` rule, for the entry points.
+pub fn theme_from_env(configured: Option<&str>) -> ThemeName {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    ThemeName::resolve(configured, no_color)
+}

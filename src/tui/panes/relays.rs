@@ -1,0 +1,159 @@
+//! The Relays pane: every ngit relay with its state, connection/health, time in state, failure
+//! streak, flapping, and a strip of its state over the last hour (a column a minute).
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Cell, Paragraph, Row, Table};
+use ratatui::Frame;
+
+use super::age;
+use crate::sanitize::one_line;
+use crate::tui::app::{AppState, HISTORY_MINUTES};
+use crate::tui::backend::ViewData;
+use crate::tui::theme::{strip_glyph, Theme};
+use crate::tui::view::{message, title_line};
+
+pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
+    let data = state.data().and_then(|d| match d {
+        ViewData::Relays(r) => Some(r),
+        _ => None,
+    });
+    let Some(d) = data else {
+        title_line(frame, area, theme, "Relays", "");
+        let [_, rest] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
+        message(frame, rest, theme.dim, "loading…");
+        return;
+    };
+    let now = state.now.as_nanos();
+    let down: Vec<_> = d.targets.iter().filter(|t| !t.up).collect();
+    let [title, targets, body] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(down.len().min(3) as u16 + d.unreadable.len().min(1) as u16),
+        Constraint::Min(1),
+    ])
+    .areas(area);
+    let (list, sel) = state.relays();
+    title_line(
+        frame,
+        title,
+        theme,
+        &format!(
+            "Relays: {} relays on {} targets",
+            list.len(),
+            d.targets.len()
+        ),
+        "strip: last hour, a column a minute (█ dead ▆ warning ▂ ok) · Enter: its events",
+    );
+    let mut lines: Vec<Line> = down
+        .iter()
+        .take(3)
+        .map(|t| {
+            let since = t
+                .down_since
+                .map(|s| age((now - s) / 1_000_000_000))
+                .unwrap_or_default();
+            Line::styled(
+                format!(
+                    "target {} DOWN for {since}: {}",
+                    one_line(&t.target),
+                    one_line(t.error.as_deref().unwrap_or("no answer"))
+                ),
+                theme.bad,
+            )
+        })
+        .collect();
+    if let Some(u) = d.unreadable.first() {
+        lines.push(Line::styled(
+            format!("unreadable saved state: {}", one_line(u)),
+            theme.warn,
+        ));
+    }
+    frame.render_widget(Paragraph::new(lines), targets);
+    if list.is_empty() {
+        message(
+            frame,
+            body,
+            theme.dim,
+            if d.targets.is_empty() {
+                "no relays: add an ngit-metrics:http://HOST:PORT/metrics source"
+            } else {
+                "no relays match the filters"
+            },
+        );
+        return;
+    }
+    let strip_width = if area.width >= 140 {
+        HISTORY_MINUTES
+    } else {
+        30.min(HISTORY_MINUTES)
+    };
+    let height = body.height.saturating_sub(1) as usize;
+    let first = sel.saturating_sub(height.saturating_sub(1));
+    let rows =
+        list.iter()
+            .enumerate()
+            .skip(first)
+            .take(height)
+            .filter_map(|(i, (target, name))| {
+                let t = d.targets.iter().find(|t| t.target == *target)?;
+                let s = t.relays.get(name)?;
+                let disp = s.display();
+                let strip: Vec<Span> = d
+                    .strips
+                    .get(&(target.clone(), name.clone()))
+                    .map(|cells| {
+                        cells[cells.len().saturating_sub(strip_width)..]
+                            .iter()
+                            .map(|c| {
+                                let style = c.map(|d| theme.relay(d)).unwrap_or(theme.dim);
+                                Span::styled(strip_glyph(*c).to_string(), style)
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let style = if i == sel { theme.selected } else { theme.text };
+                Some(
+                    Row::new(vec![
+                        Cell::from(disp.label()).style(theme.relay(disp)),
+                        Cell::from(one_line(name).into_owned()),
+                        Cell::from(format!(
+                            "{}/{}",
+                            s.connection.map_or("-".into(), |c| c.name()),
+                            s.health.map_or("-".into(), |h| h.name())
+                        )),
+                        Cell::from(age((now - s.since()) / 1_000_000_000)),
+                        Cell::from(s.streak.to_string()).style(if s.streak > 0 {
+                            theme.warn
+                        } else {
+                            theme.dim
+                        }),
+                        Cell::from(if s.flapping { "FLAP" } else { "" }).style(theme.warn),
+                        Cell::from(Line::from(strip)),
+                    ])
+                    .style(style),
+                )
+            });
+    let widths = [
+        Constraint::Length(22),
+        Constraint::Min(24),
+        Constraint::Length(24),
+        Constraint::Length(6),
+        Constraint::Length(6),
+        Constraint::Length(4),
+        Constraint::Length(strip_width as u16),
+    ];
+    let header = Row::new([
+        "STATE",
+        "RELAY",
+        "CONNECTION/HEALTH",
+        "IN",
+        "STREAK",
+        "FLAP",
+        "LAST HOUR",
+    ])
+    .style(theme.header);
+    frame.render_widget(
+        Table::new(rows, widths).header(header).column_spacing(1),
+        body,
+    );
+}

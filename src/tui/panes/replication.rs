@@ -1,0 +1,228 @@
+//! The Replication pane: Gerrit remotes worst first; Enter opens a remote's refs (status,
+//! type, when, retrying/stuck, attempts, last error); Enter on a ref opens its history.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::widgets::{Cell, Row, Table};
+use ratatui::Frame;
+
+use super::age;
+use crate::model::gerrit::RefStatus;
+use crate::sanitize::one_line;
+use crate::tui::app::AppState;
+use crate::tui::backend::ViewData;
+use crate::tui::theme::Theme;
+use crate::tui::view::{message, title_line};
+
+/// A ref SCHEDULED for longer than this is flagged stuck (as `status --stuck-after`).
+pub const STUCK_AFTER_SECS: i64 = 3600;
+
+pub fn render_remotes(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
+    let [title, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
+    let (list, sel) = state.remotes();
+    let failed = list.iter().filter(|r| r.is_failed()).count();
+    title_line(
+        frame,
+        title,
+        theme,
+        &format!("Replication: {} remotes, {failed} FAILED", list.len()),
+        "Enter: the remote's refs · y: copy",
+    );
+    if state.data().is_none() {
+        message(frame, body, theme.dim, "loading…");
+        return;
+    }
+    if list.is_empty() {
+        message(
+            frame,
+            body,
+            theme.dim,
+            "no replication state: add a gerrit-events, gerrit-ssh, gerrit-log or gerrit-rest source",
+        );
+        return;
+    }
+    let now = state.now.as_nanos() / 1_000_000_000;
+    let height = body.height.saturating_sub(1) as usize;
+    let first = sel.saturating_sub(height.saturating_sub(1));
+    let rows = list
+        .iter()
+        .enumerate()
+        .skip(first)
+        .take(height)
+        .map(|(i, r)| {
+            let (status, st) = if r.is_failed() {
+                ("FAILED", theme.bad)
+            } else if r.retrying > 0 {
+                ("RETRYING", theme.warn)
+            } else {
+                ("OK", theme.ok)
+            };
+            let style = if i == sel { theme.selected } else { theme.text };
+            Row::new(vec![
+                Cell::from(status).style(st),
+                Cell::from(one_line(&r.remote).into_owned()),
+                Cell::from(r.projects.to_string()),
+                Cell::from(r.refs.to_string()),
+                Cell::from(r.failed.to_string()).style(if r.failed > 0 {
+                    theme.bad
+                } else {
+                    theme.dim
+                }),
+                Cell::from(r.retrying.to_string()).style(if r.retrying > 0 {
+                    theme.warn
+                } else {
+                    theme.dim
+                }),
+                Cell::from(r.scheduled.to_string()),
+                Cell::from(format!("{} ago", age(now - r.last_event))),
+                Cell::from(
+                    r.last_success
+                        .map_or("never".into(), |t| format!("{} ago", age(now - t))),
+                ),
+                Cell::from(
+                    r.last_error
+                        .as_deref()
+                        .map(|e| one_line(e).into_owned())
+                        .unwrap_or_default(),
+                )
+                .style(theme.bad),
+            ])
+            .style(style)
+        });
+    let widths = [
+        Constraint::Length(8),
+        Constraint::Fill(2),
+        Constraint::Length(5),
+        Constraint::Length(6),
+        Constraint::Length(6),
+        Constraint::Length(5),
+        Constraint::Length(5),
+        Constraint::Length(9),
+        Constraint::Length(9),
+        Constraint::Fill(1),
+    ];
+    let header = Row::new([
+        "STATUS",
+        "REMOTE",
+        "PROJ",
+        "REFS",
+        "FAILED",
+        "RETRY",
+        "SCHED",
+        "EVENT",
+        "LAST OK",
+        "LAST ERROR",
+    ])
+    .style(theme.header);
+    frame.render_widget(
+        Table::new(rows, widths).header(header).column_spacing(1),
+        body,
+    );
+}
+
+pub fn render_refs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, remote: &str) {
+    let [title, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
+    let Some(ViewData::Refs {
+        refs,
+        total,
+        offset,
+        ..
+    }) = state.data()
+    else {
+        title_line(frame, title, theme, &format!("Replication › {remote}"), "");
+        message(frame, body, theme.dim, "loading…");
+        return;
+    };
+    let (_, sel) = state.refs_window();
+    title_line(
+        frame,
+        title,
+        theme,
+        &format!("Replication › {remote}: {total} refs, worst first"),
+        "Enter: the ref's history · Esc: back",
+    );
+    if refs.is_empty() {
+        message(frame, body, theme.dim, "no refs for this remote");
+        return;
+    }
+    let now = state.now.as_nanos() / 1_000_000_000;
+    let height = body.height.saturating_sub(1) as usize;
+    let sel_in_page = sel.saturating_sub(*offset) as usize;
+    let first = sel_in_page.saturating_sub(height.saturating_sub(1));
+    let rows = refs
+        .iter()
+        .enumerate()
+        .skip(first)
+        .take(height)
+        .map(|(i, r)| {
+            let status = RefStatus::parse(&r.status);
+            let st = match status {
+                RefStatus::Failed | RefStatus::Unknown => theme.bad,
+                RefStatus::Scheduled => theme.warn,
+                RefStatus::Succeeded => theme.ok,
+                RefStatus::NotAttempted => theme.dim,
+            };
+            let mut flags = Vec::new();
+            if r.retrying {
+                flags.push("retrying".to_string());
+            }
+            if r.stuck(now, STUCK_AFTER_SECS) {
+                flags.push(format!(
+                    "stuck {}",
+                    age(now - r.scheduled_since.unwrap_or(now))
+                ));
+            }
+            let style = if i == sel_in_page {
+                theme.selected
+            } else {
+                theme.text
+            };
+            let err = r
+                .last_error
+                .as_deref()
+                .filter(|_| status != RefStatus::Succeeded)
+                .map(|e| one_line(e).into_owned())
+                .unwrap_or_default();
+            Row::new(vec![
+                Cell::from(r.status.clone()).style(st),
+                Cell::from(r.direction.as_str()),
+                Cell::from(one_line(&r.project).into_owned()),
+                Cell::from(one_line(&r.ref_name).into_owned()),
+                Cell::from(format!("{} ago", age(now - r.when))),
+                Cell::from(flags.join(",")).style(theme.warn),
+                Cell::from(r.attempts.to_string()),
+                Cell::from(
+                    r.last_success
+                        .map_or("never".into(), |t| format!("{} ago", age(now - t))),
+                ),
+                Cell::from(err).style(theme.bad),
+            ])
+            .style(style)
+        });
+    let widths = [
+        Constraint::Length(13),
+        Constraint::Length(4),
+        Constraint::Length(20),
+        Constraint::Fill(2),
+        Constraint::Length(8),
+        Constraint::Length(14),
+        Constraint::Length(4),
+        Constraint::Length(9),
+        Constraint::Fill(1),
+    ];
+    let header = Row::new([
+        "STATUS",
+        "TYPE",
+        "PROJECT",
+        "REF",
+        "WHEN",
+        "FLAGS",
+        "TRY",
+        "LAST OK",
+        "LAST ERROR",
+    ])
+    .style(theme.header);
+    frame.render_widget(
+        Table::new(rows, widths).header(header).column_spacing(1),
+        body,
+    );
+}

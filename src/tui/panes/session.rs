@@ -1,0 +1,146 @@
+//! The Session pane: one correlation id (a Gerrit push, a Spacedrive sync session, a CI
+//! pipeline) across all sources, oldest first, with duration, records and rate per step and
+//! the gaps between steps marked.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::widgets::{Cell, Row, Table};
+use ratatui::Frame;
+
+use super::{clock, millis};
+use crate::sanitize::one_line;
+use crate::tui::app::AppState;
+use crate::tui::theme::{severity_label, Theme};
+use crate::tui::view::{message, title_line};
+
+/// A pause between two steps longer than this is marked as a gap.
+pub const GAP_SECS: i64 = 30;
+
+pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, corr: Option<&str>) {
+    let [title, summary, body] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Min(1),
+    ])
+    .areas(area);
+    let Some(corr) = corr else {
+        title_line(frame, title, theme, "Session", "");
+        message(
+            frame,
+            summary,
+            theme.dim,
+            "no session open: select an event with a correlation id (Timeline, Overview) and press c, or :corr ID",
+        );
+        return;
+    };
+    title_line(
+        frame,
+        title,
+        theme,
+        &format!("Session {corr}"),
+        "every source, oldest first · Enter: whole event · y: copy",
+    );
+    let Some(w) = state.window() else {
+        message(frame, body, theme.dim, "loading…");
+        return;
+    };
+    if let Some(s) = &w.session {
+        let dur = match (s.first, s.last) {
+            (Some(a), Some(b)) => (b.as_nanos() - a.as_nanos()) / 1_000_000,
+            _ => 0,
+        };
+        let rate = if dur > 0 && s.records > 0 {
+            format!(" · {:.0} records/s", s.records as f64 * 1000.0 / dur as f64)
+        } else {
+            String::new()
+        };
+        let text = format!(
+            "{} events over {} · {} records{rate} · {} errors, {} warnings · sources: {}",
+            s.events,
+            millis(dur),
+            s.records,
+            s.errors,
+            s.warnings,
+            one_line(&s.sources.join(", "))
+        );
+        let style = if s.errors > 0 { theme.bad } else { theme.text };
+        message(frame, summary, style, &text);
+    }
+    if w.rows.is_empty() {
+        message(frame, body, theme.dim, "no events with this correlation id");
+        return;
+    }
+    let wide = area.width >= 120;
+    let height = body.height.saturating_sub(1) as usize;
+    let first = state.first_visible();
+    let selected = state.selected_index();
+    let start = w
+        .session
+        .as_ref()
+        .and_then(|s| s.first)
+        .unwrap_or(w.rows[0].event.timestamp);
+    let rows = w
+        .rows
+        .iter()
+        .enumerate()
+        .skip(first)
+        .take(height)
+        .map(|(i, e)| {
+            let ev = &e.event;
+            let gap = i
+                .checked_sub(1)
+                .and_then(|p| w.rows.get(p))
+                .map(|prev| {
+                    (ev.timestamp.as_nanos() - prev.event.timestamp.as_nanos()) / 1_000_000_000
+                })
+                .filter(|g| *g > GAP_SECS)
+                .map(|g| format!("⋯{}", super::age(g)))
+                .unwrap_or_default();
+            let offset = (ev.timestamp.as_nanos() - start.as_nanos()) / 1_000_000;
+            let rate = match (ev.record_count, ev.duration_ms) {
+                (Some(r), Some(d)) if d > 0 => format!("{:.0}/s", r as f64 * 1000.0 / d as f64),
+                _ => String::new(),
+            };
+            let style = if Some(i) == selected {
+                theme.selected
+            } else {
+                theme.text
+            };
+            Row::new(vec![
+                Cell::from(gap).style(theme.warn),
+                Cell::from(format!("+{}", millis(offset.max(0)))).style(theme.dim),
+                Cell::from(clock(ev.timestamp, wide)).style(theme.dim),
+                Cell::from(one_line(&ev.source).into_owned()),
+                Cell::from(severity_label(ev.severity)).style(theme.severity(ev.severity)),
+                Cell::from(one_line(&ev.event_type).into_owned()),
+                Cell::from(ev.duration_ms.map(millis).unwrap_or_default()),
+                Cell::from(ev.record_count.map(|r| r.to_string()).unwrap_or_default()),
+                Cell::from(rate),
+                Cell::from(super::timeline::highlight(
+                    &ev.summary,
+                    &state.filters.text,
+                    theme,
+                )),
+            ])
+            .style(style)
+        });
+    let widths = [
+        Constraint::Length(6),
+        Constraint::Length(9),
+        Constraint::Length(if wide { 18 } else { 8 }),
+        Constraint::Length(10),
+        Constraint::Length(7),
+        Constraint::Length(if wide { 26 } else { 18 }),
+        Constraint::Length(7),
+        Constraint::Length(if wide { 8 } else { 0 }),
+        Constraint::Length(if wide { 9 } else { 0 }),
+        Constraint::Min(10),
+    ];
+    let header = Row::new([
+        "GAP", "AT", "TIME", "SOURCE", "SEV", "STEP", "DUR", "RECORDS", "RATE", "SUMMARY",
+    ])
+    .style(theme.header);
+    frame.render_widget(
+        Table::new(rows, widths).header(header).column_spacing(1),
+        body,
+    );
+}

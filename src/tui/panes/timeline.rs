@@ -1,0 +1,161 @@
+//! The Timeline pane (every event, newest first, live) and the shared event table, also used
+//! by a ref's history.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Cell, Row, Table};
+use ratatui::Frame;
+
+use super::clock;
+use crate::sanitize::one_line;
+use crate::tui::app::{contains_ci, AppState};
+use crate::tui::backend::EventsWindow;
+use crate::tui::theme::{severity_label, Theme};
+use crate::tui::view::{message, title_line};
+
+pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
+    let [title, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
+    let following = state.paused.is_none()
+        && matches!(state.timeline.anchor, crate::tui::backend::Anchor::Start);
+    let note = if following {
+        "following newest · j/k to hold still · g to follow again"
+    } else {
+        "held · g: back to newest and follow"
+    };
+    title_line(
+        frame,
+        title,
+        theme,
+        "Timeline: every event, newest first",
+        note,
+    );
+    match state.window() {
+        Some(w) => table(frame, body, state, theme, w),
+        None => message(frame, body, theme.dim, "loading…"),
+    }
+}
+
+/// A ref's replication events and log lines.
+pub fn render_history(
+    frame: &mut Frame,
+    area: Rect,
+    state: &AppState,
+    theme: &Theme,
+    remote: &str,
+    project: &str,
+    ref_name: &str,
+) {
+    let [title, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
+    title_line(
+        frame,
+        title,
+        theme,
+        &format!("Replication › {remote} › {project} {ref_name}"),
+        "events and log lines of this ref · Enter: whole event · c: its push",
+    );
+    match state.window() {
+        Some(w) if w.rows.is_empty() => message(
+            frame,
+            body,
+            theme.dim,
+            "no stored events for this ref (pruned, or only known from the REST status)",
+        ),
+        Some(w) => table(frame, body, state, theme, w),
+        None => message(frame, body, theme.dim, "loading…"),
+    }
+}
+
+/// The event table: time, source, severity, type, subject, summary; the selection reversed,
+/// the filter's text underlined in the summary.
+pub fn table(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, w: &EventsWindow) {
+    if w.rows.is_empty() {
+        let why = if state.filters.is_empty() {
+            "no events yet"
+        } else {
+            "no events match the filters (Esc clears them)"
+        };
+        message(frame, area, theme.dim, why);
+        return;
+    }
+    let wide = area.width >= 120;
+    let height = area.height.saturating_sub(1) as usize;
+    let first = state.first_visible();
+    let selected = state.selected_index();
+    let rows = w
+        .rows
+        .iter()
+        .enumerate()
+        .skip(first)
+        .take(height)
+        .map(|(i, e)| {
+            let ev = &e.event;
+            let style = if Some(i) == selected {
+                theme.selected
+            } else {
+                theme.text
+            };
+            let subject = ev.subject.as_deref().unwrap_or("");
+            Row::new(vec![
+                Cell::from(clock(ev.timestamp, wide)).style(theme.dim),
+                Cell::from(one_line(&ev.source).into_owned()),
+                Cell::from(severity_label(ev.severity)).style(theme.severity(ev.severity)),
+                Cell::from(one_line(&ev.event_type).into_owned()),
+                Cell::from(one_line(subject).into_owned()),
+                Cell::from(highlight(&ev.summary, &state.filters.text, theme)),
+            ])
+            .style(style)
+        });
+    let widths = if wide {
+        vec![
+            Constraint::Length(18),
+            Constraint::Length(10),
+            Constraint::Length(7),
+            Constraint::Length(26),
+            Constraint::Length(30),
+            Constraint::Min(20),
+        ]
+    } else {
+        vec![
+            Constraint::Length(8),
+            Constraint::Length(10),
+            Constraint::Length(7),
+            Constraint::Length(20),
+            Constraint::Length(0),
+            Constraint::Min(10),
+        ]
+    };
+    let header =
+        Row::new(["TIME", "SOURCE", "SEV", "TYPE", "SUBJECT", "SUMMARY"]).style(theme.header);
+    frame.render_widget(
+        Table::new(rows, widths).header(header).column_spacing(1),
+        area,
+    );
+}
+
+/// `text` with every occurrence of `needle` (case-insensitive) styled as a match.
+pub fn highlight<'a>(text: &str, needle: &str, theme: &Theme) -> Line<'a> {
+    let text = one_line(text).into_owned();
+    if needle.is_empty() || !contains_ci(&text, needle) {
+        return Line::from(text);
+    }
+    let lower = text.to_lowercase();
+    let n = needle.to_lowercase();
+    // Lowercasing can change byte lengths; only highlight when it did not.
+    if lower.len() != text.len() {
+        return Line::from(text);
+    }
+    let mut spans = Vec::new();
+    let mut at = 0;
+    while let Some(pos) = lower[at..].find(&n) {
+        let start = at + pos;
+        let end = start + n.len();
+        if !text.is_char_boundary(start) || !text.is_char_boundary(end) {
+            break;
+        }
+        spans.push(Span::raw(text[at..start].to_string()));
+        spans.push(Span::styled(text[start..end].to_string(), theme.highlight));
+        at = end;
+    }
+    spans.push(Span::raw(text[at..].to_string()));
+    Line::from(spans)
+}

@@ -1,0 +1,313 @@
+//! The top-level render function. Reads the state only (the tui-input cursor is the one thing
+//! it sets on the frame).
+//!
+//! ```text
+//!  ┌──────────────────────────────────────────────────────────────────────────────┐
+//!  │ syncscope  1 Overview  2 Replication  3 Relays  4 Timeline  5 Session   LIVE │ tabs
+//!  │ <pane title / breadcrumb>                                                    │
+//!  │ <pane body: header + the rows on screen>                                     │
+//!  │ ...                                                                          │
+//!  │ <sources: ok / backoff / fault (reason)>  or the / filter, the : line, flash │
+//!  │ <store · rows · events/s · LIVE|PAUSED · filters · key hints>                │ status
+//!  └──────────────────────────────────────────────────────────────────────────────┘
+//! ```
+//! Overlays (help) are drawn last.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Clear, Paragraph};
+use ratatui::Frame;
+
+use super::app::{AppState, Drill, Field};
+use super::keymap::{Keymap, Mode};
+use super::panes;
+use super::theme::Theme;
+use super::Pane;
+use crate::sanitize::one_line;
+
+/// Below this the layout cannot work: a message says so instead.
+pub const MIN_WIDTH: u16 = 60;
+pub const MIN_HEIGHT: u16 = 15;
+
+pub fn view(frame: &mut Frame, state: &AppState, keymap: &Keymap) {
+    let theme = Theme::of(state.theme);
+    let area = frame.area();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        let msg = format!(
+            "terminal too small: {}×{}, need {MIN_WIDTH}×{MIN_HEIGHT}",
+            area.width, area.height
+        );
+        frame.render_widget(Paragraph::new(msg).style(theme.warn), area);
+        return;
+    }
+    let [tabs, body, line, status] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(3),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    render_tabs(frame, tabs, state, &theme);
+    match state.top() {
+        Some(Drill::Refs { remote }) => {
+            panes::replication::render_refs(frame, body, state, &theme, remote)
+        }
+        Some(Drill::RefHistory {
+            remote,
+            project,
+            ref_name,
+        }) => {
+            panes::timeline::render_history(frame, body, state, &theme, remote, project, ref_name)
+        }
+        Some(Drill::Event(e)) => panes::detail::render(frame, body, state, &theme, e),
+        Some(Drill::Session { corr }) => {
+            panes::session::render(frame, body, state, &theme, Some(corr))
+        }
+        None => match state.pane {
+            Pane::Overview => panes::overview::render(frame, body, state, &theme),
+            Pane::Replication => panes::replication::render_remotes(frame, body, state, &theme),
+            Pane::Relays => panes::relays::render(frame, body, state, &theme),
+            Pane::Timeline => panes::timeline::render(frame, body, state, &theme),
+            Pane::Session => {
+                panes::session::render(frame, body, state, &theme, state.session.as_deref())
+            }
+        },
+    }
+    render_line(frame, line, state, &theme);
+    render_status(frame, status, state, &theme, keymap);
+    if state.mode == Mode::Help {
+        render_help(frame, area, &theme, keymap);
+    }
+}
+
+fn render_tabs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
+    let mut spans = vec![Span::styled(" syncscope ", theme.title)];
+    for (i, p) in Pane::ALL.iter().enumerate() {
+        let style = if *p == state.pane {
+            theme.tab_active
+        } else {
+            theme.tab
+        };
+        spans.push(Span::raw(" "));
+        let label = if area.width >= 100 {
+            format!("{} {}", i + 1, p.title())
+        } else {
+            format!("{} {}", i + 1, p.short())
+        };
+        spans.push(Span::styled(label, style));
+    }
+    let left = Line::from(spans);
+    let mode = match state.paused {
+        Some(p) => {
+            let secs = (state.now.as_nanos() - p.at.as_nanos()).max(0) / 1_000_000_000;
+            Span::styled(
+                format!(
+                    " PAUSED {:02}:{:02} · +{} new ",
+                    secs / 60,
+                    secs % 60,
+                    state.status.new_since_pause
+                ),
+                theme.warn,
+            )
+        }
+        None => Span::styled(" LIVE ", theme.ok),
+    };
+    let [l, r] = Layout::horizontal([Constraint::Min(10), Constraint::Length(mode.width() as u16)])
+        .areas(area);
+    frame.render_widget(Paragraph::new(left), l);
+    frame.render_widget(Paragraph::new(Line::from(mode)), r);
+}
+
+/// The line above the status bar: the text field being typed in, a flash, or the sources.
+fn render_line(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
+    if state.mode == Mode::Input {
+        let prompt = match state.field {
+            Field::Filter => "/",
+            Field::Command => ":",
+        };
+        let width = area.width.saturating_sub(2) as usize;
+        let scroll = state.input.visual_scroll(width);
+        let value = one_line(state.input.value()).into_owned();
+        let shown: String = value.chars().skip(scroll).collect();
+        frame.render_widget(
+            Paragraph::new(Line::from(vec![
+                Span::styled(prompt, theme.key),
+                Span::styled(shown, theme.text),
+            ])),
+            area,
+        );
+        let x = state.input.visual_cursor().saturating_sub(scroll) as u16 + 1;
+        frame.set_cursor_position((area.x + x.min(area.width.saturating_sub(1)), area.y));
+        return;
+    }
+    if let Some((msg, _)) = &state.flash {
+        frame.render_widget(
+            Paragraph::new(one_line(msg).into_owned()).style(theme.warn),
+            area,
+        );
+        return;
+    }
+    if let Some(e) = &state.query_error {
+        frame.render_widget(
+            Paragraph::new(format!("query failed: {}", one_line(e))).style(theme.bad),
+            area,
+        );
+        return;
+    }
+    let mut spans = Vec::new();
+    if state.status.sources.is_empty() {
+        spans.push(Span::styled("no sources have reported yet", theme.dim));
+    }
+    for s in &state.status.sources {
+        if !spans.is_empty() {
+            spans.push(Span::styled(" · ", theme.dim));
+        }
+        let st = s.state.as_deref().unwrap_or("?");
+        let style = match st {
+            "ok" | "done" => theme.ok,
+            "waiting" => theme.dim,
+            "backoff" => theme.warn,
+            _ => theme.bad,
+        };
+        spans.push(Span::styled(short_source(&s.source), theme.text));
+        spans.push(Span::raw(" "));
+        spans.push(Span::styled(st.to_string(), style));
+        if !matches!(st, "ok" | "done") && !s.message.is_empty() {
+            spans.push(Span::styled(format!(" ({})", one_line(&s.message)), style));
+        }
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// `gerrit-events:/var/log/x/stream.jsonl` → `gerrit-events:stream.jsonl`.
+fn short_source(key: &str) -> String {
+    let (kind, rest) = key.split_once(':').unwrap_or((key, ""));
+    let tail = if rest.starts_with("http") {
+        rest.trim_start_matches("http://")
+            .trim_start_matches("https://")
+            .split('/')
+            .next()
+            .unwrap_or(rest)
+    } else {
+        rest.rsplit('/').next().unwrap_or(rest)
+    };
+    one_line(&format!("{kind}:{tail}")).into_owned()
+}
+
+fn render_status(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, keymap: &Keymap) {
+    let st = &state.status;
+    let mut text = format!(
+        " {} · {} rows · {:.0} ev/s · {}",
+        one_line(&state.store_path),
+        group_thousands(st.rows),
+        st.events_per_sec,
+        if state.paused.is_some() {
+            "PAUSED"
+        } else {
+            "LIVE"
+        },
+    );
+    let filters = state.filters.describe();
+    if !filters.is_empty() {
+        text.push_str(&format!(" · filter: {}", one_line(&filters)));
+    }
+    let hints: String = keymap
+        .hints()
+        .iter()
+        .map(|(k, l)| format!("{k} {l}"))
+        .collect::<Vec<_>>()
+        .join("  ");
+    let [l, r] = Layout::horizontal([
+        Constraint::Min(20),
+        Constraint::Length((hints.chars().count() as u16 + 2).min(area.width / 2)),
+    ])
+    .areas(area);
+    frame.render_widget(Paragraph::new(text).style(theme.status), l);
+    frame.render_widget(Paragraph::new(format!(" {hints} ")).style(theme.status), r);
+}
+
+pub fn group_thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The `?` overlay, generated from the keymap table.
+fn render_help(frame: &mut Frame, area: Rect, theme: &Theme, keymap: &Keymap) {
+    let mut lines: Vec<Line> = Vec::new();
+    for (section, entries) in keymap.help() {
+        lines.push(Line::styled(section, theme.header));
+        for (keys, help) in entries {
+            lines.push(Line::from(vec![
+                Span::styled(format!("  {keys:<12}"), theme.key),
+                Span::styled(help, theme.text),
+            ]));
+        }
+    }
+    lines.push(Line::styled("any key closes this help", theme.dim));
+    let two_columns = lines.len() as u16 + 2 > area.height && area.width >= 82;
+    let needed = if two_columns {
+        lines.len().div_ceil(2)
+    } else {
+        lines.len()
+    };
+    let h = (needed as u16 + 2).min(area.height);
+    let w = if two_columns {
+        140.min(area.width)
+    } else {
+        90.min(area.width)
+    };
+    // Two columns when the screen is short.
+    let popup = Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    };
+    frame.render_widget(Clear, popup);
+    let block = ratatui::widgets::Block::bordered()
+        .title(" keys ")
+        .border_style(theme.border);
+    let inner = block.inner(popup);
+    frame.render_widget(block, popup);
+    if two_columns {
+        let half = lines.len().div_ceil(2);
+        let right = lines.split_off(half);
+        let [a, b] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+            .areas(inner);
+        frame.render_widget(Paragraph::new(lines), a);
+        frame.render_widget(Paragraph::new(right), b);
+    } else {
+        frame.render_widget(Paragraph::new(lines), inner);
+    }
+}
+
+/// A title line for a pane: the breadcrumb, and a right-aligned note when there is room.
+pub fn title_line(frame: &mut Frame, area: Rect, theme: &Theme, title: &str, note: &str) {
+    let title = one_line(title).into_owned();
+    let note = one_line(note).into_owned();
+    let (tw, nw) = (title.chars().count(), note.chars().count());
+    if tw + nw + 2 > area.width as usize {
+        frame.render_widget(Paragraph::new(title).style(theme.title), area);
+        return;
+    }
+    let [l, r] =
+        Layout::horizontal([Constraint::Min(10), Constraint::Length(nw as u16 + 1)]).areas(area);
+    frame.render_widget(Paragraph::new(title).style(theme.title), l);
+    frame.render_widget(Paragraph::new(note).style(theme.dim), r);
+}
+
+/// A plain centred-ish message in a pane (empty states and hints).
+pub fn message(frame: &mut Frame, area: Rect, style: Style, text: &str) {
+    frame.render_widget(
+        Paragraph::new(one_line(text).into_owned()).style(style),
+        area,
+    );
+}
