@@ -2,6 +2,8 @@
 //! a store in a temporary directory, with the fixtures copied from `tests/fixtures`.
 #![allow(dead_code)]
 
+pub mod pty;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 

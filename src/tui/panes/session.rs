@@ -126,10 +126,10 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, co
     let widths = [
         Constraint::Length(6),
         Constraint::Length(9),
-        Constraint::Length(if wide { 18 } else { 8 }),
+        Constraint::Length(if wide { 18 } else { 0 }),
         Constraint::Length(10),
         Constraint::Length(7),
-        Constraint::Length(if wide { 26 } else { 18 }),
+        Constraint::Length(26),
         Constraint::Length(7),
         Constraint::Length(if wide { 8 } else { 0 }),
         Constraint::Length(if wide { 9 } else { 0 }),

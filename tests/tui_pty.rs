@@ -1,0 +1,182 @@
+//! The real binary in a real pseudo-terminal: keys in, screen out.
+
+mod common;
+
+use common::pty::Pty;
+use common::{fixture, Scratch};
+
+const EVIL: &str = r#"{"timestamp":"2026-11-26T10:00:00Z","device_id":"dev-1","event_type":"sync_error","severity":"error","summary":"evil \u001b]0;pwned\u0007 \u001b[2J\u001b[31mRED \u202eTXET end","correlation_id":"evil-session-1","details":{"k":"\u001b[1mbold"}}"#;
+
+/// A store with the Gerrit and Spacedrive samples and one hostile event.
+fn sample_store() -> Scratch {
+    let s = Scratch::new();
+    let evil = s.path("evil.jsonl");
+    std::fs::write(&evil, format!("{EVIL}\n")).unwrap();
+    let mut sources = common::sample_sources(&s);
+    sources.push(format!(
+        "gerrit-events:{}",
+        fixture("gerrit/mixed_stream_events.jsonl").display()
+    ));
+    sources.push(format!("jsonl:{}", evil.display()));
+    let out = s.ingest_once(&sources);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    s
+}
+
+fn open(s: &Scratch, cols: u16, rows: u16, env: &[(&str, &str)]) -> Pty {
+    let db = s.db();
+    Pty::spawn(
+        &["--db", db.to_str().unwrap(), "--no-ingest"],
+        cols,
+        rows,
+        env,
+        s.dir.path(),
+    )
+}
+
+#[test]
+fn filter_then_enter_then_c_reaches_the_session_and_q_restores_the_terminal() {
+    let s = sample_store();
+    let mut t = open(&s, 100, 30, &[]);
+    t.wait_for("newest errors", 10);
+    t.send("4");
+    t.wait_for("Timeline: every event", 5);
+    t.send("/");
+    t.type_slowly("Backfill completed: 72");
+    // Live as you type: the list narrows before Enter.
+    t.wait_until(5, "only matching rows", |screen| {
+        screen.contains("Backfill completed: 72,500") && !screen.contains("batch_ingestion")
+    });
+    t.send("\r");
+    t.send("\r");
+    t.wait_for("Event ", 5);
+    t.wait_for("correlation  34ecf2ed", 5);
+    t.send("c");
+    t.wait_for("Session 34ecf2ed-e4cd-6075-2055-2f5f4b2220a4", 5);
+    t.wait_for("145000 records", 5);
+    t.wait_for("backfill_session_started", 5);
+    // Esc goes back through the views, q quits from the top.
+    t.send("\x1b");
+    t.wait_for("Event ", 5);
+    t.send("q");
+    t.wait_for("Timeline: every event", 5);
+    t.send("q");
+    assert_eq!(t.wait_exit(10), 0);
+    assert!(t.left_alternate_screen(), "the alternate screen was not left");
+    assert!(t.is_cooked(), "raw mode was not undone");
+}
+
+#[test]
+fn no_color_shows_severity_without_colours() {
+    let s = sample_store();
+    let mut t = open(&s, 100, 30, &[("NO_COLOR", "1")]);
+    t.wait_for("newest errors", 10);
+    t.send("4");
+    t.wait_for("✖ ERROR", 5);
+    t.wait_for("▲ WARN", 5);
+    let (coloured, bold_error) = t.with_screen(|scr| {
+        let (rows, cols) = scr.size();
+        let mut coloured = 0;
+        let mut bold_error = false;
+        for r in 0..rows.get() {
+            for c in 0..cols.get() {
+                if let Some(cell) = scr.cell(r, c) {
+                    if cell.fgcolor() != vt100::Color::Default || cell.bgcolor() != vt100::Color::Default {
+                        coloured += 1;
+                    }
+                    if cell.contents() == "✖" && cell.bold() {
+                        bold_error = true;
+                    }
+                }
+            }
+        }
+        (coloured, bold_error)
+    });
+    assert_eq!(coloured, 0, "NO_COLOR must not paint any cell");
+    assert!(bold_error, "errors are shown by weight when there is no colour");
+    t.send("q");
+    assert_eq!(t.wait_exit(10), 0);
+}
+
+#[test]
+fn a_hostile_event_cannot_inject_escape_sequences() {
+    let s = sample_store();
+    let mut t = open(&s, 120, 30, &[]);
+    t.wait_for("newest errors", 10);
+    t.send("4");
+    t.wait_for("evil", 5);
+    // Its text is shown, defused: control pictures instead of controls, no bidi override.
+    t.wait_for("␛]0;pwned␇", 5);
+    t.send("/");
+    t.type_slowly("evil");
+    t.send("\r\r");
+    t.wait_for("correlation  evil-session-1", 5);
+    let raw = t.raw();
+    for bad in [&b"\x1b]0;pwned"[..], b"\x1b[2J", b"\x1b[31mRED", "\u{202e}".as_bytes(), b"\x1b[1mbold"] {
+        assert!(
+            !raw.windows(bad.len()).any(|w| w == bad),
+            "{:?} reached the terminal",
+            String::from_utf8_lossy(bad)
+        );
+    }
+    t.send("q");
+    t.send("q");
+    assert_eq!(t.wait_exit(10), 0);
+}
+
+#[test]
+fn sigterm_and_sighup_restore_the_terminal() {
+    let s = sample_store();
+    for sig in [libc::SIGTERM, libc::SIGHUP] {
+        let mut t = open(&s, 100, 30, &[]);
+        t.wait_for("newest errors", 10);
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(t.pid(), sig) };
+        t.wait_exit(10);
+        assert!(t.left_alternate_screen(), "signal {sig}: alternate screen not left");
+        assert!(t.is_cooked(), "signal {sig}: raw mode not undone");
+    }
+}
+
+#[test]
+fn a_small_terminal_gets_a_message_and_resizing_brings_the_layout_back() {
+    let s = sample_store();
+    let mut t = open(&s, 50, 10, &[]);
+    t.wait_for("terminal too small: 50×10, need 60×15", 10);
+    t.resize(100, 30);
+    t.wait_for("newest errors", 10);
+    t.resize(70, 12);
+    t.wait_for("terminal too small: 70×12", 10);
+    t.resize(80, 24);
+    t.wait_for("Overview", 10);
+    t.send("q");
+    assert_eq!(t.wait_exit(10), 0);
+}
+
+#[test]
+fn replication_drills_from_remote_to_refs_to_history() {
+    let s = sample_store();
+    let mut t = open(&s, 120, 30, &[]);
+    t.wait_for("newest errors", 10);
+    t.send("2");
+    t.wait_for("Replication:", 5);
+    t.wait_for("mirror-eu", 5);
+    t.send("\r");
+    t.wait_for("worst first", 5);
+    t.wait_for("refs/heads/master", 5);
+    t.send("j");
+    t.send("\r");
+    t.wait_for("› platform/core refs/heads/master", 5);
+    t.wait_for("ref-replicated", 5);
+    t.send("\x1b");
+    t.wait_for("worst first", 5);
+    t.send("\x1b");
+    t.wait_for("Replication:", 5);
+    t.send("?");
+    t.wait_for("this help", 5);
+    t.send("x");
+    t.wait_until(5, "help closed", |s| !s.contains("this help"));
+    t.send("\x03");
+    assert_eq!(t.wait_exit(10), 0);
+    assert!(t.is_cooked());
+}
