@@ -19,7 +19,11 @@ fn sample_store() -> Scratch {
     ));
     sources.push(format!("jsonl:{}", evil.display()));
     let out = s.ingest_once(&sources);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     s
 }
 
@@ -62,7 +66,10 @@ fn filter_then_enter_then_c_reaches_the_session_and_q_restores_the_terminal() {
     t.wait_for("Timeline: every event", 5);
     t.send("q");
     assert_eq!(t.wait_exit(10), 0);
-    assert!(t.left_alternate_screen(), "the alternate screen was not left");
+    assert!(
+        t.left_alternate_screen(),
+        "the alternate screen was not left"
+    );
     assert!(t.is_cooked(), "raw mode was not undone");
 }
 
@@ -81,7 +88,9 @@ fn no_color_shows_severity_without_colours() {
         for r in 0..rows.get() {
             for c in 0..cols.get() {
                 if let Some(cell) = scr.cell(r, c) {
-                    if cell.fgcolor() != vt100::Color::Default || cell.bgcolor() != vt100::Color::Default {
+                    if cell.fgcolor() != vt100::Color::Default
+                        || cell.bgcolor() != vt100::Color::Default
+                    {
                         coloured += 1;
                     }
                     if cell.contents() == "✖" && cell.bold() {
@@ -93,7 +102,10 @@ fn no_color_shows_severity_without_colours() {
         (coloured, bold_error)
     });
     assert_eq!(coloured, 0, "NO_COLOR must not paint any cell");
-    assert!(bold_error, "errors are shown by weight when there is no colour");
+    assert!(
+        bold_error,
+        "errors are shown by weight when there is no colour"
+    );
     t.send("q");
     assert_eq!(t.wait_exit(10), 0);
 }
@@ -112,7 +124,13 @@ fn a_hostile_event_cannot_inject_escape_sequences() {
     t.send("\r\r");
     t.wait_for("correlation  evil-session-1", 5);
     let raw = t.raw();
-    for bad in [&b"\x1b]0;pwned"[..], b"\x1b[2J", b"\x1b[31mRED", "\u{202e}".as_bytes(), b"\x1b[1mbold"] {
+    for bad in [
+        &b"\x1b]0;pwned"[..],
+        b"\x1b[2J",
+        b"\x1b[31mRED",
+        "\u{202e}".as_bytes(),
+        b"\x1b[1mbold",
+    ] {
         assert!(
             !raw.windows(bad.len()).any(|w| w == bad),
             "{:?} reached the terminal",
@@ -133,7 +151,10 @@ fn sigterm_and_sighup_restore_the_terminal() {
         // SAFETY: signalling our own child.
         unsafe { libc::kill(t.pid(), sig) };
         t.wait_exit(10);
-        assert!(t.left_alternate_screen(), "signal {sig}: alternate screen not left");
+        assert!(
+            t.left_alternate_screen(),
+            "signal {sig}: alternate screen not left"
+        );
         assert!(t.is_cooked(), "signal {sig}: raw mode not undone");
     }
 }

@@ -15,6 +15,9 @@ pub mod terminal;
 pub mod theme;
 pub mod view;
 
+#[cfg(test)]
+mod render_tests;
+
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -212,19 +212,23 @@ fn render_status(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme,
     if !filters.is_empty() {
         text.push_str(&format!(" · filter: {}", one_line(&filters)));
     }
-    let hints: String = keymap
-        .hints()
-        .iter()
-        .map(|(k, l)| format!("{k} {l}"))
-        .collect::<Vec<_>>()
-        .join("  ");
+    // The state first; key hints take what room is left, whole hints only.
+    let room = (area.width as usize).saturating_sub(text.chars().count() + 2);
+    let mut hints = String::new();
+    for (k, l) in keymap.hints() {
+        let h = format!("  {k} {l}");
+        if hints.chars().count() + h.chars().count() > room {
+            break;
+        }
+        hints.push_str(&h);
+    }
     let [l, r] = Layout::horizontal([
-        Constraint::Min(20),
-        Constraint::Length((hints.chars().count() as u16 + 2).min(area.width / 2)),
+        Constraint::Min(10),
+        Constraint::Length(hints.chars().count() as u16 + 1),
     ])
     .areas(area);
     frame.render_widget(Paragraph::new(text).style(theme.status), l);
-    frame.render_widget(Paragraph::new(format!(" {hints} ")).style(theme.status), r);
+    frame.render_widget(Paragraph::new(format!("{hints} ")).style(theme.status), r);
 }
 
 pub fn group_thousands(n: u64) -> String {

@@ -45,7 +45,11 @@ impl Pty {
         let mut reader = pty.master.try_clone_reader().expect("pty reader");
         let writer = pty.master.take_writer().expect("pty writer");
         let raw = Arc::new(Mutex::new(Vec::new()));
-        let parser = Arc::new(Mutex::new(vt100::Parser::new(std::num::NonZeroU16::new(rows).expect("rows"), std::num::NonZeroU16::new(cols).expect("cols"), 0)));
+        let parser = Arc::new(Mutex::new(vt100::Parser::new(
+            std::num::NonZeroU16::new(rows).expect("rows"),
+            std::num::NonZeroU16::new(cols).expect("cols"),
+            0,
+        )));
         let (r2, p2) = (raw.clone(), parser.clone());
         std::thread::spawn(move || {
             let mut buf = [0u8; 8192];
@@ -76,7 +80,10 @@ impl Pty {
                 pixel_height: 0,
             })
             .expect("resize pty");
-        self.parser.lock().unwrap().screen_mut().set_size(std::num::NonZeroU16::new(rows).expect("rows"), std::num::NonZeroU16::new(cols).expect("cols"));
+        self.parser.lock().unwrap().screen_mut().set_size(
+            std::num::NonZeroU16::new(rows).expect("rows"),
+            std::num::NonZeroU16::new(cols).expect("cols"),
+        );
     }
 
     pub fn send(&mut self, keys: &str) {
