@@ -15,19 +15,17 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use syncscope::model::{Severity, Timestamp};
 use syncscope::store::query::Cursor;
-use syncscope::store::{self, schema, EventFilter, Reader, Writer};
+use syncscope::store::{self, EventFilter, Reader};
 
-use support::{count_arg, median_max, ms, run_peak_rss_mib, Generator, Rng};
+use support::{count_arg, median_max, ms, run_peak_rss_mib, store_for, Rng};
 
-const BUILD_BATCH: usize = 20_000;
 const SAMPLES: usize = 40;
-const START: i64 = 1_793_491_200_000_000_000; // 2026-11-01T00:00:00Z
 
 fn main() {
     support::launcher_if_requested();
@@ -249,48 +247,4 @@ fn random_corr(r: &Reader, rng: &mut Rng, first: i64, last: i64) -> String {
             return c;
         }
     }
-}
-
-/// The cached store of `n` events, built through the real writer when missing.
-fn store_for(n: u64) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let db = dir.join(format!("bench-store-{n}-v{}.db", schema::LATEST_VERSION));
-    if let Ok(r) = store::open_reader(&db) {
-        if r.total_events().unwrap_or(0) == n {
-            println!("using the cached store {}", db.display());
-            return db;
-        }
-    }
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
-    }
-    let t = Instant::now();
-    let mut w = Writer::open(&db).expect("open writer");
-    let mut gen = Generator::new(42, Timestamp::from_nanos(START), Duration::from_millis(40));
-    let mut left = n;
-    let mut batch = Vec::with_capacity(BUILD_BATCH);
-    while left > 0 {
-        batch.clear();
-        batch.extend(gen.by_ref().take(left.min(BUILD_BATCH as u64) as usize));
-        left -= batch.len() as u64;
-        // Every fifth batch as `jsonl` events, so a source filter has something to find.
-        let source = if left.is_multiple_of(5 * BUILD_BATCH as u64) {
-            "jsonl"
-        } else {
-            "spacedrive"
-        };
-        for e in &mut batch {
-            e.source = source.into();
-        }
-        w.commit_batch(source, &batch, &[], None).expect("commit");
-    }
-    w.connection()
-        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
-        .expect("checkpoint");
-    println!(
-        "built a store of {n} events in {:.1} s ({:.0} events/s through Writer::commit_batch)",
-        t.elapsed().as_secs_f64(),
-        n as f64 / t.elapsed().as_secs_f64()
-    );
-    db
 }

@@ -442,3 +442,59 @@ pub fn launcher_if_requested() {
     let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
     std::process::exit(if ok { 0 } else { 1 });
 }
+
+/// Events per transaction while building a bench store.
+const BUILD_BATCH: usize = 20_000;
+/// The first event of a bench store: 2026-11-01T00:00:00Z.
+pub const START: i64 = 1_793_491_200_000_000_000;
+
+/// The cached store of `n` events, built through the real writer when missing.
+pub fn store_for(n: u64) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let db = dir.join(format!(
+        "bench-store-{n}-v{}.db",
+        syncscope::store::schema::LATEST_VERSION
+    ));
+    if let Ok(r) = syncscope::store::open_reader(&db) {
+        if r.total_events().unwrap_or(0) == n {
+            println!("using the cached store {}", db.display());
+            return db;
+        }
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    let t = std::time::Instant::now();
+    let mut w = syncscope::store::Writer::open(&db).expect("open writer");
+    let mut gen = Generator::new(
+        42,
+        Timestamp::from_nanos(START),
+        std::time::Duration::from_millis(40),
+    );
+    let mut left = n;
+    let mut batch = Vec::with_capacity(BUILD_BATCH);
+    while left > 0 {
+        batch.clear();
+        batch.extend(gen.by_ref().take(left.min(BUILD_BATCH as u64) as usize));
+        left -= batch.len() as u64;
+        // Every fifth batch as `jsonl` events, so a source filter has something to find.
+        let source = if left.is_multiple_of(5 * BUILD_BATCH as u64) {
+            "jsonl"
+        } else {
+            "spacedrive"
+        };
+        for e in &mut batch {
+            e.source = source.into();
+        }
+        w.commit_batch(source, &batch, &[], None).expect("commit");
+    }
+    w.connection()
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .expect("checkpoint");
+    println!(
+        "built a store of {n} events in {:.1} s ({:.0} events/s through Writer::commit_batch)",
+        t.elapsed().as_secs_f64(),
+        n as f64 / t.elapsed().as_secs_f64()
+    );
+    db
+}
