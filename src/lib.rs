@@ -8,11 +8,13 @@
 //! - `sources`: one module per real system's wire format
 //! - `export`: output formats of `syncscope events`
 //! - `cli`, `config`, `commands`: the command line
+//! - `demo`: the simulator behind `syncscope demo` (real wire formats of every system)
 //! - `sanitize`: making untrusted text safe for a terminal
 
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod demo;
 pub mod export;
 pub mod ingest;
 pub mod model;
@@ -71,6 +73,11 @@ pub fn main_entry() -> ExitCode {
 }
 
 fn run(cli: Cli) -> color_eyre::Result<Outcome> {
+    if let Command::Demo(a) = cli.command {
+        // No set-up: no config is read, and only a --db on the command line is used (never
+        // the configured store or SYNCSCOPE_DB).
+        return commands::demo::run(a, commands::demo::explicit_db(cli.db.as_deref()));
+    }
     let config = config::Config::load(cli.config.as_deref())?;
     let db = config.db_path(cli.db.as_deref());
     match cli.command {
@@ -80,6 +87,7 @@ fn run(cli: Cli) -> color_eyre::Result<Outcome> {
         Command::Sources(a) => commands::sources::run(a, db),
         Command::Relays(a) => commands::relays::run(a, db),
         Command::Status(a) => commands::status::run(a, db),
+        Command::Demo(_) => Ok(Outcome::Ok),
     }
 }
 

@@ -88,7 +88,7 @@ pub fn run(args: IngestArgs, config: &Config, db: std::path::PathBuf) -> Result<
 }
 
 /// SIGINT and SIGTERM stop following: sources flush, the writer commits, exit 0.
-fn spawn_signal_handler(cancel: CancellationToken) -> Result<()> {
+pub(crate) fn spawn_signal_handler(cancel: CancellationToken) -> Result<()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
