@@ -344,8 +344,9 @@ impl GerritSim {
             base,
             agenda,
             // Per update: a ref-updated and per node a scheduled and a replicated event per
-            // ref, one done per ref, five log records per push: about 24 lines.
-            filler_every: filler_interval(rate, 45, 24.0),
+            // ref, one done per ref, five log records per push: about 24 lines, 20 once pushes are
+            // consolidated.
+            filler_every: filler_interval(rate, 45, 20.0),
             legacy_every: filler_interval(rate, 10, 8.0),
             pushes: HashMap::new(),
             pending: HashMap::new(),

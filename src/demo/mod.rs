@@ -106,7 +106,10 @@ pub fn start(opts: DemoOptions, cancel: CancellationToken) -> Result<Demo> {
     let mut seeds = Rng::new(opts.seed);
     // Virtual time starts at the story's opening, which is now; its past is written at once.
     let opening = story::OPENING;
-    let base = Timestamp::now().as_nanos() - opening as i64;
+    // A whole second, so that timestamps cut to the second or the millisecond (Gerrit's
+    // stream and log) group the same events together in every run of a seed.
+    let now = Timestamp::now().as_nanos();
+    let base = now - now.rem_euclid(1_000_000_000) - opening as i64;
     let stats = Arc::new(DemoStats::default());
 
     let files = gerrit::Files::new(&opts.dir);
@@ -276,7 +279,7 @@ impl Rng {
         let mut s = String::with_capacity(n);
         let mut bits = 0u64;
         for i in 0..n {
-            if i % 16 == 0 {
+            if i.is_multiple_of(16) {
                 bits = self.next_u64();
             }
             s.push(char::from(DIGITS[(bits & 15) as usize]));

@@ -159,7 +159,7 @@ fn thousands(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -661,7 +661,7 @@ impl SpacedriveSim {
         let peer = self.peer(f.peer);
         let models = MODELS[self.rng.below(MODELS.len() as u64) as usize];
         let mut r = if f.serve {
-            if f.step % 2 == 0 {
+            if f.step.is_multiple_of(2) {
                 Row::new(
                     at,
                     "backfill_request_received",
