@@ -67,7 +67,8 @@ impl Drop for Workspace {
 pub struct Background {
     /// The store being filled.
     pub db: PathBuf,
-    /// Cancelling stops the simulator and the ingest (Ctrl-C handlers, the TUI's quit).
+    /// Cancelling stops the ingest (Ctrl-C handlers, the TUI's quit); [`Background::stop`]
+    /// then stops the simulator.
     pub cancel: CancellationToken,
     demo: Option<Demo>,
     ingest: Option<JoinHandle<Result<IngestReport>>>,
@@ -79,7 +80,8 @@ impl Background {
         self.demo.as_ref()
     }
 
-    /// Whether the demo still runs (false once cancelled, or when a part stopped on an error).
+    /// Whether the demo still runs (false once cancelled, or when a part stopped on an error:
+    /// a front end then calls [`Background::stop`], which returns the error).
     pub fn is_running(&self) -> bool {
         !self.cancel.is_cancelled()
             && self.ingest.as_ref().is_some_and(|t| !t.is_finished())
@@ -126,13 +128,15 @@ pub fn start_background(args: &DemoArgs, db: Option<PathBuf>) -> Result<Backgrou
     // The store is created before anything runs, so a bad --db fails here, not in a thread.
     drop(crate::store::open(&db)?);
     let cancel = CancellationToken::new();
+    // The simulator has its own token: it stops after the ingest has finished, so the last
+    // scrapes never find the /metrics servers gone.
     let demo = demo::start(
         DemoOptions {
             rate: args.rate,
             seed: args.seed,
             dir: workspace.dir.join("systems"),
         },
-        cancel.clone(),
+        CancellationToken::new(),
     )?;
     let specs = demo.specs.clone();
     let (c, store) = (cancel.clone(), db.clone());
@@ -218,7 +222,14 @@ fn run_headless(args: &DemoArgs, db: Option<PathBuf>) -> Result<Outcome> {
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = &mut deadline => break,
-                _ = tick.tick() => progress(&bg, started, &mut reader),
+                _ = tick.tick() => {
+                    if !bg.is_running() {
+                        // A part stopped on an error: stop the rest; stop() reports it.
+                        cancel.cancel();
+                        break;
+                    }
+                    progress(&bg, started, &mut reader);
+                }
             }
         }
         Ok::<(), color_eyre::Report>(())

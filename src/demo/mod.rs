@@ -116,7 +116,9 @@ pub fn start(opts: DemoOptions, cancel: CancellationToken) -> Result<Demo> {
     let gerrit = gerrit::GerritSim::create(seeds.fork(), rate, base, opening, &files)?;
     let sd_path = opts.dir.join("sync.db");
     let sd = spacedrive::SpacedriveSim::create(seeds.fork(), rate, base, opening, &sd_path)?;
-    let relays = ngit::NgitSim::new(seeds.fork());
+    let mut relays = ngit::NgitSim::new(seeds.fork());
+    // The relays' state at the opening, ready before the first scrape can come.
+    relays.advance(opening);
 
     let mut threads = Vec::new();
     let mut metrics_urls = Vec::new();
@@ -124,7 +126,9 @@ pub fn start(opts: DemoOptions, cancel: CancellationToken) -> Result<Demo> {
     for _ in 0..relays.instance_count() {
         let (server, url) = server::MetricsServer::bind()?;
         metrics_urls.push(url);
-        endpoints.push(server.endpoint());
+        let endpoint = server.endpoint();
+        endpoint.set(relays.render(endpoints.len(), opening));
+        endpoints.push(endpoint);
         let c = cancel.clone();
         let st = stats.clone();
         let t = std::thread::Builder::new()
