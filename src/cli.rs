@@ -56,6 +56,33 @@ pub enum Command {
     /// Gerrit replication status per remote and ref, as the replication-status plugin reports
     /// it (exit 1 if anything shown is FAILED).
     Status(StatusArgs),
+    /// Simulate every system (real wire formats, real parsers, real ingest) into a temporary
+    /// store: a failing Gerrit mirror, a dying ngit relay, an overflowing Spacedrive backfill.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DemoArgs {
+    /// Events per second written by the simulated systems (1 to 100000).
+    #[arg(long, default_value_t = 200, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub rate: u32,
+
+    /// Seed of the simulation: the same seed and rate write the same events (times aside).
+    #[arg(long, default_value_t = 1, value_name = "S")]
+    pub seed: u64,
+
+    /// No screen: print the store path and a progress line every few seconds on stderr.
+    #[arg(long)]
+    pub headless: bool,
+
+    /// Stop after SECS seconds (default: run until Ctrl-C / SIGTERM).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<u64>,
+
+    /// Keep the demo's directory (the simulated systems' files and, without --db, the store).
+    #[arg(long)]
+    pub keep: bool,
 }
 
 #[derive(Debug, Args)]
@@ -98,7 +125,7 @@ pub struct SourcesArgs {
 #[derive(Debug, Default, Args)]
 pub struct IngestArgs {
     /// A source as KIND:WHERE (repeatable): jsonl:PATH|-, spacedrive-db:PATH, spacedrive-json:PATH|-,
-    /// ngit-metrics:URL.
+    /// gerrit-events:PATH|-, gerrit-log:PATH, gerrit-rest:URL, gerrit-ssh:HOST, ngit-metrics:URL.
     /// Without any, the config's `sources` are used.
     #[arg(short, long = "source", value_name = "KIND:WHERE")]
     pub sources: Vec<String>,
@@ -249,5 +276,19 @@ mod tests {
         };
         assert_eq!(a.severity, vec![Severity::Error, Severity::Warning]);
         assert!(Cli::try_parse_from(["syncscope", "events", "--severity", "loud"]).is_err());
+    }
+
+    #[test]
+    fn demo_options() {
+        let cli =
+            Cli::try_parse_from(["syncscope", "demo", "--rate", "20000", "--headless"]).unwrap();
+        let Some(Command::Demo(a)) = cli.command else {
+            panic!()
+        };
+        assert_eq!(
+            (a.rate, a.seed, a.headless, a.duration),
+            (20_000, 1, true, None)
+        );
+        assert!(Cli::try_parse_from(["syncscope", "demo", "--rate", "0"]).is_err());
     }
 }

@@ -9,11 +9,13 @@
 //! - `export`: output formats of `syncscope events`
 //! - `cli`, `config`, `commands`: the command line
 //! - `tui`: the terminal UI (the only module that knows ratatui and crossterm)
+//! - `demo`: the simulator behind `syncscope demo` (real wire formats of every system)
 //! - `sanitize`: making untrusted text safe for a terminal
 
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod demo;
 pub mod export;
 pub mod ingest;
 pub mod model;
@@ -73,6 +75,12 @@ pub fn main_entry() -> ExitCode {
 }
 
 fn run(cli: Cli) -> color_eyre::Result<Outcome> {
+    if let Some(Command::Demo(a)) = cli.command {
+        // No set-up: no config is read, and only a --db on the command line is used (never
+        // the configured store or SYNCSCOPE_DB).
+        let db = commands::demo::explicit_db(cli.db.as_deref());
+        return commands::demo::run(a, db, cli.theme.as_deref());
+    }
     let config = config::Config::load(cli.config.as_deref())?;
     let db = config.db_path(cli.db.as_deref());
     let Some(command) = cli.command else {
@@ -85,6 +93,7 @@ fn run(cli: Cli) -> color_eyre::Result<Outcome> {
         Command::Sources(a) => commands::sources::run(a, db),
         Command::Relays(a) => commands::relays::run(a, db),
         Command::Status(a) => commands::status::run(a, db),
+        Command::Demo(_) => unreachable!("handled above"),
     }
 }
 

@@ -59,7 +59,6 @@ pub fn run(args: IngestArgs, config: &Config, db: std::path::PathBuf) -> Result<
     Ok(Outcome::Ok)
 }
 
-/// SIGINT and SIGTERM stop following: sources flush, the writer commits, exit 0.
 /// The ingest options: the command line, else the config, else the defaults.
 pub fn options(args: &IngestArgs, config: &Config) -> Result<IngestOptions> {
     Ok(IngestOptions {
@@ -93,7 +92,8 @@ pub fn options(args: &IngestArgs, config: &Config) -> Result<IngestOptions> {
     })
 }
 
-fn spawn_signal_handler(cancel: CancellationToken) -> Result<()> {
+/// SIGINT and SIGTERM stop following: sources flush, the writer commits, exit 0.
+pub(crate) fn spawn_signal_handler(cancel: CancellationToken) -> Result<()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

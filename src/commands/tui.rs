@@ -63,6 +63,7 @@ pub fn run(
         theme: tui::theme_from_env(theme_name),
         keymap: keymap(config)?,
         label: None,
+        duration: None,
     })?;
     Ok(Outcome::Ok)
 }

@@ -531,12 +531,11 @@ fn load_relays(r: &Reader, now: Timestamp, minutes: usize) -> Result<RelaysData>
             for (name, st) in &t.relays {
                 let evs = changes.get(&(t.target.clone(), name.clone()));
                 let mut cells = Vec::with_capacity(minutes);
+                // Before the window's first change the state is what that change left, when
+                // the event says (a first sighting does not); with no change in the window,
+                // the current state if it began before the window.
                 let initial = match evs.and_then(|e| e.first()) {
-                    Some((ts, _, before)) if *ts > start => {
-                        // Seen before the window only if it existed then.
-                        (st.since() < start || *before != Display::Unknown).then_some(*before)
-                    }
-                    Some((_, after, _)) => Some(*after),
+                    Some((_, _, before)) => Some(*before).filter(|b| *b != Display::Unknown),
                     None => (st.since() <= start).then(|| st.display()),
                 };
                 let mut state = initial;

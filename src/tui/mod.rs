@@ -90,6 +90,8 @@ pub struct TuiOptions {
     pub keymap: Keymap,
     /// What the store is called on the status bar (the demo says so).
     pub label: Option<String>,
+    /// Quit by itself after this long (`demo --duration`).
+    pub duration: Option<Duration>,
 }
 
 /// Runs the UI until the user quits (or SIGTERM/SIGHUP). The terminal is restored on every
@@ -128,7 +130,11 @@ async fn run_async(opts: TuiOptions) -> Result<()> {
         let mut term = terminal::Terminal::enter()?;
         let size = term.size();
         let state = AppState::new(label, opts.theme, size, Timestamp::now());
-        ui_loop(&mut term, state, &opts.keymap, backend, rx).await
+        let run = ui_loop(&mut term, state, &opts.keymap, backend, rx);
+        match opts.duration {
+            Some(d) => tokio::time::timeout(d, run).await.unwrap_or(Ok(())),
+            None => run.await,
+        }
     };
     cancel.cancel();
     if let Some(task) = ingest {

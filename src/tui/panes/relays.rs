@@ -136,6 +136,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     let widths = [
         Constraint::Length(22),
         Constraint::Min(24),
+        Constraint::Length(if area.width >= 100 { 16 } else { 0 }),
         Constraint::Length(24),
         Constraint::Length(6),
         Constraint::Length(6),
@@ -156,4 +157,10 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         Table::new(rows, widths).header(header).column_spacing(1),
         body,
     );
+}
+
+/// `http://127.0.0.1:7334/metrics` → `127.0.0.1:7334`: which target a relay was seen on.
+fn short_target(t: &str) -> String {
+    let rest = t.split_once("://").map_or(t, |(_, r)| r);
+    one_line(rest.split('/').next().unwrap_or(rest)).into_owned()
 }

@@ -59,7 +59,7 @@ pub fn render_remotes(frame: &mut Frame, area: Rect, state: &AppState, theme: &T
             let style = if i == sel { theme.selected } else { theme.text };
             Row::new(vec![
                 Cell::from(status).style(st),
-                Cell::from(one_line(&r.remote).into_owned()),
+                Cell::from(short_remote(&r.remote, 48)),
                 Cell::from(r.projects.to_string()),
                 Cell::from(r.refs.to_string()),
                 Cell::from(r.failed.to_string()).style(if r.failed > 0 {
@@ -88,17 +88,20 @@ pub fn render_remotes(frame: &mut Frame, area: Rect, state: &AppState, theme: &T
             ])
             .style(style)
         });
+    // Narrow screens keep what decides: status, remote, failures, retries, age.
+    let wide = area.width >= 110;
+    let w = |n: u16| Constraint::Length(if wide { n } else { 0 });
     let widths = [
         Constraint::Length(8),
         Constraint::Fill(2),
-        Constraint::Length(5),
+        w(5),
         Constraint::Length(6),
         Constraint::Length(6),
         Constraint::Length(5),
-        Constraint::Length(5),
+        w(5),
         Constraint::Length(9),
-        Constraint::Length(9),
-        Constraint::Fill(1),
+        w(9),
+        if wide { Constraint::Fill(1) } else { Constraint::Length(0) },
     ];
     let header = Row::new([
         "STATUS",
@@ -225,4 +228,48 @@ pub fn render_refs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
         Table::new(rows, widths).header(header).column_spacing(1),
         body,
     );
+}
+
+/// A remote as a person scans it: no `ssh://user@` or default Gerrit port, and the middle
+/// elided when long (the host and the repository are what tell remotes apart).
+pub fn short_remote(remote: &str, max: usize) -> String {
+    let mut s = remote;
+    if let Some((scheme, rest)) = s.split_once("://") {
+        if matches!(scheme, "ssh" | "git+ssh") {
+            s = rest;
+        }
+    }
+    if let Some((user, rest)) = s.split_once('@') {
+        if !user.contains('/') {
+            s = rest;
+        }
+    }
+    let s = s.replacen(":29418/", "/", 1);
+    let s = one_line(&s).into_owned();
+    let n = s.chars().count();
+    if n <= max || max < 5 {
+        return s;
+    }
+    let keep = max - 1;
+    let head: String = s.chars().take(keep / 2).collect();
+    let tail: String = s.chars().skip(n - (keep - keep / 2)).collect();
+    format!("{head}…{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_remote;
+
+    #[test]
+    fn remotes_are_shortened_where_they_are_alike() {
+        assert_eq!(
+            short_remote("ssh://replication@mirror-eu.example.org:29418/platform/core.git", 60),
+            "mirror-eu.example.org/platform/core.git"
+        );
+        assert_eq!(short_remote("file:///var/x.git", 60), "file:///var/x.git");
+        let s = short_remote("https://github.com/example-org/a-very-long-repository-name.git", 24);
+        assert_eq!(s.chars().count(), 24);
+        assert!(s.starts_with("https://gi") && s.ends_with("name.git"), "{s}");
+        assert_eq!(short_remote("mirror-node-1", 60), "mirror-node-1");
+    }
 }
