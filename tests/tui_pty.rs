@@ -201,3 +201,53 @@ fn replication_drills_from_remote_to_refs_to_history() {
     assert_eq!(t.wait_exit(10), 0);
     assert!(t.is_cooked());
 }
+
+#[test]
+fn demo_shows_every_pane_with_live_data_and_cleans_up() {
+    let s = Scratch::new();
+    let tmp = s.path("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let mut t = Pty::spawn(
+        &["demo", "--rate", "500", "--seed", "3"],
+        120,
+        32,
+        &[("TMPDIR", tmp.to_str().unwrap())],
+        s.dir.path(),
+    );
+    t.wait_for("Overview", 20);
+    t.wait_until(30, "the overview filled from every system", |screen| {
+        screen.contains("remotes") && screen.contains("relays:") && screen.contains("open sync sessions")
+    });
+    t.send("2");
+    t.wait_for("Replication:", 10);
+    t.wait_for("mirror-eu", 20);
+    t.send("3");
+    t.wait_for("Relays:", 10);
+    t.wait_for("relay.flaky.example", 20);
+    t.send("4");
+    t.wait_for("Timeline: every event", 10);
+    t.wait_for("gerrit", 10);
+    // From an error with a session id to the session's steps.
+    t.send("e");
+    t.wait_for("✖ ERROR", 30);
+    t.send("/");
+    t.type_slowly("Buffer overflow");
+    t.send("\r");
+    t.wait_for("Buffer overflow", 10);
+    t.send("c");
+    t.wait_for("Session ", 10);
+    t.wait_for("backfill_session_started", 10);
+    t.send("5");
+    t.wait_for("Session ", 10);
+    t.send("p");
+    t.wait_for("PAUSED", 5);
+    t.send("p");
+    t.wait_until(5, "live again", |s| !s.contains("PAUSED"));
+    t.send("q");
+    assert_eq!(t.wait_exit(20), 0);
+    assert!(t.left_alternate_screen());
+    assert!(t.is_cooked());
+    // The temporary store and the simulated systems' files are gone.
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

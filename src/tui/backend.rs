@@ -521,10 +521,16 @@ fn load_relays(r: &Reader, now: Timestamp, minutes: usize) -> Result<RelaysData>
                     v.get(h).and_then(|x| x.as_i64()).map(Health::from),
                 )
             };
+            // A first sighting says nothing of the time before it.
+            let before = if e.event.event_type == "relay_seen" {
+                Display::Unknown
+            } else {
+                display("previous_connection", "previous_health")
+            };
             changes.entry((target, relay)).or_default().push((
                 e.event.timestamp.as_nanos(),
                 display("connection", "health"),
-                display("previous_connection", "previous_health"),
+                before,
             ));
         }
         for t in &targets {

@@ -82,11 +82,12 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         );
         return;
     }
-    let strip_width = if area.width >= 140 {
-        HISTORY_MINUTES
-    } else {
-        30.min(HISTORY_MINUTES)
-    };
+    // The strip takes what the other columns leave, up to an hour; the relay name keeps 26.
+    let wide = area.width >= 140;
+    let fixed = 22 + 16 + if wide { 24 } else { 0 } + 6 + 6 + 4 + 7;
+    let strip_width = (area.width as usize)
+        .saturating_sub(fixed + 26)
+        .min(HISTORY_MINUTES);
     let height = body.height.saturating_sub(1) as usize;
     let first = sel.saturating_sub(height.saturating_sub(1));
     let rows =
@@ -116,6 +117,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
                     Row::new(vec![
                         Cell::from(disp.label()).style(theme.relay(disp)),
                         Cell::from(one_line(name).into_owned()),
+                        Cell::from(short_target(target)).style(theme.dim),
                         Cell::from(format!(
                             "{}/{}",
                             s.connection.map_or("-".into(), |c| c.name()),
@@ -135,23 +137,16 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
             });
     let widths = [
         Constraint::Length(22),
-        Constraint::Min(24),
-        Constraint::Length(if area.width >= 100 { 16 } else { 0 }),
-        Constraint::Length(24),
+        Constraint::Fill(1),
+        Constraint::Length(16),
+        Constraint::Length(if wide { 24 } else { 0 }),
         Constraint::Length(6),
         Constraint::Length(6),
         Constraint::Length(4),
         Constraint::Length(strip_width as u16),
     ];
     let header = Row::new([
-        "STATE",
-        "RELAY",
-        "CONNECTION/HEALTH",
-        "IN",
-        "STREAK",
-        "FLAP",
-        "LAST HOUR",
-    ])
+        "STATE", "RELAY", "TARGET", "CONNECTION/HEALTH", "IN", "STREAK", "FLAP", "LAST HOUR"])
     .style(theme.header);
     frame.render_widget(
         Table::new(rows, widths).header(header).column_spacing(1),
