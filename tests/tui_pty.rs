@@ -216,7 +216,9 @@ fn demo_shows_every_pane_with_live_data_and_cleans_up() {
     );
     t.wait_for("Overview", 20);
     t.wait_until(30, "the overview filled from every system", |screen| {
-        screen.contains("remotes") && screen.contains("relays:") && screen.contains("open sync sessions")
+        screen.contains("remotes")
+            && screen.contains("relays:")
+            && screen.contains("open sync sessions")
     });
     t.send("2");
     t.wait_for("Replication:", 10);

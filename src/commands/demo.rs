@@ -143,8 +143,12 @@ pub fn start_background(args: &DemoArgs, db: Option<PathBuf>) -> Result<Backgrou
     let ingest = std::thread::Builder::new()
         .name("syncscope-demo-ingest".into())
         .spawn(move || {
+            // The UI in this process answers keys first; the demo's systems and their
+            // ingest take the CPU that is left.
+            crate::ingest::lower_thread_priority(10);
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
+                .on_thread_start(|| crate::ingest::lower_thread_priority(10))
                 .enable_all()
                 .build()
                 .wrap_err("cannot start the async runtime");

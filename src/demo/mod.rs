@@ -149,6 +149,7 @@ pub fn start(opts: DemoOptions, cancel: CancellationToken) -> Result<Demo> {
     let t = std::thread::Builder::new()
         .name("syncscope-demo".into())
         .spawn(move || {
+            crate::ingest::lower_thread_priority(10);
             let r = driver.run(&c);
             if r.is_err() {
                 // Nothing more will be written: let the rest stop too.

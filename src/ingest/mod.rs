@@ -289,6 +289,22 @@ pub async fn run(
     }
 }
 
+/// Lowers the calling thread's scheduling priority (Linux `nice` is per thread): background
+/// work in the UI's process (the demo's simulator and ingest, the query worker) yields the
+/// CPU to the thread that answers keys. Best effort: a failure changes nothing else.
+pub fn lower_thread_priority(nice: i32) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid and setpriority take and return plain integers.
+        unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            libc::setpriority(libc::PRIO_PROCESS, tid, nice);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
+}
+
 /// Frees committed batches on a thread of its own, so the single writer only writes.
 struct Dropper(Option<std::sync::mpsc::SyncSender<Vec<Event>>>);
 

@@ -228,13 +228,13 @@ impl AppState {
             Some(Drill::RefHistory {
                 project, ref_name, ..
             }) => ViewRequest::Events {
-                filter: EventFilter {
+                filter: Box::new(EventFilter {
                     sources: vec!["gerrit".into()],
                     subjects: vec![ref_name.clone()],
                     grep: Some(project.clone()),
                     min_severity: self.filters.min_severity,
                     ..EventFilter::default()
-                },
+                }),
                 anchor: self.history_nav.anchor,
                 order: Order::NewestFirst,
                 session: None,
@@ -251,7 +251,7 @@ impl AppState {
                     strip_minutes: HISTORY_MINUTES,
                 },
                 Pane::Timeline => ViewRequest::Events {
-                    filter: self.filters.event_filter(),
+                    filter: Box::new(self.filters.event_filter()),
                     anchor: self.timeline.anchor,
                     order: Order::NewestFirst,
                     session: None,
@@ -272,10 +272,10 @@ impl AppState {
 
     fn session_request(&self, corr: &str) -> ViewRequest {
         ViewRequest::Events {
-            filter: EventFilter {
+            filter: Box::new(EventFilter {
                 correlation_ids: vec![corr.to_string()],
                 ..EventFilter::default()
-            },
+            }),
             anchor: self.session_nav.anchor,
             order: Order::OldestFirst,
             session: Some(corr.to_string()),

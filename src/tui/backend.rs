@@ -59,7 +59,7 @@ pub enum ViewRequest {
         strip_minutes: usize,
     },
     Events {
-        filter: EventFilter,
+        filter: Box<EventFilter>,
         anchor: Anchor,
         order: Order,
         /// Totals for this correlation id (the session view).
@@ -194,7 +194,10 @@ impl Backend {
         let worker_busy = busy.clone();
         std::thread::Builder::new()
             .name("syncscope-query".into())
-            .spawn(move || Worker::new(reader, worker_busy).run(rx, out))
+            .spawn(move || {
+                crate::ingest::lower_thread_priority(5);
+                Worker::new(reader, worker_busy).run(rx, out)
+            })
             .wrap_err("cannot start the query thread")?;
         Ok(Backend {
             tx,
@@ -256,7 +259,7 @@ impl Worker {
             };
             let v = self.data_version();
             let changed = v != version;
-            if !fresh && !(changed && last_run.elapsed() >= MIN_REFRESH) {
+            if !(fresh || changed && last_run.elapsed() >= MIN_REFRESH) {
                 // Keep events/s moving on a quiet screen too.
                 if last_run.elapsed() < Duration::from_secs(1) {
                     continue;
@@ -490,6 +493,9 @@ pub fn load_window(
     })
 }
 
+/// A relay's change: when, the state after, the state before.
+type Change = (i64, Display, Display);
+
 /// Every relay of every target, with its state over the last `minutes` minutes rebuilt from
 /// the transition events (one query over the ngit events of the window).
 fn load_relays(r: &Reader, now: Timestamp, minutes: usize) -> Result<RelaysData> {
@@ -503,7 +509,7 @@ fn load_relays(r: &Reader, now: Timestamp, minutes: usize) -> Result<RelaysData>
             ..EventFilter::default()
         };
         // (target, relay) → [(ts, display after, display before)]
-        let mut changes: BTreeMap<(String, String), Vec<(i64, Display, Display)>> = BTreeMap::new();
+        let mut changes: BTreeMap<(String, String), Vec<Change>> = BTreeMap::new();
         for e in r.page_after(&f, None, 20_000)? {
             let (Some(target), Some(relay), Some(details)) = (
                 e.event.device_id.clone(),

@@ -136,15 +136,18 @@ pub struct Binding {
     pub hint: Option<&'static str>,
 }
 
-/// The default table (the issue's keys; STYLE.md's where the issue is silent).
-fn defaults() -> Vec<(
+/// One default: name, action, keys, help, help section, status-bar hint.
+type Row = (
     &'static str,
     Action,
     &'static [&'static str],
     &'static str,
     &'static str,
     Option<&'static str>,
-)> {
+);
+
+/// The default table (the issue's keys; STYLE.md's where the issue is silent).
+fn defaults() -> Vec<Row> {
     use Action as A;
     vec![
         ("up", A::Up, &["k", "up"], "move up", "Move", None),

@@ -146,7 +146,15 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         Constraint::Length(strip_width as u16),
     ];
     let header = Row::new([
-        "STATE", "RELAY", "TARGET", "CONNECTION/HEALTH", "IN", "STREAK", "FLAP", "LAST HOUR"])
+        "STATE",
+        "RELAY",
+        "TARGET",
+        "CONNECTION/HEALTH",
+        "IN",
+        "STREAK",
+        "FLAP",
+        "LAST HOUR",
+    ])
     .style(theme.header);
     frame.render_widget(
         Table::new(rows, widths).header(header).column_spacing(1),

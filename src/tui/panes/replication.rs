@@ -101,7 +101,11 @@ pub fn render_remotes(frame: &mut Frame, area: Rect, state: &AppState, theme: &T
         w(5),
         Constraint::Length(9),
         w(9),
-        if wide { Constraint::Fill(1) } else { Constraint::Length(0) },
+        if wide {
+            Constraint::Fill(1)
+        } else {
+            Constraint::Length(0)
+        },
     ];
     let header = Row::new([
         "STATUS",
@@ -263,13 +267,22 @@ mod tests {
     #[test]
     fn remotes_are_shortened_where_they_are_alike() {
         assert_eq!(
-            short_remote("ssh://replication@mirror-eu.example.org:29418/platform/core.git", 60),
+            short_remote(
+                "ssh://replication@mirror-eu.example.org:29418/platform/core.git",
+                60
+            ),
             "mirror-eu.example.org/platform/core.git"
         );
         assert_eq!(short_remote("file:///var/x.git", 60), "file:///var/x.git");
-        let s = short_remote("https://github.com/example-org/a-very-long-repository-name.git", 24);
+        let s = short_remote(
+            "https://github.com/example-org/a-very-long-repository-name.git",
+            24,
+        );
         assert_eq!(s.chars().count(), 24);
-        assert!(s.starts_with("https://gi") && s.ends_with("name.git"), "{s}");
+        assert!(
+            s.starts_with("https://gi") && s.ends_with("name.git"),
+            "{s}"
+        );
         assert_eq!(short_remote("mirror-node-1", 60), "mirror-node-1");
     }
 }

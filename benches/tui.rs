@@ -1,0 +1,361 @@
+//! The UI on a big store: frame render time, filter keystroke to updated screen, first frame,
+//! memory, and input latency under a live `demo --rate 20000` ingest.
+//!
+//! `cargo bench --bench tui -- [N]` (default 10,000,000 events; the store is the one the
+//! `query` bench caches). Targets (issue 5): a full frame at most 5 ms; a filter keystroke to
+//! updated screen at most 50 ms; the first frame within 150 ms of start; RSS at most 64 MB;
+//! input latency under a live 20,000 events/s ingest at most 60 ms.
+//!
+//! In process, the app is driven without a terminal (ratatui's TestBackend): the same
+//! `update`, the same queries the worker runs (`load_view`), the same `view`. The real
+//! binary runs in a pseudo-terminal for the first frame, RSS and latency under ingest.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use portable_pty::{native_pty_system, CommandBuilder, PtySize};
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
+use syncscope::model::Timestamp;
+use syncscope::store::{self, Reader};
+use syncscope::tui::action::{Action, InputKey};
+use syncscope::tui::app::{update, AppState};
+use syncscope::tui::backend::{load_view, Loaded, StatusData};
+use syncscope::tui::keymap::Keymap;
+use syncscope::tui::theme::ThemeName;
+use syncscope::tui::view::view;
+use syncscope::tui::Pane;
+
+use support::{count_arg, median_max, ms, store_for};
+
+const SAMPLES: usize = 30;
+
+fn main() {
+    support::launcher_if_requested();
+    let n = count_arg(10_000_000);
+    let db = store_for(n);
+    let reader = store::open_reader(&db).expect("open store");
+    let newest: i64 = reader
+        .connection()
+        .query_row("SELECT max(ts) FROM events", [], |r| r.get(0))
+        .expect("newest");
+    // "Now" is just after the store's newest event, so the last hour has events in it.
+    let now = Timestamp::from_nanos(newest + 1_000_000_000);
+    println!("store: {n} events ({})", db.display());
+    let mut rows = Vec::new();
+
+    // Frames: each pane with its data loaded, drawn again and again.
+    for (w, h) in [(200u16, 50u16), (80, 24)] {
+        for pane in [
+            Pane::Overview,
+            Pane::Timeline,
+            Pane::Session,
+            Pane::Relays,
+            Pane::Replication,
+        ] {
+            let mut st = AppState::new("bench".into(), ThemeName::Dark, (w, h), now);
+            update(&mut st, Action::GoPane(pane));
+            if pane == Pane::Session {
+                // The session of the newest event that has one.
+                load(&mut st, &reader, now);
+                update(&mut st, Action::GoPane(Pane::Timeline));
+                load(&mut st, &reader, now);
+                let corr = (0..200).find_map(|_| {
+                    let c = st.selected_event()?.event.correlation_id.clone();
+                    if c.is_none() {
+                        update(&mut st, Action::Down);
+                    }
+                    c
+                });
+                st.session = corr;
+                update(&mut st, Action::GoPane(Pane::Session));
+            }
+            load(&mut st, &reader, now);
+            let mut term = Terminal::new(TestBackend::new(w, h)).expect("terminal");
+            let km = Keymap::default();
+            let mut samples: Vec<Duration> = (0..SAMPLES)
+                .map(|_| {
+                    let t = Instant::now();
+                    term.draw(|f| view(f, &st, &km)).expect("draw");
+                    t.elapsed()
+                })
+                .collect();
+            let (med, max) = median_max(&mut samples);
+            rows.push((format!("frame {w}×{h} {}", pane.title()), med, max, 5.0));
+        }
+    }
+
+    // A filter typed on the timeline: every keystroke runs the query and redraws.
+    for text in ["timeout", "Backfill completed"] {
+        let mut st = AppState::new("bench".into(), ThemeName::Dark, (200, 50), now);
+        update(&mut st, Action::GoPane(Pane::Timeline));
+        load(&mut st, &reader, now);
+        update(&mut st, Action::StartFilter);
+        let mut term = Terminal::new(TestBackend::new(200, 50)).expect("terminal");
+        let km = Keymap::default();
+        let mut samples = Vec::new();
+        for c in text.chars() {
+            let t = Instant::now();
+            update(&mut st, Action::Input(InputKey::Char(c)));
+            load(&mut st, &reader, now);
+            term.draw(|f| view(f, &st, &km)).expect("draw");
+            samples.push(t.elapsed());
+        }
+        let shown = st.window().map_or(0, |w| w.rows.len());
+        assert!(shown > 0, "the filter {text:?} found nothing");
+        let (med, max) = median_max(&mut samples);
+        rows.push((
+            format!("filter keystroke → screen, typing {text:?}"),
+            med,
+            max,
+            50.0,
+        ));
+    }
+
+    // The real binary, read-only on the store, in a pseudo-terminal.
+    let bin = env!("CARGO_BIN_EXE_syncscope");
+    let mut first_frames = Vec::new();
+    let mut first_data = Vec::new();
+    let mut rss = 0.0f64;
+    for round in 0..5 {
+        let mut p = Pty::spawn(
+            bin,
+            &["--db", db.to_str().unwrap_or_default(), "--no-ingest"],
+            200,
+            50,
+        );
+        let t = Instant::now();
+        p.wait_for("syncscope", 10);
+        first_frames.push(t.elapsed());
+        p.wait_for("newest errors", 10);
+        first_data.push(t.elapsed());
+        if round == 0 {
+            // Walk the panes, scroll to the oldest event and filter, sampling the RSS.
+            let pid = p.child.process_id().expect("pid");
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let sampler = {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut peak = 0.0f64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        peak = peak.max(rss_mib(pid));
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    peak
+                })
+            };
+            for keys in [
+                "4", "G", "g", "/", "timeout", "\r", "e", "a", "1", "2", "3", "5", "4", "\x1b",
+            ] {
+                p.send(keys);
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            rss = sampler.join().unwrap_or(f64::NAN);
+        }
+        p.send("q");
+        p.wait_exit(10);
+    }
+    let (med, max) = median_max(&mut first_frames);
+    rows.push((
+        "first frame after start (real binary)".into(),
+        med,
+        max,
+        150.0,
+    ));
+    let (med, max) = median_max(&mut first_data);
+    rows.push((
+        "first frame with data (overview)".into(),
+        med,
+        max,
+        f64::NAN,
+    ));
+
+    // Input latency while the demo ingests 20,000 events/s: a key until the screen changes.
+    let mut latency = Vec::new();
+    let mut demo = Pty::spawn(bin, &["demo", "--rate", "20000"], 160, 45);
+    demo.wait_for("open sync sessions", 30);
+    std::thread::sleep(Duration::from_secs(3));
+    let ingest_rate = demo.screen();
+    for i in 0..40 {
+        let (key, want) = if i % 2 == 0 {
+            ("4", "Timeline: every")
+        } else {
+            ("3", "Relays: ")
+        };
+        let t = Instant::now();
+        demo.send(key);
+        demo.wait_for(want, 10);
+        latency.push(t.elapsed());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let rate_line = ingest_rate
+        .lines()
+        .rev()
+        .find(|l| l.contains("ev/s"))
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    demo.send("q");
+    demo.wait_exit(30);
+    let (med, max) = median_max(&mut latency);
+    let p95 = latency[latency.len() * 95 / 100 - 1];
+    rows.push((
+        "key → screen under demo --rate 20000".into(),
+        med,
+        max,
+        60.0,
+    ));
+
+    println!(
+        "\n{:<52} {:>9} {:>9} {:>8}",
+        "measure", "median", "max", "target"
+    );
+    let mut all_met = true;
+    for (name, med, max, target) in &rows {
+        let met = target.is_nan() || ms(*max) <= *target;
+        all_met &= met;
+        println!(
+            "{name:<52} {:>7.2}ms {:>7.2}ms {:>8}{}",
+            ms(*med),
+            ms(*max),
+            if target.is_nan() {
+                "-".to_string()
+            } else {
+                format!("{target}ms")
+            },
+            if met { "" } else { "  MISSED" }
+        );
+    }
+    println!(
+        "{:<52} {:>7.1}MiB {:>18}{}",
+        "peak RSS of the UI on the store (real binary, sampled)",
+        rss,
+        "64MB",
+        if rss <= 61.0 { "" } else { "  MISSED" }
+    );
+    println!(
+        "key → screen under demo --rate 20000: p95 {:.2}ms; status bar then: {rate_line}",
+        ms(p95)
+    );
+    println!("all targets met: {}", all_met && rss <= 61.0);
+}
+
+/// Loads the current screen's data as the worker does, and applies it.
+fn load(st: &mut AppState, r: &Reader, now: Timestamp) {
+    let req = st.request();
+    let data = load_view(r, &req, now).expect("load view");
+    update(
+        st,
+        Action::Loaded(Box::new(Loaded {
+            request: req,
+            status: StatusData::default(),
+            data: Some(data),
+            error: None,
+            took: Duration::ZERO,
+        })),
+    );
+}
+
+/// The real binary in a pseudo-terminal (as the PTY tests do).
+struct Pty {
+    writer: Box<dyn Write + Send>,
+    child: Box<dyn portable_pty::Child + Send + Sync>,
+    parser: Arc<Mutex<vt100::Parser>>,
+    _master: Box<dyn portable_pty::MasterPty + Send>,
+}
+
+impl Pty {
+    fn spawn(bin: &str, args: &[&str], cols: u16, rows: u16) -> Pty {
+        let pty = native_pty_system()
+            .openpty(PtySize {
+                rows,
+                cols,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .expect("openpty");
+        let mut cmd = CommandBuilder::new(bin);
+        cmd.args(args);
+        cmd.env("TERM", "xterm-256color");
+        cmd.env_remove("SYNCSCOPE_DB");
+        cmd.env_remove("SYNCSCOPE_CONFIG");
+        let child = pty.slave.spawn_command(cmd).expect("spawn");
+        drop(pty.slave);
+        let mut reader = pty.master.try_clone_reader().expect("reader");
+        let writer = pty.master.take_writer().expect("writer");
+        let parser = Arc::new(Mutex::new(vt100::Parser::new(
+            std::num::NonZeroU16::new(rows).expect("rows"),
+            std::num::NonZeroU16::new(cols).expect("cols"),
+            0,
+        )));
+        let p2 = parser.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 16384];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                if let Ok(mut p) = p2.lock() {
+                    p.process(&buf[..n]);
+                }
+            }
+        });
+        Pty {
+            writer,
+            child,
+            parser,
+            _master: pty.master,
+        }
+    }
+
+    fn send(&mut self, keys: &str) {
+        let _ = self.writer.write_all(keys.as_bytes());
+        let _ = self.writer.flush();
+    }
+
+    fn screen(&self) -> String {
+        self.parser
+            .lock()
+            .map(|p| p.screen().contents())
+            .unwrap_or_default()
+    }
+
+    fn wait_for(&self, text: &str, secs: u64) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while !self.screen().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {text:?}:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn wait_exit(&mut self, secs: u64) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while self.child.try_wait().ok().flatten().is_none() {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("did not exit:\n{}", self.screen());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The current resident set of a process, in MiB. (Its VmHWM is not used: a child forked from
+/// this big bench process can report the parent's high-water mark.)
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
