@@ -132,6 +132,9 @@ mod tests {
             crate::sources::SourceSpec::parse(s).unwrap();
         }
         assert_eq!(c.ingest.retention_days, Some(7));
+        // Its theme and key overrides are valid too.
+        assert!(crate::tui::theme::ThemeName::parse(c.tui.theme.as_deref().unwrap()).is_some());
+        crate::commands::tui::keymap(&c).unwrap();
     }
 
     #[test]
@@ -147,6 +150,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("retention_days"), "{err}");
+    }
+
+    #[test]
+    fn bad_keys_in_the_config_are_errors_naming_them() {
+        let c = Config::parse("[keys]\nquit = \"j\"", Path::new("c.toml")).unwrap();
+        let e = crate::commands::tui::keymap(&c).unwrap_err().to_string();
+        assert!(e.contains("quit") && e.contains("down"), "{e}");
+        let c = Config::parse("[keys]\nquit = [\"x\", \"F1\"]", Path::new("c.toml")).unwrap();
+        assert!(crate::commands::tui::keymap(&c).is_err(), "F1 is help's");
+        assert!(Config::parse("[tui]\nthem = \"x\"", Path::new("c.toml")).is_err());
     }
 
     #[test]

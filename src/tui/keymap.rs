@@ -501,6 +501,22 @@ impl Keymap {
             .collect()
     }
 
+    /// The keys table of the README, rows only (`| j ↓ | move down | down |`).
+    pub fn markdown_rows(&self) -> String {
+        self.bindings
+            .iter()
+            .map(|b| {
+                let keys = b
+                    .keys
+                    .iter()
+                    .map(|k| format!("`{}`", k.to_string().replace('|', "\\|")))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                format!("| {keys} | {} | `{}` |\n", b.help, b.name)
+            })
+            .collect()
+    }
+
     /// Help lines by section: `(section, [(keys, help)])`, in table order.
     pub fn help(&self) -> Vec<(&'static str, Vec<(String, &'static str)>)> {
         let mut out: Vec<(&'static str, Vec<(String, &'static str)>)> = Vec::new();
@@ -581,6 +597,22 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("hyper-q"));
+    }
+
+    #[test]
+    fn the_readme_lists_exactly_the_keys_of_the_table() {
+        let readme = include_str!("../../README.md");
+        let start = readme.find("|---|---|---|\n").expect("keys table") + 14;
+        let end = readme[start..]
+            .find("<!-- keys:end -->")
+            .expect("end marker")
+            + start;
+        let want = Keymap::default().markdown_rows();
+        assert_eq!(
+            &readme[start..end],
+            want,
+            "README keys table; expected:\n{want}"
+        );
     }
 
     #[test]
