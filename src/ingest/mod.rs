@@ -24,6 +24,10 @@ use crate::store::{BatchOutcome, Writer};
 
 /// Batches in flight between sources and the writer; bounds ingest memory.
 const CHANNEL_BATCHES: usize = 4;
+/// At most this many queued batches, and about this many events, go into one transaction
+/// when the writer is behind (fewer, larger commits; see `Writer::commit_all`).
+const MERGE_BATCHES: usize = 4;
+const MERGE_EVENTS: usize = 20_000;
 /// How often retention runs while following.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -81,18 +85,34 @@ impl SourceState {
     }
 }
 
+/// One source's batch on its way to the writer.
+pub struct QueuedBatch {
+    source: String,
+    events: Vec<Event>,
+    /// `events[i].dedup_key()`, computed on the source's thread.
+    keys: Vec<i64>,
+    /// State changes carried by events, by event index.
+    ref_updates: Vec<(usize, RefUpdate)>,
+    rejects: Vec<Reject>,
+    checkpoint: Option<String>,
+}
+
+impl QueuedBatch {
+    fn as_batch(&self) -> crate::store::Batch<'_> {
+        crate::store::Batch {
+            source: &self.source,
+            events: &self.events,
+            keys: &self.keys,
+            ref_updates: &self.ref_updates,
+            rejects: &self.rejects,
+            checkpoint: self.checkpoint.as_deref(),
+        }
+    }
+}
+
 /// What source tasks send to the writer.
 pub enum SourceMsg {
-    Batch {
-        source: String,
-        events: Vec<Event>,
-        /// `events[i].dedup_key()`, computed on the source's thread.
-        keys: Vec<i64>,
-        /// State changes carried by events, by event index.
-        ref_updates: Vec<(usize, RefUpdate)>,
-        rejects: Vec<Reject>,
-        checkpoint: Option<String>,
-    },
+    Batch(QueuedBatch),
     Status {
         source: String,
         state: SourceState,
@@ -130,14 +150,14 @@ impl SourceCtx {
             return Ok(());
         }
         self.tx
-            .blocking_send(SourceMsg::Batch {
+            .blocking_send(SourceMsg::Batch(QueuedBatch {
                 source: self.key.clone(),
                 keys: events.iter().map(Event::dedup_key).collect(),
                 events,
                 ref_updates,
                 rejects,
                 checkpoint,
-            })
+            }))
             .map_err(|_| eyre!("the store writer stopped"))
     }
 
@@ -333,36 +353,46 @@ fn write_loop(
 ) -> Result<IngestReport> {
     let mut report = IngestReport::new();
     let dropper = Dropper::new();
-    while let Some(msg) = rx.blocking_recv() {
+    let mut next = None;
+    while let Some(msg) = next.take().or_else(|| rx.blocking_recv()) {
         match msg {
-            SourceMsg::Batch {
-                source,
-                events,
-                keys,
-                ref_updates,
-                rejects,
-                checkpoint,
-            } => {
-                let out = writer.commit(&crate::store::Batch {
-                    source: &source,
-                    events: &events,
-                    keys: &keys,
-                    ref_updates: &ref_updates,
-                    rejects: &rejects,
-                    checkpoint: checkpoint.as_deref(),
-                })?;
-                // Freeing thousands of events is work the writer need not wait for.
-                dropper.discard(events);
-                if log_status && out.rejected > 0 {
-                    for r in &rejects {
-                        eprintln!(
-                            "syncscope: {source}: rejected {}: {}",
-                            crate::sanitize::one_line(&r.location),
-                            crate::sanitize::one_line(&r.reason)
-                        );
+            SourceMsg::Batch(first) => {
+                // Batches already waiting go into the same transaction (a message of another
+                // kind waits for the next turn).
+                let mut group = vec![first];
+                let mut events = group[0].events.len();
+                while group.len() < MERGE_BATCHES && events < MERGE_EVENTS {
+                    match rx.try_recv() {
+                        Ok(SourceMsg::Batch(b)) => {
+                            events += b.events.len();
+                            group.push(b);
+                        }
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
                     }
                 }
-                *report.entry(source).or_default() += out;
+                let batches: Vec<crate::store::Batch<'_>> =
+                    group.iter().map(QueuedBatch::as_batch).collect();
+                let outs = writer.commit_all(&batches)?;
+                drop(batches);
+                for (b, out) in group.into_iter().zip(outs) {
+                    if log_status && out.rejected > 0 {
+                        for r in &b.rejects {
+                            eprintln!(
+                                "syncscope: {}: rejected {}: {}",
+                                b.source,
+                                crate::sanitize::one_line(&r.location),
+                                crate::sanitize::one_line(&r.reason)
+                            );
+                        }
+                    }
+                    *report.entry(b.source).or_default() += out;
+                    // Freeing thousands of events is work the writer need not wait for.
+                    dropper.discard(b.events);
+                }
             }
             SourceMsg::Status {
                 source,

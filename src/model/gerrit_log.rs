@@ -92,7 +92,9 @@ pub fn parse_record_start(line: &str, zone: &LogZone) -> Result<LogRecord, Strin
         .or_else(|| line.strip_suffix(']').map(|s| s.len()))
         .ok_or_else(|| "no ']' after the timestamp".to_string())?;
     let ts_text = &line[1..close];
-    let local = NaiveDateTime::parse_from_str(ts_text, "%Y-%m-%d %H:%M:%S,%3f")
+    let local = fast_timestamp(ts_text)
+        .ok_or(())
+        .or_else(|_| NaiveDateTime::parse_from_str(ts_text, "%Y-%m-%d %H:%M:%S,%3f"))
         .or_else(|_| NaiveDateTime::parse_from_str(ts_text, "%Y-%m-%d %H:%M:%S%.f"))
         .map_err(|_| format!("timestamp '{ts_text}' is not yyyy-MM-dd HH:mm:ss,SSS"))?;
     let timestamp = zone
@@ -121,6 +123,29 @@ pub fn parse_record_start(line: &str, zone: &LogZone) -> Result<LogRecord, Strin
         legacy_id,
         trace: Vec::new(),
     })
+}
+
+/// `yyyy-MM-dd HH:mm:ss,SSS` exactly, read without a format string (the usual layout; anything
+/// else, leap seconds included, is left to chrono).
+fn fast_timestamp(t: &str) -> Option<NaiveDateTime> {
+    let b = t.as_bytes();
+    if b.len() != 23 || b[4] != b'-' || b[7] != b'-' || b[10] != b' ' || b[13] != b':' {
+        return None;
+    }
+    if b[16] != b':' || b[19] != b',' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        b[r].iter().try_fold(0u32, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    let date = chrono::NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
+    let (h, mi, sec, ms) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..23)?);
+    if sec > 59 {
+        return None;
+    }
+    Some(date.and_time(chrono::NaiveTime::from_hms_milli_opt(h, mi, sec, ms)?))
 }
 
 fn parse_json_record(line: &str, zone: &LogZone) -> Result<LogRecord, String> {
@@ -389,24 +414,33 @@ pub fn record_event(rec: &LogRecord, pull: bool) -> Event {
     let duration = (kind == "log_completed")
         .then(|| number_before(m, "ms, ").or_else(|| number_before(m, "ms")))
         .flatten();
-    let mut details = serde_json::Map::new();
-    if !rec.context.is_empty() {
-        let c: serde_json::Map<String, serde_json::Value> = rec
+    // Written straight from borrowed parts, fields (and context keys) in sorted order, as a
+    // `serde_json::Map` would write them (the later of two equal context keys wins).
+    #[derive(serde::Serialize)]
+    struct Details<'a> {
+        #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        context: std::collections::BTreeMap<&'a str, &'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        delay_ms: Option<i64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retries: Option<i64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        trace: Option<String>,
+    }
+    let details = Details {
+        context: rec
             .context
             .iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-            .collect();
-        details.insert("context".into(), c.into());
-    }
-    if let Some(d) = number_before(m, "ms delay") {
-        details.insert("delay_ms".into(), d.into());
-    }
-    if let Some(r) = number_before(m, " retries") {
-        details.insert("retries".into(), r.into());
-    }
-    if !rec.trace.is_empty() {
-        details.insert("trace".into(), rec.trace.join("\n").into());
-    }
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect(),
+        delay_ms: number_before(m, "ms delay"),
+        retries: number_before(m, " retries"),
+        trace: (!rec.trace.is_empty()).then(|| rec.trace.join("\n")),
+    };
+    let has_details = !details.context.is_empty()
+        || details.delay_ms.is_some()
+        || details.retries.is_some()
+        || details.trace.is_some();
     let mut summary = m.to_string();
     if let Some(first) = rec.trace.first() {
         summary.push_str(": ");
@@ -425,7 +459,9 @@ pub fn record_event(rec: &LogRecord, pull: bool) -> Event {
         .into(),
         severity,
         summary,
-        details: (!details.is_empty()).then(|| serde_json::Value::Object(details).to_string()),
+        details: has_details
+            .then(|| serde_json::to_string(&details).ok())
+            .flatten(),
         correlation_id: push_id,
         peer_device_id: uri,
         model_types: None,
@@ -445,6 +481,61 @@ mod tests {
 
     fn rec(line: &str) -> LogRecord {
         parse_record_start(line, &cet()).unwrap()
+    }
+
+    #[test]
+    fn fast_timestamps_read_as_chrono_reads_them() {
+        for t in [
+            "2025-03-14 10:30:00,112",
+            "1999-12-31 23:59:59,999",
+            "2024-02-29 00:00:00,000",
+            "2025-02-29 00:00:00,000",
+            "2025-03-14 24:00:00,000",
+            "2025-03-14 10:30:60,000",
+            "2025-03-14 10:30:00.112",
+            "2025-03-14 10:30:00,1120",
+            "2025-03-14 10:3a:00,112",
+            "+025-03-14 10:30:00,112",
+        ] {
+            let chrono = NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S,%3f").ok();
+            // None leaves it to chrono (the signed year, the leap second and every error).
+            if let Some(fast) = fast_timestamp(t) {
+                assert_eq!(Some(fast), chrono, "{t}");
+            }
+        }
+        for t in ["2025-03-14 10:30:00,112", "2024-02-29 00:00:00,000"] {
+            assert!(fast_timestamp(t).is_some(), "{t}");
+        }
+    }
+
+    #[test]
+    fn details_are_the_json_a_map_would_write() {
+        let r = rec(
+            "[2025-03-14 10:30:00,112] Replication to ssh://h/p.git completed in 612ms, 15007ms delay, 2 retries [CONTEXT b=\"2\" a=\"q\\\"uote\" b=\"3\" ]",
+        );
+        let mut r2 = r.clone();
+        r2.trace = vec!["java.io.IOException: x\ty".into(), "\tat y".into()];
+        for r in [r, r2] {
+            let e = record_event(&r, false);
+            let mut want = serde_json::Map::new();
+            let c: serde_json::Map<String, serde_json::Value> = r
+                .context
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect();
+            want.insert("context".into(), c.into());
+            want.insert("delay_ms".into(), 15007.into());
+            want.insert("retries".into(), 2.into());
+            if !r.trace.is_empty() {
+                want.insert("trace".into(), r.trace.join("\n").into());
+            }
+            assert_eq!(
+                e.details.as_deref(),
+                Some(serde_json::Value::Object(want).to_string().as_str())
+            );
+        }
+        let plain = record_event(&rec("[2025-03-14 10:30:00,112] something else"), false);
+        assert_eq!(plain.details, None);
     }
 
     #[test]

@@ -54,11 +54,53 @@ pub struct Batch<'a> {
 
 pub struct Writer {
     conn: Connection,
-    interned: Interned,
+    interned: Interner,
 }
 
 /// The string -> id cache of interned strings (a fast, fixed-seed hash: keys are our own).
 type Interned = HashMap<String, i64, Xxh3DefaultBuilder>;
+
+/// Interns strings through a bounded cache, and knows which ids the current transaction made.
+#[derive(Default)]
+struct Interner {
+    cache: Interned,
+    /// The first id the current transaction interned. `strings` rows are never deleted and
+    /// rowids grow, so every id from it on is new in this transaction: no stored row refers to
+    /// it yet.
+    fresh_from: Option<i64>,
+}
+
+impl Interner {
+    fn id(&mut self, tx: &Transaction<'_>, text: &str) -> Result<i64> {
+        if let Some(id) = self.cache.get(text) {
+            return Ok(*id);
+        }
+        // New strings are the common miss (high-cardinality refs, push ids): insert first,
+        // look up only when it was there already.
+        let inserted = tx
+            .prepare_cached("INSERT OR IGNORE INTO strings (text) VALUES (?1)")?
+            .execute([text])?;
+        let id = if inserted == 1 {
+            let id = tx.last_insert_rowid();
+            self.fresh_from.get_or_insert(id);
+            id
+        } else {
+            tx.prepare_cached("SELECT id FROM strings WHERE text = ?1")?
+                .query_row([text], |r| r.get(0))?
+        };
+        self.cache.insert(text.to_string(), id);
+        Ok(id)
+    }
+
+    fn id_opt(&mut self, tx: &Transaction<'_>, text: Option<&str>) -> Result<Option<i64>> {
+        text.map(|t| self.id(tx, t)).transpose()
+    }
+
+    /// Interned by the current transaction.
+    fn is_fresh(&self, id: i64) -> bool {
+        self.fresh_from.is_some_and(|f| id >= f)
+    }
+}
 
 /// Rows per multi-row INSERT, largest first: a batch is cut greedily into these. Big
 /// statements amortise SQLite's per-statement costs (a multi-row INSERT keeps a statement
@@ -172,7 +214,7 @@ fn next_event_id(tx: &Transaction<'_>) -> Result<i64> {
 /// a duplicate from a hash collision.
 fn insert_events(
     tx: &Transaction<'_>,
-    cache: &mut Interned,
+    strings: &mut Interner,
     events: &[Event],
     keys: &[i64],
     tally: &mut Tally,
@@ -199,14 +241,14 @@ fn insert_events(
                 ts: e.timestamp.as_nanos(),
                 key,
                 ids: [
-                    Some(intern(tx, cache, &e.source)?),
-                    intern_opt(tx, cache, e.device_id.as_deref())?,
-                    Some(intern(tx, cache, &e.event_type)?),
-                    Some(intern(tx, cache, &e.category)?),
-                    intern_opt(tx, cache, e.correlation_id.as_deref())?,
-                    intern_opt(tx, cache, e.peer_device_id.as_deref())?,
-                    intern_opt(tx, cache, e.model_types.as_deref())?,
-                    intern_opt(tx, cache, e.subject.as_deref())?,
+                    Some(strings.id(tx, &e.source)?),
+                    strings.id_opt(tx, e.device_id.as_deref())?,
+                    Some(strings.id(tx, &e.event_type)?),
+                    Some(strings.id(tx, &e.category)?),
+                    strings.id_opt(tx, e.correlation_id.as_deref())?,
+                    strings.id_opt(tx, e.peer_device_id.as_deref())?,
+                    strings.id_opt(tx, e.model_types.as_deref())?,
+                    strings.id_opt(tx, e.subject.as_deref())?,
                 ],
             });
         }
@@ -248,15 +290,16 @@ fn insert_events(
     Ok(())
 }
 
-/// Applies the ref updates of the events stored in this transaction to `ref_state`: each key
-/// read once, its updates applied in order in memory, written once. Keys are interned ids with
-/// the ref first: new refs get new, higher ids, so their rows go in at the right edge instead
-/// of at random places among the text of millions of `refs/changes/...`.
+/// Applies the ref updates of the events stored in this transaction (each with the id of its
+/// event, in order) to `ref_state`: each key read once, its updates applied in order in memory,
+/// written once. Keys are interned ids with the ref first: new refs get new, higher ids, so
+/// their rows go in at the right edge instead of at random places among the text of millions of
+/// `refs/changes/...`. A key with an id interned by this transaction has no row yet (rows are
+/// written only at the end of this, the transaction's one call): no need to look.
 fn apply_ref_updates(
     tx: &Transaction<'_>,
-    cache: &mut Interned,
-    updates: &[(usize, RefUpdate)],
-    ids: &[Option<i64>],
+    strings: &mut Interner,
+    updates: &[(&RefUpdate, i64)],
 ) -> Result<()> {
     if updates.is_empty() {
         return Ok(());
@@ -266,27 +309,27 @@ fn apply_ref_updates(
          FROM ref_state WHERE ref = ?1 AND remote = ?2 AND project = ?3",
     )?;
     // Key -> index into `states`, in first-touched order.
-    let mut touched: HashMap<(i64, i64, i64), usize> = HashMap::new();
-    let mut states: Vec<((i64, i64, i64), RefState, i64)> = Vec::new();
-    for (idx, u) in updates {
-        let Some(Some(event_id)) = ids.get(*idx) else {
-            continue;
-        };
+    let mut touched: HashMap<(i64, i64, i64), usize, Xxh3DefaultBuilder> = HashMap::default();
+    // (key, state, id of the last event that changed it).
+    type Changed = ((i64, i64, i64), Option<RefState>, i64);
+    let mut states: Vec<Changed> = Vec::new();
+    for &(u, event_id) in updates {
         let key = (
-            intern(tx, cache, &u.ref_name)?,
-            intern(tx, cache, &u.remote)?,
-            intern(tx, cache, &u.project)?,
+            strings.id(tx, &u.ref_name)?,
+            strings.id(tx, &u.remote)?,
+            strings.id(tx, &u.project)?,
         );
         if let Some(&i) = touched.get(&key) {
             let (_, state, last) = &mut states[i];
-            if let Some(next) = RefState::apply(Some(state.clone()), u) {
-                *state = next;
-            }
-            *last = *event_id;
+            // Never None again: a known state stays known.
+            *state = RefState::apply(state.take(), u);
+            *last = event_id;
             continue;
         }
-        let old = get
-            .query_row(params![key.0, key.1, key.2], |r| {
+        let stored =
+            !(strings.is_fresh(key.0) || strings.is_fresh(key.1) || strings.is_fresh(key.2));
+        let old = if stored {
+            get.query_row(params![key.0, key.1, key.2], |r| {
                 Ok(RefState {
                     project: u.project.clone(),
                     remote: u.remote.clone(),
@@ -306,10 +349,13 @@ fn apply_ref_updates(
                     scheduled_since: r.get(8)?,
                 })
             })
-            .optional()?;
+            .optional()?
+        } else {
+            None
+        };
         // A log note about a ref no event has reported yet changes nothing.
         if let Some(state) = RefState::apply(old, u) {
-            states.push((key, state, *event_id));
+            states.push((key, Some(state), event_id));
             touched.insert(key, states.len() - 1);
         }
     }
@@ -324,6 +370,7 @@ fn apply_ref_updates(
             scheduled_since = excluded.scheduled_since, event_id = excluded.event_id",
     )?;
     for ((r, remote, project), s, event_id) in &states {
+        let Some(s) = s else { continue };
         put.execute(params![
             r,
             remote,
@@ -341,6 +388,75 @@ fn apply_ref_updates(
         ])?;
     }
     Ok(())
+}
+
+/// One batch's events, rejects, checkpoint and batch record, inside the caller's transaction;
+/// collects the ref updates of the events stored now and the per-minute counts to add.
+fn store_batch<'b>(
+    tx: &Transaction<'_>,
+    strings: &mut Interner,
+    b: &Batch<'b>,
+    now: i64,
+    updates: &mut Vec<(&'b RefUpdate, i64)>,
+    counts: &mut HashMap<(i64, i64, i64), i64>,
+) -> Result<BatchOutcome> {
+    let Batch {
+        source,
+        events,
+        keys,
+        ref_updates,
+        rejects,
+        checkpoint,
+    } = *b;
+    let mut tally = Tally {
+        ids: vec![None; events.len()],
+        ..Tally::default()
+    };
+    insert_events(tx, strings, events, keys, &mut tally)?;
+    for (idx, u) in ref_updates {
+        // Only for events stored now: an event read twice changes nothing twice.
+        if let Some(Some(event_id)) = tally.ids.get(*idx) {
+            updates.push((u, *event_id));
+        }
+    }
+    for (k, n) in tally.counts.drain() {
+        *counts.entry(k).or_default() += n;
+    }
+    let mut rej = tx.prepare_cached(
+        "INSERT INTO rejects (source, location, reason, excerpt, received) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (source, location) DO UPDATE SET reason = excluded.reason, excerpt = excluded.excerpt, received = excluded.received",
+    )?;
+    for r in rejects {
+        rej.execute(params![source, r.location, r.reason, r.excerpt, now])?;
+        tally.out.rejected += 1;
+    }
+    if let Some(state) = checkpoint {
+        tx.prepare_cached(
+            "INSERT INTO checkpoints (source, state, updated) VALUES (?1, ?2, ?3)
+             ON CONFLICT (source) DO UPDATE SET state = excluded.state, updated = excluded.updated",
+        )?
+        .execute(params![source, state, now])?;
+    }
+    let out = tally.out;
+    if out.inserted > 0 || out.rejected > 0 || out.duplicates > 0 {
+        let mut max_event = tally.max_event;
+        if max_event == 0 {
+            max_event =
+                tx.query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| r.get(0))?;
+        }
+        tx.prepare_cached(
+            "INSERT INTO batches (received, source, max_event, inserted, duplicates, rejected) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            now,
+            source,
+            max_event,
+            out.inserted as i64,
+            out.duplicates as i64,
+            out.rejected as i64
+        ])?;
+    }
+    Ok(out)
 }
 
 /// Inserts one event, or finds it already stored; probes past hash collisions.
@@ -390,7 +506,7 @@ impl Writer {
     pub fn from_connection(conn: Connection) -> Self {
         Writer {
             conn,
-            interned: Interned::default(),
+            interned: Interner::default(),
         }
     }
 
@@ -432,89 +548,71 @@ impl Writer {
     /// Stores a batch whose dedup keys were computed already (on the source's thread), with
     /// the state changes its events carry, atomically.
     pub fn commit(&mut self, b: &Batch<'_>) -> Result<BatchOutcome> {
-        if b.keys.len() != b.events.len() {
-            color_eyre::eyre::bail!(
-                "{} dedup keys for {} events from {}",
-                b.keys.len(),
-                b.events.len(),
-                b.source
-            );
-        }
-        let result = self.try_commit(b);
-        if result.is_err() {
-            // Ids interned inside a rolled-back transaction no longer exist.
-            self.interned.clear();
-        }
-        result.wrap_err_with(|| format!("cannot store a batch from {}", b.source))
+        Ok(self
+            .commit_all(std::slice::from_ref(b))?
+            .into_iter()
+            .next()
+            .unwrap_or_default())
     }
 
-    fn try_commit(&mut self, b: &Batch<'_>) -> Result<BatchOutcome> {
-        let Batch {
-            source,
-            events,
-            keys,
-            ref_updates,
-            rejects,
-            checkpoint,
-        } = *b;
-        let now = super::unix_now();
-        if self.interned.len() > INTERN_CACHE_MAX {
-            self.interned.clear();
+    /// Stores several batches in one transaction, in order: all of them or none. A writer that
+    /// fell behind catches up with fewer, larger commits (each commit rewrites every page it
+    /// touched, and the random ones, such as the text index of `strings`, are touched again
+    /// by each). Returns what each batch did.
+    pub fn commit_all(&mut self, batches: &[Batch<'_>]) -> Result<Vec<BatchOutcome>> {
+        for b in batches {
+            if b.keys.len() != b.events.len() {
+                color_eyre::eyre::bail!(
+                    "{} dedup keys for {} events from {}",
+                    b.keys.len(),
+                    b.events.len(),
+                    b.source
+                );
+            }
         }
+        let result = self.try_commit(batches);
+        self.interned.fresh_from = None;
+        if result.is_err() {
+            // Ids interned inside a rolled-back transaction no longer exist.
+            self.interned.cache.clear();
+        }
+        result.wrap_err_with(|| {
+            let mut sources: Vec<&str> = batches.iter().map(|b| b.source).collect();
+            sources.dedup();
+            format!("cannot store a batch from {}", sources.join(", "))
+        })
+    }
+
+    fn try_commit(&mut self, batches: &[Batch<'_>]) -> Result<Vec<BatchOutcome>> {
+        let now = super::unix_now();
+        if self.interned.cache.len() > INTERN_CACHE_MAX {
+            self.interned.cache.clear();
+        }
+        self.interned.fresh_from = None;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut tally = Tally {
-            ids: vec![None; events.len()],
-            ..Tally::default()
-        };
+        let mut outs = Vec::with_capacity(batches.len());
         {
-            insert_events(&tx, &mut self.interned, events, keys, &mut tally)?;
-            apply_ref_updates(&tx, &mut self.interned, ref_updates, &tally.ids)?;
+            // `(minute, source id, severity)` -> events stored, over all batches.
+            let mut counts: HashMap<(i64, i64, i64), i64> = HashMap::new();
+            // The ref updates of the events stored now, with their event ids, in order.
+            let mut updates: Vec<(&RefUpdate, i64)> = Vec::new();
+            for b in batches {
+                let out = store_batch(&tx, &mut self.interned, b, now, &mut updates, &mut counts)?;
+                outs.push(out);
+            }
+            apply_ref_updates(&tx, &mut self.interned, &updates)?;
             let mut count = tx.prepare_cached(
                 "INSERT INTO event_counts (minute, source, severity, n) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (minute, source, severity) DO UPDATE SET n = n + excluded.n",
             )?;
-            for (&(minute, source, severity), &n) in &tally.counts {
+            for (&(minute, source, severity), &n) in &counts {
                 count.execute(params![minute, source, severity, n])?;
-            }
-            let mut rej = tx.prepare_cached(
-                "INSERT INTO rejects (source, location, reason, excerpt, received) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (source, location) DO UPDATE SET reason = excluded.reason, excerpt = excluded.excerpt, received = excluded.received",
-            )?;
-            for r in rejects {
-                rej.execute(params![source, r.location, r.reason, r.excerpt, now])?;
-                tally.out.rejected += 1;
-            }
-            if let Some(state) = checkpoint {
-                tx.prepare_cached(
-                    "INSERT INTO checkpoints (source, state, updated) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (source) DO UPDATE SET state = excluded.state, updated = excluded.updated",
-                )?
-                .execute(params![source, state, now])?;
-            }
-            let out = tally.out;
-            if out.inserted > 0 || out.rejected > 0 || out.duplicates > 0 {
-                let mut max_event = tally.max_event;
-                if max_event == 0 {
-                    max_event =
-                        tx.query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| r.get(0))?;
-                }
-                tx.prepare_cached(
-                    "INSERT INTO batches (received, source, max_event, inserted, duplicates, rejected) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )?
-                .execute(params![
-                    now,
-                    source,
-                    max_event,
-                    out.inserted as i64,
-                    out.duplicates as i64,
-                    out.rejected as i64
-                ])?;
             }
         }
         tx.commit()?;
-        Ok(tally.out)
+        Ok(outs)
     }
 
     /// Records a source's health (`ok`, `backoff`, `fault`, `done`) for every reader to see.
@@ -597,34 +695,6 @@ impl Writer {
             .execute("DELETE FROM rejects WHERE received < ?1", [cutoff])?;
         Ok(deleted)
     }
-}
-
-fn intern(tx: &Transaction<'_>, cache: &mut Interned, text: &str) -> Result<i64> {
-    if let Some(id) = cache.get(text) {
-        return Ok(*id);
-    }
-    let found: Option<i64> = tx
-        .prepare_cached("SELECT id FROM strings WHERE text = ?1")?
-        .query_row([text], |r| r.get(0))
-        .optional()?;
-    let id = match found {
-        Some(id) => id,
-        None => {
-            tx.prepare_cached("INSERT INTO strings (text) VALUES (?1)")?
-                .execute([text])?;
-            tx.last_insert_rowid()
-        }
-    };
-    cache.insert(text.to_string(), id);
-    Ok(id)
-}
-
-fn intern_opt(
-    tx: &Transaction<'_>,
-    cache: &mut Interned,
-    text: Option<&str>,
-) -> Result<Option<i64>> {
-    text.map(|t| intern(tx, cache, t)).transpose()
 }
 
 /// Is the row stored under (ts, key) the same event as `e` by the dedup definition?
@@ -855,6 +925,104 @@ mod tests {
         assert_eq!(counted(&w), 10);
         let empty_buckets: i64 = scalar(&w, "SELECT count(*) FROM event_counts WHERE n <= 0");
         assert_eq!(empty_buckets, 0);
+    }
+
+    /// Every ref state row, by text, as the status query sees it.
+    fn ref_rows(w: &Writer) -> Vec<String> {
+        w.connection()
+            .prepare(
+                "SELECT r.text || ' ' || m.text || ' ' || p.text || ' ' || direction || ' ' || status || ' ' ||
+                        when_s || ' ' || retrying || ' ' || attempts || ' ' || coalesce(last_success, '-') || ' ' ||
+                        coalesce(last_failure, '-') || ' ' || coalesce(last_error, '-') || ' ' ||
+                        coalesce(scheduled_since, '-') || ' ' || coalesce(event_id, '-')
+                 FROM ref_state s JOIN strings r ON r.id = s.ref JOIN strings m ON m.id = s.remote
+                 JOIN strings p ON p.id = s.project ORDER BY 1",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn ref_state_is_the_same_whether_batches_share_a_transaction_or_not() {
+        use crate::model::gerrit::{Direction, RefStatus};
+        // 12 batches of 10 events about 7 refs (some new in each batch, some seen before, in
+        // batches of the same and of an earlier transaction), one event stored twice.
+        let statuses = [
+            Some(RefStatus::Scheduled),
+            Some(RefStatus::Failed),
+            Some(RefStatus::Scheduled),
+            Some(RefStatus::Succeeded),
+            None,
+        ];
+        type Parts = (Vec<Event>, Vec<(usize, RefUpdate)>);
+        let batches: Vec<Parts> = (0..12)
+            .map(|b| {
+                let events: Vec<Event> = (0..10).map(|i| event(b * 10 + i)).collect();
+                let updates = (0..10)
+                    .map(|i| {
+                        let n = (b * 10 + i) as usize;
+                        (
+                            i as usize,
+                            RefUpdate {
+                                project: format!("p{}", n % 2),
+                                remote: "ssh://m".into(),
+                                ref_name: format!(
+                                    "refs/changes/{}",
+                                    (n * 5 / 7) % 7 + b as usize / 4
+                                ),
+                                direction: Direction::Push,
+                                status: statuses[n % statuses.len()],
+                                when: n as i64,
+                                detail: Some(format!("d{n}")),
+                                newer_only: false,
+                            },
+                        )
+                    })
+                    .collect();
+                (events, updates)
+            })
+            .collect();
+        let prepared: Vec<_> = batches
+            .into_iter()
+            .map(|(events, updates)| {
+                let keys: Vec<i64> = events.iter().map(Event::dedup_key).collect();
+                (events, updates, keys)
+            })
+            .collect();
+        let batch = |i: usize| Batch {
+            source: "s",
+            events: &prepared[i].0,
+            keys: &prepared[i].2,
+            ref_updates: &prepared[i].1,
+            rejects: &[],
+            checkpoint: None,
+        };
+        let (_d1, mut one) = writer();
+        let (_d2, mut grouped) = writer();
+        for i in 0..prepared.len() {
+            one.commit(&batch(i)).unwrap();
+        }
+        // The 5th batch again, inside a later group: its events are stored already and change
+        // nothing twice.
+        let mut order: Vec<usize> = (0..12).collect();
+        order.insert(7, 4);
+        for g in order.chunks(3) {
+            let bs: Vec<Batch<'_>> = g.iter().map(|&i| batch(i)).collect();
+            let outs = grouped.commit_all(&bs).unwrap();
+            assert_eq!(outs.len(), g.len());
+        }
+        let (_d3, mut again) = writer();
+        let b = batch(4);
+        let outs = again.commit_all(&[b, b]).unwrap();
+        assert_eq!((outs[0].inserted, outs[1].duplicates), (10, 10));
+        let rows = ref_rows(&one);
+        assert!(rows.len() >= 7, "{rows:?}");
+        assert_eq!(rows, ref_rows(&grouped));
+        assert_eq!(count(&one), count(&grouped));
+        assert_eq!(counted(&grouped), 120);
     }
 
     #[test]
