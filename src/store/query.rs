@@ -162,6 +162,12 @@ impl Reader {
             c.conds
                 .push(format!("e.severity >= {INDEXED_SEVERITY_MIN}"));
         }
+        // Errors only: an equality lets SQLite walk the index in time order (newest errors
+        // at once) instead of sorting every error of the store.
+        let top = Severity::Error.rank();
+        if lowest == Some(top) {
+            c.conds.push(format!("e.severity = {top}"));
+        }
         let types: Vec<String> = f
             .event_types
             .iter()
