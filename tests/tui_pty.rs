@@ -253,3 +253,23 @@ fn demo_shows_every_pane_with_live_data_and_cleans_up() {
     let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+#[test]
+fn a_panic_restores_the_terminal_and_prints_the_report_after() {
+    let s = sample_store();
+    let mut t = open(&s, 100, 30, &[("SYNCSCOPE_TEST_PANIC", "1")]);
+    let code = t.wait_exit(20);
+    assert_ne!(code, 0);
+    assert!(
+        t.left_alternate_screen(),
+        "alternate screen not left after a panic"
+    );
+    assert!(t.is_cooked(), "raw mode not undone after a panic");
+    // The report is printed on the restored screen, after leaving the alternate one.
+    let raw = String::from_utf8_lossy(&t.raw()).into_owned();
+    let left = raw.rfind("\x1b[?1049l").expect("left");
+    assert!(
+        raw[left..].contains("on purpose"),
+        "no panic report after restore"
+    );
+}

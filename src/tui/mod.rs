@@ -167,6 +167,11 @@ async fn ui_loop(
     let mut signals = terminal::Signals::new()?;
     backend.request(state.request());
     term.draw(&state, keymap)?;
+    // Debug builds only: lets the PTY tests check that a panic restores the terminal.
+    #[cfg(debug_assertions)]
+    if std::env::var_os("SYNCSCOPE_TEST_PANIC").is_some() {
+        panic!("SYNCSCOPE_TEST_PANIC: a panic after the first frame, on purpose");
+    }
     let mut dirty = false;
     loop {
         let mut actions: Vec<Action> = Vec::new();

@@ -1,4 +1,5 @@
-//! Rendered-buffer snapshots of every pane at 80×24 and 200×50, in colour and mono, from a
+//! Rendered-buffer snapshots of every pane at 80×24 (colour, mono, light), 200×50 and the
+//! minimum 60×15, from a
 //! store filled with the real samples (through the real parsers and writer). Times of day
 //! are redacted (they depend on the machine's zone); ages are computed from a fixed "now".
 
@@ -204,24 +205,32 @@ fn screens() -> Vec<(&'static str, AppState)> {
 }
 
 #[test]
-fn every_pane_at_80x24_and_200x50_in_colour_and_mono() {
+fn every_pane_at_80x24_200x50_and_the_minimum_in_each_theme() {
     let mut settings = insta::Settings::clone_current();
     settings.add_filter(r"\d\d-\d\d \d\d:\d\d:\d\d\.\d\d\d", "MM-DD hh:mm:ss.mmm");
     settings.add_filter(r"\b\d\d:\d\d:\d\d\b", "hh:mm:ss");
     settings.set_prepend_module_to_snapshot(false);
     settings.bind(|| {
         for (name, mut state) in screens() {
-            for (w, h) in [(80u16, 24u16), (200, 50)] {
+            for (w, h) in [(80u16, 24u16), (200, 50), (60, 15)] {
                 update(&mut state, Action::Resize(w, h));
-                for theme in [ThemeName::Dark, ThemeName::Mono] {
+                for theme in [ThemeName::Dark, ThemeName::Mono, ThemeName::Light] {
                     state.theme = theme;
                     let buf = render(&state, w, h);
-                    let t = if theme == ThemeName::Mono {
-                        "mono"
-                    } else {
-                        "colour"
+                    let t = match theme {
+                        ThemeName::Mono => "mono",
+                        ThemeName::Light => "light",
+                        ThemeName::Dark => "colour",
                     };
-                    if w == 80 {
+                    if w == 60 {
+                        // The minimum size, in the default theme.
+                        if theme == ThemeName::Dark {
+                            insta::assert_snapshot!(
+                                format!("{name}_{w}x{h}_minimum"),
+                                styled(&buf)
+                            );
+                        }
+                    } else if w == 80 {
                         insta::assert_snapshot!(format!("{name}_{w}x{h}_{t}"), styled(&buf));
                     } else {
                         // The wide screens as text (the styles are those of the 80×24 ones).
