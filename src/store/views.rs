@@ -167,13 +167,22 @@ impl Reader {
     }
 
     /// One page of a remote's refs, worst first (FAILED/UNKNOWN, retrying, SCHEDULED, then the
-    /// rest), then by project and ref; and how many refs the remote has.
+    /// rest), then by project and ref; and how many refs match. `text`: only refs whose name
+    /// or project contains it (case-insensitive).
     pub fn refs_of_remote(
         &self,
         remote: &str,
+        text: Option<&str>,
         offset: u64,
         limit: u64,
     ) -> Result<(Vec<RefState>, u64)> {
+        let like = text.filter(|t| !t.is_empty()).map(|t| {
+            let escaped = t
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            format!("%{escaped}%")
+        });
         let Some(rid) = self
             .connection()
             .prepare_cached("SELECT id FROM strings WHERE text = ?1")?
@@ -182,44 +191,52 @@ impl Reader {
         else {
             return Ok((Vec::new(), 0));
         };
+        const MATCH: &str =
+            "(?2 IS NULL OR r.text LIKE ?2 ESCAPE '\\' OR p.text LIKE ?2 ESCAPE '\\')";
         let total: i64 = self.connection().query_row(
-            "SELECT count(*) FROM ref_state WHERE remote = ?1",
-            [rid],
+            &format!(
+                "SELECT count(*) FROM ref_state s JOIN strings p ON p.id = s.project
+                 JOIN strings r ON r.id = s.ref WHERE s.remote = ?1 AND {MATCH}"
+            ),
+            rusqlite::params![rid, like],
             |r| r.get(0),
         )?;
-        let mut st = self.connection().prepare_cached(
+        let mut st = self.connection().prepare_cached(&format!(
             "SELECT p.text, r.text, s.direction, s.status, s.when_s, s.retrying, s.attempts,
                     s.last_success, s.last_failure, s.last_error, s.scheduled_since
              FROM ref_state s
              JOIN strings p ON p.id = s.project
              JOIN strings r ON r.id = s.ref
-             WHERE s.remote = ?1
+             WHERE s.remote = ?1 AND {MATCH}
              ORDER BY CASE WHEN s.status IN ('FAILED', 'UNKNOWN') THEN 0
                            WHEN s.retrying THEN 1
                            WHEN s.status = 'SCHEDULED' THEN 2 ELSE 3 END,
                       p.text, r.text
-             LIMIT ?2 OFFSET ?3",
+             LIMIT ?3 OFFSET ?4"
+        ))?;
+        let rows = st.query_map(
+            rusqlite::params![rid, like, limit as i64, offset as i64],
+            |r| {
+                Ok(RefState {
+                    project: r.get(0)?,
+                    remote: remote.to_string(),
+                    ref_name: r.get(1)?,
+                    direction: if r.get::<_, String>(2)? == "PULL" {
+                        Direction::Pull
+                    } else {
+                        Direction::Push
+                    },
+                    status: r.get(3)?,
+                    when: r.get(4)?,
+                    retrying: r.get(5)?,
+                    attempts: r.get(6)?,
+                    last_success: r.get(7)?,
+                    last_failure: r.get(8)?,
+                    last_error: r.get(9)?,
+                    scheduled_since: r.get(10)?,
+                })
+            },
         )?;
-        let rows = st.query_map(rusqlite::params![rid, limit as i64, offset as i64], |r| {
-            Ok(RefState {
-                project: r.get(0)?,
-                remote: remote.to_string(),
-                ref_name: r.get(1)?,
-                direction: if r.get::<_, String>(2)? == "PULL" {
-                    Direction::Pull
-                } else {
-                    Direction::Push
-                },
-                status: r.get(3)?,
-                when: r.get(4)?,
-                retrying: r.get(5)?,
-                attempts: r.get(6)?,
-                last_success: r.get(7)?,
-                last_failure: r.get(8)?,
-                last_error: r.get(9)?,
-                scheduled_since: r.get(10)?,
-            })
-        })?;
         let refs = rows
             .collect::<Result<Vec<_>, _>>()
             .wrap_err("cannot read a remote's refs")?;
@@ -470,11 +487,14 @@ mod tests {
         assert_eq!(list[0].remote, "b-bad");
         assert_eq!((list[0].refs, list[0].failed, list[0].scheduled), (3, 1, 1));
         assert!(!list[1].is_failed());
-        let (refs, total) = r.refs_of_remote("b-bad", 0, 2).unwrap();
+        let (refs, total) = r.refs_of_remote("b-bad", None, 0, 2).unwrap();
         assert_eq!(total, 3);
         assert_eq!(refs[0].ref_name, "refs/heads/dev");
         assert_eq!(refs[1].status, "SCHEDULED");
-        assert_eq!(r.refs_of_remote("nowhere", 0, 5).unwrap().1, 0);
+        assert_eq!(r.refs_of_remote("nowhere", None, 0, 5).unwrap().1, 0);
+        let (refs, total) = r.refs_of_remote("b-bad", Some("DEV"), 0, 5).unwrap();
+        assert_eq!((total, refs[0].ref_name.as_str()), (1, "refs/heads/dev"));
+        assert_eq!(r.refs_of_remote("b-bad", Some("%"), 0, 5).unwrap().1, 0);
     }
 
     #[test]

@@ -221,6 +221,7 @@ impl AppState {
                 let (offset, _) = self.refs_window();
                 ViewRequest::Refs {
                     remote: remote.clone(),
+                    text: self.filters.text.clone(),
                     offset,
                     limit: 3 * rows as u64,
                 }
@@ -452,7 +453,18 @@ fn same_list(a: &ViewRequest, b: &ViewRequest) -> bool {
                 ..
             },
         ) => fa == fb && oa == ob && sa == sb,
-        (ViewRequest::Refs { remote: ra, .. }, ViewRequest::Refs { remote: rb, .. }) => ra == rb,
+        (
+            ViewRequest::Refs {
+                remote: ra,
+                text: ta,
+                ..
+            },
+            ViewRequest::Refs {
+                remote: rb,
+                text: tb,
+                ..
+            },
+        ) => ra == rb && ta == tb,
         (ViewRequest::Overview { .. }, ViewRequest::Overview { .. }) => true,
         (ViewRequest::Relays { .. }, ViewRequest::Relays { .. }) => true,
         _ => a == b,

@@ -52,6 +52,7 @@ pub enum ViewRequest {
     Remotes,
     Refs {
         remote: String,
+        text: String,
         offset: u64,
         limit: u64,
     },
@@ -398,10 +399,11 @@ pub fn load_view(r: &Reader, req: &Request, now: Timestamp) -> Result<ViewData> 
         ViewRequest::Remotes => ViewData::Remotes(r.remote_summaries()?),
         ViewRequest::Refs {
             remote,
+            text,
             offset,
             limit,
         } => {
-            let (refs, total) = r.refs_of_remote(remote, *offset, *limit)?;
+            let (refs, total) = r.refs_of_remote(remote, Some(text), *offset, *limit)?;
             ViewData::Refs {
                 remote: remote.clone(),
                 offset: *offset,
