@@ -156,6 +156,26 @@ fn main() {
             }
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
             rss = sampler.join().unwrap_or(f64::NAN);
+            if std::env::var_os("SYNCSCOPE_BENCH_SMAPS").is_some() {
+                let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                println!("cmdline {:?}", String::from_utf8_lossy(&cmd));
+                let smaps =
+                    std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+                let mut cur = "";
+                for l in smaps.lines() {
+                    if l.split_whitespace()
+                        .next()
+                        .is_some_and(|a| a.contains('-') && !a.ends_with(':'))
+                    {
+                        cur = l;
+                    } else if let Some(v) = l.strip_prefix("Rss:") {
+                        let kb: u64 = v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0);
+                        if kb > 4000 {
+                            println!("{kb} kB {cur}");
+                        }
+                    }
+                }
+            }
         }
         p.send("q");
         p.wait_exit(10);

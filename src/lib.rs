@@ -43,6 +43,18 @@ pub fn main_entry() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let ui = match &cli.command {
+        None => true,
+        Some(Command::Demo(d)) => !d.headless,
+        Some(_) => false,
+    };
+    if ui && std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // The UI's query worker turns superseded queries into (ignored) errors: with
+        // RUST_BACKTRACE set, each would capture a backtrace (milliseconds, and ~100 MB once
+        // symbolized). Panics keep theirs (RUST_BACKTRACE); RUST_LIB_BACKTRACE=1 restores
+        // these. Set before any thread exists.
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
     let verbose = cli.verbose || std::env::var_os("RUST_BACKTRACE").is_some();
     if verbose {
         use std::io::IsTerminal;
