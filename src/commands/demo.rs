@@ -270,15 +270,7 @@ fn run_headless(args: &DemoArgs, db: Option<PathBuf>) -> Result<Outcome> {
     })?;
     let keep_dir = bg.workspace.dir.clone();
     let report = bg.stop()?;
-    for (source, out) in &report {
-        eprintln!(
-            "{}: {} new, {} already stored, {} rejected",
-            crate::sanitize::one_line(source),
-            out.inserted,
-            out.duplicates,
-            out.rejected
-        );
-    }
+    super::ingest::print_report(&report);
     if args.keep {
         eprintln!("kept {}", keep_dir.display());
     }

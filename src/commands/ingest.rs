@@ -41,22 +41,28 @@ pub fn run(args: IngestArgs, config: &Config, db: std::path::PathBuf) -> Result<
         ingest::run(db, specs, opts, cancel).await
     })?;
     if !args.quiet {
-        let mut rejected = 0;
-        for (source, out) in &report {
-            rejected += out.rejected;
-            eprintln!(
-                "{}: {} new, {} already stored, {} rejected",
-                crate::sanitize::one_line(source),
-                out.inserted,
-                out.duplicates,
-                out.rejected
-            );
-        }
+        let rejected = print_report(&report);
         if rejected > 0 {
             eprintln!("{rejected} input(s) could not be read: see `syncscope rejects`");
         }
     }
     Ok(Outcome::Ok)
+}
+
+/// Prints what each source stored, on stderr; returns how many lines were rejected in all.
+pub fn print_report(report: &crate::ingest::IngestReport) -> u64 {
+    let mut rejected = 0;
+    for (source, out) in report {
+        rejected += out.rejected;
+        eprintln!(
+            "{}: {} new, {} already stored, {} rejected",
+            crate::sanitize::one_line(source),
+            out.inserted,
+            out.duplicates,
+            out.rejected
+        );
+    }
+    rejected
 }
 
 /// The ingest options: the command line, else the config, else the defaults.

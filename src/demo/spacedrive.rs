@@ -15,26 +15,8 @@ use super::story::{self, CYCLE};
 use super::{filler_interval, Agenda, Rng, Vt, SEC};
 
 /// The table as Spacedrive creates it (spacedrive.md §1).
-pub const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS sync_event_log (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  timestamp TEXT NOT NULL,
-  device_id TEXT NOT NULL,
-  event_type TEXT NOT NULL,
-  category TEXT NOT NULL,
-  severity TEXT NOT NULL,
-  summary TEXT NOT NULL,
-  details TEXT,
-  correlation_id TEXT,
-  peer_device_id TEXT,
-  model_types TEXT,
-  record_count INTEGER,
-  duration_ms INTEGER
-);
-CREATE INDEX IF NOT EXISTS idx_sync_event_log_timestamp ON sync_event_log(timestamp);
-CREATE INDEX IF NOT EXISTS idx_sync_event_log_type ON sync_event_log(event_type);
-CREATE INDEX IF NOT EXISTS idx_sync_event_log_correlation ON sync_event_log(correlation_id);
-";
+/// The real `sync_event_log` schema (the one `events --format sql` writes).
+pub const SCHEMA: &str = crate::export::SQL_SCHEMA;
 
 /// Rows kept before the oldest are pruned (Spacedrive prunes by age; a fast demo by count).
 const KEEP_ROWS: i64 = 300_000;

@@ -6,4 +6,4 @@ mod atomic;
 mod formats;
 
 pub use atomic::{write_output, write_stream, Output};
-pub use formats::{EventWriter, Format};
+pub use formats::{EventWriter, Format, SQL_SCHEMA};

@@ -462,7 +462,6 @@ impl Reader {
         project: Option<&str>,
         remote: Option<&str>,
     ) -> Result<Vec<crate::model::gerrit::RefState>> {
-        use crate::model::gerrit::{Direction, RefState};
         let mut st = self.conn.prepare_cached(
             "SELECT p.text, m.text, r.text, s.direction, s.status, s.when_s, s.retrying, s.attempts,
                     s.last_success, s.last_failure, s.last_error, s.scheduled_since
@@ -474,26 +473,7 @@ impl Reader {
                AND (?2 IS NULL OR s.remote = (SELECT id FROM strings WHERE text = ?2))
              ORDER BY m.text, p.text, r.text",
         )?;
-        let rows = st.query_map(rusqlite::params![project, remote], |r| {
-            Ok(RefState {
-                project: r.get(0)?,
-                remote: r.get(1)?,
-                ref_name: r.get(2)?,
-                direction: if r.get::<_, String>(3)? == "PULL" {
-                    Direction::Pull
-                } else {
-                    Direction::Push
-                },
-                status: r.get(4)?,
-                when: r.get(5)?,
-                retrying: r.get(6)?,
-                attempts: r.get(7)?,
-                last_success: r.get(8)?,
-                last_failure: r.get(9)?,
-                last_error: r.get(10)?,
-                scheduled_since: r.get(11)?,
-            })
-        })?;
+        let rows = st.query_map(rusqlite::params![project, remote], ref_state_row)?;
         rows.collect::<Result<Vec<_>, _>>()
             .wrap_err("cannot read the replication state")
     }
@@ -575,6 +555,30 @@ impl Reader {
         rows.collect::<Result<Vec<_>, _>>()
             .wrap_err("cannot read source status")
     }
+}
+
+/// A `ref_state` row selected as `project, remote, ref, direction, status, when_s, retrying,
+/// attempts, last_success, last_failure, last_error, scheduled_since` (names joined in).
+pub(super) fn ref_state_row(r: &Row<'_>) -> rusqlite::Result<crate::model::gerrit::RefState> {
+    use crate::model::gerrit::{Direction, RefState};
+    Ok(RefState {
+        project: r.get(0)?,
+        remote: r.get(1)?,
+        ref_name: r.get(2)?,
+        direction: if r.get::<_, String>(3)? == "PULL" {
+            Direction::Pull
+        } else {
+            Direction::Push
+        },
+        status: r.get(4)?,
+        when: r.get(5)?,
+        retrying: r.get(6)?,
+        attempts: r.get(7)?,
+        last_success: r.get(8)?,
+        last_failure: r.get(9)?,
+        last_error: r.get(10)?,
+        scheduled_since: r.get(11)?,
+    })
 }
 
 pub(super) fn stored_event(r: &Row<'_>) -> Result<StoredEvent> {

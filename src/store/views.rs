@@ -7,7 +7,7 @@ use rusqlite::{params_from_iter, OptionalExtension};
 
 use super::query::{Cursor, EventFilter, Reader};
 use super::schema::{self, COUNT_BUCKET_NS};
-use crate::model::gerrit::{Direction, RefState};
+use crate::model::gerrit::RefState;
 use crate::model::relay::TargetState;
 use crate::model::{StoredEvent, Timestamp};
 
@@ -202,10 +202,11 @@ impl Reader {
             |r| r.get(0),
         )?;
         let mut st = self.connection().prepare_cached(&format!(
-            "SELECT p.text, r.text, s.direction, s.status, s.when_s, s.retrying, s.attempts,
-                    s.last_success, s.last_failure, s.last_error, s.scheduled_since
+            "SELECT p.text, m.text, r.text, s.direction, s.status, s.when_s, s.retrying,
+                    s.attempts, s.last_success, s.last_failure, s.last_error, s.scheduled_since
              FROM ref_state s
              JOIN strings p ON p.id = s.project
+             JOIN strings m ON m.id = s.remote
              JOIN strings r ON r.id = s.ref
              WHERE s.remote = ?1 AND {MATCH}
              ORDER BY CASE WHEN s.status IN ('FAILED', 'UNKNOWN') THEN 0
@@ -216,26 +217,7 @@ impl Reader {
         ))?;
         let rows = st.query_map(
             rusqlite::params![rid, like, limit as i64, offset as i64],
-            |r| {
-                Ok(RefState {
-                    project: r.get(0)?,
-                    remote: remote.to_string(),
-                    ref_name: r.get(1)?,
-                    direction: if r.get::<_, String>(2)? == "PULL" {
-                        Direction::Pull
-                    } else {
-                        Direction::Push
-                    },
-                    status: r.get(3)?,
-                    when: r.get(4)?,
-                    retrying: r.get(5)?,
-                    attempts: r.get(6)?,
-                    last_success: r.get(7)?,
-                    last_failure: r.get(8)?,
-                    last_error: r.get(9)?,
-                    scheduled_since: r.get(10)?,
-                })
-            },
+            super::query::ref_state_row,
         )?;
         let refs = rows
             .collect::<Result<Vec<_>, _>>()
@@ -368,7 +350,7 @@ pub fn minute_of(ts: Timestamp) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::gerrit::{RefStatus, RefUpdate};
+    use crate::model::gerrit::{Direction, RefStatus, RefUpdate};
     use crate::model::{Event, Severity};
     use crate::store::{Batch, Writer};
 

@@ -1,0 +1,276 @@
+//! The CI pane: last night's GitLab failures grouped by error pattern (prevalence over 14 and
+//! 30 nights, NEW badge, linked issue), passed-with-warnings pipelines apart, and each
+//! project's 14-night strip. Enter on a pattern lists its failed jobs; Enter on a job shows
+//! the log excerpt around the match and the job URL (`y` copies it).
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
+use ratatui::Frame;
+
+use crate::model::ci::NightCell;
+use crate::sanitize::{multi_line, one_line};
+use crate::store::ci::{CiJobRow, CiPipelineRow};
+use crate::tui::app::AppState;
+use crate::tui::backend::CiData;
+use crate::tui::theme::Theme;
+use crate::tui::view::{message, title_line};
+
+/// The CI pane's data, or a message when there is none.
+fn data(state: &AppState) -> Option<&CiData> {
+    match state.data() {
+        Some(crate::tui::backend::ViewData::Ci(d)) => Some(d),
+        _ => None,
+    }
+}
+
+pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
+    let [title, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
+    let Some(d) = data(state) else {
+        title_line(frame, title, theme, "CI", "");
+        message(frame, body, theme.dim, "loading…");
+        return;
+    };
+    let Some(night) = &d.night else {
+        title_line(frame, title, theme, "CI", "");
+        message(
+            frame,
+            body,
+            theme.dim,
+            "no CI data: add a gitlab:URL source (see the README's GitLab section)",
+        );
+        return;
+    };
+    let new = d.patterns.iter().filter(|p| p.is_new).count();
+    title_line(
+        frame,
+        title,
+        theme,
+        &format!(
+            "CI night {}: {} failed, {} passed with warnings, {} passed · {} patterns, {new} NEW",
+            night.night,
+            night.failed,
+            night.warnings,
+            night.passed,
+            d.patterns.iter().filter(|p| p.jobs_last_night > 0).count()
+        ),
+        "Enter: jobs · y: copy",
+    );
+    let strips = d.history.projects.len().min(12) as u16;
+    let warned: Vec<&CiPipelineRow> = night
+        .pipelines
+        .iter()
+        .filter(|p| p.cell == NightCell::Warnings)
+        .collect();
+    let [patterns, warnings, history] = Layout::vertical([
+        Constraint::Min(4),
+        Constraint::Length(u16::from(!warned.is_empty())),
+        Constraint::Length(if strips > 0 { strips + 1 } else { 0 }),
+    ])
+    .areas(body);
+    render_patterns(frame, patterns, state, theme, d);
+    if !warned.is_empty() {
+        let list: Vec<String> = warned
+            .iter()
+            .map(|p| format!("{} #{}", one_line(&p.project), p.id))
+            .collect();
+        frame.render_widget(
+            Paragraph::new(Line::from(vec![
+                Span::styled("passed with warnings: ", theme.warn),
+                Span::styled(list.join(", "), theme.text),
+            ])),
+            warnings,
+        );
+    }
+    render_history(frame, history, theme, d);
+}
+
+fn render_patterns(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, d: &CiData) {
+    let (list, sel) = state.ci_patterns();
+    if list.is_empty() {
+        message(frame, area, theme.ok, "no failures on this night");
+        return;
+    }
+    let wide = area.width >= 120;
+    let height = area.height.saturating_sub(1) as usize;
+    let first = sel.saturating_sub(height.saturating_sub(1));
+    let rows = list.iter().enumerate().skip(first).take(height).map(|(i, p)| {
+        let style = if i == sel { theme.selected } else { theme.text };
+        Row::new(vec![
+            Cell::from(if p.is_new { "NEW" } else { "" }).style(theme.bad),
+            Cell::from(one_line(&p.name).into_owned()),
+            Cell::from(one_line(&p.identity).into_owned()),
+            Cell::from(p.jobs_last_night.to_string())
+                .style(if p.jobs_last_night > 0 { theme.bad } else { theme.dim }),
+            Cell::from(p.projects_last_night.len().to_string()),
+            Cell::from(format!("{}/14", p.nights_14)),
+            Cell::from(format!("{}/30", p.nights_30)),
+            Cell::from(p.first_seen.clone()).style(theme.dim),
+            Cell::from(p.issue_url.as_deref().map(|u| one_line(u).into_owned()).unwrap_or_default())
+                .style(theme.key),
+        ])
+        .style(style)
+    });
+    let w = |n: u16| Constraint::Length(if wide { n } else { 0 });
+    let widths = [
+        Constraint::Length(3),
+        Constraint::Length(if wide { 22 } else { 14 }),
+        Constraint::Fill(2),
+        Constraint::Length(4),
+        Constraint::Length(4),
+        Constraint::Length(5),
+        Constraint::Length(5),
+        w(10),
+        if wide { Constraint::Fill(1) } else { Constraint::Length(0) },
+    ];
+    let header = Row::new(["", "PATTERN", "ERROR", "JOBS", "PROJ", "14N", "30N", "FIRST", "ISSUE"])
+        .style(theme.header);
+    let _ = d;
+    frame.render_widget(Table::new(rows, widths).header(header).column_spacing(1), area);
+}
+
+fn render_history(frame: &mut Frame, area: Rect, theme: &Theme, d: &CiData) {
+    if area.height == 0 {
+        return;
+    }
+    let mut lines = vec![Line::styled(
+        format!(
+            "last {} nights per project (F failed, W warnings, P passed, ? other, . no run), oldest left",
+            d.history.nights.len()
+        ),
+        theme.header,
+    )];
+    let name_w = d
+        .history
+        .projects
+        .iter()
+        .map(|p| p.project.chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(40);
+    for p in d.history.projects.iter().take(area.height.saturating_sub(1) as usize) {
+        let mut spans = vec![Span::styled(
+            format!("{:<name_w$} ", one_line(&p.project)),
+            theme.text,
+        )];
+        for c in &p.cells {
+            let style = match c {
+                NightCell::Failed => theme.bad,
+                NightCell::Warnings => theme.warn,
+                NightCell::Passed => theme.ok,
+                NightCell::Other | NightCell::NoRun => theme.dim,
+            };
+            spans.push(Span::styled(c.symbol().to_string(), style));
+        }
+        lines.push(Line::from(spans));
+    }
+    frame.render_widget(Paragraph::new(lines), area);
+}
+
+/// A pattern's failed jobs of the night.
+pub fn render_jobs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, pattern: &str) {
+    let [title, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
+    let jobs = state.ci_jobs(pattern);
+    let name = data(state)
+        .and_then(|d| d.patterns.iter().find(|p| p.id == pattern))
+        .map(|p| format!("{} {}", p.name, p.identity))
+        .unwrap_or_else(|| pattern.to_string());
+    title_line(
+        frame,
+        title,
+        theme,
+        &format!("CI › {name}: {} failed jobs", jobs.len()),
+        "Enter: log excerpt · y: job URL · Esc: back",
+    );
+    if jobs.is_empty() {
+        message(frame, body, theme.dim, "no failed job of this pattern on this night");
+        return;
+    }
+    let sel = state.ci_job_selected.min(jobs.len() - 1);
+    let height = body.height.saturating_sub(1) as usize;
+    let first = sel.saturating_sub(height.saturating_sub(1));
+    let rows = jobs.iter().enumerate().skip(first).take(height).map(|(i, (p, j))| {
+        let style = if i == sel { theme.selected } else { theme.text };
+        Row::new(vec![
+            Cell::from(one_line(&p.project).into_owned()),
+            Cell::from(format!("#{}", p.id)),
+            Cell::from(one_line(&j.name).into_owned()),
+            Cell::from(j.stage.as_deref().map(|s| one_line(s).into_owned()).unwrap_or_default()),
+            Cell::from(j.failure_reason.as_deref().map(|s| one_line(s).into_owned()).unwrap_or_default()),
+            Cell::from(j.log_state.clone()).style(if j.log_state == "fetched" { theme.dim } else { theme.warn }),
+            Cell::from(j.web_url.as_deref().map(|s| one_line(s).into_owned()).unwrap_or_default()).style(theme.dim),
+        ])
+        .style(style)
+    });
+    let widths = [
+        Constraint::Fill(1),
+        Constraint::Length(9),
+        Constraint::Fill(1),
+        Constraint::Length(10),
+        Constraint::Length(16),
+        Constraint::Length(8),
+        Constraint::Fill(2),
+    ];
+    let header = Row::new(["PROJECT", "PIPELINE", "JOB", "STAGE", "REASON", "LOG", "URL"]).style(theme.header);
+    frame.render_widget(Table::new(rows, widths).header(header).column_spacing(1), body);
+}
+
+/// One failed job: where it failed, the excerpt around the match, the end of its log.
+pub fn render_job(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, project: &str, job: i64) {
+    let [title, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
+    let found: Option<(&CiPipelineRow, &CiJobRow)> = data(state).and_then(|d| {
+        d.night.as_ref()?.pipelines.iter().find_map(|p| {
+            (p.project == project)
+                .then(|| p.jobs.iter().find(|j| j.id == job).map(|j| (p, j)))
+                .flatten()
+        })
+    });
+    let Some((p, j)) = found else {
+        title_line(frame, title, theme, &format!("CI › job {job}"), "");
+        message(frame, body, theme.dim, "this job is no longer in the night shown");
+        return;
+    };
+    title_line(
+        frame,
+        title,
+        theme,
+        &format!("CI › {} #{} › {}", p.project, p.id, j.name),
+        "y: copy the job URL · j/k scroll · Esc: back",
+    );
+    let mut lines: Vec<Line> = Vec::new();
+    let field = |k: &str, v: String| {
+        Line::from(vec![
+            Span::styled(format!("{k:<10}"), theme.key),
+            Span::styled(one_line(&v).into_owned(), theme.text),
+        ])
+    };
+    lines.push(field("url", j.web_url.clone().unwrap_or_default()));
+    lines.push(field("pattern", format!(
+        "{}{} {}",
+        if j.pattern_new { "NEW " } else { "" },
+        j.pattern_name.clone().unwrap_or_default(),
+        j.pattern_identity.clone().unwrap_or_default()
+    )));
+    if let Some(u) = &j.issue_url {
+        lines.push(field("issue", u.clone()));
+    }
+    lines.push(field("stage", j.stage.clone().unwrap_or_default()));
+    lines.push(field("reason", j.failure_reason.clone().unwrap_or_default()));
+    lines.push(field("section", j.section.clone().unwrap_or_default()));
+    lines.push(field("log", j.log_state.clone()));
+    for (heading, text) in [("excerpt", &j.excerpt), ("log tail", &j.tail)] {
+        if let Some(t) = text {
+            lines.push(Line::styled(heading.to_string(), theme.header));
+            for l in multi_line(t).lines() {
+                lines.push(Line::styled(format!("  {l}"), theme.text));
+            }
+        }
+    }
+    let max_scroll = (lines.len() as u16).saturating_sub(body.height);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .scroll((state.detail_scroll.min(max_scroll), 0)),
+        body,
+    );
+}
