@@ -106,7 +106,7 @@ fn render_tabs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
                     " PAUSED {:02}:{:02} · +{} new ",
                     secs / 60,
                     secs % 60,
-                    state.status.new_since_pause
+                    group_thousands(state.status.new_since_pause)
                 ),
                 theme.warn,
             )
