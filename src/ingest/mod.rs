@@ -92,6 +92,8 @@ pub enum SourceMsg {
         ref_updates: Vec<(usize, RefUpdate)>,
         rejects: Vec<Reject>,
         checkpoint: Option<String>,
+        /// GitLab CI state carried by the batch.
+        ci: Vec<crate::model::ci::CiUpdate>,
     },
     Status {
         source: String,
@@ -126,7 +128,29 @@ impl SourceCtx {
         rejects: Vec<Reject>,
         checkpoint: Option<String>,
     ) -> Result<()> {
-        if events.is_empty() && rejects.is_empty() && checkpoint.is_none() {
+        self.send_full(events, ref_updates, Vec::new(), rejects, checkpoint)
+    }
+
+    /// Sends a batch with the CI state changes it carries (blocking while the writer is behind).
+    pub fn send_ci_batch(
+        &self,
+        events: Vec<Event>,
+        ci: Vec<crate::model::ci::CiUpdate>,
+        rejects: Vec<Reject>,
+        checkpoint: Option<String>,
+    ) -> Result<()> {
+        self.send_full(events, Vec::new(), ci, rejects, checkpoint)
+    }
+
+    fn send_full(
+        &self,
+        events: Vec<Event>,
+        ref_updates: Vec<(usize, RefUpdate)>,
+        ci: Vec<crate::model::ci::CiUpdate>,
+        rejects: Vec<Reject>,
+        checkpoint: Option<String>,
+    ) -> Result<()> {
+        if events.is_empty() && rejects.is_empty() && checkpoint.is_none() && ci.is_empty() {
             return Ok(());
         }
         self.tx
@@ -137,6 +161,7 @@ impl SourceCtx {
                 ref_updates,
                 rejects,
                 checkpoint,
+                ci,
             })
             .map_err(|_| eyre!("the store writer stopped"))
     }
@@ -342,6 +367,7 @@ fn write_loop(
                 ref_updates,
                 rejects,
                 checkpoint,
+                ci,
             } => {
                 let out = writer.commit(&crate::store::Batch {
                     source: &source,
@@ -350,6 +376,7 @@ fn write_loop(
                     ref_updates: &ref_updates,
                     rejects: &rejects,
                     checkpoint: checkpoint.as_deref(),
+                    ci: &ci,
                 })?;
                 // Freeing thousands of events is work the writer need not wait for.
                 dropper.discard(events);

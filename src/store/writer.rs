@@ -12,6 +12,7 @@ use color_eyre::eyre::{Result, WrapErr};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::schema;
+use crate::model::ci::CiUpdate;
 use crate::model::gerrit::{RefState, RefUpdate};
 use crate::model::{canonical_type, Event, Reject};
 
@@ -50,6 +51,9 @@ pub struct Batch<'a> {
     pub ref_updates: &'a [(usize, RefUpdate)],
     pub rejects: &'a [Reject],
     pub checkpoint: Option<&'a str>,
+    /// GitLab CI state (pipelines, failed jobs, patterns), applied whether or not the events
+    /// that report it were stored before (upserts: applying twice changes nothing).
+    pub ci: &'a [CiUpdate],
 }
 
 pub struct Writer {
@@ -426,6 +430,7 @@ impl Writer {
             ref_updates: &[],
             rejects,
             checkpoint,
+            ci: &[],
         })
     }
 
@@ -456,6 +461,7 @@ impl Writer {
             ref_updates,
             rejects,
             checkpoint,
+            ci,
         } = *b;
         let now = super::unix_now();
         if self.interned.len() > INTERN_CACHE_MAX {
@@ -471,6 +477,7 @@ impl Writer {
         {
             insert_events(&tx, &mut self.interned, events, keys, &mut tally)?;
             apply_ref_updates(&tx, &mut self.interned, ref_updates, &tally.ids)?;
+            super::ci::apply(&tx, ci)?;
             let mut count = tx.prepare_cached(
                 "INSERT INTO event_counts (minute, source, severity, n) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (minute, source, severity) DO UPDATE SET n = n + excluded.n",
