@@ -30,6 +30,7 @@ pub fn ingest_options() -> IngestOptions {
         log_zone: LogZone::Utc,
         batch_size: 5000,
         log_status: false,
+        gitlab: crate::config::GitlabConfig::default(),
     }
 }
 

@@ -43,6 +43,8 @@ pub struct IngestOptions {
     pub batch_size: usize,
     /// Print source state changes on stderr.
     pub log_status: bool,
+    /// How `gitlab:` sources read GitLab.
+    pub gitlab: crate::config::GitlabConfig,
 }
 
 impl Default for IngestOptions {
@@ -55,6 +57,7 @@ impl Default for IngestOptions {
             log_zone: LogZone::Local,
             batch_size: 5000,
             log_status: true,
+            gitlab: crate::config::GitlabConfig::default(),
         }
     }
 }
@@ -228,7 +231,7 @@ pub async fn run(
     for spec in specs {
         let key = spec.key();
         let checkpoint = writer.checkpoint(&key)?;
-        let source = spec.build()?;
+        let source = spec.build_with(&opts.gitlab)?;
         let ctx = SourceCtx {
             key: key.clone(),
             once: opts.once,
