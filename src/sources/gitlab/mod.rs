@@ -71,11 +71,7 @@ fn token(cfg: &GitlabConfig) -> Result<Option<String>> {
             return Ok(Some(t));
         }
     }
-    let file = cfg
-        .token_file
-        .clone()
-        .or_else(|| std::env::var(format!("{DEFAULT_TOKEN_ENV}_FILE")).ok());
-    let Some(file) = file else {
+    let Some(file) = cfg.token_file.clone() else {
         return Ok(None);
     };
     let path = crate::sources::expand_tilde(&file);
