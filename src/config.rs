@@ -178,6 +178,10 @@ mod tests {
             crate::sources::SourceSpec::parse(s).unwrap();
         }
         assert_eq!(c.ingest.retention_days, Some(7));
+        // Its [gitlab] section builds a source with its rules.
+        assert_eq!(c.gitlab.rules.len(), 1);
+        crate::sources::gitlab::rules(&c.gitlab).unwrap();
+        assert!(Config::parse("[gitlab]\ntoken = \"x\"", Path::new("c.toml")).is_err());
         // Its theme and key overrides are valid too.
         assert!(crate::tui::theme::ThemeName::parse(c.tui.theme.as_deref().unwrap()).is_some());
         crate::commands::tui::keymap(&c).unwrap();

@@ -477,7 +477,7 @@ mod tests {
             ("fatal: unable to access 'https://gitlab.example.com/a/b.git/': Could not resolve host: gitlab.example.com", "network / clone failure", "fatal: unable to access 'https://gitlab.example.com/a/b.git/'"),
             ("npm ERR! code ERESOLVE\nnpm ERR! ERESOLVE unable to resolve dependency tree", "JS: dependency resolution", "code ERESOLVE"),
             ("src/a.ts(3,7): error TS2322: Type 'string' is not assignable to type 'number'.", "TypeScript: compile error", "error TS2322: Type 'string' is not assignable to type 'number'."),
-            ("/usr/bin/bash: line 143:   312 Killed   julia --project test/runtests.jl\nERROR: Job failed: exit code 137", "out of memory / killed", "exit code 137"),
+            ("/usr/bin/bash: line 143:   312 Killed   julia --project test/runtests.jl\nERROR: Job failed: exit code 137", "out of memory / killed", "Killed"),
         ];
         for (body, name, identity) in cases {
             let p = pattern_of(&job(body), Some("script_failure"));
