@@ -38,6 +38,11 @@ struct World {
     throttle_once: Vec<String>,
     /// `127.0.0.1:PORT`, for the `Link` headers.
     host: String,
+    /// Paths whose next answer is a 503.
+    fail_once: Vec<String>,
+    /// Requests being answered now, and the most at once.
+    in_flight: usize,
+    max_in_flight: usize,
 }
 
 struct Server {
@@ -195,13 +200,22 @@ fn handle(stream: std::net::TcpStream, world: &Mutex<World>) -> std::io::Result<
         }
     }
     let target = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+    {
+        let mut w = world.lock().unwrap();
+        w.in_flight += 1;
+        w.max_in_flight = w.max_in_flight.max(w.in_flight);
+    }
+    // Slow enough that concurrent requests overlap.
+    std::thread::sleep(std::time::Duration::from_millis(15));
     let (status, headers, body) = answer(&target, token.as_deref(), world);
+    world.lock().unwrap().in_flight -= 1;
     let mut out = stream;
     let reason = match status {
         200 => "OK",
         401 => "Unauthorized",
         404 => "Not Found",
         429 => "Too Many Requests",
+        503 => "Service Unavailable",
         _ => "Error",
     };
     let mut head = format!(
@@ -311,6 +325,18 @@ fn answer(target: &str, token: Option<&str>, world: &Mutex<World>) -> Reply {
             b"Retry later".to_vec(),
         );
     }
+    if let Some(i) = w
+        .fail_once
+        .iter()
+        .position(|p| target.starts_with(p.as_str()))
+    {
+        w.fail_once.remove(i);
+        return (
+            503,
+            vec![],
+            b"<html>503 Service Temporarily Unavailable</html>".to_vec(),
+        );
+    }
     let (path, q) = query(target);
     let parts: Vec<&str> = path.trim_start_matches("/api/v4/").split('/').collect();
     let page: usize = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
@@ -322,6 +348,17 @@ fn answer(target: &str, token: Option<&str>, world: &Mutex<World>) -> Reply {
             .map(|(id, _)| *id)
     };
     match parts.as_slice() {
+        ["groups", g, "projects"] => {
+            assert_eq!(q.get("include_subgroups").map(String::as_str), Some("true"));
+            let g = g.replace("%2F", "/");
+            let rows: Vec<Value> = w
+                .projects
+                .iter()
+                .filter(|(_, p)| p.starts_with(&format!("{g}/")))
+                .map(|(id, p)| json!({"id": id, "path_with_namespace": p, "web_url": format!("https://gitlab.example.com/{p}"), "archived": false}))
+                .collect();
+            paged(rows, page, target, false, &w.host)
+        }
         ["projects", p] => match find(p) {
             Some(id) => json_reply(
                 json!({"id": id, "name": "x", "path_with_namespace": w.projects[&id], "web_url": format!("https://gitlab.example.com/{}", w.projects[&id]), "default_branch": "main", "archived": false}),
@@ -452,6 +489,8 @@ fn incremental_nights_counted_requests_retries_and_patterns() {
     let mut w = history();
     w.throttle_once
         .push("/api/v4/projects/534/pipelines".into());
+    w.fail_once
+        .push("/api/v4/projects/535/pipelines/3002/jobs".into());
     let server = Server::start(w);
     let cfg = config(&s, "");
 
@@ -472,9 +511,14 @@ fn incremental_nights_counted_requests_retries_and_patterns() {
     // 4 projects resolved (one 404); pipelines: 533 two pages by Link, 534 a 429 then one
     // page, 535 two pages by X-Next-Page; jobs of 4 failed + 5 passed pipelines; 4 logs.
     assert_eq!(count(&reqs, "/trace"), 4, "{reqs:#?}");
-    assert_eq!(count(&reqs, "/jobs?"), 9, "{reqs:#?}");
     assert_eq!(count(&reqs, "/pipelines?"), 2 + 3 + 2, "{reqs:#?}");
-    assert_eq!(reqs.len(), 4 + 7 + 9 + 4, "{reqs:#?}");
+    // One more: the 503 retried.
+    assert_eq!(count(&reqs, "/jobs?"), 9 + 1, "{reqs:#?}");
+    assert_eq!(reqs.len(), 4 + 7 + 10 + 4, "{reqs:#?}");
+    assert!(
+        server.world.lock().unwrap().max_in_flight <= 2,
+        "max_in_flight = 2 honoured"
+    );
 
     let (code, v) = failures_json(&s, &[]);
     assert_eq!(code, Some(1), "failures on the night asked exit 1");
@@ -780,4 +824,46 @@ fn a_bad_token_is_reported_per_project_without_being_printed() {
     assert!(!String::from_utf8_lossy(&help.stdout)
         .to_lowercase()
         .contains("token"));
+}
+
+#[test]
+fn a_group_with_subgroups_and_paged_project_lists() {
+    let s = Scratch::new();
+    let mut w = history();
+    w.projects.insert(536, "research/sub/Deep.jl");
+    w.pipelines.push(pipeline(
+        536,
+        4000,
+        1,
+        "failed",
+        vec![(8000, "test", false, "script_failure", Some(oom(5)))],
+    ));
+    let server = Server::start(w);
+    let path = s.path("group.toml");
+    std::fs::write(
+        &path,
+        "[gitlab]\ngroup = \"research\"\ntimezone = \"UTC\"\n",
+    )
+    .unwrap();
+    let out = ingest(&s, &server, &path, TOKEN);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, h) = failures_json(&s, &["--history"]);
+    let names: Vec<&str> = h["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["project"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["research/GLMModels.jl", "research/sub/Deep.jl"]);
+    // The group's list is not asked again within the hour.
+    server.clear();
+    assert_eq!(ingest(&s, &server, &path, TOKEN).status.code(), Some(0));
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 2, "{reqs:#?}");
+    assert_eq!(count(&reqs, "/groups/"), 0);
 }
