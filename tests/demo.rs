@@ -99,7 +99,12 @@ fn headless_demo_fills_every_part_of_the_store() {
 
     // GitLab CI: the real gitlab source read the simulated API: recurring patterns over the
     // nights, a NEW one last night, a project passing with warnings.
-    let pats = json(&s, &["failures", "--format", "json", "--patterns"]);
+    // Nights counted in UTC, as the simulated API writes them.
+    let utc = |args: &[&str]| -> Value {
+        let out = s.cmd().env("TZ", "UTC").args(args).output().expect("run");
+        serde_json::from_slice(&out.stdout).expect("failures json")
+    };
+    let pats = utc(&["failures", "--format", "json", "--patterns"]);
     let pats = pats.as_array().expect("patterns");
     assert!(pats.iter().any(|p| p["is_new"] == true), "{pats:#?}");
     assert!(
@@ -107,7 +112,7 @@ fn headless_demo_fills_every_part_of_the_store() {
             .any(|p| p["name"] == "Julia: test failed" && p["nights_30"].as_u64() >= Some(10)),
         "{pats:#?}"
     );
-    let h = json(&s, &["failures", "--format", "json", "--history"]);
+    let h = utc(&["failures", "--format", "json", "--history"]);
     let strips = h["projects"].as_array().expect("strips");
     assert_eq!(strips.len(), 6, "{h:#}");
     assert!(strips

@@ -463,7 +463,7 @@ fn ingest(
 fn failures_json(s: &Scratch, args: &[&str]) -> (Option<i32>, Value) {
     let mut all = vec!["failures", "--format", "json"];
     all.extend_from_slice(args);
-    let out = s.run(&all);
+    let out = run_utc(s, &all);
     let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "failures json: {e}: {}",
@@ -471,6 +471,15 @@ fn failures_json(s: &Scratch, args: &[&str]) -> (Option<i32>, Value) {
         )
     });
     (out.status.code(), v)
+}
+
+/// `syncscope ARGS` with nights counted in UTC, as the simulated server writes them.
+fn run_utc(s: &Scratch, args: &[&str]) -> std::process::Output {
+    s.cmd()
+        .env("TZ", "UTC")
+        .args(args)
+        .output()
+        .expect("run syncscope")
 }
 
 fn night(days: i64) -> String {
@@ -669,12 +678,15 @@ fn incremental_nights_counted_requests_retries_and_patterns() {
 
     // A known issue, linked once, shows wherever the pattern does, and stays across runs.
     let julia = pats[0]["id"].as_str().unwrap().to_string();
-    let out = s.run(&[
-        "failures",
-        "link",
-        &julia[..6],
-        "https://gitlab.example.com/research/GLMModels.jl/-/issues/12",
-    ]);
+    let out = run_utc(
+        &s,
+        &[
+            "failures",
+            "link",
+            &julia[..6],
+            "https://gitlab.example.com/research/GLMModels.jl/-/issues/12",
+        ],
+    );
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -682,13 +694,13 @@ fn incremental_nights_counted_requests_retries_and_patterns() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(
-        s.run(&["failures", "link", "zzzz", "https://x/1"])
+        run_utc(&s, &["failures", "link", "zzzz", "https://x/1"])
             .status
             .code(),
         Some(2)
     );
     assert_eq!(
-        s.run(&["failures", "link", &julia, "not a url"])
+        run_utc(&s, &["failures", "link", &julia, "not a url"])
             .status
             .code(),
         Some(2)
@@ -712,7 +724,7 @@ fn incremental_nights_counted_requests_retries_and_patterns() {
         test_job["issue_url"],
         "https://gitlab.example.com/research/GLMModels.jl/-/issues/12"
     );
-    let table = s.run(&["failures"]);
+    let table = run_utc(&s, &["failures"]);
     assert_eq!(table.status.code(), Some(1));
     let table = String::from_utf8_lossy(&table.stdout).to_string();
     assert!(
@@ -722,8 +734,8 @@ fn incremental_nights_counted_requests_retries_and_patterns() {
             && table.contains("issue https://gitlab.example.com/research/GLMModels.jl/-/issues/12"),
         "{table}"
     );
-    let md =
-        String::from_utf8_lossy(&s.run(&["failures", "--format", "markdown"]).stdout).to_string();
+    let md = String::from_utf8_lossy(&run_utc(&s, &["failures", "--format", "markdown"]).stdout)
+        .to_string();
     assert!(
         md.starts_with(&format!("## Nightly CI: {}", night(0)))
             && md.contains("### Failed")
@@ -731,8 +743,8 @@ fn incremental_nights_counted_requests_retries_and_patterns() {
             && md.contains("| Pattern |"),
         "{md}"
     );
-    let pt = String::from_utf8_lossy(&s.run(&["failures", "--patterns"]).stdout).to_string();
-    let ht = String::from_utf8_lossy(&s.run(&["failures", "--history"]).stdout).to_string();
+    let pt = String::from_utf8_lossy(&run_utc(&s, &["failures", "--patterns"]).stdout).to_string();
+    let ht = String::from_utf8_lossy(&run_utc(&s, &["failures", "--history"]).stdout).to_string();
     assert!(
         pt.contains("NEW") && pt.contains("e.g. https://gitlab.example.com/"),
         "{pt}"
@@ -740,11 +752,15 @@ fn incremental_nights_counted_requests_retries_and_patterns() {
     assert!(ht.contains("research/GLMModels.jl  ..........FFFF"), "{ht}");
     // A night without failures exits 0.
     assert_eq!(
-        s.run(&["failures", "--night", &night(20)]).status.code(),
+        run_utc(&s, &["failures", "--night", &night(20)])
+            .status
+            .code(),
         Some(0)
     );
     assert_eq!(
-        s.run(&["failures", "--night", "yesterday"]).status.code(),
+        run_utc(&s, &["failures", "--night", "yesterday"])
+            .status
+            .code(),
         Some(2)
     );
 
@@ -797,7 +813,7 @@ fn incremental_nights_counted_requests_retries_and_patterns() {
         vec!["sources"],
         vec!["rejects"],
     ] {
-        let o = s.run(&args);
+        let o = run_utc(&s, &args);
         assert!(
             !String::from_utf8_lossy(&o.stdout).contains(TOKEN)
                 && !String::from_utf8_lossy(&o.stderr).contains(TOKEN)
@@ -820,7 +836,7 @@ fn a_bad_token_is_reported_per_project_without_being_printed() {
     );
     assert!(!stderr.contains(bad) && !String::from_utf8_lossy(&out.stdout).contains(bad));
     // And the token never goes on the command line: there is no option for it.
-    let help = s.run(&["ingest", "--help"]);
+    let help = run_utc(&s, &["ingest", "--help"]);
     assert!(!String::from_utf8_lossy(&help.stdout)
         .to_lowercase()
         .contains("token"));

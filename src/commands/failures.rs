@@ -16,7 +16,21 @@ use crate::model::ci::{parse_night, STRIP_NIGHTS};
 use crate::sanitize::one_line;
 use crate::store::{self, CiHistory, CiNight, CiPatternRow};
 
-pub fn run(args: FailuresArgs, db: std::path::PathBuf) -> Result<Outcome> {
+/// Today's date where nights are counted: the `[gitlab]` timezone, else local.
+fn today(config: &crate::config::Config) -> Result<NaiveDate> {
+    let zone = match config.gitlab.timezone.as_deref() {
+        Some(z) => crate::model::gerrit_log::LogZone::parse(z)
+            .map_err(|e| eyre!("[gitlab] timezone: {e}"))?,
+        None => crate::model::gerrit_log::LogZone::Local,
+    };
+    Ok(crate::model::ci::local_time(crate::model::Timestamp::now(), &zone).date())
+}
+
+pub fn run(
+    args: FailuresArgs,
+    config: &crate::config::Config,
+    db: std::path::PathBuf,
+) -> Result<Outcome> {
     if let Some(FailuresAction::Link { pattern, issue_url }) = &args.action {
         let url = issue_url.trim();
         if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -42,6 +56,10 @@ pub fn run(args: FailuresArgs, db: std::path::PathBuf) -> Result<Outcome> {
         .map(|n| parse_night(n).map_err(|e| eyre!("--night: {e}")))
         .transpose()?;
     let reader = store::open_reader(&db)?;
+    let night = match night {
+        Some(n) => Some(n),
+        None => reader.ci_default_night(today(config)?)?,
+    };
     let project = args.project.as_deref();
     let the_night = reader.ci_night(night, project)?;
     let failed = the_night.as_ref().is_some_and(|n| n.failed > 0);

@@ -264,6 +264,26 @@ impl Reader {
             .transpose()
     }
 
+    /// The night "last night" means on `today` (the local date, the label of the night that
+    /// ended this morning): the latest night with pipelines up to `today`, else the latest.
+    /// A pipeline started this afternoon belongs to tomorrow's night and does not move it.
+    pub fn ci_default_night(&self, today: NaiveDate) -> Result<Option<NaiveDate>> {
+        let n: Option<String> = self
+            .connection()
+            .query_row(
+                "SELECT max(night) FROM ci_pipelines WHERE night <= ?1",
+                [night_label(today)],
+                |r| r.get(0),
+            )
+            .wrap_err("cannot read CI nights")?;
+        match n {
+            Some(s) => Ok(Some(
+                parse_night(&s).map_err(color_eyre::eyre::Report::msg)?,
+            )),
+            None => self.ci_latest_night(),
+        }
+    }
+
     fn ci_hits(&self, upto: &str, project: Option<&str>) -> Result<Vec<Hit>> {
         let mut st = self.connection().prepare_cached(
             "SELECT j.pattern, p.night, j.project, j.web_url, coalesce(j.finished_at, p.updated_at)
