@@ -56,6 +56,10 @@ pub enum Command {
     /// Gerrit replication status per remote and ref, as the replication-status plugin reports
     /// it (exit 1 if anything shown is FAILED).
     Status(StatusArgs),
+    /// GitLab CI nightly failures: last night's failed and passed-with-warnings pipelines with
+    /// their failed jobs and error patterns; --patterns by prevalence, --history per project;
+    /// `failures link PATTERN ISSUE_URL` (exit 1 if a pipeline failed on the night asked).
+    Failures(FailuresArgs),
     /// Simulate every system (real wire formats, real parsers, real ingest) into a temporary
     /// store: a failing Gerrit mirror, a dying ngit relay, an overflowing Spacedrive backfill.
     Demo(DemoArgs),
@@ -102,6 +106,52 @@ pub struct StatusArgs {
     /// A ref SCHEDULED for longer than this many seconds is flagged stuck. Default 3600.
     #[arg(long, value_name = "SECS")]
     pub stuck_after: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct FailuresArgs {
+    #[command(subcommand)]
+    pub action: Option<FailuresAction>,
+
+    /// The night (the date of its morning, YYYY-MM-DD). Default: the latest with pipelines.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub night: Option<String>,
+
+    /// Only this project (path with namespace).
+    #[arg(long, value_name = "P")]
+    pub project: Option<String>,
+
+    /// Output format: table for people, json for scripts, markdown for the nightly report.
+    #[arg(short, long, value_enum, default_value_t = FailuresFormat::Table)]
+    pub format: FailuresFormat,
+
+    /// The error patterns of the last 30 nights, most prevalent first, NEW ones marked.
+    #[arg(long, conflicts_with = "history")]
+    pub patterns: bool,
+
+    /// Each project's strip of the last 14 nights (failed / passed with warnings / passed / no run).
+    #[arg(long)]
+    pub history: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FailuresAction {
+    /// Attach a known issue to an error pattern; it stays across runs and shows wherever the
+    /// pattern does.
+    Link {
+        /// The pattern's id (or a unique prefix of at least 4 characters).
+        pattern: String,
+        /// The issue's URL.
+        issue_url: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailuresFormat {
+    Table,
+    Json,
+    Markdown,
 }
 
 #[derive(Debug, Args)]

@@ -22,6 +22,9 @@ pub struct Config {
     pub events: EventsConfig,
     #[serde(default)]
     pub tui: TuiConfig,
+    /// The `gitlab:URL` source: token, projects, what counts as nightly, rules.
+    #[serde(default)]
+    pub gitlab: GitlabConfig,
     /// Key overrides of the UI: action name → a key or a list of keys (`quit = "x"`).
     #[serde(default)]
     pub keys: std::collections::BTreeMap<String, KeyList>,
@@ -59,6 +62,49 @@ pub struct IngestConfig {
     pub scrape_interval_ms: Option<u64>,
     pub log_timezone: Option<String>,
     pub batch_size: Option<usize>,
+}
+
+/// `[gitlab]`: how the `gitlab:URL` source reads GitLab CI's nightly pipelines. The token is
+/// read from an environment variable or a file, never from the config or the command line.
+#[derive(Debug, Default, Deserialize, PartialEq, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct GitlabConfig {
+    /// The environment variable holding the token. Default `SYNCSCOPE_GITLAB_TOKEN`.
+    pub token_env: Option<String>,
+    /// A file whose first line is the token (`~` expanded); used when the variable is unset.
+    pub token_file: Option<String>,
+    /// Project ids or paths (`group/sub/project`).
+    #[serde(default)]
+    pub projects: Vec<String>,
+    /// A group (id or path): its projects and its subgroups' (archived ones left out).
+    pub group: Option<String>,
+    /// Every project the token is a member of.
+    #[serde(default)]
+    pub all_projects: bool,
+    /// Pipeline sources that count as nightly. Default `["schedule"]`; `[]` with no
+    /// `usernames` counts every pipeline.
+    pub pipeline_sources: Option<Vec<String>>,
+    /// Pipelines triggered by these users count as nightly too (`nightly-dev`).
+    #[serde(default)]
+    pub usernames: Vec<String>,
+    /// Nights of history filled on the first run. Default 30.
+    pub history_nights: Option<u32>,
+    /// Seconds between polls while following. Default 300.
+    pub poll_interval_secs: Option<u64>,
+    /// The zone whose noon-to-noon defines a night (`UTC`, `local`, `Europe/Berlin`). Default local.
+    pub timezone: Option<String>,
+    /// Requests in flight at most. Default 4.
+    pub max_in_flight: Option<usize>,
+    /// Look at the jobs of passed pipelines for allowed-to-fail failures ("passed with
+    /// warnings"): one request per passed pipeline. Default true.
+    pub check_warnings: Option<bool>,
+    /// A rules file (`[[rule]]` tables), tried after the rules below and before the defaults.
+    pub rules_file: Option<String>,
+    /// Use the shipped rules (assets/ci-rules.toml) after yours. Default true.
+    pub default_rules: Option<bool>,
+    /// Error rules, tried first: `[[gitlab.rule]]` with name, regex (one capture group), issue.
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<crate::model::ci::RuleSpec>,
 }
 
 #[derive(Debug, Default, Deserialize, PartialEq)]
@@ -132,6 +178,10 @@ mod tests {
             crate::sources::SourceSpec::parse(s).unwrap();
         }
         assert_eq!(c.ingest.retention_days, Some(7));
+        // Its [gitlab] section builds a source with its rules.
+        assert_eq!(c.gitlab.rules.len(), 1);
+        crate::sources::gitlab::rules(&c.gitlab).unwrap();
+        assert!(Config::parse("[gitlab]\ntoken = \"x\"", Path::new("c.toml")).is_err());
         // Its theme and key overrides are valid too.
         assert!(crate::tui::theme::ThemeName::parse(c.tui.theme.as_deref().unwrap()).is_some());
         crate::commands::tui::keymap(&c).unwrap();

@@ -105,6 +105,7 @@ fn run(cli: Cli) -> color_eyre::Result<Outcome> {
         Command::Sources(a) => commands::sources::run(a, db),
         Command::Relays(a) => commands::relays::run(a, db),
         Command::Status(a) => commands::status::run(a, db),
+        Command::Failures(a) => commands::failures::run(a, &config, db),
         Command::Demo(_) => unreachable!("handled above"),
     }
 }

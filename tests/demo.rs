@@ -97,6 +97,28 @@ fn headless_demo_fills_every_part_of_the_store() {
         .iter()
         .any(|r| r["relay"] == "wss://relay.flaky.example" && r["state"] == "RETRYING"));
 
+    // GitLab CI: the real gitlab source read the simulated API: recurring patterns over the
+    // nights, a NEW one last night, a project passing with warnings.
+    // Nights counted in UTC, as the simulated API writes them.
+    let utc = |args: &[&str]| -> Value {
+        let out = s.cmd().env("TZ", "UTC").args(args).output().expect("run");
+        serde_json::from_slice(&out.stdout).expect("failures json")
+    };
+    let pats = utc(&["failures", "--format", "json", "--patterns"]);
+    let pats = pats.as_array().expect("patterns");
+    assert!(pats.iter().any(|p| p["is_new"] == true), "{pats:#?}");
+    assert!(
+        pats.iter()
+            .any(|p| p["name"] == "Julia: test failed" && p["nights_30"].as_u64() >= Some(10)),
+        "{pats:#?}"
+    );
+    let h = utc(&["failures", "--format", "json", "--history"]);
+    let strips = h["projects"].as_array().expect("strips");
+    assert_eq!(strips.len(), 6, "{h:#}");
+    assert!(strips
+        .iter()
+        .any(|p| p["project"] == "web/frontend" && p["strip"].as_str().unwrap().contains('W')));
+
     // The backfill session, found by its correlation id, and the overflow it ends with.
     let errors = jsonl(&s, &["--min-severity", "error"]);
     let overflow = errors

@@ -236,7 +236,19 @@ fn demo_shows_every_pane_with_live_data_and_cleans_up() {
     t.type_slowly("Buffer overflow");
     t.send("\r");
     t.wait_for("Buffer overflow", 10);
-    t.send("c");
+    // The filtered list may still be re-reading under load (the demo's GitLab history is
+    // being ingested): c before its rows are back selects nothing, so try again.
+    for _ in 0..20 {
+        t.send("c");
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        while std::time::Instant::now() < until && !t.screen().contains("backfill_session_started")
+        {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        if t.screen().contains("backfill_session_started") {
+            break;
+        }
+    }
     t.wait_for("Session ", 10);
     t.wait_for("backfill_session_started", 10);
     t.send("5");

@@ -30,6 +30,7 @@ pub fn ingest_options() -> IngestOptions {
         log_zone: LogZone::Utc,
         batch_size: 5000,
         log_status: false,
+        gitlab: crate::config::GitlabConfig::default(),
     }
 }
 
@@ -139,6 +140,8 @@ pub fn start_background(args: &DemoArgs, db: Option<PathBuf>) -> Result<Backgrou
         CancellationToken::new(),
     )?;
     let specs = demo.specs.clone();
+    let mut opts = ingest_options();
+    opts.gitlab = demo.gitlab.clone();
     let (c, store) = (cancel.clone(), db.clone());
     let ingest = std::thread::Builder::new()
         .name("syncscope-demo-ingest".into())
@@ -152,8 +155,7 @@ pub fn start_background(args: &DemoArgs, db: Option<PathBuf>) -> Result<Backgrou
                 .enable_all()
                 .build()
                 .wrap_err("cannot start the async runtime");
-            let r = rt
-                .and_then(|rt| rt.block_on(ingest::run(store, specs, ingest_options(), c.clone())));
+            let r = rt.and_then(|rt| rt.block_on(ingest::run(store, specs, opts, c.clone())));
             // However it ended, the simulator has no reader any more.
             c.cancel();
             r

@@ -95,6 +95,7 @@ pub fn options(args: &IngestArgs, config: &Config) -> Result<IngestOptions> {
         },
         batch_size: args.batch_size.or(config.ingest.batch_size).unwrap_or(5000),
         log_status: !args.quiet,
+        gitlab: config.gitlab.clone(),
     })
 }
 

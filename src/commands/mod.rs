@@ -2,6 +2,7 @@
 
 pub mod demo;
 pub mod events;
+pub mod failures;
 pub mod ingest;
 pub mod rejects;
 pub mod relays;

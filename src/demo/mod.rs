@@ -5,7 +5,8 @@
 //!   primary's `replication_log` ([`gerrit`]);
 //! - ngit: two relays' `/metrics` expositions (v3 metric set) served over HTTP on 127.0.0.1
 //!   ([`ngit`], [`server`]);
-//! - Spacedrive: a `sync.db` written through its own SQLite connection ([`spacedrive`]).
+//! - Spacedrive: a `sync.db` written through its own SQLite connection ([`spacedrive`]);
+//! - GitLab CI: a REST API on 127.0.0.1 with 30 nights of nightly pipelines ([`gitlab`]).
 //!
 //! Time is virtual: every simulator works through an agenda of actions ordered by virtual
 //! time, and the driver advances virtual time with the wall clock (never ahead of it; behind
@@ -14,6 +15,7 @@
 //! The story ([`story`]) repeats every [`story::CYCLE`] of virtual time.
 
 pub mod gerrit;
+pub mod gitlab;
 pub mod ngit;
 pub mod server;
 pub mod spacedrive;
@@ -68,6 +70,9 @@ pub struct Demo {
     /// The files and URLs behind `specs`, for display.
     pub files: Vec<PathBuf>,
     pub metrics_urls: Vec<String>,
+    /// The simulated GitLab API, and the `[gitlab]` settings to read it with.
+    pub gitlab_url: String,
+    pub gitlab: crate::config::GitlabConfig,
     pub stats: Arc<DemoStats>,
     cancel: CancellationToken,
     threads: Vec<(&'static str, JoinHandle<Result<()>>)>,
@@ -138,6 +143,14 @@ pub fn start(opts: DemoOptions, cancel: CancellationToken) -> Result<Demo> {
         threads.push(("metrics server", t));
     }
 
+    let (gitlab_server, gitlab_url) = gitlab::GitlabServer::bind(&mut seeds.fork())?;
+    let c = cancel.clone();
+    let t = std::thread::Builder::new()
+        .name("syncscope-demo-gitlab".into())
+        .spawn(move || gitlab_server.serve(&c))
+        .wrap_err("cannot start the demo's GitLab API")?;
+    threads.push(("GitLab API", t));
+
     let driver = Driver {
         gerrit,
         sd,
@@ -167,10 +180,13 @@ pub fn start(opts: DemoOptions, cancel: CancellationToken) -> Result<Demo> {
         SourceSpec::SpacedriveDb(sd_path.clone()),
     ];
     specs.extend(metrics_urls.iter().cloned().map(SourceSpec::NgitMetrics));
+    specs.push(SourceSpec::Gitlab(gitlab_url.clone()));
     Ok(Demo {
         specs,
         files: vec![files.primary, files.legacy, files.log, sd_path],
         metrics_urls,
+        gitlab_url,
+        gitlab: gitlab::demo_config(),
         stats,
         cancel,
         threads,

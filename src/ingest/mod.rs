@@ -47,6 +47,8 @@ pub struct IngestOptions {
     pub batch_size: usize,
     /// Print source state changes on stderr.
     pub log_status: bool,
+    /// How `gitlab:` sources read GitLab.
+    pub gitlab: crate::config::GitlabConfig,
 }
 
 impl Default for IngestOptions {
@@ -59,6 +61,7 @@ impl Default for IngestOptions {
             log_zone: LogZone::Local,
             batch_size: 5000,
             log_status: true,
+            gitlab: crate::config::GitlabConfig::default(),
         }
     }
 }
@@ -95,6 +98,8 @@ pub struct QueuedBatch {
     ref_updates: Vec<(usize, RefUpdate)>,
     rejects: Vec<Reject>,
     checkpoint: Option<String>,
+    /// GitLab CI state carried by the batch.
+    ci: Vec<crate::model::ci::CiUpdate>,
 }
 
 impl QueuedBatch {
@@ -106,6 +111,7 @@ impl QueuedBatch {
             ref_updates: &self.ref_updates,
             rejects: &self.rejects,
             checkpoint: self.checkpoint.as_deref(),
+            ci: &self.ci,
         }
     }
 }
@@ -146,7 +152,29 @@ impl SourceCtx {
         rejects: Vec<Reject>,
         checkpoint: Option<String>,
     ) -> Result<()> {
-        if events.is_empty() && rejects.is_empty() && checkpoint.is_none() {
+        self.send_full(events, ref_updates, Vec::new(), rejects, checkpoint)
+    }
+
+    /// Sends a batch with the CI state changes it carries (blocking while the writer is behind).
+    pub fn send_ci_batch(
+        &self,
+        events: Vec<Event>,
+        ci: Vec<crate::model::ci::CiUpdate>,
+        rejects: Vec<Reject>,
+        checkpoint: Option<String>,
+    ) -> Result<()> {
+        self.send_full(events, Vec::new(), ci, rejects, checkpoint)
+    }
+
+    fn send_full(
+        &self,
+        events: Vec<Event>,
+        ref_updates: Vec<(usize, RefUpdate)>,
+        ci: Vec<crate::model::ci::CiUpdate>,
+        rejects: Vec<Reject>,
+        checkpoint: Option<String>,
+    ) -> Result<()> {
+        if events.is_empty() && rejects.is_empty() && checkpoint.is_none() && ci.is_empty() {
             return Ok(());
         }
         self.tx
@@ -157,6 +185,7 @@ impl SourceCtx {
                 ref_updates,
                 rejects,
                 checkpoint,
+                ci,
             }))
             .map_err(|_| eyre!("the store writer stopped"))
     }
@@ -223,7 +252,7 @@ pub async fn run(
     for spec in specs {
         let key = spec.key();
         let checkpoint = writer.checkpoint(&key)?;
-        let source = spec.build()?;
+        let source = spec.build_with(&opts.gitlab)?;
         let ctx = SourceCtx {
             key: key.clone(),
             once: opts.once,

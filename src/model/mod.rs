@@ -4,6 +4,7 @@
 //! like `sd sync events` output; `source` and `subject` are added so other systems fit without
 //! schema changes.
 
+pub mod ci;
 pub mod gerrit;
 pub mod gerrit_log;
 pub mod relay;

@@ -6,6 +6,7 @@
 pub mod exposition;
 pub mod gerrit_rest;
 pub mod gerrit_ssh;
+pub mod gitlab;
 pub mod http;
 pub mod jsonl;
 pub mod ngit;
@@ -51,6 +52,10 @@ pub const KINDS: &[(&str, &str)] = &[
     (
         "gerrit-ssh",
         "[USER@]HOST[:PORT] : `ssh ... gerrit stream-events`, reconnecting when it drops",
+    ),
+    (
+        "gitlab",
+        "URL : a GitLab API (https://HOST/api/v4): nightly pipelines, failed jobs and their error patterns ([gitlab] in the config)",
     ),
     (
         "ngit-metrics",
@@ -116,6 +121,8 @@ pub enum SourceSpec {
     GerritSsh(gerrit_ssh::SshTarget),
     /// A `/metrics` URL.
     NgitMetrics(String),
+    /// A GitLab API base URL (`https://HOST/api/v4`).
+    Gitlab(String),
 }
 
 impl SourceSpec {
@@ -149,6 +156,9 @@ impl SourceSpec {
                 http::Url::parse(rest).map_err(|e| color_eyre::eyre::eyre!("{e}"))?;
                 SourceSpec::NgitMetrics(rest.to_string())
             }
+            "gitlab" => SourceSpec::Gitlab(
+                gitlab::api_base(rest).map_err(|e| color_eyre::eyre::eyre!("{e}"))?,
+            ),
             "spacedrive-db" => match Input::parse(rest)? {
                 Input::File(p) => SourceSpec::SpacedriveDb(p),
                 Input::Stdin => bail!("spacedrive-db needs a file path, not -"),
@@ -172,6 +182,7 @@ impl SourceSpec {
             SourceSpec::GerritLog(p) => format!("gerrit-log:{}", p.display()),
             SourceSpec::GerritRest(u) => format!("gerrit-rest:{u}"),
             SourceSpec::NgitMetrics(url) => format!("ngit-metrics:{url}"),
+            SourceSpec::Gitlab(url) => format!("gitlab:{url}"),
         }
     }
 
@@ -208,7 +219,17 @@ impl SourceSpec {
     }
 
     pub fn build(&self) -> Result<Box<dyn Source>> {
+        self.build_with(&crate::config::GitlabConfig::default())
+    }
+
+    /// The source, with the `[gitlab]` settings a `gitlab:` source reads.
+    pub fn build_with(&self, gitlab: &crate::config::GitlabConfig) -> Result<Box<dyn Source>> {
         Ok(match self {
+            SourceSpec::Gitlab(url) => Box::new(gitlab::GitlabSource::new(
+                self.key(),
+                url.clone(),
+                gitlab.clone(),
+            )?),
             SourceSpec::Jsonl(input) => Box::new(jsonl::JsonlSource::new(input.clone())),
             SourceSpec::SpacedriveDb(path) => {
                 Box::new(spacedrive::db::SyncDbSource::new(path.clone()))

@@ -3,6 +3,7 @@
 //! WAL mode lets readers and the writer proceed without waiting on each other. Nothing here
 //! knows about terminals.
 
+pub mod ci;
 pub mod query;
 pub mod schema;
 pub mod views;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use color_eyre::eyre::{bail, Result, WrapErr};
 use rusqlite::{Connection, OpenFlags};
 
+pub use ci::{CiHistory, CiJobRow, CiNight, CiPatternRow, CiPipelineRow, CiStrip};
 pub use query::{EventFilter, Reader, RejectRow, SourceOverview, SourceStatusRow};
 pub use views::{RemoteSummary, SessionSummary};
 pub use writer::{Batch, BatchOutcome, Writer};

@@ -152,6 +152,59 @@ pub const MIGRATIONS: &[&str] = &[
     DROP INDEX ref_state_remote;
     DROP INDEX ref_state_project;
     "#,
+    // 4 -> 5: GitLab CI nightly pipelines, their failed jobs (with the pattern, excerpt and tail
+    // of each log, never the whole log), the error patterns, and the issues people linked to
+    // patterns; changed in the transaction of the events that report them.
+    r#"
+    CREATE TABLE ci_pipelines (
+        project      TEXT NOT NULL,
+        id           INTEGER NOT NULL,
+        project_url  TEXT,
+        night        TEXT NOT NULL,
+        status       TEXT NOT NULL,
+        warnings     INTEGER NOT NULL,
+        ref          TEXT,
+        sha          TEXT,
+        source       TEXT,
+        web_url      TEXT,
+        created_at   INTEGER NOT NULL,
+        updated_at   INTEGER NOT NULL,
+        PRIMARY KEY (project, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX ci_pipelines_night ON ci_pipelines(night, project);
+    CREATE TABLE ci_jobs (
+        project         TEXT NOT NULL,
+        id              INTEGER NOT NULL,
+        pipeline        INTEGER NOT NULL,
+        name            TEXT NOT NULL,
+        stage           TEXT,
+        status          TEXT NOT NULL,
+        allow_failure   INTEGER NOT NULL,
+        failure_reason  TEXT,
+        web_url         TEXT,
+        finished_at     INTEGER,
+        log_state       TEXT NOT NULL,
+        pattern         TEXT,
+        section         TEXT,
+        excerpt         TEXT,
+        tail            TEXT,
+        PRIMARY KEY (project, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX ci_jobs_pipeline ON ci_jobs(project, pipeline);
+    CREATE INDEX ci_jobs_pattern ON ci_jobs(pattern);
+    CREATE TABLE ci_patterns (
+        id          TEXT PRIMARY KEY,
+        kind        TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        identity    TEXT NOT NULL,
+        rule_issue  TEXT
+    ) WITHOUT ROWID;
+    CREATE TABLE ci_issue_links (
+        pattern    TEXT PRIMARY KEY,
+        issue_url  TEXT NOT NULL,
+        linked     INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// Nanoseconds per bucket of `event_counts`.

@@ -462,6 +462,7 @@ mod tests {
             ref_updates: &updates,
             rejects: &[],
             checkpoint: None,
+            ci: &[],
         })
         .unwrap();
         let r = crate::store::open_reader(&db).unwrap();

@@ -12,6 +12,7 @@ use color_eyre::eyre::{Result, WrapErr};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::schema;
+use crate::model::ci::CiUpdate;
 use crate::model::gerrit::{RefState, RefUpdate};
 use crate::model::{canonical_type, Event, Reject};
 
@@ -50,6 +51,9 @@ pub struct Batch<'a> {
     pub ref_updates: &'a [(usize, RefUpdate)],
     pub rejects: &'a [Reject],
     pub checkpoint: Option<&'a str>,
+    /// GitLab CI state (pipelines, failed jobs, patterns), applied whether or not the events
+    /// that report it were stored before (upserts: applying twice changes nothing).
+    pub ci: &'a [CiUpdate],
 }
 
 pub struct Writer {
@@ -407,6 +411,7 @@ fn store_batch<'b>(
         ref_updates,
         rejects,
         checkpoint,
+        ci: _,
     } = *b;
     let mut tally = Tally {
         ids: vec![None; events.len()],
@@ -542,6 +547,7 @@ impl Writer {
             ref_updates: &[],
             rejects,
             checkpoint,
+            ci: &[],
         })
     }
 
@@ -601,6 +607,8 @@ impl Writer {
             for b in batches {
                 let out = store_batch(&tx, &mut self.interned, b, now, &mut updates, &mut counts)?;
                 outs.push(out);
+                // CI state reported by these events (upserts that never roll back).
+                super::ci::apply(&tx, b.ci)?;
             }
             apply_ref_updates(&tx, &mut self.interned, &updates)?;
             let mut count = tx.prepare_cached(
@@ -999,6 +1007,7 @@ mod tests {
             ref_updates: &prepared[i].1,
             rejects: &[],
             checkpoint: None,
+            ci: &[],
         };
         let (_d1, mut one) = writer();
         let (_d2, mut grouped) = writer();

@@ -1,0 +1,802 @@
+//! `gitlab:URL`: GitLab CI's nightly pipelines, incrementally. The first run fills
+//! `history_nights` of history; after that each poll asks, per project, only for pipelines
+//! updated after the saved checkpoint (`updated_after`), lists the failed jobs of pipelines not
+//! seen or changed, and reads the logs of failed jobs never read before (streamed, only the
+//! pattern, excerpt and tail kept). The checkpoint (projects resolved, per-project
+//! `updated_after`, pipelines and logs seen) commits with the data, so a restart costs no
+//! history again. At most `max_in_flight` requests run at once; 401/403/404 and exhausted
+//! retries are reported per project while the others go on. The token (from an environment
+//! variable or a file) is sent as `PRIVATE-TOKEN` and appears in no message.
+
+pub mod client;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use color_eyre::eyre::{bail, eyre, Result, WrapErr};
+use serde::{Deserialize, Serialize};
+
+use crate::config::GitlabConfig;
+use crate::ingest::{SourceCtx, SourceState};
+use crate::model::ci::{
+    analyze, night_label, night_of, parse_rules, Analysis, CiJob, CiPipeline, CiUpdate, LogState,
+    Rules, SOURCE,
+};
+use crate::model::gerrit_log::LogZone;
+use crate::model::{parse_rfc3339, Event, Reject, Severity, Timestamp};
+use crate::sources::Source;
+use client::{encode, ApiError, Client};
+
+pub const DEFAULT_TOKEN_ENV: &str = "SYNCSCOPE_GITLAB_TOKEN";
+const DEFAULT_HISTORY: u32 = 30;
+const DEFAULT_POLL: u64 = 300;
+const DEFAULT_IN_FLIGHT: usize = 4;
+/// A group's or the token's project list is read again after this many seconds.
+const RELIST_SECS: i64 = 3600;
+/// Pipelines and logs remembered this many nights beyond the history.
+const REMEMBER_EXTRA_NIGHTS: i64 = 3;
+
+/// The API base of `gitlab:URL`: `https://host/api/v4` as given, or `/api/v4` added to a bare
+/// instance URL.
+pub fn api_base(text: &str) -> Result<String, String> {
+    let t = text.trim().trim_end_matches('/');
+    let Some((scheme, rest)) = t.split_once("://") else {
+        return Err(format!(
+            "gitlab needs the API URL, http(s)://HOST/api/v4, not '{text}'"
+        ));
+    };
+    if !matches!(scheme, "http" | "https") || rest.is_empty() || rest.starts_with('/') {
+        return Err(format!(
+            "gitlab needs the API URL, http(s)://HOST/api/v4, not '{text}'"
+        ));
+    }
+    if t.contains('?') || t.contains('#') || t.contains('@') {
+        return Err(format!("gitlab: '{text}': give the API URL without query, fragment or credentials (the token goes in an environment variable or file)"));
+    }
+    if t.ends_with("/api/v4") {
+        Ok(t.to_string())
+    } else {
+        Ok(format!("{t}/api/v4"))
+    }
+}
+
+/// The token: the configured (or default) environment variable, else the file it names.
+fn token(cfg: &GitlabConfig) -> Result<Option<String>> {
+    let var = cfg.token_env.as_deref().unwrap_or(DEFAULT_TOKEN_ENV);
+    if let Ok(t) = std::env::var(var) {
+        let t = t.trim().to_string();
+        if !t.is_empty() {
+            return Ok(Some(t));
+        }
+    }
+    let Some(file) = cfg.token_file.clone() else {
+        return Ok(None);
+    };
+    let path = crate::sources::expand_tilde(&file);
+    let text = std::fs::read_to_string(&path)
+        .wrap_err_with(|| format!("cannot read the GitLab token file {}", path.display()))?;
+    let t = text.lines().next().unwrap_or_default().trim().to_string();
+    if t.is_empty() {
+        bail!("the GitLab token file {} is empty", path.display());
+    }
+    Ok(Some(t))
+}
+
+/// The rules: the config's, then its rules file's, then (unless turned off) the defaults.
+pub fn rules(cfg: &GitlabConfig) -> Result<Rules> {
+    let mut specs = cfg.rules.clone();
+    if let Some(f) = &cfg.rules_file {
+        let path = crate::sources::expand_tilde(f);
+        let text = std::fs::read_to_string(&path)
+            .wrap_err_with(|| format!("cannot read the rules file {}", path.display()))?;
+        specs.extend(parse_rules(&text).map_err(|e| eyre!("rules file {}: {e}", path.display()))?);
+    }
+    if cfg.default_rules.unwrap_or(true) {
+        specs.extend(parse_rules(crate::model::ci::DEFAULT_RULES).map_err(|e| eyre!("{e}"))?);
+    }
+    Rules::compile(&specs).map_err(|e| eyre!("[gitlab] rules: {e}"))
+}
+
+/// A project as resolved (and remembered in the checkpoint).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectInfo {
+    pub id: i64,
+    pub path: String,
+    pub web_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ApiProject {
+    id: i64,
+    path_with_namespace: String,
+    web_url: Option<String>,
+    #[serde(default)]
+    archived: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct ApiPipeline {
+    id: i64,
+    status: String,
+    #[serde(rename = "ref")]
+    ref_name: Option<String>,
+    sha: Option<String>,
+    source: Option<String>,
+    created_at: String,
+    updated_at: String,
+    web_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct ApiJob {
+    id: i64,
+    name: String,
+    stage: Option<String>,
+    status: String,
+    #[serde(default)]
+    allow_failure: bool,
+    failure_reason: Option<String>,
+    web_url: Option<String>,
+    finished_at: Option<String>,
+}
+
+/// What the source remembers between polls and runs.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Checkpoint {
+    /// Configured name (id or path) -> project.
+    #[serde(default)]
+    projects: BTreeMap<String, ProjectInfo>,
+    /// When the group's or the token's projects were last listed (Unix seconds).
+    #[serde(default)]
+    listed_at: Option<i64>,
+    /// Project id -> the newest `updated_at` seen (RFC 3339, as GitLab wrote it).
+    #[serde(default)]
+    updated_after: BTreeMap<String, String>,
+    /// `project:pipeline` -> `updated_at` of the pipeline as last processed.
+    #[serde(default)]
+    pipelines: BTreeMap<String, String>,
+    /// `project:job` -> night, for every failed job whose log was read (or found erased).
+    #[serde(default)]
+    logs: BTreeMap<String, String>,
+}
+
+pub struct GitlabSource {
+    key: String,
+    base: String,
+    cfg: GitlabConfig,
+    rules: Rules,
+    zone: LogZone,
+}
+
+impl GitlabSource {
+    pub fn new(key: String, base: String, cfg: GitlabConfig) -> Result<GitlabSource> {
+        let rules = rules(&cfg)?;
+        let zone = match cfg.timezone.as_deref() {
+            Some(z) => LogZone::parse(z).map_err(|e| eyre!("[gitlab] timezone: {e}"))?,
+            None => LogZone::Local,
+        };
+        if cfg.projects.is_empty() && cfg.group.is_none() && !cfg.all_projects {
+            bail!("gitlab: no projects: set [gitlab] projects = [...], group = \"...\" or all_projects = true in the config");
+        }
+        Ok(GitlabSource {
+            key,
+            base,
+            cfg,
+            rules,
+            zone,
+        })
+    }
+}
+
+/// Runs `f` over `items` on at most `n` threads; results in the items' order.
+fn parallel<T: Sync, R: Send>(items: &[T], n: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let next = AtomicUsize::new(0);
+    let out: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..n.clamp(1, items.len().max(1)) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(item) = items.get(i) else {
+                    return;
+                };
+                let r = f(item);
+                if let Ok(mut o) = out.lock() {
+                    o[i] = Some(r);
+                }
+            });
+        }
+    });
+    out.into_inner()
+        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+fn unix(text: &str) -> Option<i64> {
+    parse_rfc3339(text)
+        .ok()
+        .map(|t| t.as_nanos().div_euclid(1_000_000_000))
+}
+
+/// A failed job whose log is to be read.
+struct TraceJob {
+    project: ProjectInfo,
+    job: ApiJob,
+    night: String,
+}
+
+/// What one project's listing found.
+#[derive(Default)]
+struct ProjectScan {
+    pipelines: Vec<(ApiPipeline, String, bool)>,
+    /// pipeline id -> its failed jobs now (None: not listed, e.g. still running).
+    jobs: BTreeMap<i64, Option<Vec<ApiJob>>>,
+    newest: Option<String>,
+    error: Option<ApiError>,
+}
+
+impl GitlabSource {
+    /// The projects to read: the remembered ones, resolving what is missing or stale.
+    fn resolve(
+        &self,
+        client: &Client,
+        cp: &mut Checkpoint,
+        errors: &mut Vec<(String, ApiError)>,
+    ) -> Result<Vec<ProjectInfo>, ApiError> {
+        let now = crate::store::unix_now();
+        let mut out: Vec<ProjectInfo> = Vec::new();
+        let named: Vec<&String> = self.cfg.projects.iter().collect();
+        let missing: Vec<&String> = named
+            .iter()
+            .filter(|n| !cp.projects.contains_key(n.as_str()))
+            .copied()
+            .collect();
+        let found = parallel(&missing, self.in_flight(), |name| {
+            client.get_one::<ApiProject>(&format!("/projects/{}", encode(name)))
+        });
+        for (name, r) in missing.iter().zip(found) {
+            match r {
+                Ok(p) => {
+                    cp.projects.insert(
+                        (*name).clone(),
+                        ProjectInfo {
+                            id: p.id,
+                            path: p.path_with_namespace,
+                            web_url: p.web_url,
+                        },
+                    );
+                }
+                Err(ApiError::Cancelled) => return Err(ApiError::Cancelled),
+                Err(e) => errors.push(((*name).clone(), e)),
+            }
+        }
+        for n in &named {
+            if let Some(p) = cp.projects.get(n.as_str()) {
+                out.push(p.clone());
+            }
+        }
+        if self.cfg.group.is_some() || self.cfg.all_projects {
+            let stale = cp.listed_at.is_none_or(|t| now - t >= RELIST_SECS);
+            if stale {
+                let mut listed = Vec::new();
+                if let Some(g) = &self.cfg.group {
+                    match client.get_all::<ApiProject>(&format!(
+                        "/groups/{}/projects?include_subgroups=true&archived=false&simple=true&per_page=100",
+                        encode(g)
+                    )) {
+                        Ok(v) => listed.extend(v),
+                        Err(ApiError::Cancelled) => return Err(ApiError::Cancelled),
+                        Err(e) => errors.push((format!("group {g}"), e)),
+                    }
+                }
+                if self.cfg.all_projects {
+                    match client.get_all::<ApiProject>(
+                        "/projects?membership=true&archived=false&simple=true&per_page=100",
+                    ) {
+                        Ok(v) => listed.extend(v),
+                        Err(ApiError::Cancelled) => return Err(ApiError::Cancelled),
+                        Err(e) => errors.push(("the token's projects".into(), e)),
+                    }
+                }
+                if !listed.is_empty() || errors.is_empty() {
+                    cp.projects.retain(|k, _| named.contains(&k));
+                    for p in listed.into_iter().filter(|p| !p.archived) {
+                        cp.projects.insert(
+                            format!("#{}", p.id),
+                            ProjectInfo {
+                                id: p.id,
+                                path: p.path_with_namespace,
+                                web_url: p.web_url,
+                            },
+                        );
+                    }
+                    cp.listed_at = Some(now);
+                }
+            }
+            for (k, p) in &cp.projects {
+                if k.starts_with('#') && !out.iter().any(|o| o.id == p.id) {
+                    out.push(p.clone());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn in_flight(&self) -> usize {
+        self.cfg.max_in_flight.unwrap_or(DEFAULT_IN_FLIGHT).max(1)
+    }
+
+    /// The pipeline listings of one project: one query per nightly filter.
+    fn filters(&self) -> Vec<String> {
+        let sources = self
+            .cfg
+            .pipeline_sources
+            .clone()
+            .unwrap_or_else(|| vec!["schedule".into()]);
+        let mut f: Vec<String> = sources
+            .iter()
+            .map(|s| format!("source={}", encode(s)))
+            .collect();
+        f.extend(
+            self.cfg
+                .usernames
+                .iter()
+                .map(|u| format!("username={}", encode(u))),
+        );
+        if f.is_empty() {
+            f.push(String::new());
+        }
+        f
+    }
+
+    fn scan_project(
+        &self,
+        client: &Client,
+        p: &ProjectInfo,
+        cp: &Checkpoint,
+        since: &str,
+    ) -> ProjectScan {
+        let mut scan = ProjectScan::default();
+        let after = cp
+            .updated_after
+            .get(&p.id.to_string())
+            .cloned()
+            .unwrap_or_else(|| since.to_string());
+        let mut seen_ids = BTreeSet::new();
+        for filter in self.filters() {
+            let amp = if filter.is_empty() { "" } else { "&" };
+            let path = format!(
+                "/projects/{}/pipelines?{filter}{amp}updated_after={}&order_by=updated_at&sort=desc&per_page=100",
+                p.id,
+                encode(&after)
+            );
+            let list = match client.get_all::<ApiPipeline>(&path) {
+                Ok(l) => l,
+                Err(e) => {
+                    scan.error = Some(e);
+                    return scan;
+                }
+            };
+            for pl in list {
+                if !seen_ids.insert(pl.id) {
+                    continue;
+                }
+                if scan
+                    .newest
+                    .as_ref()
+                    .is_none_or(|n| unix(&pl.updated_at) > unix(n))
+                {
+                    scan.newest = Some(pl.updated_at.clone());
+                }
+                let key = format!("{}:{}", p.id, pl.id);
+                if cp.pipelines.get(&key) == Some(&pl.updated_at) {
+                    continue;
+                }
+                let Some(created) = parse_rfc3339(&pl.created_at).ok() else {
+                    continue;
+                };
+                let night = night_label(night_of(created, &self.zone));
+                let terminal = matches!(
+                    pl.status.as_str(),
+                    "failed" | "success" | "canceled" | "skipped"
+                );
+                scan.pipelines.push((pl, night, terminal));
+            }
+        }
+        let check_warnings = self.cfg.check_warnings.unwrap_or(true);
+        for (pl, _, terminal) in &scan.pipelines {
+            let list =
+                *terminal && (pl.status == "failed" || (pl.status == "success" && check_warnings));
+            if !list {
+                // Nothing failed to list (or not finished): no failed jobs, or not yet.
+                let none = if pl.status == "success"
+                    || pl.status == "canceled"
+                    || pl.status == "skipped"
+                {
+                    Some(Vec::new())
+                } else {
+                    None
+                };
+                scan.jobs.insert(pl.id, none);
+                continue;
+            }
+            match client.get_all::<ApiJob>(&format!(
+                "/projects/{}/pipelines/{}/jobs?scope[]=failed&per_page=100",
+                p.id, pl.id
+            )) {
+                Ok(jobs) => {
+                    scan.jobs.insert(
+                        pl.id,
+                        Some(jobs.into_iter().filter(|j| j.status == "failed").collect()),
+                    );
+                }
+                Err(e) => {
+                    scan.error = Some(e);
+                    return scan;
+                }
+            }
+        }
+        scan
+    }
+
+    /// One poll: every project, then every new log. Sends the batches; returns the per-project
+    /// errors.
+    fn poll(
+        &self,
+        ctx: &SourceCtx,
+        client: &Client,
+        cp: &mut Checkpoint,
+    ) -> Result<Vec<(String, ApiError)>> {
+        let mut errors: Vec<(String, ApiError)> = Vec::new();
+        let projects = match self.resolve(client, cp, &mut errors) {
+            Ok(p) => p,
+            Err(_) => return Ok(errors),
+        };
+        let history = i64::from(self.cfg.history_nights.unwrap_or(DEFAULT_HISTORY));
+        let since_ts = chrono::Utc::now() - chrono::Duration::days(history + 1);
+        let since = since_ts.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let scans = parallel(&projects, self.in_flight(), |p| {
+            self.scan_project(client, p, cp, &since)
+        });
+
+        // The logs to read: failed jobs never read before.
+        let mut traces: Vec<TraceJob> = Vec::new();
+        for (p, scan) in projects.iter().zip(&scans) {
+            if scan.error.is_some() {
+                continue;
+            }
+            for (pl, night, _) in &scan.pipelines {
+                if let Some(Some(jobs)) = scan.jobs.get(&pl.id) {
+                    for j in jobs {
+                        if !cp.logs.contains_key(&format!("{}:{}", p.id, j.id)) {
+                            traces.push(TraceJob {
+                                project: p.clone(),
+                                job: j.clone(),
+                                night: night.clone(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        let rules = &self.rules;
+        let read = parallel(&traces, self.in_flight(), |t| {
+            match client.trace(t.project.id, t.job.id) {
+                Ok(log) => Ok((
+                    log.is_some(),
+                    analyze(log.as_ref(), t.job.failure_reason.as_deref(), rules),
+                )),
+                Err(e) => Err(e),
+            }
+        });
+        let mut analyses: BTreeMap<(i64, i64), (LogState, Analysis)> = BTreeMap::new();
+        for (t, r) in traces.iter().zip(read) {
+            match r {
+                Ok((had_log, a)) => {
+                    let state = if had_log {
+                        LogState::Fetched
+                    } else {
+                        LogState::Erased
+                    };
+                    analyses.insert((t.project.id, t.job.id), (state, a));
+                    cp.logs
+                        .insert(format!("{}:{}", t.project.id, t.job.id), t.night.clone());
+                }
+                Err(ApiError::Cancelled) => {}
+                Err(e) => errors.push((format!("{} job {}", t.project.path, t.job.id), e)),
+            }
+        }
+
+        // One batch per project, the checkpoint with the last.
+        for (p, scan) in projects.iter().zip(scans) {
+            if let Some(e) = scan.error {
+                if e != ApiError::Cancelled {
+                    errors.push((p.path.clone(), e));
+                }
+                continue;
+            }
+            let mut events = Vec::new();
+            let mut ci = Vec::new();
+            for (pl, night, terminal) in &scan.pipelines {
+                let jobs = scan.jobs.get(&pl.id).cloned().flatten();
+                let warnings = pl.status == "success"
+                    && jobs
+                        .as_ref()
+                        .is_some_and(|j| j.iter().any(|j| j.allow_failure));
+                let updated = unix(&pl.updated_at).unwrap_or(0);
+                let pipe = CiPipeline {
+                    project: p.path.clone(),
+                    project_url: p.web_url.clone(),
+                    id: pl.id,
+                    night: night.clone(),
+                    status: pl.status.clone(),
+                    warnings,
+                    ref_name: pl.ref_name.clone(),
+                    sha: pl.sha.clone(),
+                    source: pl.source.clone(),
+                    web_url: pl.web_url.clone(),
+                    created_at: unix(&pl.created_at).unwrap_or(0),
+                    updated_at: updated,
+                };
+                events.push(pipeline_event(&pipe));
+                ci.push(CiUpdate::Pipeline(pipe));
+                let Some(jobs) = jobs else {
+                    continue;
+                };
+                let mut rows = Vec::new();
+                let mut all_read = true;
+                for j in jobs {
+                    let done = analyses.remove(&(p.id, j.id));
+                    if done.is_none() && !cp.logs.contains_key(&format!("{}:{}", p.id, j.id)) {
+                        all_read = false;
+                    }
+                    let (log, analysis) = match done {
+                        Some((state, a)) => (state, Some(a)),
+                        None => (LogState::Unchanged, None),
+                    };
+                    let job = CiJob {
+                        project: p.path.clone(),
+                        id: j.id,
+                        pipeline: pl.id,
+                        name: j.name.clone(),
+                        stage: j.stage.clone(),
+                        status: j.status.clone(),
+                        allow_failure: j.allow_failure,
+                        failure_reason: j.failure_reason.clone(),
+                        web_url: j.web_url.clone(),
+                        finished_at: j.finished_at.as_deref().and_then(unix),
+                        log,
+                        analysis,
+                    };
+                    if job.analysis.is_some() {
+                        events.push(job_event(&job, updated));
+                    }
+                    rows.push(job);
+                }
+                ci.push(CiUpdate::Jobs {
+                    project: p.path.clone(),
+                    pipeline: pl.id,
+                    jobs: rows,
+                });
+                // Done with this pipeline at this update unless a log is still to be read.
+                if *terminal && all_read {
+                    cp.pipelines
+                        .insert(format!("{}:{}", p.id, pl.id), pl.updated_at.clone());
+                }
+            }
+            if let Some(n) = scan.newest {
+                // Pipelines still to be finished or read are listed again next time.
+                let pending = scan
+                    .pipelines
+                    .iter()
+                    .filter(|(pl, ..)| !cp.pipelines.contains_key(&format!("{}:{}", p.id, pl.id)))
+                    .filter_map(|(pl, ..)| unix(&pl.updated_at).map(|u| (u, pl.updated_at.clone())))
+                    .min();
+                let keep = match pending {
+                    // Just before the oldest unfinished one: it comes back in the listing.
+                    Some((u, _)) => Timestamp::from_nanos((u - 1).saturating_mul(1_000_000_000))
+                        .to_datetime()
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    None => n,
+                };
+                let entry = cp
+                    .updated_after
+                    .entry(p.id.to_string())
+                    .or_insert_with(|| keep.clone());
+                if unix(&keep) > unix(entry) || pending.is_some() {
+                    *entry = keep;
+                }
+            }
+            if !events.is_empty() || !ci.is_empty() {
+                ctx.send_ci_batch(events, ci, Vec::new(), None)?;
+            }
+        }
+        // Forget what is older than the history.
+        let horizon = night_label(
+            (chrono::Utc::now() - chrono::Duration::days(history + REMEMBER_EXTRA_NIGHTS))
+                .date_naive(),
+        );
+        cp.logs.retain(|_, night| *night >= horizon);
+        let cutoff = chrono::Utc::now().timestamp() - (history + REMEMBER_EXTRA_NIGHTS) * 86_400;
+        cp.pipelines
+            .retain(|_, u| unix(u).is_none_or(|t| t >= cutoff));
+        Ok(errors)
+    }
+}
+
+fn pipeline_corr(project: &str, id: i64) -> String {
+    format!("gitlab:{project}#{id}")
+}
+
+fn pipeline_event(p: &CiPipeline) -> Event {
+    let (severity, what) = match (p.status.as_str(), p.warnings) {
+        ("failed", _) => (Severity::Error, "failed".to_string()),
+        ("success", true) => (Severity::Warning, "passed with warnings".to_string()),
+        ("success", false) => (Severity::Info, "passed".to_string()),
+        (s, _) => (Severity::Debug, s.to_string()),
+    };
+    let mut e = Event::new(
+        Timestamp::from_nanos(p.updated_at.saturating_mul(1_000_000_000)),
+        SOURCE,
+        "ci_pipeline",
+        "ci",
+        severity,
+        format!(
+            "{}: nightly pipeline #{} {what} on {} (night {})",
+            p.project,
+            p.id,
+            p.ref_name.as_deref().unwrap_or("?"),
+            p.night
+        ),
+    );
+    e.device_id = Some(p.project.clone());
+    e.correlation_id = Some(pipeline_corr(&p.project, p.id));
+    e.subject = p.web_url.clone();
+    e.details = serde_json::to_string(&serde_json::json!({
+        "night": p.night, "status": p.status, "warnings": p.warnings, "web_url": p.web_url,
+        "ref": p.ref_name, "sha": p.sha, "source": p.source,
+    }))
+    .ok();
+    e
+}
+
+fn job_event(j: &CiJob, pipeline_updated: i64) -> Event {
+    let (severity, ty, what) = if j.allow_failure {
+        (
+            Severity::Warning,
+            "ci_job_allowed_failure",
+            "failed (allowed to fail)",
+        )
+    } else {
+        (Severity::Error, "ci_job_failed", "failed")
+    };
+    let a = j.analysis.as_ref();
+    let pattern = a
+        .map(|a| format!("{}: {}", a.pattern.name, a.pattern.identity))
+        .unwrap_or_default();
+    let at = j.finished_at.unwrap_or(pipeline_updated);
+    let mut e = Event::new(
+        Timestamp::from_nanos(at.saturating_mul(1_000_000_000)),
+        SOURCE,
+        ty,
+        "ci",
+        severity,
+        format!(
+            "{}: job {} {what} in pipeline #{}: {}",
+            j.project,
+            j.name,
+            j.pipeline,
+            crate::model::ci::clip(&pattern, 300)
+        ),
+    );
+    e.device_id = Some(j.project.clone());
+    e.correlation_id = Some(pipeline_corr(&j.project, j.pipeline));
+    e.subject = j.web_url.clone();
+    e.details = serde_json::to_string(&serde_json::json!({
+        "job_id": j.id, "job": j.name, "stage": j.stage, "web_url": j.web_url,
+        "failure_reason": j.failure_reason,
+        "pattern": a.map(|a| &a.pattern.id), "pattern_name": a.map(|a| &a.pattern.name),
+        "identity": a.map(|a| &a.pattern.identity), "section": a.and_then(|a| a.section.as_ref()),
+        "excerpt": a.map(|a| &a.excerpt),
+        "log": match j.log { LogState::Erased => "erased", _ => "read" },
+    }))
+    .ok();
+    e
+}
+
+impl Source for GitlabSource {
+    fn run(self: Box<Self>, ctx: &SourceCtx) -> Result<()> {
+        let token = token(&self.cfg)?;
+        let backoff = Duration::from_millis(500);
+        let client = Client::new(
+            self.base.clone(),
+            token.clone(),
+            ctx.cancel.clone(),
+            backoff,
+        )
+        .map_err(|e| eyre!("{e}"))?;
+        let mut cp: Checkpoint = ctx
+            .checkpoint
+            .as_deref()
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or_default();
+        let poll = Duration::from_secs(self.cfg.poll_interval_secs.unwrap_or(DEFAULT_POLL).max(1));
+        loop {
+            if ctx.cancelled() {
+                return Ok(());
+            }
+            let before = client.requests.load(Ordering::Relaxed);
+            let errors = self.poll(ctx, &client, &mut cp)?;
+            let made = client.requests.load(Ordering::Relaxed) - before;
+            let checkpoint = serde_json::to_string(&cp).map_err(|e| eyre!("{e}"))?;
+            let rejects: Vec<Reject> = errors
+                .iter()
+                .map(|(what, e)| Reject::new(format!("{} {what}", self.base), e.to_string(), b""))
+                .collect();
+            ctx.send_ci_batch(Vec::new(), Vec::new(), rejects, Some(checkpoint))?;
+            let all_failed = !errors.is_empty() && cp.projects.is_empty();
+            if errors.is_empty() {
+                ctx.status(SourceState::Ok, format!("{made} requests"));
+            } else {
+                let list: Vec<String> = errors.iter().map(|(w, e)| format!("{w}: {e}")).collect();
+                let msg = client::redact(&list.join("; "), token.as_deref());
+                ctx.status(SourceState::Fault, msg.clone());
+                if ctx.once && all_failed {
+                    bail!("{}: {msg}", self.key);
+                }
+            }
+            if ctx.once || !ctx.sleep(poll) {
+                return Ok(());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_urls() {
+        assert_eq!(
+            api_base("https://gitlab.example.com").unwrap(),
+            "https://gitlab.example.com/api/v4"
+        );
+        assert_eq!(
+            api_base("https://gitlab.example.com/api/v4/").unwrap(),
+            "https://gitlab.example.com/api/v4"
+        );
+        assert_eq!(
+            api_base("http://127.0.0.1:8080/gl/api/v4").unwrap(),
+            "http://127.0.0.1:8080/gl/api/v4"
+        );
+        for bad in [
+            "gitlab.example.com",
+            "ftp://x",
+            "https://",
+            "https://u:tok@x/api/v4",
+            "https://x/api/v4?private_token=1",
+        ] {
+            assert!(api_base(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn parallel_keeps_order_and_bounds_threads() {
+        let items: Vec<u32> = (0..50).collect();
+        let live = AtomicUsize::new(0);
+        let peak = AtomicUsize::new(0);
+        let out = parallel(&items, 4, |i| {
+            let n = live.fetch_add(1, Ordering::SeqCst) + 1;
+            peak.fetch_max(n, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(1));
+            live.fetch_sub(1, Ordering::SeqCst);
+            i * 2
+        });
+        assert_eq!(out, items.iter().map(|i| i * 2).collect::<Vec<_>>());
+        assert!(peak.load(Ordering::SeqCst) <= 4);
+    }
+}
