@@ -253,6 +253,23 @@ fn demo_shows_every_pane_with_live_data_and_cleans_up() {
     t.wait_for("backfill_session_started", 10);
     t.send("5");
     t.wait_for("Session ", 10);
+    // Last night's CI failures, grouped by pattern, and a job's log excerpt (the text filter
+    // of the timeline would narrow the patterns too: clear it first).
+    t.send(":");
+    t.type_slowly("clear");
+    t.send("\r");
+    t.send("6");
+    t.wait_for("CI night ", 30);
+    t.wait_for("Julia: test failed", 30);
+    t.wait_for("last 14 nights per project", 10);
+    t.send("\r");
+    t.wait_for("failed jobs", 10);
+    t.send("\r");
+    t.wait_for("log tail", 10);
+    t.send("\x1b");
+    t.wait_for("failed jobs", 10);
+    t.send("\x1b");
+    t.wait_for("CI night ", 10);
     t.send("p");
     t.wait_for("PAUSED", 5);
     t.send("p");

@@ -35,6 +35,10 @@ pub enum Drill {
     Event(Box<StoredEvent>),
     /// One correlation id across all sources.
     Session { corr: String },
+    /// One CI error pattern's failed jobs of the night.
+    CiJobs { pattern: String },
+    /// One failed CI job: excerpt, tail, URL.
+    CiJob { project: String, job: i64 },
 }
 
 /// Which text field has the keyboard.
@@ -161,6 +165,9 @@ pub struct AppState {
     pub ref_selected: u64,
     pub relay_selected: Option<(String, String)>,
     pub error_selected: usize,
+    /// The selected CI pattern (by id: it follows the item) and job.
+    pub ci_selected: Option<String>,
+    pub ci_job_selected: usize,
     pub detail_scroll: u16,
     pub status: StatusData,
     /// Loaded pane data, most recent first (a few lists, so going back shows data at once).
@@ -193,6 +200,8 @@ impl AppState {
             ref_selected: 0,
             relay_selected: None,
             error_selected: 0,
+            ci_selected: None,
+            ci_job_selected: 0,
             detail_scroll: 0,
             status: StatusData::default(),
             cache: Vec::new(),
@@ -242,6 +251,7 @@ impl AppState {
             },
             Some(Drill::Session { corr }) => self.session_request(corr),
             Some(Drill::Event(_)) => ViewRequest::Nothing,
+            Some(Drill::CiJobs { .. }) | Some(Drill::CiJob { .. }) => ViewRequest::Ci,
             None => match self.pane {
                 Pane::Overview => ViewRequest::Overview {
                     errors: rows,
@@ -257,6 +267,7 @@ impl AppState {
                     order: Order::NewestFirst,
                     session: None,
                 },
+                Pane::Ci => ViewRequest::Ci,
                 Pane::Session => match &self.session {
                     Some(corr) => self.session_request(corr),
                     None => ViewRequest::Nothing,
@@ -422,6 +433,74 @@ impl AppState {
             .and_then(|s| list.iter().position(|x| x == s))
             .unwrap_or(0);
         (list, i)
+    }
+
+    /// The CI patterns as shown (those that hit the night first, text filter applied) and the
+    /// selected index.
+    pub fn ci_patterns(&self) -> (Vec<&crate::store::ci::CiPatternRow>, usize) {
+        let Some(ViewData::Ci(d)) = self.cache_of(&ViewRequest::Ci) else {
+            return (Vec::new(), 0);
+        };
+        let mut list: Vec<&crate::store::ci::CiPatternRow> = d
+            .patterns
+            .iter()
+            .filter(|p| {
+                self.filters.matches_text(&format!(
+                    "{} {} {}",
+                    p.name,
+                    p.identity,
+                    p.projects.join(" ")
+                ))
+            })
+            .collect();
+        // Last night's first, NEW ones on top (prevalence order is kept inside each part).
+        list.sort_by_key(|p| (p.jobs_last_night == 0, !p.is_new));
+        let i = self
+            .ci_selected
+            .as_ref()
+            .and_then(|s| list.iter().position(|p| p.id == *s))
+            .unwrap_or(0);
+        (list, i)
+    }
+
+    /// Every job of the night shown, with its pipeline.
+    pub fn ci_jobs_all(
+        &self,
+    ) -> Vec<(
+        &crate::store::ci::CiPipelineRow,
+        &crate::store::ci::CiJobRow,
+    )> {
+        match self.cache_of(&ViewRequest::Ci) {
+            Some(ViewData::Ci(d)) => d
+                .night
+                .iter()
+                .flat_map(|n| n.pipelines.iter())
+                .flat_map(|p| p.jobs.iter().map(move |j| (p, j)))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The failed jobs of a pattern on the night shown, with their pipelines.
+    pub fn ci_jobs(
+        &self,
+        pattern: &str,
+    ) -> Vec<(
+        &crate::store::ci::CiPipelineRow,
+        &crate::store::ci::CiJobRow,
+    )> {
+        let Some(ViewData::Ci(d)) = self.cache_of(&ViewRequest::Ci) else {
+            return Vec::new();
+        };
+        let Some(night) = &d.night else {
+            return Vec::new();
+        };
+        night
+            .pipelines
+            .iter()
+            .flat_map(|p| p.jobs.iter().map(move |j| (p, j)))
+            .filter(|(_, j)| j.pattern_id.as_deref() == Some(pattern))
+            .collect()
     }
 
     fn cache_of(&self, v: &ViewRequest) -> Option<&ViewData> {
@@ -767,7 +846,28 @@ fn enter(state: &mut AppState) {
                 });
             }
         }
-        (Some(Drill::Event(_)), _) => {}
+        (Some(Drill::Event(_)), _) | (Some(Drill::CiJob { .. }), _) => {}
+        (Some(Drill::CiJobs { pattern }), _) => {
+            let jobs = state.ci_jobs(&pattern);
+            if let Some((p, j)) = jobs.get(state.ci_job_selected.min(jobs.len().saturating_sub(1)))
+            {
+                let d = Drill::CiJob {
+                    project: p.project.clone(),
+                    job: j.id,
+                };
+                state.detail_scroll = 0;
+                state.stack.push(d);
+            }
+        }
+        (None, Pane::Ci) => {
+            let (list, i) = state.ci_patterns();
+            if let Some(p) = list.get(i) {
+                let pattern = p.id.clone();
+                state.ci_selected = Some(pattern.clone());
+                state.ci_job_selected = 0;
+                state.stack.push(Drill::CiJobs { pattern });
+            }
+        }
         (None, Pane::Replication) => {
             let (list, i) = state.remotes();
             if let Some(r) = list.get(i) {
@@ -803,7 +903,17 @@ fn enter(state: &mut AppState) {
 fn move_by(state: &mut AppState, delta: i64) {
     let rows = state.list_rows();
     match (state.top().cloned(), state.pane) {
-        (Some(Drill::Event(_)), _) => {
+        (Some(Drill::CiJobs { pattern }), _) => {
+            let n = state.ci_jobs(&pattern).len();
+            state.ci_job_selected = (state.ci_job_selected as i64 + delta)
+                .clamp(0, n.saturating_sub(1) as i64) as usize;
+        }
+        (None, Pane::Ci) => {
+            let (list, i) = state.ci_patterns();
+            let j = (i as i64 + delta).clamp(0, list.len().saturating_sub(1) as i64) as usize;
+            state.ci_selected = list.get(j).map(|p| p.id.clone());
+        }
+        (Some(Drill::Event(_)), _) | (Some(Drill::CiJob { .. }), _) => {
             let d = delta.clamp(-(u16::MAX as i64), u16::MAX as i64) as i32;
             state.detail_scroll = (state.detail_scroll as i32 + d).clamp(0, u16::MAX as i32) as u16;
         }
@@ -857,7 +967,12 @@ fn move_by(state: &mut AppState, delta: i64) {
 fn move_to_end(state: &mut AppState, end: bool) {
     let rows = state.list_rows();
     match (state.top().cloned(), state.pane) {
-        (Some(Drill::Event(_)), _) => state.detail_scroll = if end { u16::MAX / 2 } else { 0 },
+        (Some(Drill::Event(_)), _) | (Some(Drill::CiJob { .. }), _) => {
+            state.detail_scroll = if end { u16::MAX / 2 } else { 0 }
+        }
+        (Some(Drill::CiJobs { .. }), _) | (None, Pane::Ci) => {
+            move_by(state, if end { i64::MAX / 4 } else { -(i64::MAX / 4) })
+        }
         (Some(Drill::Refs { .. }), _) => {
             let total = match state.data() {
                 Some(ViewData::Refs { total, .. }) => *total,
@@ -943,6 +1058,21 @@ fn copy_text(state: &AppState) -> Option<String> {
             let (list, i) = state.remotes();
             list.get(i).map(|r| r.remote.clone())
         }
+        (None, Pane::Ci) => {
+            let (list, i) = state.ci_patterns();
+            list.get(i)
+                .map(|p| format!("{} {} {}", p.id, p.name, p.identity))
+        }
+        (Some(Drill::CiJobs { pattern }), _) => {
+            let jobs = state.ci_jobs(pattern);
+            jobs.get(state.ci_job_selected.min(jobs.len().saturating_sub(1)))
+                .and_then(|(_, j)| j.web_url.clone())
+        }
+        (Some(Drill::CiJob { project, job }), _) => state
+            .ci_jobs_all()
+            .into_iter()
+            .find(|(p, j)| p.project == *project && j.id == *job)
+            .and_then(|(_, j)| j.web_url.clone()),
         (None, Pane::Relays) => {
             let (list, i) = state.relays();
             list.get(i).map(|(_, r)| r.clone())
@@ -1068,7 +1198,7 @@ fn goto_time(arg: &str, now: Timestamp) -> Result<Timestamp, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::Event;
     use std::time::Duration;
@@ -1368,6 +1498,159 @@ mod tests {
         run(&mut s, "corr abc-123");
         assert_eq!(s.session.as_deref(), Some("abc-123"));
         assert_eq!(run(&mut s, "q"), Some(Command::Quit));
+    }
+
+    /// A night with two patterns (one NEW) over two pipelines.
+    pub(crate) fn ci_data() -> crate::tui::backend::CiData {
+        use crate::model::ci::NightCell;
+        use crate::store::ci::{
+            CiHistory, CiJobRow, CiNight, CiPatternRow, CiPipelineRow, CiStrip,
+        };
+        let pattern = |id: &str, name: &str, identity: &str, jobs: u32, new: bool| CiPatternRow {
+            id: id.into(),
+            kind: "rule".into(),
+            name: name.into(),
+            identity: identity.into(),
+            issue_url: (id == "aaaa00000001").then(|| "https://issues.example/42".into()),
+            jobs_last_night: jobs,
+            projects_last_night: if jobs > 0 {
+                vec!["web/app".into()]
+            } else {
+                vec![]
+            },
+            nights_14: if new { 1 } else { 9 },
+            nights_30: if new { 1 } else { 20 },
+            first_seen: if new {
+                "2026-11-25".into()
+            } else {
+                "2026-10-20".into()
+            },
+            last_seen: "2026-11-25".into(),
+            is_new: new,
+            projects: vec!["web/app".into()],
+            examples: vec![],
+        };
+        let job = |id: i64, name: &str, pattern: &str| CiJobRow {
+            id,
+            name: name.into(),
+            stage: Some("test".into()),
+            allow_failure: false,
+            failure_reason: Some("script_failure".into()),
+            web_url: Some(format!("https://gitlab.example/web/app/-/jobs/{id}")),
+            log_state: "fetched".into(),
+            pattern_id: Some(pattern.into()),
+            pattern_name: Some("test failure".into()),
+            pattern_identity: Some("test_login".into()),
+            pattern_new: pattern == "bbbb00000002",
+            issue_url: None,
+            section: Some("step_script".into()),
+            excerpt: Some("FAILED tests/test_login.py::test_login - \x1b[31mAssertionError".into()),
+            tail: Some("ERROR: Job failed: exit code 1".into()),
+        };
+        crate::tui::backend::CiData {
+            night: Some(CiNight {
+                night: "2026-11-25".into(),
+                pipelines: vec![CiPipelineRow {
+                    project: "web/app".into(),
+                    project_url: None,
+                    id: 901,
+                    status: "failed".into(),
+                    cell: NightCell::Failed,
+                    ref_name: Some("main".into()),
+                    web_url: None,
+                    created_at: 0,
+                    updated_at: 0,
+                    jobs: vec![
+                        job(7001, "pytest", "aaaa00000001"),
+                        job(7002, "build", "bbbb00000002"),
+                    ],
+                }],
+                failed: 1,
+                warnings: 0,
+                passed: 3,
+                other: 0,
+                projects: 4,
+            }),
+            patterns: vec![
+                pattern("cccc00000003", "timeout", "job timed out", 0, false),
+                pattern(
+                    "aaaa00000001",
+                    "Python: test failed",
+                    "test_login",
+                    1,
+                    false,
+                ),
+                pattern("bbbb00000002", "Rust: compile error", "E0425", 1, true),
+            ],
+            history: CiHistory {
+                nights: vec!["2026-11-24".into(), "2026-11-25".into()],
+                projects: vec![CiStrip {
+                    project: "web/app".into(),
+                    cells: vec![NightCell::Passed, NightCell::Failed],
+                }],
+            },
+        }
+    }
+
+    #[test]
+    fn ci_patterns_new_first_then_jobs_then_a_job_and_its_url() {
+        let mut s = state();
+        update(&mut s, Action::GoPane(Pane::Ci));
+        assert_eq!(s.request().view, ViewRequest::Ci);
+        let request = s.request();
+        update(
+            &mut s,
+            Action::Loaded(Box::new(Loaded {
+                request,
+                status: StatusData::default(),
+                data: Some(ViewData::Ci(Box::new(ci_data()))),
+                error: None,
+                took: Duration::ZERO,
+            })),
+        );
+        let (list, i) = s.ci_patterns();
+        let ids: Vec<&str> = list.iter().map(|p| p.id.as_str()).collect();
+        // Last night's patterns first, the NEW one on top; the one not seen last night last.
+        assert_eq!(ids, ["bbbb00000002", "aaaa00000001", "cccc00000003"]);
+        assert_eq!(i, 0);
+        update(&mut s, Action::Down);
+        assert_eq!(s.ci_selected.as_deref(), Some("aaaa00000001"));
+        update(&mut s, Action::Enter);
+        assert_eq!(
+            s.top(),
+            Some(&Drill::CiJobs {
+                pattern: "aaaa00000001".into()
+            })
+        );
+        // The drill-downs read the pane's data: nothing new to load.
+        assert_eq!(s.request().view, ViewRequest::Ci);
+        assert_eq!(s.ci_jobs("aaaa00000001").len(), 1);
+        assert_eq!(
+            update(&mut s, Action::Copy),
+            Some(Command::Copy(
+                "https://gitlab.example/web/app/-/jobs/7001".into()
+            ))
+        );
+        update(&mut s, Action::Enter);
+        assert_eq!(
+            s.top(),
+            Some(&Drill::CiJob {
+                project: "web/app".into(),
+                job: 7001
+            })
+        );
+        assert_eq!(
+            update(&mut s, Action::Copy),
+            Some(Command::Copy(
+                "https://gitlab.example/web/app/-/jobs/7001".into()
+            ))
+        );
+        update(&mut s, Action::Back);
+        update(&mut s, Action::Back);
+        assert_eq!((s.pane, s.stack.len()), (Pane::Ci, 0));
+        // The text filter narrows the patterns.
+        s.filters.text = "e0425".into();
+        assert_eq!(s.ci_patterns().0.len(), 1);
     }
 
     #[test]

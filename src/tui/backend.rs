@@ -59,6 +59,8 @@ pub enum ViewRequest {
     Relays {
         strip_minutes: usize,
     },
+    /// GitLab CI: the latest night.
+    Ci,
     Events {
         filter: Box<EventFilter>,
         anchor: Anchor,
@@ -123,6 +125,16 @@ pub struct OverviewData {
     /// Per minute, oldest first.
     pub rates: Vec<[u64; 4]>,
     pub newest_errors: Vec<StoredEvent>,
+    /// The latest CI night, and how many of its patterns are new.
+    pub ci: Option<(crate::store::ci::CiNight, usize, usize)>,
+}
+
+/// What the CI pane shows: the latest night, the patterns up to it, the projects' strips.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CiData {
+    pub night: Option<crate::store::ci::CiNight>,
+    pub patterns: Vec<crate::store::ci::CiPatternRow>,
+    pub history: crate::store::ci::CiHistory,
 }
 
 /// One relay's state over the strip's minutes (oldest first); None where unknown.
@@ -148,6 +160,7 @@ pub enum ViewData {
         total: u64,
     },
     Relays(RelaysData),
+    Ci(Box<CiData>),
     Events(EventsWindow),
 }
 
@@ -394,6 +407,15 @@ pub fn load_view(r: &Reader, req: &Request, now: Timestamp) -> Result<ViewData> 
                 last_hour: r.counts_by_source(hour_ago)?,
                 rates: r.rate_per_minute(now, *minutes)?,
                 newest_errors: r.page_before(&error_filter, None, *errors as u64)?,
+                ci: match r.ci_night(None, None)? {
+                    Some(n) => {
+                        let p = r.ci_patterns(None, None)?;
+                        let hit = p.iter().filter(|p| p.jobs_last_night > 0).count();
+                        let new = p.iter().filter(|p| p.is_new).count();
+                        Some((n, hit, new))
+                    }
+                    None => None,
+                },
             })
         }
         ViewRequest::Remotes => ViewData::Remotes(r.remote_summaries()?),
@@ -411,6 +433,11 @@ pub fn load_view(r: &Reader, req: &Request, now: Timestamp) -> Result<ViewData> 
                 total,
             }
         }
+        ViewRequest::Ci => ViewData::Ci(Box::new(CiData {
+            night: r.ci_night(None, None)?,
+            patterns: r.ci_patterns(None, None)?,
+            history: r.ci_history(None, crate::model::ci::STRIP_NIGHTS, None)?,
+        })),
         ViewRequest::Relays { strip_minutes } => {
             ViewData::Relays(load_relays(r, now, *strip_minutes)?)
         }

@@ -257,6 +257,14 @@ fn defaults() -> Vec<Row> {
             None,
         ),
         (
+            "pane_ci",
+            A::GoPane(Pane::Ci),
+            &["6"],
+            "CI (GitLab nightly failures)",
+            "Views",
+            None,
+        ),
+        (
             "correlation",
             A::Correlation,
             &["c"],

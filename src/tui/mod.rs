@@ -36,7 +36,7 @@ use backend::Backend;
 use keymap::Keymap;
 use theme::ThemeName;
 
-/// The panes, switched with 1-5 and Tab. (The CI pane joins when the GitLab source lands.)
+/// The panes, switched with 1-6 and Tab.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pane {
     Overview,
@@ -44,15 +44,18 @@ pub enum Pane {
     Relays,
     Timeline,
     Session,
+    /// GitLab CI nightly failures.
+    Ci,
 }
 
 impl Pane {
-    pub const ALL: [Pane; 5] = [
+    pub const ALL: [Pane; 6] = [
         Pane::Overview,
         Pane::Replication,
         Pane::Relays,
         Pane::Timeline,
         Pane::Session,
+        Pane::Ci,
     ];
 
     pub fn title(self) -> &'static str {
@@ -62,6 +65,7 @@ impl Pane {
             Pane::Relays => "Relays",
             Pane::Timeline => "Timeline",
             Pane::Session => "Session",
+            Pane::Ci => "CI",
         }
     }
 
@@ -73,6 +77,7 @@ impl Pane {
             Pane::Relays => "Relays",
             Pane::Timeline => "Timeline",
             Pane::Session => "Session",
+            Pane::Ci => "CI",
         }
     }
 }

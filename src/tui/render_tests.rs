@@ -193,6 +193,27 @@ fn screens() -> Vec<(&'static str, AppState)> {
     update(&mut s, Action::GoPane(Pane::Session));
     load(&mut s, &r);
     list.push(("session", s));
+    // The CI pane, from a night built by hand (the samples have no GitLab data).
+    for (name, drill) in [("ci", false), ("ci_job", true)] {
+        let mut s = base(ThemeName::Dark);
+        update(&mut s, Action::GoPane(Pane::Ci));
+        let request = s.request();
+        update(
+            &mut s,
+            Action::Loaded(Box::new(Loaded {
+                request,
+                status: StatusData::default(),
+                data: Some(ViewData::Ci(Box::new(super::app::tests::ci_data()))),
+                error: None,
+                took: std::time::Duration::ZERO,
+            })),
+        );
+        if drill {
+            update(&mut s, Action::Enter);
+            update(&mut s, Action::Enter);
+        }
+        list.push((name, s));
+    }
     // A remote's refs.
     let mut s = base(ThemeName::Dark);
     update(&mut s, Action::GoPane(Pane::Replication));

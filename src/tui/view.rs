@@ -61,6 +61,12 @@ pub fn view(frame: &mut Frame, state: &AppState, keymap: &Keymap) {
             panes::timeline::render_history(frame, body, state, &theme, remote, project, ref_name)
         }
         Some(Drill::Event(e)) => panes::detail::render(frame, body, state, &theme, e),
+        Some(Drill::CiJobs { pattern }) => {
+            panes::ci::render_jobs(frame, body, state, &theme, pattern)
+        }
+        Some(Drill::CiJob { project, job }) => {
+            panes::ci::render_job(frame, body, state, &theme, project, *job)
+        }
         Some(Drill::Session { corr }) => {
             panes::session::render(frame, body, state, &theme, Some(corr))
         }
@@ -72,6 +78,7 @@ pub fn view(frame: &mut Frame, state: &AppState, keymap: &Keymap) {
             Pane::Session => {
                 panes::session::render(frame, body, state, &theme, state.session.as_deref())
             }
+            Pane::Ci => panes::ci::render(frame, body, state, &theme),
         },
     }
     render_line(frame, line, state, &theme);

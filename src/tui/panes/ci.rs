@@ -42,20 +42,19 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         return;
     };
     let new = d.patterns.iter().filter(|p| p.is_new).count();
-    title_line(
-        frame,
-        title,
-        theme,
-        &format!(
-            "CI night {}: {} failed, {} passed with warnings, {} passed · {} patterns, {new} NEW",
-            night.night,
-            night.failed,
-            night.warnings,
-            night.passed,
-            d.patterns.iter().filter(|p| p.jobs_last_night > 0).count()
-        ),
-        "Enter: jobs · y: copy",
-    );
+    let hit = d.patterns.iter().filter(|p| p.jobs_last_night > 0).count();
+    let text = if area.width >= 100 {
+        format!(
+            "CI night {}: {} failed, {} passed with warnings, {} passed · {hit} patterns, {new} NEW",
+            night.night, night.failed, night.warnings, night.passed
+        )
+    } else {
+        format!(
+            "CI {}: {} failed, {} warn, {} ok · {hit} patterns, {new} NEW",
+            night.night, night.failed, night.warnings, night.passed
+        )
+    };
+    title_line(frame, title, theme, &text, "Enter: jobs · y: copy");
     let strips = d.history.projects.len().min(12) as u16;
     let warned: Vec<&CiPipelineRow> = night
         .pipelines
@@ -68,7 +67,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         Constraint::Length(if strips > 0 { strips + 1 } else { 0 }),
     ])
     .areas(body);
-    render_patterns(frame, patterns, state, theme, d);
+    render_patterns(frame, patterns, state, theme);
     if !warned.is_empty() {
         let list: Vec<String> = warned
             .iter()
@@ -85,32 +84,54 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     render_history(frame, history, theme, d);
 }
 
-fn render_patterns(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, d: &CiData) {
+fn render_patterns(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     let (list, sel) = state.ci_patterns();
     if list.is_empty() {
-        message(frame, area, theme.ok, "no failures on this night");
+        if state.filters.text.is_empty() {
+            message(frame, area, theme.ok, "no failures on this night");
+        } else {
+            message(
+                frame,
+                area,
+                theme.dim,
+                "no pattern matches the filter (Esc clears it)",
+            );
+        }
         return;
     }
     let wide = area.width >= 120;
     let height = area.height.saturating_sub(1) as usize;
     let first = sel.saturating_sub(height.saturating_sub(1));
-    let rows = list.iter().enumerate().skip(first).take(height).map(|(i, p)| {
-        let style = if i == sel { theme.selected } else { theme.text };
-        Row::new(vec![
-            Cell::from(if p.is_new { "NEW" } else { "" }).style(theme.bad),
-            Cell::from(one_line(&p.name).into_owned()),
-            Cell::from(one_line(&p.identity).into_owned()),
-            Cell::from(p.jobs_last_night.to_string())
-                .style(if p.jobs_last_night > 0 { theme.bad } else { theme.dim }),
-            Cell::from(p.projects_last_night.len().to_string()),
-            Cell::from(format!("{}/14", p.nights_14)),
-            Cell::from(format!("{}/30", p.nights_30)),
-            Cell::from(p.first_seen.clone()).style(theme.dim),
-            Cell::from(p.issue_url.as_deref().map(|u| one_line(u).into_owned()).unwrap_or_default())
+    let rows = list
+        .iter()
+        .enumerate()
+        .skip(first)
+        .take(height)
+        .map(|(i, p)| {
+            let style = if i == sel { theme.selected } else { theme.text };
+            Row::new(vec![
+                Cell::from(if p.is_new { "NEW" } else { "" }).style(theme.bad),
+                Cell::from(one_line(&p.name).into_owned()),
+                Cell::from(one_line(&p.identity).into_owned()),
+                Cell::from(p.jobs_last_night.to_string()).style(if p.jobs_last_night > 0 {
+                    theme.bad
+                } else {
+                    theme.dim
+                }),
+                Cell::from(p.projects_last_night.len().to_string()),
+                Cell::from(format!("{}/14", p.nights_14)),
+                Cell::from(format!("{}/30", p.nights_30)),
+                Cell::from(p.first_seen.clone()).style(theme.dim),
+                Cell::from(
+                    p.issue_url
+                        .as_deref()
+                        .map(|u| one_line(u).into_owned())
+                        .unwrap_or_default(),
+                )
                 .style(theme.key),
-        ])
-        .style(style)
-    });
+            ])
+            .style(style)
+        });
     let w = |n: u16| Constraint::Length(if wide { n } else { 0 });
     let widths = [
         Constraint::Length(3),
@@ -121,12 +142,20 @@ fn render_patterns(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
         Constraint::Length(5),
         Constraint::Length(5),
         w(10),
-        if wide { Constraint::Fill(1) } else { Constraint::Length(0) },
+        if wide {
+            Constraint::Fill(1)
+        } else {
+            Constraint::Length(0)
+        },
     ];
-    let header = Row::new(["", "PATTERN", "ERROR", "JOBS", "PROJ", "14N", "30N", "FIRST", "ISSUE"])
-        .style(theme.header);
-    let _ = d;
-    frame.render_widget(Table::new(rows, widths).header(header).column_spacing(1), area);
+    let header = Row::new([
+        "", "PATTERN", "ERROR", "JOBS", "PROJ", "14N", "30N", "FIRST", "ISSUE",
+    ])
+    .style(theme.header);
+    frame.render_widget(
+        Table::new(rows, widths).header(header).column_spacing(1),
+        area,
+    );
 }
 
 fn render_history(frame: &mut Frame, area: Rect, theme: &Theme, d: &CiData) {
@@ -148,7 +177,12 @@ fn render_history(frame: &mut Frame, area: Rect, theme: &Theme, d: &CiData) {
         .max()
         .unwrap_or(0)
         .min(40);
-    for p in d.history.projects.iter().take(area.height.saturating_sub(1) as usize) {
+    for p in d
+        .history
+        .projects
+        .iter()
+        .take(area.height.saturating_sub(1) as usize)
+    {
         let mut spans = vec![Span::styled(
             format!("{:<name_w$} ", one_line(&p.project)),
             theme.text,
@@ -183,25 +217,55 @@ pub fn render_jobs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
         "Enter: log excerpt · y: job URL · Esc: back",
     );
     if jobs.is_empty() {
-        message(frame, body, theme.dim, "no failed job of this pattern on this night");
+        message(
+            frame,
+            body,
+            theme.dim,
+            "no failed job of this pattern on this night",
+        );
         return;
     }
     let sel = state.ci_job_selected.min(jobs.len() - 1);
     let height = body.height.saturating_sub(1) as usize;
     let first = sel.saturating_sub(height.saturating_sub(1));
-    let rows = jobs.iter().enumerate().skip(first).take(height).map(|(i, (p, j))| {
-        let style = if i == sel { theme.selected } else { theme.text };
-        Row::new(vec![
-            Cell::from(one_line(&p.project).into_owned()),
-            Cell::from(format!("#{}", p.id)),
-            Cell::from(one_line(&j.name).into_owned()),
-            Cell::from(j.stage.as_deref().map(|s| one_line(s).into_owned()).unwrap_or_default()),
-            Cell::from(j.failure_reason.as_deref().map(|s| one_line(s).into_owned()).unwrap_or_default()),
-            Cell::from(j.log_state.clone()).style(if j.log_state == "fetched" { theme.dim } else { theme.warn }),
-            Cell::from(j.web_url.as_deref().map(|s| one_line(s).into_owned()).unwrap_or_default()).style(theme.dim),
-        ])
-        .style(style)
-    });
+    let rows = jobs
+        .iter()
+        .enumerate()
+        .skip(first)
+        .take(height)
+        .map(|(i, (p, j))| {
+            let style = if i == sel { theme.selected } else { theme.text };
+            Row::new(vec![
+                Cell::from(one_line(&p.project).into_owned()),
+                Cell::from(format!("#{}", p.id)),
+                Cell::from(one_line(&j.name).into_owned()),
+                Cell::from(
+                    j.stage
+                        .as_deref()
+                        .map(|s| one_line(s).into_owned())
+                        .unwrap_or_default(),
+                ),
+                Cell::from(
+                    j.failure_reason
+                        .as_deref()
+                        .map(|s| one_line(s).into_owned())
+                        .unwrap_or_default(),
+                ),
+                Cell::from(j.log_state.clone()).style(if j.log_state == "fetched" {
+                    theme.dim
+                } else {
+                    theme.warn
+                }),
+                Cell::from(
+                    j.web_url
+                        .as_deref()
+                        .map(|s| one_line(s).into_owned())
+                        .unwrap_or_default(),
+                )
+                .style(theme.dim),
+            ])
+            .style(style)
+        });
     let widths = [
         Constraint::Fill(1),
         Constraint::Length(9),
@@ -211,12 +275,25 @@ pub fn render_jobs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
         Constraint::Length(8),
         Constraint::Fill(2),
     ];
-    let header = Row::new(["PROJECT", "PIPELINE", "JOB", "STAGE", "REASON", "LOG", "URL"]).style(theme.header);
-    frame.render_widget(Table::new(rows, widths).header(header).column_spacing(1), body);
+    let header = Row::new([
+        "PROJECT", "PIPELINE", "JOB", "STAGE", "REASON", "LOG", "URL",
+    ])
+    .style(theme.header);
+    frame.render_widget(
+        Table::new(rows, widths).header(header).column_spacing(1),
+        body,
+    );
 }
 
 /// One failed job: where it failed, the excerpt around the match, the end of its log.
-pub fn render_job(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, project: &str, job: i64) {
+pub fn render_job(
+    frame: &mut Frame,
+    area: Rect,
+    state: &AppState,
+    theme: &Theme,
+    project: &str,
+    job: i64,
+) {
     let [title, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
     let found: Option<(&CiPipelineRow, &CiJobRow)> = data(state).and_then(|d| {
         d.night.as_ref()?.pipelines.iter().find_map(|p| {
@@ -227,7 +304,12 @@ pub fn render_job(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme
     });
     let Some((p, j)) = found else {
         title_line(frame, title, theme, &format!("CI › job {job}"), "");
-        message(frame, body, theme.dim, "this job is no longer in the night shown");
+        message(
+            frame,
+            body,
+            theme.dim,
+            "this job is no longer in the night shown",
+        );
         return;
     };
     title_line(
@@ -245,17 +327,23 @@ pub fn render_job(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme
         ])
     };
     lines.push(field("url", j.web_url.clone().unwrap_or_default()));
-    lines.push(field("pattern", format!(
-        "{}{} {}",
-        if j.pattern_new { "NEW " } else { "" },
-        j.pattern_name.clone().unwrap_or_default(),
-        j.pattern_identity.clone().unwrap_or_default()
-    )));
+    lines.push(field(
+        "pattern",
+        format!(
+            "{}{} {}",
+            if j.pattern_new { "NEW " } else { "" },
+            j.pattern_name.clone().unwrap_or_default(),
+            j.pattern_identity.clone().unwrap_or_default()
+        ),
+    ));
     if let Some(u) = &j.issue_url {
         lines.push(field("issue", u.clone()));
     }
     lines.push(field("stage", j.stage.clone().unwrap_or_default()));
-    lines.push(field("reason", j.failure_reason.clone().unwrap_or_default()));
+    lines.push(field(
+        "reason",
+        j.failure_reason.clone().unwrap_or_default(),
+    ));
     lines.push(field("section", j.section.clone().unwrap_or_default()));
     lines.push(field("log", j.log_state.clone()));
     for (heading, text) in [("excerpt", &j.excerpt), ("log tail", &j.tail)] {

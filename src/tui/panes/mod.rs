@@ -1,5 +1,6 @@
 //! One module per pane (and drill-down view): each has a `render` that reads the state.
 
+pub mod ci;
 pub mod detail;
 pub mod overview;
 pub mod relays;

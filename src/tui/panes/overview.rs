@@ -24,7 +24,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     };
     let [title, systems, rates, errors] = Layout::vertical([
         Constraint::Length(1),
-        Constraint::Length(4),
+        Constraint::Length(4 + u16::from(o.ci.is_some())),
         Constraint::Length(5),
         Constraint::Min(2),
     ])
@@ -177,6 +177,34 @@ fn system_lines<'a>(o: &'a OverviewData, state: &AppState, theme: &Theme) -> Vec
         }
     }
     lines.push(Line::from(s));
+
+    // GitLab CI: the latest night.
+    if let Some((night, hit, new)) = &o.ci {
+        let mut c = vec![label("CI")];
+        c.push(Span::raw(format!("night {}: ", night.night)));
+        c.push(Span::styled(
+            format!("{} failed pipelines", night.failed),
+            if night.failed > 0 {
+                theme.bad
+            } else {
+                theme.ok
+            },
+        ));
+        c.push(Span::raw(format!(
+            " in {} projects, {hit} patterns",
+            night.projects
+        )));
+        if *new > 0 {
+            c.push(Span::styled(format!(" ({new} NEW)"), theme.bad));
+        }
+        if night.warnings > 0 {
+            c.push(Span::styled(
+                format!(", {} passed with warnings", night.warnings),
+                theme.warn,
+            ));
+        }
+        lines.push(Line::from(c));
+    }
 
     // Errors per other system in the last hour.
     let mut other = vec![label("last hour")];
