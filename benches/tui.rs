@@ -22,7 +22,7 @@ use syncscope::model::Timestamp;
 use syncscope::store::{self, Reader};
 use syncscope::tui::action::{Action, InputKey};
 use syncscope::tui::app::{update, AppState};
-use syncscope::tui::backend::{load_view, Loaded, StatusData};
+use syncscope::tui::backend::{load_view, CiData, Loaded, StatusData, ViewData};
 use syncscope::tui::keymap::Keymap;
 use syncscope::tui::theme::ThemeName;
 use syncscope::tui::view::view;
@@ -96,6 +96,39 @@ fn main() {
             let (med, max) = median_max(&mut samples);
             rows.push((format!("frame {w}×{h} {}", pane.title()), med, max, 5.0));
         }
+    }
+
+    // The CI pane: 30 nights × 500 projects, 200 patterns, a night with 300 failed pipelines.
+    for (w, h) in [(200u16, 50u16), (80, 24)] {
+        let mut st = AppState::new("bench".into(), ThemeName::Dark, (w, h), now);
+        update(&mut st, Action::GoPane(Pane::Ci));
+        let request = st.request();
+        update(
+            &mut st,
+            Action::Loaded(Box::new(Loaded {
+                request,
+                status: StatusData::default(),
+                data: Some(ViewData::Ci(Box::new(big_ci(500, 30, 200, 300)))),
+                error: None,
+                took: Duration::ZERO,
+            })),
+        );
+        let mut term = Terminal::new(TestBackend::new(w, h)).expect("terminal");
+        let km = Keymap::default();
+        let mut samples: Vec<Duration> = (0..SAMPLES)
+            .map(|_| {
+                let t = Instant::now();
+                term.draw(|f| view(f, &st, &km)).expect("draw");
+                t.elapsed()
+            })
+            .collect();
+        let (med, max) = median_max(&mut samples);
+        rows.push((
+            format!("frame {w}×{h} CI, 500 projects × 30 nights"),
+            med,
+            max,
+            5.0,
+        ));
     }
 
     // A filter typed on the timeline: every keystroke runs the query and redraws.
@@ -276,6 +309,102 @@ fn main() {
         ms(p95)
     );
     println!("all targets met: {}", all_met && rss <= 61.0);
+}
+
+/// A CI night as big as the issue asks the pane to draw: `projects` strips of `nights` cells,
+/// `patterns` patterns, `failed` failed pipelines of two jobs each.
+fn big_ci(projects: usize, nights: usize, patterns: usize, failed: usize) -> CiData {
+    use syncscope::model::ci::NightCell;
+    use syncscope::store::ci::{
+        CiHistory, CiJobRow, CiNight, CiPatternRow, CiPipelineRow, CiStrip,
+    };
+    let mut rng = support::Rng::new(11);
+    let cells = [
+        NightCell::Passed,
+        NightCell::Passed,
+        NightCell::Failed,
+        NightCell::Warnings,
+        NightCell::NoRun,
+    ];
+    let history = CiHistory {
+        nights: (0..nights)
+            .map(|i| format!("2026-10-{:02}", i + 1))
+            .collect(),
+        projects: (0..projects)
+            .map(|p| CiStrip {
+                project: format!("group/sub/project-{p:03}"),
+                cells: (0..nights).map(|_| cells[rng.below(5) as usize]).collect(),
+            })
+            .collect(),
+    };
+    let patterns: Vec<CiPatternRow> = (0..patterns)
+        .map(|i| CiPatternRow {
+            id: format!("{i:012x}"),
+            kind: "fingerprint".into(),
+            name: "unmatched".into(),
+            identity: format!("error[E0{i:03}]: cannot find value `x<n>` in this scope"),
+            issue_url: None,
+            jobs_last_night: rng.below(5) as u32,
+            projects_last_night: vec!["group/sub/project-001".into()],
+            nights_14: rng.below(15) as u32,
+            nights_30: rng.below(31) as u32,
+            first_seen: "2026-10-01".into(),
+            last_seen: "2026-10-30".into(),
+            is_new: rng.chance(5),
+            projects: vec!["group/sub/project-001".into()],
+            examples: vec![],
+        })
+        .collect();
+    let job = |id: i64, pattern: String| CiJobRow {
+        id,
+        name: "test".into(),
+        stage: Some("test".into()),
+        allow_failure: false,
+        failure_reason: Some("script_failure".into()),
+        web_url: Some(format!("https://gitlab.example/-/jobs/{id}")),
+        log_state: "fetched".into(),
+        pattern_id: Some(pattern),
+        pattern_name: Some("unmatched".into()),
+        pattern_identity: None,
+        pattern_new: false,
+        issue_url: None,
+        section: None,
+        excerpt: Some("error".into()),
+        tail: Some("ERROR: Job failed".into()),
+    };
+    let pipelines = (0..failed)
+        .map(|i| CiPipelineRow {
+            project: format!("group/sub/project-{i:03}"),
+            project_url: None,
+            id: i as i64,
+            status: "failed".into(),
+            cell: NightCell::Failed,
+            ref_name: Some("main".into()),
+            web_url: None,
+            created_at: 0,
+            updated_at: 0,
+            jobs: vec![
+                job(2 * i as i64, format!("{:012x}", i % patterns.len().max(1))),
+                job(
+                    2 * i as i64 + 1,
+                    format!("{:012x}", (i + 1) % patterns.len().max(1)),
+                ),
+            ],
+        })
+        .collect();
+    CiData {
+        night: Some(CiNight {
+            night: "2026-10-30".into(),
+            pipelines,
+            failed: failed as u32,
+            warnings: 0,
+            passed: (projects - failed) as u32,
+            other: 0,
+            projects: projects as u32,
+        }),
+        patterns,
+        history,
+    }
 }
 
 /// Loads the current screen's data as the worker does, and applies it.

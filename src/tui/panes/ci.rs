@@ -55,7 +55,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         )
     };
     title_line(frame, title, theme, &text, "Enter: jobs · y: copy");
-    let strips = d.history.projects.len().min(12) as u16;
+    let strips = (d.history.projects.len() as u16).min((body.height / 3).max(4));
     let warned: Vec<&CiPipelineRow> = night
         .pipelines
         .iter()
@@ -162,27 +162,44 @@ fn render_history(frame: &mut Frame, area: Rect, theme: &Theme, d: &CiData) {
     if area.height == 0 {
         return;
     }
+    // Worst first: failed on the last night, then by failures over the strip, then by name.
+    let mut projects: Vec<&crate::store::ci::CiStrip> = d.history.projects.iter().collect();
+    let bad = |p: &crate::store::ci::CiStrip| {
+        let last = p.cells.last().is_some_and(|c| *c == NightCell::Failed);
+        let failed = p.cells.iter().filter(|c| **c == NightCell::Failed).count();
+        let warned = p
+            .cells
+            .iter()
+            .filter(|c| **c == NightCell::Warnings)
+            .count();
+        (
+            std::cmp::Reverse(last),
+            std::cmp::Reverse(failed),
+            std::cmp::Reverse(warned),
+        )
+    };
+    projects.sort_by(|a, b| bad(a).cmp(&bad(b)).then(a.project.cmp(&b.project)));
+    let rows = area.height.saturating_sub(1) as usize;
+    let shown = if projects.len() > rows {
+        format!(", worst {rows} of {} projects", projects.len())
+    } else {
+        String::new()
+    };
     let mut lines = vec![Line::styled(
         format!(
-            "last {} nights per project (F failed, W warnings, P passed, ? other, . no run), oldest left",
+            "last {} nights per project (F failed, W warnings, P passed, ? other, . no run), oldest left{shown}",
             d.history.nights.len()
         ),
         theme.header,
     )];
-    let name_w = d
-        .history
-        .projects
+    let name_w = projects
         .iter()
+        .take(rows)
         .map(|p| p.project.chars().count())
         .max()
         .unwrap_or(0)
         .min(40);
-    for p in d
-        .history
-        .projects
-        .iter()
-        .take(area.height.saturating_sub(1) as usize)
-    {
+    for p in projects.into_iter().take(rows) {
         let mut spans = vec![Span::styled(
             format!("{:<name_w$} ", one_line(&p.project)),
             theme.text,
