@@ -1,5 +1,5 @@
 //! `gitlab:URL` and `syncscope failures` end to end, against a local HTTP server answering in
-//! the shapes of GitLab's REST API (tests/../shared formats: projects, pipelines, jobs, traces):
+//! the shapes of GitLab's REST API (as the GitLab format document describes them: projects, pipelines, jobs, traces):
 //! several projects, pages by `X-Next-Page` and by `Link`, a 429 with `Retry-After`, a 404
 //! project, an erased log, a retried pipeline, logs with ANSI escapes and sections. Requests
 //! are counted: a second run with nothing new makes only the checkpoint queries.

@@ -322,3 +322,14 @@ pub fn message(frame: &mut Frame, area: Rect, style: Style, text: &str) {
         area,
     );
 }
+
+/// Lines that wrap and scroll (event details, a CI job's log), the scroll kept in range.
+pub fn scrolled_text(frame: &mut Frame, area: Rect, lines: Vec<Line<'_>>, scroll: u16) {
+    let max_scroll = (lines.len() as u16).saturating_sub(area.height);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(ratatui::widgets::Wrap { trim: false })
+            .scroll((scroll.min(max_scroll), 0)),
+        area,
+    );
+}

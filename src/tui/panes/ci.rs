@@ -5,7 +5,7 @@
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
+use ratatui::widgets::{Cell, Paragraph, Row, Table};
 use ratatui::Frame;
 
 use crate::model::ci::NightCell;
@@ -14,7 +14,7 @@ use crate::store::ci::{CiJobRow, CiPipelineRow};
 use crate::tui::app::AppState;
 use crate::tui::backend::CiData;
 use crate::tui::theme::Theme;
-use crate::tui::view::{message, title_line};
+use crate::tui::view::{message, scrolled_text, title_line};
 
 /// The CI pane's data, or a message when there is none.
 fn data(state: &AppState) -> Option<&CiData> {
@@ -371,11 +371,5 @@ pub fn render_job(
             }
         }
     }
-    let max_scroll = (lines.len() as u16).saturating_sub(body.height);
-    frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .scroll((state.detail_scroll.min(max_scroll), 0)),
-        body,
-    );
+    scrolled_text(frame, body, lines, state.detail_scroll);
 }

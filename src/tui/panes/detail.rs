@@ -2,14 +2,13 @@
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
 use crate::model::{format_rfc3339, StoredEvent};
 use crate::sanitize::{multi_line, one_line};
 use crate::tui::app::AppState;
 use crate::tui::theme::{severity_label, Theme};
-use crate::tui::view::title_line;
+use crate::tui::view::{scrolled_text, title_line};
 
 pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, e: &StoredEvent) {
     let [title, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
@@ -65,11 +64,5 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, e:
             lines.push(Line::styled(format!("  {l}"), theme.text));
         }
     }
-    let max_scroll = (lines.len() as u16).saturating_sub(body.height);
-    frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .scroll((state.detail_scroll.min(max_scroll), 0)),
-        body,
-    );
+    scrolled_text(frame, body, lines, state.detail_scroll);
 }
