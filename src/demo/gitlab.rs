@@ -6,16 +6,15 @@
 //! streamed logs), so the CI data in the demo's store went through the real code.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use color_eyre::eyre::{Result, WrapErr};
+use color_eyre::eyre::Result;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+use super::server::{Loopback, Response};
 use super::Rng;
 use crate::config::GitlabConfig;
 
@@ -23,8 +22,6 @@ use crate::config::GitlabConfig;
 pub const NIGHTS: i64 = 30;
 /// The retried pipeline passes this long after the demo starts.
 pub const RETRY_AFTER: Duration = Duration::from_secs(20);
-const POLL: Duration = Duration::from_millis(20);
-const IO_TIMEOUT: Duration = Duration::from_secs(2);
 const HOST: &str = "gitlab.demo.example";
 
 const PROJECTS: &[(i64, &str)] = &[
@@ -238,7 +235,7 @@ fn world(seed: &mut Rng, now: DateTime<Utc>, started: Instant) -> World {
 }
 
 pub struct GitlabServer {
-    listener: TcpListener,
+    server: Loopback,
     world: Arc<Mutex<World>>,
 }
 
@@ -262,84 +259,38 @@ fn iso(t: DateTime<Utc>) -> String {
 impl GitlabServer {
     /// Binds 127.0.0.1 on a free port; the server and its API base URL.
     pub fn bind(rng: &mut Rng) -> Result<(GitlabServer, String)> {
-        let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-            .wrap_err("cannot listen on 127.0.0.1 for the demo's GitLab API")?;
-        listener
-            .set_nonblocking(true)
-            .wrap_err("cannot make the demo's listener non-blocking")?;
-        let port = listener
-            .local_addr()
-            .wrap_err("the demo's listener has no address")?
-            .port();
+        let server = Loopback::bind("GitLab API")?;
+        let url = format!("http://127.0.0.1:{}/api/v4", server.port);
         let world = world(rng, Utc::now(), Instant::now());
         Ok((
             GitlabServer {
-                listener,
+                server,
                 world: Arc::new(Mutex::new(world)),
             },
-            format!("http://127.0.0.1:{port}/api/v4"),
+            url,
         ))
     }
 
     /// Answers requests until `cancel` fires.
     pub fn serve(self, cancel: &CancellationToken) -> Result<()> {
-        while !cancel.is_cancelled() {
-            match self.listener.accept() {
-                Ok((stream, _)) => {
-                    let _ = self.answer(stream);
+        let world = self.world.clone();
+        self.server.serve(
+            cancel,
+            |_method, target| {
+                let (status, headers, content_type, body) = match world.lock() {
+                    Ok(mut w) => route(&mut w, target),
+                    Err(_) => (500, Vec::new(), "text/plain", b"poisoned".to_vec()),
+                };
+                Response {
+                    status,
+                    headers,
+                    content_type,
+                    body,
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(POLL),
-                Err(_) => std::thread::sleep(POLL * 10),
-            }
-        }
-        Ok(())
-    }
-
-    fn answer(&self, mut stream: TcpStream) -> std::io::Result<()> {
-        stream.set_nonblocking(false)?;
-        stream.set_read_timeout(Some(IO_TIMEOUT))?;
-        stream.set_write_timeout(Some(IO_TIMEOUT))?;
-        let mut head = Vec::with_capacity(512);
-        let mut buf = [0u8; 1024];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-            let n = stream.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            head.extend_from_slice(&buf[..n]);
-            if head.len() > 16 * 1024 {
-                break;
-            }
-        }
-        let text = String::from_utf8_lossy(&head);
-        let target = text
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .split_whitespace()
-            .nth(1)
-            .unwrap_or("/")
-            .to_string();
-        let (status, headers, ctype, body) = match self.world.lock() {
-            Ok(mut w) => route(&mut w, &target),
-            Err(_) => (500, Vec::new(), "text/plain", b"poisoned".to_vec()),
-        };
-        let reason = match status {
-            200 => "OK",
-            404 => "Not Found",
-            _ => "Error",
-        };
-        let mut out = format!(
-            "HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n",
-            body.len()
+            },
+            || {},
         );
-        for (k, v) in headers {
-            out.push_str(&format!("{k}: {v}\r\n"));
-        }
-        out.push_str("\r\n");
-        stream.write_all(out.as_bytes())?;
-        stream.write_all(&body)?;
-        stream.flush()
+        Ok(())
     }
 }
 
