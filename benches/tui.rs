@@ -84,16 +84,7 @@ fn main() {
                 update(&mut st, Action::GoPane(Pane::Session));
             }
             load(&mut st, &reader, now);
-            let mut term = Terminal::new(TestBackend::new(w, h)).expect("terminal");
-            let km = Keymap::default();
-            let mut samples: Vec<Duration> = (0..SAMPLES)
-                .map(|_| {
-                    let t = Instant::now();
-                    term.draw(|f| view(f, &st, &km)).expect("draw");
-                    t.elapsed()
-                })
-                .collect();
-            let (med, max) = median_max(&mut samples);
+            let (med, max) = time_frames(&st, w, h);
             rows.push((format!("frame {w}×{h} {}", pane.title()), med, max, 5.0));
         }
     }
@@ -113,16 +104,7 @@ fn main() {
                 took: Duration::ZERO,
             })),
         );
-        let mut term = Terminal::new(TestBackend::new(w, h)).expect("terminal");
-        let km = Keymap::default();
-        let mut samples: Vec<Duration> = (0..SAMPLES)
-            .map(|_| {
-                let t = Instant::now();
-                term.draw(|f| view(f, &st, &km)).expect("draw");
-                t.elapsed()
-            })
-            .collect();
-        let (med, max) = median_max(&mut samples);
+        let (med, max) = time_frames(&st, w, h);
         rows.push((
             format!("frame {w}×{h} CI, 500 projects × 30 nights"),
             med,
@@ -405,6 +387,20 @@ fn big_ci(projects: usize, nights: usize, patterns: usize, failed: usize) -> CiD
         patterns,
         history,
     }
+}
+
+/// Median and maximum of drawing the state's full frame SAMPLES times on a `w`×`h` buffer.
+fn time_frames(st: &AppState, w: u16, h: u16) -> (Duration, Duration) {
+    let mut term = Terminal::new(TestBackend::new(w, h)).expect("terminal");
+    let km = Keymap::default();
+    let mut samples: Vec<Duration> = (0..SAMPLES)
+        .map(|_| {
+            let t = Instant::now();
+            term.draw(|f| view(f, st, &km)).expect("draw");
+            t.elapsed()
+        })
+        .collect();
+    median_max(&mut samples)
 }
 
 /// Loads the current screen's data as the worker does, and applies it.
