@@ -5,7 +5,7 @@
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph, Row, Table};
+use ratatui::widgets::{Cell, Paragraph, Row};
 use ratatui::Frame;
 
 use crate::model::ci::NightCell;
@@ -101,7 +101,7 @@ fn render_patterns(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
     }
     let wide = area.width >= 120;
     let height = area.height.saturating_sub(1) as usize;
-    let first = sel.saturating_sub(height.saturating_sub(1));
+    let first = super::first_row(sel, height);
     let rows = list
         .iter()
         .enumerate()
@@ -148,13 +148,15 @@ fn render_patterns(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
             Constraint::Length(0)
         },
     ];
-    let header = Row::new([
-        "", "PATTERN", "ERROR", "JOBS", "PROJ", "14N", "30N", "FIRST", "ISSUE",
-    ])
-    .style(theme.header);
-    frame.render_widget(
-        Table::new(rows, widths).header(header).column_spacing(1),
+    super::table(
+        frame,
         area,
+        theme,
+        &[
+            "", "PATTERN", "ERROR", "JOBS", "PROJ", "14N", "30N", "FIRST", "ISSUE",
+        ],
+        &widths,
+        rows,
     );
 }
 
@@ -244,7 +246,7 @@ pub fn render_jobs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
     }
     let sel = state.ci_job_selected.min(jobs.len() - 1);
     let height = body.height.saturating_sub(1) as usize;
-    let first = sel.saturating_sub(height.saturating_sub(1));
+    let first = super::first_row(sel, height);
     let rows = jobs
         .iter()
         .enumerate()
@@ -292,13 +294,15 @@ pub fn render_jobs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
         Constraint::Length(8),
         Constraint::Fill(2),
     ];
-    let header = Row::new([
-        "PROJECT", "PIPELINE", "JOB", "STAGE", "REASON", "LOG", "URL",
-    ])
-    .style(theme.header);
-    frame.render_widget(
-        Table::new(rows, widths).header(header).column_spacing(1),
+    super::table(
+        frame,
         body,
+        theme,
+        &[
+            "PROJECT", "PIPELINE", "JOB", "STAGE", "REASON", "LOG", "URL",
+        ],
+        &widths,
+        rows,
     );
 }
 

@@ -9,8 +9,12 @@ pub mod session;
 pub mod timeline;
 
 use chrono::{Local, TimeZone};
+use ratatui::layout::{Constraint, Rect};
+use ratatui::widgets::{Row, Table};
+use ratatui::Frame;
 
 use crate::model::Timestamp;
+use crate::tui::theme::Theme;
 
 /// A timestamp as the panes show it: local time, with the date when the screen is wide.
 pub fn clock(ts: Timestamp, wide: bool) -> String {
@@ -34,4 +38,27 @@ pub fn millis(ms: i64) -> String {
         1000..=59_999 => format!("{:.1}s", ms as f64 / 1000.0),
         _ => format!("{}m{:02}s", ms / 60_000, (ms % 60_000) / 1000),
     }
+}
+
+/// A list as every pane draws it: the theme's header row over the rows on screen.
+pub fn table<'a>(
+    frame: &mut Frame,
+    area: Rect,
+    theme: &Theme,
+    header: &[&'a str],
+    widths: &[Constraint],
+    rows: impl IntoIterator<Item = Row<'a>>,
+) {
+    let header = Row::new(header.iter().copied()).style(theme.header);
+    frame.render_widget(
+        Table::new(rows, widths.iter().copied())
+            .header(header)
+            .column_spacing(1),
+        area,
+    );
+}
+
+/// The first row to draw so that the selected one is on a screen of `height` rows.
+pub fn first_row(selected: usize, height: usize) -> usize {
+    selected.saturating_sub(height.saturating_sub(1))
 }

@@ -273,9 +273,7 @@ fn render_errors(frame: &mut Frame, area: Rect, state: &AppState, o: &OverviewDa
     }
     let wide = area.width >= 120;
     let height = body.height as usize;
-    let first = state
-        .error_selected
-        .saturating_sub(height.saturating_sub(1));
+    let first = super::first_row(state.error_selected, height);
     let rows = o
         .newest_errors
         .iter()

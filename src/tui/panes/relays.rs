@@ -3,7 +3,7 @@
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph, Row, Table};
+use ratatui::widgets::{Cell, Paragraph, Row};
 use ratatui::Frame;
 
 use super::age;
@@ -89,7 +89,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         .saturating_sub(fixed + 26)
         .min(HISTORY_MINUTES);
     let height = body.height.saturating_sub(1) as usize;
-    let first = sel.saturating_sub(height.saturating_sub(1));
+    let first = super::first_row(sel, height);
     let rows =
         list.iter()
             .enumerate()
@@ -145,20 +145,22 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         Constraint::Length(4),
         Constraint::Length(strip_width as u16),
     ];
-    let header = Row::new([
-        "STATE",
-        "RELAY",
-        "TARGET",
-        "CONNECTION/HEALTH",
-        "IN",
-        "STREAK",
-        "FLAP",
-        "LAST HOUR",
-    ])
-    .style(theme.header);
-    frame.render_widget(
-        Table::new(rows, widths).header(header).column_spacing(1),
+    super::table(
+        frame,
         body,
+        theme,
+        &[
+            "STATE",
+            "RELAY",
+            "TARGET",
+            "CONNECTION/HEALTH",
+            "IN",
+            "STREAK",
+            "FLAP",
+            "LAST HOUR",
+        ],
+        &widths,
+        rows,
     );
 }
 

@@ -2,7 +2,7 @@
 //! type, when, retrying/stuck, attempts, last error); Enter on a ref opens its history.
 
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::widgets::{Cell, Row, Table};
+use ratatui::widgets::{Cell, Row};
 use ratatui::Frame;
 
 use super::age;
@@ -42,7 +42,7 @@ pub fn render_remotes(frame: &mut Frame, area: Rect, state: &AppState, theme: &T
     }
     let now = state.now.as_nanos() / 1_000_000_000;
     let height = body.height.saturating_sub(1) as usize;
-    let first = sel.saturating_sub(height.saturating_sub(1));
+    let first = super::first_row(sel, height);
     let rows = list
         .iter()
         .enumerate()
@@ -107,22 +107,24 @@ pub fn render_remotes(frame: &mut Frame, area: Rect, state: &AppState, theme: &T
             Constraint::Length(0)
         },
     ];
-    let header = Row::new([
-        "STATUS",
-        "REMOTE",
-        "PROJ",
-        "REFS",
-        "FAILED",
-        "RETRY",
-        "SCHED",
-        "EVENT",
-        "LAST OK",
-        "LAST ERROR",
-    ])
-    .style(theme.header);
-    frame.render_widget(
-        Table::new(rows, widths).header(header).column_spacing(1),
+    super::table(
+        frame,
         body,
+        theme,
+        &[
+            "STATUS",
+            "REMOTE",
+            "PROJ",
+            "REFS",
+            "FAILED",
+            "RETRY",
+            "SCHED",
+            "EVENT",
+            "LAST OK",
+            "LAST ERROR",
+        ],
+        &widths,
+        rows,
     );
 }
 
@@ -154,7 +156,7 @@ pub fn render_refs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
     let now = state.now.as_nanos() / 1_000_000_000;
     let height = body.height.saturating_sub(1) as usize;
     let sel_in_page = sel.saturating_sub(*offset) as usize;
-    let first = sel_in_page.saturating_sub(height.saturating_sub(1));
+    let first = super::first_row(sel_in_page, height);
     let rows = refs
         .iter()
         .enumerate()
@@ -216,21 +218,23 @@ pub fn render_refs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
         Constraint::Length(9),
         Constraint::Fill(1),
     ];
-    let header = Row::new([
-        "STATUS",
-        "TYPE",
-        "PROJECT",
-        "REF",
-        "WHEN",
-        "FLAGS",
-        "TRY",
-        "LAST OK",
-        "LAST ERROR",
-    ])
-    .style(theme.header);
-    frame.render_widget(
-        Table::new(rows, widths).header(header).column_spacing(1),
+    super::table(
+        frame,
         body,
+        theme,
+        &[
+            "STATUS",
+            "TYPE",
+            "PROJECT",
+            "REF",
+            "WHEN",
+            "FLAGS",
+            "TRY",
+            "LAST OK",
+            "LAST ERROR",
+        ],
+        &widths,
+        rows,
     );
 }
 

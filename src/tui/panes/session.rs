@@ -3,7 +3,7 @@
 //! the gaps between steps marked.
 
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::widgets::{Cell, Row, Table};
+use ratatui::widgets::{Cell, Row};
 use ratatui::Frame;
 
 use super::{clock, millis};
@@ -135,12 +135,14 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, co
         Constraint::Length(if wide { 9 } else { 0 }),
         Constraint::Min(10),
     ];
-    let header = Row::new([
-        "GAP", "AT", "TIME", "SOURCE", "SEV", "STEP", "DUR", "RECORDS", "RATE", "SUMMARY",
-    ])
-    .style(theme.header);
-    frame.render_widget(
-        Table::new(rows, widths).header(header).column_spacing(1),
+    super::table(
+        frame,
         body,
+        theme,
+        &[
+            "GAP", "AT", "TIME", "SOURCE", "SEV", "STEP", "DUR", "RECORDS", "RATE", "SUMMARY",
+        ],
+        &widths,
+        rows,
     );
 }

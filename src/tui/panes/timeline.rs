@@ -3,7 +3,7 @@
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Row, Table};
+use ratatui::widgets::{Cell, Row};
 use ratatui::Frame;
 
 use super::clock;
@@ -124,11 +124,13 @@ pub fn table(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, w: 
             Constraint::Min(10),
         ]
     };
-    let header =
-        Row::new(["TIME", "SOURCE", "SEV", "TYPE", "SUBJECT", "SUMMARY"]).style(theme.header);
-    frame.render_widget(
-        Table::new(rows, widths).header(header).column_spacing(1),
+    super::table(
+        frame,
         area,
+        theme,
+        &["TIME", "SOURCE", "SEV", "TYPE", "SUBJECT", "SUMMARY"],
+        &widths,
+        rows,
     );
 }
 
