@@ -482,21 +482,6 @@ impl Keymap {
         }
     }
 
-    /// The keys of a named action, as help shows them (`j/↓`).
-    pub fn keys_of(&self, name: &str) -> String {
-        self.bindings
-            .iter()
-            .find(|b| b.name == name)
-            .map(|b| {
-                b.keys
-                    .iter()
-                    .map(Key::to_string)
-                    .collect::<Vec<_>>()
-                    .join("/")
-            })
-            .unwrap_or_default()
-    }
-
     /// `(keys, label)` for the status bar, in table order.
     pub fn hints(&self) -> Vec<(String, &'static str)> {
         self.bindings
@@ -635,7 +620,6 @@ mod tests {
             assert_eq!(Key::parse(text).unwrap().to_string(), shown);
         }
         let k = Keymap::default();
-        assert_eq!(k.keys_of("down"), "j/↓");
         assert!(k.hints().iter().any(|(key, l)| key == "?" && *l == "help"));
     }
 }
