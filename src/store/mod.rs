@@ -3,6 +3,7 @@
 //! WAL mode lets readers and the writer proceed without waiting on each other. Nothing here
 //! knows about terminals.
 
+pub mod checkpointer;
 pub mod ci;
 pub mod query;
 pub mod schema;

@@ -59,6 +59,9 @@ pub struct Batch<'a> {
 pub struct Writer {
     conn: Connection,
     interned: Interner,
+    /// Declared after `conn`: dropped after it, so the checkpoint thread's connection is the
+    /// last to close and copies back what is left.
+    _checkpointer: Option<super::checkpointer::Checkpointer>,
 }
 
 /// The string -> id cache of interned strings (a fast, fixed-seed hash: keys are our own).
@@ -501,17 +504,24 @@ fn insert_one(tx: &Transaction<'_>, p: &Prepared<'_>, id: i64, tally: &mut Tally
 pub const INSERT_EVENT_SQL: &str = "INSERT OR IGNORE INTO events (id, ts, key, source, device, event_type, category, severity, summary, details, corr, peer, model_types, record_count, duration_ms, subject) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
 
 impl Writer {
+    /// Opens the store for writing, with WAL checkpoints on a thread of their own.
     pub fn open(path: &Path) -> Result<Self> {
-        let conn = super::open(path)?;
+        let mut conn = super::open(path)?;
         // A larger page cache for the writer keeps the index edges hot during bulk ingest.
         conn.execute_batch("PRAGMA cache_size=-16000;")?;
-        Ok(Writer::from_connection(conn))
+        let checkpointer = super::checkpointer::Checkpointer::start(path, &mut conn)?;
+        Ok(Writer {
+            _checkpointer: Some(checkpointer),
+            ..Writer::from_connection(conn)
+        })
     }
 
+    /// A writer on `conn` as it is (SQLite checkpoints inside the writer's commits).
     pub fn from_connection(conn: Connection) -> Self {
         Writer {
             conn,
             interned: Interner::default(),
+            _checkpointer: None,
         }
     }
 
