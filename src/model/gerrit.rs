@@ -9,6 +9,9 @@
 //! `dropped-output`, and any other event (such as `ref-updated`) kept as timeline context.
 //! There is no `ref-replication-failed`; `*-done` is not success.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
 use serde::{Deserialize, Serialize};
 
 use super::{Event, Severity, Timestamp, WireError};
@@ -18,25 +21,95 @@ pub const SOURCE: &str = "gerrit";
 /// The pseudo-ref of whole-project pushes: kept as an event, never reported as a ref.
 pub const ALL_REFS: &str = "..all..";
 
+/// One stream-events line as read: strings borrow from the line where they can (no escapes),
+/// so a line costs few allocations.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Wire {
-    #[serde(rename = "type")]
-    kind: Option<String>,
+struct Wire<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
     event_created_on: Option<i64>,
-    instance_id: Option<String>,
-    project: Option<serde_json::Value>,
-    #[serde(rename = "ref")]
-    ref_name: Option<String>,
-    target_node: Option<String>,
-    target_uri: Option<String>,
-    source_node: Option<String>,
-    status: Option<String>,
-    ref_status: Option<String>,
-    ref_update_result: Option<String>,
+    #[serde(borrow)]
+    instance_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    project: Option<WireProject<'a>>,
+    #[serde(rename = "ref", borrow)]
+    ref_name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    target_node: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    target_uri: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    source_node: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    status: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    ref_status: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    ref_update_result: Option<Cow<'a, str>>,
     nodes_count: Option<i64>,
     ref_update: Option<WireRefUpdate>,
     change: Option<WireChange>,
+}
+
+/// `project`: a name (replication events), or an object with a `name` (some other events).
+#[derive(Debug)]
+struct WireProject<'a>(Option<Cow<'a, str>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for WireProject<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = WireProject<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a project name or an object with a name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(WireProject(Some(Cow::Borrowed(v))))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(WireProject(Some(Cow::Owned(v.to_string()))))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut name = None;
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    if key == "name" {
+                        name = map.next_value::<WireProject<'de>>()?.0;
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(WireProject(name))
+            }
+            // Anything else (null, a number, a list) names no project.
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(WireProject(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(WireProject(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(WireProject(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(WireProject(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(WireProject(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(WireProject(None))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -153,7 +226,7 @@ pub fn parse_stream_event(bytes: &[u8], ordinal: u32) -> Result<StreamEvent, Wir
             e.valid_up_to()
         ))
     })?;
-    let w: Wire = serde_json::from_str(text).map_err(|e| {
+    let w: Wire<'_> = serde_json::from_str(text).map_err(|e| {
         WireError(if e.is_syntax() || e.is_eof() {
             format!("invalid JSON: {e}")
         } else {
@@ -162,7 +235,6 @@ pub fn parse_stream_event(bytes: &[u8], ordinal: u32) -> Result<StreamEvent, Wir
     })?;
     let kind = w
         .kind
-        .clone()
         .filter(|k| !k.is_empty())
         .ok_or_else(|| WireError("missing field `type`".into()))?;
     let secs = w
@@ -173,39 +245,46 @@ pub fn parse_stream_event(bytes: &[u8], ordinal: u32) -> Result<StreamEvent, Wir
         .and_then(|n| n.checked_add(i64::from(ordinal)))
         .ok_or_else(|| WireError(format!("eventCreatedOn {secs} is out of range")))?;
 
-    let project = match &w.project {
-        Some(serde_json::Value::String(p)) => Some(p.clone()),
-        // ref-updated and friends carry the project elsewhere; some carry an object.
-        Some(serde_json::Value::Object(o)) => {
-            o.get("name").and_then(|n| n.as_str()).map(String::from)
-        }
-        _ => None,
-    }
-    .or_else(|| w.ref_update.as_ref().and_then(|r| r.project.clone()))
-    .or_else(|| w.change.as_ref().and_then(|c| c.project.clone()));
-    let ref_name = w
-        .ref_name
-        .clone()
-        .or_else(|| w.ref_update.as_ref().and_then(|r| r.ref_name.clone()));
+    // ref-updated and friends carry the project elsewhere.
+    let project: Option<Cow<'_, str>> = w
+        .project
+        .and_then(|p| p.0)
+        .or_else(|| {
+            w.ref_update
+                .as_ref()
+                .and_then(|r| r.project.as_deref())
+                .map(Cow::Borrowed)
+        })
+        .or_else(|| {
+            w.change
+                .as_ref()
+                .and_then(|c| c.project.as_deref())
+                .map(Cow::Borrowed)
+        });
+    let ref_name: Option<Cow<'_, str>> = w.ref_name.or_else(|| {
+        w.ref_update
+            .as_ref()
+            .and_then(|r| r.ref_name.as_deref())
+            .map(Cow::Borrowed)
+    });
     let pull = kind.starts_with("fetch-");
     let remote = w
         .target_uri
-        .clone()
         .filter(|u| !u.is_empty())
-        .or_else(|| w.target_node.clone())
-        .or_else(|| w.source_node.clone());
-    let detail = w.ref_status.clone().or_else(|| w.ref_update_result.clone());
+        .or(w.target_node)
+        .or(w.source_node);
+    let detail = w.ref_status.or(w.ref_update_result);
     let status = w.status.as_deref();
 
     let replication = matches!(
-        kind.as_str(),
+        &*kind,
         "ref-replication-scheduled"
             | "ref-replicated"
             | "fetch-ref-replication-scheduled"
             | "fetch-ref-replicated"
     );
     let ref_status = RefStatus::from_event_status(status);
-    let (category, severity) = match kind.as_str() {
+    let (category, severity) = match &*kind {
         "ref-replicated" | "fetch-ref-replicated" => (
             "replication",
             match ref_status {
@@ -223,76 +302,80 @@ pub fn parse_stream_event(bytes: &[u8], ordinal: u32) -> Result<StreamEvent, Wir
         _ => ("gerrit", Severity::Info),
     };
 
-    let what = match (&project, &ref_name) {
-        (Some(p), Some(r)) => format!("{p} {r}"),
-        (Some(p), None) => p.clone(),
-        (None, Some(r)) => r.clone(),
-        (None, None) => String::new(),
-    };
-    let arrow = if pull { "<-" } else { "->" };
-    let to = remote
-        .as_deref()
-        .filter(|r| !r.is_empty())
-        .map(|r| format!(" {arrow} {r}"))
-        .unwrap_or_default();
-    let summary = match kind.as_str() {
-        "dropped-output" => {
-            "stream overflowed: Gerrit dropped events; replication state may be stale".to_string()
+    // "{project} {ref}", then what happened; written into one string.
+    let mut summary = String::with_capacity(160);
+    let what = |out: &mut String| {
+        let parts = [project.as_deref(), ref_name.as_deref()];
+        for (i, part) in parts.into_iter().flatten().enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            out.push_str(part);
         }
+    };
+    let arrow = if pull { " <- " } else { " -> " };
+    let to = |out: &mut String| {
+        if let Some(r) = remote.as_deref().filter(|r| !r.is_empty()) {
+            out.push_str(arrow);
+            out.push_str(r);
+        }
+    };
+    match &*kind {
+        "dropped-output" => summary
+            .push_str("stream overflowed: Gerrit dropped events; replication state may be stale"),
         "ref-replicated" | "fetch-ref-replicated" => {
-            let st = status.unwrap_or("unknown");
-            let d = detail
-                .as_deref()
-                .map(|d| format!(" ({d})"))
-                .unwrap_or_default();
-            format!("{what}{to}: {st}{d}")
+            what(&mut summary);
+            to(&mut summary);
+            summary.push_str(": ");
+            summary.push_str(status.unwrap_or("unknown"));
+            if let Some(d) = detail.as_deref() {
+                let _ = write!(summary, " ({d})");
+            }
         }
         "ref-replication-scheduled" | "fetch-ref-replication-scheduled" => {
-            format!("{what}{to}: scheduled")
+            what(&mut summary);
+            to(&mut summary);
+            summary.push_str(": scheduled");
         }
         "ref-replication-done" | "fetch-ref-replication-done" => {
-            let n = w
-                .nodes_count
-                .map(|n| format!(" ({n} targets)"))
-                .unwrap_or_default();
-            format!("{what}: replication done{n}")
+            what(&mut summary);
+            summary.push_str(": replication done");
+            if let Some(n) = w.nodes_count {
+                let _ = write!(summary, " ({n} targets)");
+            }
         }
         k if k.starts_with("project-deletion-replication-") => {
+            what(&mut summary);
+            to(&mut summary);
             let step = &k["project-deletion-replication-".len()..];
-            format!("{what}{to}: project deletion {step}")
+            let _ = write!(summary, ": project deletion {step}");
         }
         "ref-updated" => {
-            let rev = w
-                .ref_update
-                .as_ref()
-                .and_then(|r| r.new_rev.as_deref())
-                .map(|r| format!(" -> {}", &r[..r.len().min(10)]))
-                .unwrap_or_default();
-            format!("{what} updated{rev}")
+            what(&mut summary);
+            summary.push_str(" updated");
+            if let Some(r) = w.ref_update.as_ref().and_then(|r| r.new_rev.as_deref()) {
+                let _ = write!(summary, " -> {}", &r[..r.len().min(10)]);
+            }
         }
-        _ => {
-            let n = w
-                .change
-                .as_ref()
-                .and_then(|c| c.number.as_ref())
-                .map(|n| format!(" change {n}"))
-                .unwrap_or_default();
-            format!(
-                "{kind}{}{n}",
-                if what.is_empty() {
-                    String::new()
-                } else {
-                    format!(" {what}")
-                }
-            )
+        k => {
+            summary.push_str(k);
+            let before = summary.len();
+            summary.push(' ');
+            what(&mut summary);
+            if summary.len() == before + 1 {
+                summary.truncate(before);
+            }
+            if let Some(n) = w.change.as_ref().and_then(|c| c.number.as_ref()) {
+                let _ = write!(summary, " change {n}");
+            }
         }
-    };
+    }
 
     let update = match (replication, &project, &remote, &ref_name) {
         (true, Some(p), Some(r), Some(rf)) if rf != ALL_REFS => Some(RefUpdate {
-            project: p.clone(),
-            remote: r.clone(),
-            ref_name: rf.clone(),
+            project: p.to_string(),
+            remote: r.to_string(),
+            ref_name: rf.to_string(),
             direction: if pull {
                 Direction::Pull
             } else {
@@ -300,7 +383,7 @@ pub fn parse_stream_event(bytes: &[u8], ordinal: u32) -> Result<StreamEvent, Wir
             },
             status: Some(ref_status),
             when: secs,
-            detail: detail.clone(),
+            detail: detail.as_deref().map(String::from),
             newer_only: false,
         }),
         _ => None,
@@ -309,18 +392,18 @@ pub fn parse_stream_event(bytes: &[u8], ordinal: u32) -> Result<StreamEvent, Wir
     let event = Event {
         timestamp: Timestamp::from_nanos(nanos),
         source: SOURCE.into(),
-        device_id: w.instance_id.clone(),
-        event_type: kind,
+        device_id: w.instance_id.map(Cow::into_owned),
+        event_type: kind.into_owned(),
         category: category.into(),
         severity,
         summary,
         details: Some(text.trim().to_string()),
         correlation_id: None,
-        peer_device_id: remote.filter(|r| !r.is_empty()),
+        peer_device_id: remote.filter(|r| !r.is_empty()).map(Cow::into_owned),
         model_types: None,
         record_count: None,
         duration_ms: None,
-        subject: ref_name.or(project),
+        subject: ref_name.or(project).map(Cow::into_owned),
     };
     Ok(StreamEvent { event, update })
 }
@@ -495,6 +578,42 @@ mod tests {
             r#"{"change":{"project":"p","number":12},"type":"comment-added","eventCreatedOn":9}"#,
         );
         assert_eq!(other.event.event_type, "comment-added");
+    }
+
+    #[test]
+    fn project_as_name_object_or_nonsense_and_escaped_strings() {
+        let obj = parse(
+            r#"{"project":{"name":"platform/core","parent":{"name":"All-Projects"},"tags":[1,null]},"change":{"number":7},"type":"change-merged","eventCreatedOn":9}"#,
+        );
+        assert_eq!(obj.event.subject.as_deref(), Some("platform/core"));
+        assert_eq!(obj.event.summary, "change-merged platform/core change 7");
+        let odd = parse(
+            r#"{"project":42,"change":{"project":"from-change"},"type":"change-merged","eventCreatedOn":9}"#,
+        );
+        assert_eq!(odd.event.subject.as_deref(), Some("from-change"));
+        let nameless = parse(r#"{"project":{"name":null},"type":"x","eventCreatedOn":9}"#);
+        assert_eq!(
+            (nameless.event.subject, nameless.event.summary.as_str()),
+            (None, "x")
+        );
+        // Escapes are decoded (such strings cannot borrow from the line).
+        let esc = parse(
+            r#"{"project":"p\u00e9","ref":"refs\/heads\/caf\u00e9","targetUri":"ssh:\/\/m\/p.git","status":"succeeded","type":"ref-replicated","eventCreatedOn":1}"#,
+        );
+        let u = esc.update.unwrap();
+        assert_eq!(
+            (u.project.as_str(), u.ref_name.as_str(), u.remote.as_str()),
+            ("pé", "refs/heads/café", "ssh://m/p.git")
+        );
+        assert_eq!(
+            esc.event.summary,
+            "pé refs/heads/café -> ssh://m/p.git: succeeded"
+        );
+        assert!(parse_stream_event(
+            br#"{"project":{"name":"p"},"type":5,"eventCreatedOn":1}"#,
+            0
+        )
+        .is_err());
     }
 
     #[test]
