@@ -67,10 +67,31 @@ pub struct Writer {
 /// The string -> id cache of interned strings (a fast, fixed-seed hash: keys are our own).
 type Interned = HashMap<String, i64, Xxh3DefaultBuilder>;
 
+/// Call sites of [`Interner::id_in`]: each remembers the last string it interned.
+#[derive(Clone, Copy)]
+enum Slot {
+    Source,
+    Device,
+    Type,
+    Category,
+    Corr,
+    Peer,
+    Models,
+    Subject,
+    Ref,
+    Remote,
+    Project,
+}
+const SLOTS: usize = Slot::Project as usize + 1;
+
 /// Interns strings through a bounded cache, and knows which ids the current transaction made.
 #[derive(Default)]
 struct Interner {
     cache: Interned,
+    /// The last string (and its id) of each call site: consecutive events mostly repeat their
+    /// source, device, type and category, and events of one push their ref and remote. A
+    /// comparison with it costs less than a lookup among hundreds of thousands of strings.
+    recent: [Option<(String, i64)>; SLOTS],
     /// The first id the current transaction interned. `strings` rows are never deleted and
     /// rowids grow, so every id from it on is new in this transaction: no stored row refers to
     /// it yet.
@@ -78,6 +99,34 @@ struct Interner {
 }
 
 impl Interner {
+    /// `text`'s id, as remembered by call site `slot` or found by [`Interner::id`].
+    fn id_in(&mut self, slot: Slot, tx: &Transaction<'_>, text: &str) -> Result<i64> {
+        if let Some((last, id)) = &self.recent[slot as usize] {
+            if last == text {
+                return Ok(*id);
+            }
+        }
+        let id = self.id(tx, text)?;
+        match &mut self.recent[slot as usize] {
+            Some((last, last_id)) => {
+                last.clear();
+                last.push_str(text);
+                *last_id = id;
+            }
+            empty => *empty = Some((text.to_string(), id)),
+        }
+        Ok(id)
+    }
+
+    fn id_opt_in(
+        &mut self,
+        slot: Slot,
+        tx: &Transaction<'_>,
+        text: Option<&str>,
+    ) -> Result<Option<i64>> {
+        text.map(|t| self.id_in(slot, tx, t)).transpose()
+    }
+
     fn id(&mut self, tx: &Transaction<'_>, text: &str) -> Result<i64> {
         if let Some(id) = self.cache.get(text) {
             return Ok(*id);
@@ -99,13 +148,15 @@ impl Interner {
         Ok(id)
     }
 
-    fn id_opt(&mut self, tx: &Transaction<'_>, text: Option<&str>) -> Result<Option<i64>> {
-        text.map(|t| self.id(tx, t)).transpose()
-    }
-
     /// Interned by the current transaction.
     fn is_fresh(&self, id: i64) -> bool {
         self.fresh_from.is_some_and(|f| id >= f)
+    }
+
+    /// Forgets every id (those of a rolled-back transaction no longer exist).
+    fn forget(&mut self) {
+        self.cache.clear();
+        self.recent = Default::default();
     }
 }
 
@@ -248,14 +299,14 @@ fn insert_events(
                 ts: e.timestamp.as_nanos(),
                 key,
                 ids: [
-                    Some(strings.id(tx, &e.source)?),
-                    strings.id_opt(tx, e.device_id.as_deref())?,
-                    Some(strings.id(tx, &e.event_type)?),
-                    Some(strings.id(tx, &e.category)?),
-                    strings.id_opt(tx, e.correlation_id.as_deref())?,
-                    strings.id_opt(tx, e.peer_device_id.as_deref())?,
-                    strings.id_opt(tx, e.model_types.as_deref())?,
-                    strings.id_opt(tx, e.subject.as_deref())?,
+                    Some(strings.id_in(Slot::Source, tx, &e.source)?),
+                    strings.id_opt_in(Slot::Device, tx, e.device_id.as_deref())?,
+                    Some(strings.id_in(Slot::Type, tx, &e.event_type)?),
+                    Some(strings.id_in(Slot::Category, tx, &e.category)?),
+                    strings.id_opt_in(Slot::Corr, tx, e.correlation_id.as_deref())?,
+                    strings.id_opt_in(Slot::Peer, tx, e.peer_device_id.as_deref())?,
+                    strings.id_opt_in(Slot::Models, tx, e.model_types.as_deref())?,
+                    strings.id_opt_in(Slot::Subject, tx, e.subject.as_deref())?,
                 ],
             });
         }
@@ -322,9 +373,9 @@ fn apply_ref_updates(
     let mut states: Vec<Changed> = Vec::new();
     for &(u, event_id) in updates {
         let key = (
-            strings.id(tx, &u.ref_name)?,
-            strings.id(tx, &u.remote)?,
-            strings.id(tx, &u.project)?,
+            strings.id_in(Slot::Ref, tx, &u.ref_name)?,
+            strings.id_in(Slot::Remote, tx, &u.remote)?,
+            strings.id_in(Slot::Project, tx, &u.project)?,
         );
         if let Some(&i) = touched.get(&key) {
             let (_, state, last) = &mut states[i];
@@ -590,7 +641,7 @@ impl Writer {
         self.interned.fresh_from = None;
         if result.is_err() {
             // Ids interned inside a rolled-back transaction no longer exist.
-            self.interned.cache.clear();
+            self.interned.forget();
         }
         result.wrap_err_with(|| {
             let mut sources: Vec<&str> = batches.iter().map(|b| b.source).collect();
