@@ -26,6 +26,13 @@ pub mod tui;
 
 use std::process::ExitCode;
 
+/// mimalloc instead of the system allocator, for every binary that links this crate (the
+/// program, its tests and its benchmarks): ingest makes and frees a dozen strings per event
+/// on three threads, and glibc's allocator spent more time freeing batches than parsing them
+/// (Gerrit `replication_log` parsing: 2.2 -> 1.2 CPU-s per 400,000 lines).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 
 use cli::{Cli, Command};
