@@ -140,6 +140,8 @@ fn ingest_file(db: &Path, spec: &str) -> (Duration, u64) {
 }
 
 fn main() {
+    // As the program does, so the in-process ingest runs as it would.
+    syncscope::tune_allocator();
     let n = count_arg(1_000_000);
     let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("work dir");
     let stream = work.path().join("stream.jsonl");

@@ -35,6 +35,8 @@ const BATCH: usize = 5000;
 const CHANNEL_BATCHES: usize = 4;
 
 fn main() {
+    // As the program does, so the in-process ingest runs as it would.
+    syncscope::tune_allocator();
     support::launcher_if_requested();
     let n = count_arg(1_000_000);
     let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("bench work dir");
