@@ -354,26 +354,6 @@ pub fn lower_thread_priority(nice: i32) {
     let _ = nice;
 }
 
-/// Frees committed batches on a thread of its own, so the single writer only writes.
-struct Dropper(Option<std::sync::mpsc::SyncSender<Vec<Event>>>);
-
-impl Dropper {
-    fn new() -> Self {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Event>>(2);
-        let spawned = std::thread::Builder::new()
-            .name("syncscope-free".into())
-            .spawn(move || rx.into_iter().for_each(drop));
-        Dropper(spawned.ok().map(|_| tx))
-    }
-
-    /// Hands `events` over to be freed; frees them here when that thread is busy or absent.
-    fn discard(&self, events: Vec<Event>) {
-        if let Some(tx) = &self.0 {
-            let _ = tx.try_send(events);
-        }
-    }
-}
-
 fn write_loop(
     mut writer: Writer,
     mut rx: mpsc::Receiver<SourceMsg>,
@@ -381,7 +361,6 @@ fn write_loop(
     log_status: bool,
 ) -> Result<IngestReport> {
     let mut report = IngestReport::new();
-    let dropper = Dropper::new();
     let mut next = None;
     while let Some(msg) = next.take().or_else(|| rx.blocking_recv()) {
         match msg {
@@ -419,8 +398,6 @@ fn write_loop(
                         }
                     }
                     *report.entry(b.source).or_default() += out;
-                    // Freeing thousands of events is work the writer need not wait for.
-                    dropper.discard(b.events);
                 }
             }
             SourceMsg::Status {

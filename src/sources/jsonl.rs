@@ -213,7 +213,7 @@ impl LineParser {
 
 /// A batch is sent at the batch size or at this much event text, whichever comes first, so
 /// memory stays bounded however big each event is (a few batches are in flight at once).
-pub(crate) const MAX_BATCH_BYTES: usize = 4 << 20;
+pub(crate) const MAX_BATCH_BYTES: usize = 2 << 20;
 
 /// Events and rejects parsed but not yet sent.
 pub(crate) struct Pending {
