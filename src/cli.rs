@@ -99,6 +99,12 @@ pub struct StatusArgs {
     #[arg(long, value_name = "R")]
     pub remote: Option<String>,
 
+    /// Answer as the replication-status plugin on this node would: only events stamped with
+    /// this `instanceId` (`none`: the node without one). Default `[gerrit] instance_id`, else
+    /// every instance side by side.
+    #[arg(long, value_name = "ID")]
+    pub instance: Option<String>,
+
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = RejectFormat::Table)]
     pub format: RejectFormat,
@@ -197,8 +203,8 @@ pub struct IngestArgs {
     pub scrape_interval_ms: Option<u64>,
 
     /// The zone of server-local log timestamps (Gerrit's replication_log): UTC, local,
-    /// +01:00, or a name like Europe/Berlin. Default local.
-    #[arg(long, value_name = "ZONE")]
+    /// +01:00, -03:00, or a name like Europe/Berlin. Default local.
+    #[arg(long, value_name = "ZONE", allow_hyphen_values = true)]
     pub log_timezone: Option<String>,
 
     /// Events per transaction. Default 5000.

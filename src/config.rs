@@ -25,6 +25,9 @@ pub struct Config {
     /// The `gitlab:URL` source: token, projects, what counts as nightly, rules.
     #[serde(default)]
     pub gitlab: GitlabConfig,
+    /// Gerrit: which node `status` answers for.
+    #[serde(default)]
+    pub gerrit: GerritConfig,
     /// Key overrides of the UI: action name → a key or a list of keys (`quit = "x"`).
     #[serde(default)]
     pub keys: std::collections::BTreeMap<String, KeyList>,
@@ -105,6 +108,15 @@ pub struct GitlabConfig {
     /// Error rules, tried first: `[[gitlab.rule]]` with name, regex (one capture group), issue.
     #[serde(default, rename = "rule")]
     pub rules: Vec<crate::model::ci::RuleSpec>,
+}
+
+/// `[gerrit]`.
+#[derive(Debug, Default, Deserialize, PartialEq, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct GerritConfig {
+    /// `status` answers as the replication-status plugin on the node with this
+    /// `gerrit.instanceId` would (`none`: the node without one); `--instance` wins.
+    pub instance_id: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, PartialEq)]

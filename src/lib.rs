@@ -135,7 +135,7 @@ fn run(cli: Cli) -> color_eyre::Result<Outcome> {
         Command::Rejects(a) => commands::rejects::run(a, db),
         Command::Sources(a) => commands::sources::run(a, db),
         Command::Relays(a) => commands::relays::run(a, db),
-        Command::Status(a) => commands::status::run(a, db),
+        Command::Status(a) => commands::status::run(a, &config, db),
         Command::Failures(a) => commands::failures::run(a, &config, db),
         Command::Demo(_) => unreachable!("handled above"),
     }

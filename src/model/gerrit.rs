@@ -20,6 +20,8 @@ use super::{Event, Severity, Timestamp, WireError};
 pub const SOURCE: &str = "gerrit";
 /// The pseudo-ref of whole-project pushes: kept as an event, never reported as a ref.
 pub const ALL_REFS: &str = "..all..";
+/// How the node without an `instanceId` is named (`status --instance none`).
+pub const NO_INSTANCE: &str = "none";
 
 /// One stream-events line as read: strings borrow from the line where they can (no escapes),
 /// so a line costs few allocations.
@@ -117,7 +119,13 @@ impl<'de: 'a, 'a> Deserialize<'de> for WireProject<'a> {
 struct WireRefUpdate {
     ref_name: Option<String>,
     project: Option<String>,
+    old_rev: Option<String>,
     new_rev: Option<String>,
+}
+
+/// Git's zero id (`newRev` of a deleted ref, `oldRev` of a created one).
+fn is_zero_id(rev: Option<&str>) -> bool {
+    rev.is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b == b'0'))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -191,9 +199,27 @@ impl RefStatus {
     }
 }
 
-/// What one replication event says about one (project, remote, ref).
+/// What a [`RefUpdate`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UpdateKind {
+    /// A replication event (or a log note, `status` None) about one key.
+    #[default]
+    Replication,
+    /// The ref was deleted on the primary (`ref-updated` with a zero `newRev`): every remote and
+    /// instance of (project, ref). It leaves the plugin's answer.
+    RefDeleted,
+    /// The ref was created again (`ref-updated` with a zero `oldRev`).
+    RefCreated,
+    /// `project-deletion-replication-done`: the project's refs are history.
+    ProjectDeleted,
+}
+
+/// What one replication event says about one (instance, project, remote, ref).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RefUpdate {
+    /// `instanceId` of the event: the node whose plugin counts it (None: the node without one).
+    pub instance: Option<String>,
+    pub kind: UpdateKind,
     pub project: String,
     /// `targetUri`, else `targetNode` / `sourceNode`: the plugin's key.
     pub remote: String,
@@ -217,6 +243,37 @@ pub struct StreamEvent {
     pub update: Option<RefUpdate>,
 }
 
+/// How bad a `failed` is: a transient failure the plugin retries (a transport error, a
+/// missing repository being created, a lock failure) is a warning; a rejection no retry fixes
+/// (non-fast-forward, remote changed, a deletion refused, a pull rejected) or a failure with no
+/// `refStatus` (the run ended without retrying: gerrit.md §2.2) is an error.
+pub fn failure_severity(detail: Option<&str>) -> Severity {
+    match detail {
+        Some(
+            "REJECTED_OTHER_REASON"
+            | "NON_EXISTING"
+            | "NOT_ATTEMPTED"
+            | "AWAITING_REPORT"
+            | "LOCK_FAILURE",
+        ) => Severity::Warning,
+        _ => Severity::Error,
+    }
+}
+
+/// Above this an epoch time is in milliseconds (10^11 s is the year 5138; 10^11 ms is 1973).
+pub const MILLIS_ABOVE: i64 = 100_000_000_000;
+
+/// An epoch time Gerrit sent (`eventCreatedOn`, a REST `when`), in seconds or, by magnitude, in
+/// milliseconds (the replication-status plugin's own tests use milliseconds): (seconds,
+/// nanoseconds). None when out of range.
+pub fn epoch_time(v: i64) -> Option<(i64, i64)> {
+    if v.checked_abs()? > MILLIS_ABOVE {
+        Some((v.div_euclid(1000), v.checked_mul(1_000_000)?))
+    } else {
+        Some((v, v.checked_mul(1_000_000_000)?))
+    }
+}
+
 /// Reads one `gerrit stream-events` line. `ordinal` (0, 1, ...) numbers events that share
 /// one `eventCreatedOn` second, in stream order, so they stay distinct and ordered.
 pub fn parse_stream_event(bytes: &[u8], ordinal: u32) -> Result<StreamEvent, WireError> {
@@ -237,13 +294,12 @@ pub fn parse_stream_event(bytes: &[u8], ordinal: u32) -> Result<StreamEvent, Wir
         .kind
         .filter(|k| !k.is_empty())
         .ok_or_else(|| WireError("missing field `type`".into()))?;
-    let secs = w
+    let created = w
         .event_created_on
         .ok_or_else(|| WireError("missing field `eventCreatedOn`".into()))?;
-    let nanos = secs
-        .checked_mul(1_000_000_000)
-        .and_then(|n| n.checked_add(i64::from(ordinal)))
-        .ok_or_else(|| WireError(format!("eventCreatedOn {secs} is out of range")))?;
+    let (secs, nanos) = epoch_time(created)
+        .and_then(|(s, n)| Some((s, n.checked_add(i64::from(ordinal))?)))
+        .ok_or_else(|| WireError(format!("eventCreatedOn {created} is out of range")))?;
 
     // ref-updated and friends carry the project elsewhere.
     let project: Option<Cow<'_, str>> = w
@@ -288,7 +344,7 @@ pub fn parse_stream_event(bytes: &[u8], ordinal: u32) -> Result<StreamEvent, Wir
         "ref-replicated" | "fetch-ref-replicated" => (
             "replication",
             match ref_status {
-                RefStatus::Failed | RefStatus::Unknown => Severity::Warning,
+                RefStatus::Failed | RefStatus::Unknown => failure_severity(detail.as_deref()),
                 _ => Severity::Info,
             },
         ),
@@ -331,6 +387,9 @@ pub fn parse_stream_event(bytes: &[u8], ordinal: u32) -> Result<StreamEvent, Wir
             if let Some(d) = detail.as_deref() {
                 let _ = write!(summary, " ({d})");
             }
+            if detail.as_deref() == Some("REJECTED_NODELETE") {
+                summary.push_str(": deletion not replicated");
+            }
         }
         "ref-replication-scheduled" | "fetch-ref-replication-scheduled" => {
             what(&mut summary);
@@ -371,8 +430,38 @@ pub fn parse_stream_event(bytes: &[u8], ordinal: u32) -> Result<StreamEvent, Wir
         }
     }
 
+    let instance = w.instance_id.as_deref().map(String::from);
+    let ref_change = w.ref_update.as_ref().and_then(|r| {
+        if is_zero_id(r.new_rev.as_deref()) {
+            Some(UpdateKind::RefDeleted)
+        } else if is_zero_id(r.old_rev.as_deref()) {
+            Some(UpdateKind::RefCreated)
+        } else {
+            None
+        }
+    });
+    let whole = |kind: UpdateKind, p: &str, rf: &str| RefUpdate {
+        instance: instance.clone(),
+        kind,
+        project: p.to_string(),
+        remote: String::new(),
+        ref_name: rf.to_string(),
+        direction: Direction::Push,
+        status: None,
+        when: secs,
+        detail: None,
+        newer_only: false,
+    };
     let update = match (replication, &project, &remote, &ref_name) {
+        (false, Some(p), _, Some(rf)) if kind == "ref-updated" && ref_change.is_some() => {
+            ref_change.map(|k| whole(k, p, rf))
+        }
+        (false, Some(p), _, _) if kind == "project-deletion-replication-done" => {
+            Some(whole(UpdateKind::ProjectDeleted, p, ""))
+        }
         (true, Some(p), Some(r), Some(rf)) if rf != ALL_REFS => Some(RefUpdate {
+            instance: instance.clone(),
+            kind: UpdateKind::Replication,
             project: p.to_string(),
             remote: r.to_string(),
             ref_name: rf.to_string(),
@@ -408,9 +497,14 @@ pub fn parse_stream_event(bytes: &[u8], ordinal: u32) -> Result<StreamEvent, Wir
     Ok(StreamEvent { event, update })
 }
 
-/// What is known of one (project, remote, ref).
+/// What is known of one (instance, project, remote, ref).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RefState {
+    /// The node whose plugin counts these events (None: the node without an `instanceId`).
+    pub instance: Option<String>,
+    /// When the ref was deleted on the primary (it is then not in the plugin's answer); a
+    /// later FAILED is a deletion that did not replicate.
+    pub deleted: Option<i64>,
     pub project: String,
     pub remote: String,
     pub ref_name: String,
@@ -438,12 +532,30 @@ impl RefState {
         if u.newer_only && old.as_ref().is_some_and(|o| o.when >= u.when) {
             return old;
         }
+        match u.kind {
+            UpdateKind::Replication => {}
+            UpdateKind::RefDeleted => {
+                return old.map(|mut s| {
+                    s.deleted = Some(u.when);
+                    s
+                })
+            }
+            UpdateKind::RefCreated => {
+                return old.map(|mut s| {
+                    s.deleted = None;
+                    s
+                })
+            }
+            UpdateKind::ProjectDeleted => return old,
+        }
         let Some(status) = u.status else {
             let mut s = old?;
             s.last_error = u.detail.clone().or(s.last_error);
             return Some(s);
         };
         let mut s = old.unwrap_or_else(|| RefState {
+            instance: u.instance.clone(),
+            deleted: None,
             project: u.project.clone(),
             remote: u.remote.clone(),
             ref_name: u.ref_name.clone(),
@@ -457,6 +569,10 @@ impl RefState {
             last_error: None,
             scheduled_since: None,
         });
+        if u.newer_only {
+            // A REST answer lists only refs that exist: this one is not deleted (any more).
+            s.deleted = None;
+        }
         let before = RefStatus::parse(&s.status);
         match status {
             RefStatus::Scheduled => {
@@ -474,6 +590,10 @@ impl RefState {
                 s.scheduled_since = None;
             }
             RefStatus::Failed | RefStatus::Unknown => {
+                // Only a deletion is rejected so: the ref is gone on the primary.
+                if u.detail.as_deref() == Some("REJECTED_NODELETE") {
+                    s.deleted = s.deleted.or(Some(u.when));
+                }
                 s.last_failure = Some(u.when);
                 s.last_error = u.detail.clone().or_else(|| Some("failed".into()));
                 s.scheduled_since = None;
@@ -487,6 +607,22 @@ impl RefState {
         s.status = status.as_str().into();
         s.when = u.when;
         Some(s)
+    }
+
+    /// Deleted on the primary and its deletion not replicated (the last push failed): shown
+    /// apart, a warning, never FAILED.
+    pub fn deletion_not_replicated(&self) -> bool {
+        self.deleted.is_some() && RefStatus::parse(&self.status).is_failure()
+    }
+
+    /// In the plugin's answer: the ref exists on the primary.
+    pub fn reported(&self) -> bool {
+        self.deleted.is_none()
+    }
+
+    /// The instance as shown and asked for (`none`: the node without an id).
+    pub fn instance_name(&self) -> &str {
+        self.instance.as_deref().unwrap_or(NO_INSTANCE)
     }
 
     /// SCHEDULED for longer than `limit_secs` at `now_secs`.
@@ -529,7 +665,11 @@ mod tests {
         assert_eq!(u35.event.device_id.as_deref(), Some("primary-1"));
         assert_eq!(u35.event.subject.as_deref(), Some("refs/heads/main"));
         assert_eq!(u35.event.severity, Severity::Info);
-        assert_eq!(parse(v33).event.severity, Severity::Warning);
+        assert_eq!(
+            parse(v33).event.severity,
+            Severity::Error,
+            "a rejection no retry fixes"
+        );
     }
 
     #[test]
@@ -647,6 +787,8 @@ mod tests {
 
     fn upd(status: RefStatus, when: i64, detail: Option<&str>) -> RefUpdate {
         RefUpdate {
+            instance: None,
+            kind: UpdateKind::Replication,
             project: "p".into(),
             remote: "u".into(),
             ref_name: "refs/heads/main".into(),

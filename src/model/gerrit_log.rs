@@ -175,13 +175,29 @@ fn parse_json_record(line: &str, zone: &LogZone) -> Result<LogRecord, String> {
     })
 }
 
-/// Splits ` [CONTEXT k="v" ... ]` off the end of a message.
+/// The pairs of a line that is only a `[CONTEXT k="v" ... ]` suffix: Flogger writes it on a
+/// line of its own after a message that has a newline or is over 1,000 characters (and after
+/// its stack trace).
+pub fn context_line(line: &str) -> Option<Vec<(String, String)>> {
+    let t = line.trim();
+    if !(t.starts_with("[CONTEXT") && t.ends_with(']')) {
+        return None;
+    }
+    let (rest, pairs) = split_context(t);
+    rest.is_empty().then_some(pairs)
+}
+
+/// Splits ` [CONTEXT k="v" ... ]` off the end of a message (also when it follows a newline, as
+/// in a JSON record of a multi-line message).
 fn split_context(text: &str) -> (&str, Vec<(String, String)>) {
-    let Some(at) = text.rfind(" [CONTEXT") else {
+    let Some(at) = text
+        .rfind("[CONTEXT")
+        .filter(|&i| i == 0 || text[..i].ends_with(char::is_whitespace))
+    else {
         return (text.trim_end(), Vec::new());
     };
     let mut pairs = Vec::new();
-    let mut s = &text[at + " [CONTEXT".len()..];
+    let mut s = &text[at + "[CONTEXT".len()..];
     loop {
         s = s.trim_start();
         if s.is_empty() || s.starts_with(']') {
@@ -253,12 +269,32 @@ fn number_before(s: &str, marker: &str) -> Option<i64> {
 #[derive(Debug, Default)]
 pub struct PushIndex {
     pushes: std::collections::HashMap<String, (String, String, Vec<String>)>,
+    /// Push ids with a ref rejected since their last `completed in`.
+    rejected: std::collections::HashSet<String>,
 }
 
 /// How many pushes are remembered before the index starts over.
 const PUSH_INDEX_MAX: usize = 50_000;
 
 impl PushIndex {
+    /// A push whose refs were rejected still logs `completed in`: that record is an error, so
+    /// the push ends with an error-severity event (the summary is left as logged).
+    pub fn settle(&mut self, event: &mut Event) {
+        let Some(id) = event.correlation_id.as_deref() else {
+            return;
+        };
+        match event.event_type.as_str() {
+            "log_ref_failed" if event.severity == Severity::Error => {
+                if self.rejected.len() >= PUSH_INDEX_MAX {
+                    self.rejected.clear();
+                }
+                self.rejected.insert(id.to_string());
+            }
+            "log_completed" if self.rejected.remove(id) => event.severity = Severity::Error,
+            _ => {}
+        }
+    }
+
     /// Learns from `event` (made from a record) and returns the error notes it carries for the
     /// ref state: the error text, for each ref it hit.
     pub fn notes(&mut self, event: &Event) -> Vec<super::gerrit::RefUpdate> {
@@ -292,6 +328,8 @@ impl PushIndex {
         }
         let when = event.timestamp.as_nanos().div_euclid(1_000_000_000);
         let note = |project: &str, remote: &str, r: &str| RefUpdate {
+            instance: None,
+            kind: crate::model::gerrit::UpdateKind::Replication,
             project: project.to_string(),
             remote: remote.to_string(),
             ref_name: r.to_string(),
@@ -342,15 +380,24 @@ pub fn record_event(rec: &LogRecord, pull: bool) -> Event {
         .or_else(|| bracket_id(m));
 
     use Severity::*;
+    // Levels as the plugins' code logs them (gerrit.md §4.2.1): what a person must act on is an
+    // error; what the plugin retries or cancels by itself a warning.
     let (kind, severity) = if m.starts_with("scheduling replication") {
         ("log_scheduling", Debug)
     } else if m.starts_with("scheduled ") {
         ("log_scheduled", Debug)
     } else if m.starts_with("consolidated ") {
         ("log_consolidated", Info)
+    } else if m.contains("cancelled after maximum number of retries")
+        || m.starts_with("Giving up after")
+        || m.contains("Terminal failure. Cannot replicate")
+    {
+        ("log_gave_up", Error)
+    } else if m.contains("Running fetch from") {
+        // Pull: the second line of an attempt whose `... started for refs` came first.
+        ("log_fetch_running", Debug)
     } else if m.contains("Replication to ") && m.ends_with("started...")
         || m.contains("replication from ") && m.contains(" started for refs")
-        || m.contains("Running fetch from")
     {
         ("log_started", Debug)
     } else if m.contains(" completed in ") {
@@ -358,31 +405,44 @@ pub fn record_event(rec: &LogRecord, pull: bool) -> Event {
     } else if m.starts_with("Push to ") || m.starts_with("Pushing ") {
         ("log_refs", Debug)
     } else if m.starts_with("Failed replicate") || m.contains("] Failed replicate") {
-        ("log_ref_failed", Warning)
-    } else if m.starts_with("Giving up after")
-        || m.contains("cancelled after maximum number of retries")
-    {
-        ("log_gave_up", Error)
+        // Pull: a lock failure is retried.
+        let sev = if m.ends_with("result LOCK_FAILURE") {
+            Warning
+        } else {
+            Error
+        };
+        ("log_ref_failed", sev)
     } else if m.starts_with("Cannot replicate to ") && !m.contains(';')
         || m.contains("Cannot replicate from ")
     {
-        ("log_transport_error", Warning)
+        ("log_transport_error", Error)
     } else if m.starts_with("Cannot replicate")
         || m.starts_with("Unexpected error during replication")
         || m.starts_with("Missing repository could not be created")
-        || m.starts_with("Cannot delete project")
     {
         ("log_replication_error", Error)
+    } else if m.starts_with("Cannot delete project")
+        || m.starts_with("Error deleting remote repository")
+        || m.starts_with("Couldn't perform project deletion")
+    {
+        ("log_project_deletion_error", Error)
+    } else if m.starts_with("Missing repository created") {
+        ("log_missing_repository", Warning)
     } else if m.starts_with("Created remote repository")
         || m.starts_with("Created local repository")
-        || m.starts_with("Missing repository created")
     {
         ("log_missing_repository", Info)
-    } else if m.contains("was canceled") || m.starts_with("Rescheduling replication") {
-        ("log_rescheduled_or_canceled", Info)
+    } else if m.contains("was canceled")
+        || m.starts_with("Rescheduling replication")
+        || m.contains("was canceled and thus won't be rescheduled")
+    {
+        ("log_rescheduled_or_canceled", Warning)
     } else if m.starts_with("Canceled ") {
         ("log_canceled_at_shutdown", Warning)
-    } else if m.starts_with("Deleting project") || m.starts_with("Deleted remote repository") {
+    } else if m.starts_with("Deleting project")
+        || m.starts_with("Deleted remote repository")
+        || m.starts_with("Deleted local repository")
+    {
         ("log_project_deletion", Info)
     } else if m.contains("finished but no refs were replicated") {
         ("log_nothing_replicated", Info)

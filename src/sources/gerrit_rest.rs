@@ -14,7 +14,7 @@ use color_eyre::eyre::{bail, eyre, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::ingest::{SourceCtx, SourceState};
-use crate::model::gerrit::{Direction, RefStatus, RefUpdate, SOURCE};
+use crate::model::gerrit::{epoch_time, Direction, RefStatus, RefUpdate, UpdateKind, SOURCE};
 use crate::model::{Event, Reject, Severity, Timestamp};
 use crate::sources::jsonl::Pending;
 use crate::sources::Source;
@@ -147,21 +147,25 @@ fn ref_event(
         RefStatus::Scheduled => Severity::Debug,
         _ => Severity::Info,
     };
-    let was = before
-        .map(|b| format!(" (was {})", b.status))
-        .unwrap_or_default();
+    // The summary holds only what the payload says (not what an earlier poll saw), so the same
+    // answer polled again after a lost checkpoint is the same event.
+    let (_, nanos) = epoch_time(p.when).unwrap_or((0, 0));
     let mut e = Event::new(
-        Timestamp::from_nanos(p.when.saturating_mul(1_000_000_000)),
+        Timestamp::from_nanos(nanos),
         SOURCE,
         "rest_ref_status",
         "replication",
         severity,
         format!(
-            "{project} {r} -> {remote}: {}{was} per the replication-status REST API",
+            "{project} {r} -> {remote}: {} per the replication-status REST API",
             p.status
         ),
     );
-    e.details = serde_json::to_string(p).ok();
+    let mut details = serde_json::json!(p);
+    if let Some(b) = before {
+        details["was"] = serde_json::json!(b.status);
+    }
+    e.details = Some(details.to_string());
     e.peer_device_id = Some(remote.to_string());
     e.subject = Some(r.to_string());
     e
@@ -199,6 +203,8 @@ impl Source for RestSource {
                             let before = seen.refs.get(&key);
                             if before != Some(p) {
                                 let update = RefUpdate {
+                                    instance: None,
+                                    kind: crate::model::gerrit::UpdateKind::Replication,
                                     project: project.clone(),
                                     remote: remote.clone(),
                                     ref_name: r.clone(),
@@ -208,7 +214,7 @@ impl Source for RestSource {
                                         Direction::Push
                                     },
                                     status: Some(RefStatus::parse(&p.status)),
-                                    when: p.when,
+                                    when: epoch_time(p.when).map_or(p.when, |t| t.0),
                                     detail: None,
                                     newer_only: true,
                                 };
@@ -219,6 +225,43 @@ impl Source for RestSource {
                             }
                             now_seen.insert(key, p.clone());
                         }
+                    }
+                    // A ref the answer no longer lists (for a remote it still answers for) is
+                    // gone from the repository: retired, as the plugin leaves it out.
+                    let now = Timestamp::now();
+                    for (key, p) in &seen.refs {
+                        let Some((remote, r)) = key.split_once('\u{1f}') else {
+                            continue;
+                        };
+                        if now_seen.contains_key(key) || !payload.remotes.contains_key(remote) {
+                            continue;
+                        }
+                        let mut e = Event::new(
+                            now,
+                            SOURCE,
+                            "rest_ref_retired",
+                            "replication",
+                            Severity::Info,
+                            format!(
+                                "{project} {r} -> {remote}: no longer in the replication-status REST answer (the ref was deleted; it was {})",
+                                p.status
+                            ),
+                        );
+                        e.peer_device_id = Some(remote.to_string());
+                        e.subject = Some(r.to_string());
+                        let retire = RefUpdate {
+                            instance: None,
+                            kind: UpdateKind::RefDeleted,
+                            project: project.clone(),
+                            remote: remote.to_string(),
+                            ref_name: r.to_string(),
+                            direction: Direction::Push,
+                            status: None,
+                            when: now.as_nanos().div_euclid(1_000_000_000),
+                            detail: None,
+                            newer_only: false,
+                        };
+                        pending.push_with_updates(e, vec![retire]);
                     }
                     seen.refs = now_seen;
                     ctx.status(SourceState::Ok, "");

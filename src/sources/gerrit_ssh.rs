@@ -17,7 +17,10 @@ use crate::sources::jsonl::{read_pipe, LineFormat, LineParser, Pending, PipeRead
 use crate::sources::Source;
 
 /// What the stream subscribes to (gerrit.md §1); `dropped-output` always comes.
+/// `ref-updated` tells of refs deleted on the primary (a zero `newRev`), which leave the
+/// plugin's answer.
 const SUBSCRIBE: &[&str] = &[
+    "ref-updated",
     "ref-replication-scheduled",
     "ref-replicated",
     "ref-replication-done",
@@ -166,6 +169,17 @@ fn gap_event(key: &str, from: Timestamp, to: Timestamp) -> Event {
 
 impl Source for SshStreamSource {
     fn run(self: Box<Self>, ctx: &SourceCtx) -> Result<()> {
+        // One numbering of same-second events across reconnects and restarts (the checkpoint):
+        // Gerrit never sends an event twice, so an event after a reconnect is a new one even
+        // when it is identical to one before it in the same second.
+        let mut parser = LineParser::new(LineFormat::GerritStream);
+        if let Some(o) = ctx
+            .checkpoint
+            .as_deref()
+            .and_then(|c| serde_json::from_str(c).ok())
+        {
+            parser.ordinals = o;
+        }
         let mut backoff = FIRST_BACKOFF;
         let mut lost_since: Option<Timestamp> = None;
         loop {
@@ -208,7 +222,7 @@ impl Source for SshStreamSource {
                 self.key,
                 Timestamp::now().to_datetime().format("%Y-%m-%d %H:%M:%S")
             );
-            read_pipe(ctx, pipe, &name, LineParser::new(LineFormat::GerritStream))?;
+            read_pipe(ctx, pipe, &name, &mut parser, true)?;
             if ctx.cancelled() {
                 let _ = child.kill();
                 let _ = child.wait();

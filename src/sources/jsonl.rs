@@ -18,17 +18,21 @@ use crate::ingest::follow::{open_file, FileId, Line, LineReader, MAX_LINE};
 use crate::ingest::{SourceCtx, SourceState};
 use crate::model::gerrit::{self, RefUpdate};
 use crate::model::gerrit_log::{self, LogRecord, LogZone};
-use crate::model::{parse_wire_event, Event, Reject};
+use crate::model::{parse_wire_event, Event, Reject, Timestamp};
+use crate::sources::gerrit_ordinals::Ordinals;
 
 /// The system name given to lines that do not name one.
 pub const DEFAULT_SOURCE: &str = "jsonl";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileCheckpoint {
     pub dev: u64,
     pub ino: u64,
     pub offset: u64,
     pub line: u64,
+    /// Gerrit: the numbering of events that share a timestamp, as it stood at `offset`.
+    #[serde(default, skip_serializing_if = "Ordinals::is_empty")]
+    pub ordinals: Ordinals,
 }
 
 pub struct JsonlSource {
@@ -84,11 +88,12 @@ struct Held {
 }
 
 /// Reads lines of one format; keeps what a format needs from line to line (Gerrit: events of
-/// one `eventCreatedOn` second are numbered so they stay distinct and in stream order).
+/// one `eventCreatedOn` second, or one log millisecond, are numbered so they stay distinct and
+/// in stream order, see [`Ordinals`]).
 pub struct LineParser {
     format: LineFormat,
-    second: i64,
-    ordinal: u32,
+    /// Since the start of the input (a file read from its start begins with none).
+    pub ordinals: Ordinals,
     held: Option<Held>,
     /// The held record already sat through one pause with nothing new after it.
     held_idle: bool,
@@ -100,8 +105,7 @@ impl LineParser {
     pub fn new(format: LineFormat) -> Self {
         LineParser {
             format,
-            second: i64::MIN,
-            ordinal: 0,
+            ordinals: Ordinals::default(),
             held: None,
             held_idle: false,
             pushes: gerrit_log::PushIndex::default(),
@@ -116,7 +120,10 @@ impl LineParser {
     /// Emits the held record, if any.
     pub fn flush<'b>(&mut self, emit: &mut dyn FnMut(Parsed<'b>)) {
         if let (Some(h), LineFormat::GerritLog { pull, .. }) = (self.held.take(), &self.format) {
-            let event = gerrit_log::record_event(&h.record, *pull);
+            let mut event = gerrit_log::record_event(&h.record, *pull);
+            event.timestamp =
+                Timestamp::from_nanos(self.ordinals.number(event.timestamp.as_nanos()));
+            self.pushes.settle(&mut event);
             let notes = self.pushes.notes(&event);
             emit(Parsed::Event(event, notes));
         }
@@ -142,14 +149,41 @@ impl LineParser {
     ) {
         self.held_idle = false;
         if matches!(self.format, LineFormat::GerritLog { .. }) {
-            let text = String::from_utf8_lossy(bytes);
-            if gerrit_log::is_record_start(&text) {
+            // Java writes text: a line that is not UTF-8, or has NUL or other control bytes
+            // (a tab aside), is garbage, never part of the record before it.
+            let text = match std::str::from_utf8(bytes) {
+                Ok(t) => t.strip_suffix('\r').unwrap_or(t),
+                Err(e) => {
+                    return emit(Parsed::Reject {
+                        number,
+                        reason: format!(
+                            "not a log line: not UTF-8 (invalid byte at offset {}); not part of any record",
+                            e.valid_up_to()
+                        ),
+                        bytes,
+                    })
+                }
+            };
+            if let Some(at) = text
+                .bytes()
+                .position(|b| (b < 0x20 && b != b'\t') || b == 0x7f)
+            {
+                return emit(Parsed::Reject {
+                    number,
+                    reason: format!(
+                        "not a log line: binary byte 0x{:02x} at offset {at}; not part of any record",
+                        text.as_bytes()[at]
+                    ),
+                    bytes,
+                });
+            }
+            if gerrit_log::is_record_start(text) {
                 self.flush(emit);
                 let zone = match &self.format {
                     LineFormat::GerritLog { zone: Some(z), .. } => z,
                     _ => &LogZone::Local,
                 };
-                match gerrit_log::parse_record_start(&text, zone) {
+                match gerrit_log::parse_record_start(text, zone) {
                     Ok(record) => {
                         self.held = Some(Held {
                             record,
@@ -164,10 +198,12 @@ impl LineParser {
                     }),
                 }
             } else if let Some(h) = self.held.as_mut() {
-                if h.record.trace.len() < 200 {
-                    h.record
-                        .trace
-                        .push(crate::sanitize::one_line(&text).into_owned());
+                if let Some(pairs) = gerrit_log::context_line(text) {
+                    // The record's CONTEXT, on a line of its own.
+                    h.record.context.extend(pairs);
+                } else if h.record.trace.len() < 200 {
+                    // Byte for byte: stack-trace tabs kept (shown through the sanitizer).
+                    h.record.trace.push(text.to_string());
                 }
             } else {
                 emit(Parsed::Reject {
@@ -196,15 +232,8 @@ impl LineParser {
             LineFormat::GerritLog { .. } => Err("not a line format".into()),
             LineFormat::GerritStream => {
                 let mut s = gerrit::parse_stream_event(bytes, 0).map_err(|e| e.0)?;
-                let second = s.event.timestamp.as_nanos().div_euclid(1_000_000_000);
-                if second == self.second {
-                    self.ordinal = self.ordinal.saturating_add(1);
-                } else {
-                    (self.second, self.ordinal) = (second, 0);
-                }
-                s.event.timestamp = crate::model::Timestamp::from_nanos(
-                    s.event.timestamp.as_nanos() + i64::from(self.ordinal),
-                );
+                s.event.timestamp =
+                    Timestamp::from_nanos(self.ordinals.number(s.event.timestamp.as_nanos()));
                 Ok((s.event, s.update))
             }
         }
@@ -345,40 +374,50 @@ const PIPE_IDLE: Duration = Duration::from_millis(25);
 /// Standard input, read by a thread of its own so the source never blocks on it: what was read
 /// is stored when the pipe goes quiet (or every poll interval while it trickles), and SIGINT or
 /// SIGTERM stop the ingest even while the producer is idle with the pipe open.
-fn read_stdin(ctx: &SourceCtx, parser: LineParser) -> Result<()> {
+/// Standard input has no checkpoint: the same input piped again is numbered the same way.
+fn read_stdin(ctx: &SourceCtx, mut parser: LineParser) -> Result<()> {
     let pipe = PipeReader::spawn(std::io::stdin(), "stdin")?;
-    read_pipe(ctx, pipe, "stdin", parser)
+    read_pipe(ctx, pipe, "stdin", &mut parser, false)
 }
 
 /// Reads lines from a pipe until it ends (or the ingest stops), storing them as they come.
+/// `checkpoint`: each batch carries the parser's [`Ordinals`] as the source's checkpoint (a
+/// stream that never repeats itself, such as `gerrit stream-events`, continues its numbering
+/// after a reconnect or a restart).
 pub fn read_pipe(
     ctx: &SourceCtx,
     pipe: PipeReader,
     name: &str,
-    mut parser: LineParser,
+    parser: &mut LineParser,
+    checkpoint: bool,
 ) -> Result<()> {
     let mut reader = LineReader::new(pipe, 0, 1);
     let mut pending = Pending::new();
     let loc = |n: u64| format!("{name}:{n}");
+    let ck = |p: &LineParser| {
+        checkpoint
+            .then(|| serde_json::to_string(&p.ordinals).ok())
+            .flatten()
+    };
     // When the oldest line not yet sent was read.
     let mut oldest: Option<Instant> = None;
     loop {
         match reader.next_line() {
             Ok(Some(line)) => {
-                pending.line(line, &loc, &mut parser, 0);
+                pending.line(line, &loc, parser, 0);
                 oldest.get_or_insert_with(Instant::now);
             }
             Ok(None) => {
                 if let Some(line) = reader.take_unterminated() {
-                    pending.line(line, &loc, &mut parser, 0);
+                    pending.line(line, &loc, parser, 0);
                 }
                 parser.flush(&mut |p| pending.take(p, &loc));
-                return pending.send(ctx, None);
+                return pending.send(ctx, ck(parser));
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 // The pipe is quiet: store what was read, then keep reading.
                 parser.idle(&mut |p| pending.take(p, &loc));
-                pending.send(ctx, None)?;
+                pending.send(ctx, ck(parser))?;
                 oldest = None;
                 if ctx.cancelled() {
                     return Ok(());
@@ -389,12 +428,12 @@ pub fn read_pipe(
         }
         if pending.full(ctx.batch_size) || oldest.is_some_and(|t| t.elapsed() >= ctx.poll_interval)
         {
-            pending.send(ctx, None)?;
+            pending.send(ctx, ck(parser))?;
             oldest = None;
         }
         if ctx.cancelled() {
             parser.flush(&mut |p| pending.take(p, &loc));
-            return pending.send(ctx, None);
+            return pending.send(ctx, ck(parser));
         }
     }
 }
@@ -483,22 +522,30 @@ fn checkpoint_of(o: &Open, parser: &LineParser) -> String {
         ino: o.id.ino,
         offset,
         line,
+        ordinals: parser.ordinals.clone(),
     };
     serde_json::to_string(&c).unwrap_or_default()
 }
 
-/// Opens `path`, resuming at `resume` when it is the same file and still that long.
-fn open_at(path: &Path, resume: Option<FileCheckpoint>) -> std::io::Result<Open> {
+/// Opens `path`, resuming at `resume` when it is the same file and still that long; the
+/// parser's numbering is the checkpoint's then, and starts over with a file read from its start
+/// (so a file read again from its start gives its events the same identities).
+fn open_at(
+    path: &Path,
+    resume: Option<FileCheckpoint>,
+    parser: &mut LineParser,
+) -> std::io::Result<Open> {
     let mut f = open_file(path)?;
     let meta = f.metadata()?;
     let id = FileId::of(&meta);
-    let (offset, line) = match resume {
+    let (offset, line, ordinals) = match resume {
         Some(c) if c.dev == id.dev && c.ino == id.ino && c.offset <= meta.len() => {
-            (c.offset, c.line)
+            (c.offset, c.line, c.ordinals)
         }
-        _ => (0, 1),
+        _ => (0, 1, Ordinals::default()),
     };
     f.seek(SeekFrom::Start(offset))?;
+    parser.ordinals = ordinals;
     Ok(Open {
         reader: LineReader::new(f, offset, line),
         id,
@@ -517,7 +564,7 @@ fn follow_file(ctx: &SourceCtx, path: &PathBuf, mut parser: LineParser) -> Resul
 
     loop {
         if current.is_none() {
-            match open_at(path, resume.take()) {
+            match open_at(path, resume.take(), &mut parser) {
                 Ok(o) => {
                     ctx.status(SourceState::Ok, "");
                     current = Some(o);
@@ -592,8 +639,10 @@ fn follow_file(ctx: &SourceCtx, path: &PathBuf, mut parser: LineParser) -> Resul
                 // Truncated in place: start over from the top.
                 parser.flush(&mut |p| pending.take(p, &loc));
                 pending.send(ctx, None)?;
-                current =
-                    Some(open_at(path, None).wrap_err_with(|| format!("cannot reopen {shown}"))?);
+                current = Some(
+                    open_at(path, None, &mut parser)
+                        .wrap_err_with(|| format!("cannot reopen {shown}"))?,
+                );
                 continue;
             }
             // Gone (rotated away, new one not created yet) or unchanged: wait.

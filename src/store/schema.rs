@@ -205,7 +205,45 @@ pub const MIGRATIONS: &[&str] = &[
         linked     INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    REF_STATE_PER_INSTANCE,
 ];
+
+/// 5 -> 6: Gerrit ref state per instance, as each node's replication-status plugin counts only
+/// the events stamped with its own `instanceId` (0: the node without one, and every row of an
+/// older store, which merged them); when a ref was deleted on the primary (`deleted_at`: it left
+/// the plugin's answer); and the projects whose deletion was replicated (their refs are history).
+const REF_STATE_PER_INSTANCE: &str = r#"
+    CREATE TABLE ref_state_v6 (
+        ref              INTEGER NOT NULL,
+        remote           INTEGER NOT NULL,
+        project          INTEGER NOT NULL,
+        instance         INTEGER NOT NULL,
+        direction        TEXT NOT NULL,
+        status           TEXT NOT NULL,
+        when_s           INTEGER NOT NULL,
+        retrying         INTEGER NOT NULL,
+        attempts         INTEGER NOT NULL,
+        last_success     INTEGER,
+        last_failure     INTEGER,
+        last_error       TEXT,
+        scheduled_since  INTEGER,
+        event_id         INTEGER,
+        deleted_at       INTEGER,
+        PRIMARY KEY (ref, remote, project, instance)
+    ) WITHOUT ROWID;
+    INSERT INTO ref_state_v6 (ref, remote, project, instance, direction, status, when_s, retrying,
+            attempts, last_success, last_failure, last_error, scheduled_since, event_id)
+        SELECT ref, remote, project, 0, direction, status, when_s, retrying, attempts,
+               last_success, last_failure, last_error, scheduled_since, event_id
+        FROM ref_state;
+    DROP TABLE ref_state;
+    ALTER TABLE ref_state_v6 RENAME TO ref_state;
+    CREATE TABLE gerrit_deleted_projects (
+        project     TEXT PRIMARY KEY,
+        deleted_at  INTEGER NOT NULL,
+        event_id    INTEGER
+    ) WITHOUT ROWID;
+"#;
 
 /// Nanoseconds per bucket of `event_counts`.
 pub const COUNT_BUCKET_NS: i64 = 60_000_000_000;

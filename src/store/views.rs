@@ -137,8 +137,10 @@ impl Reader {
                     max(s.when_s), max(s.last_success),
                     (SELECT x.last_error FROM ref_state x
                       WHERE x.remote = s.remote AND x.status <> 'SUCCEEDED' AND x.last_error IS NOT NULL
+                        AND x.deleted_at IS NULL
                       ORDER BY x.last_failure DESC LIMIT 1)
              FROM ref_state s JOIN strings m ON m.id = s.remote
+             WHERE s.deleted_at IS NULL
              GROUP BY s.remote",
         )?;
         let rows = st.query_map([], |r| {
@@ -191,8 +193,10 @@ impl Reader {
         else {
             return Ok((Vec::new(), 0));
         };
+        // Deleted refs leave the plugin's answer; a deletion not replicated stays, apart.
         const MATCH: &str =
-            "(?2 IS NULL OR r.text LIKE ?2 ESCAPE '\\' OR p.text LIKE ?2 ESCAPE '\\')";
+            "(?2 IS NULL OR r.text LIKE ?2 ESCAPE '\\' OR p.text LIKE ?2 ESCAPE '\\')
+             AND (s.deleted_at IS NULL OR s.status IN ('FAILED', 'UNKNOWN'))";
         let total: i64 = self.connection().query_row(
             &format!(
                 "SELECT count(*) FROM ref_state s JOIN strings p ON p.id = s.project
@@ -203,16 +207,18 @@ impl Reader {
         )?;
         let mut st = self.connection().prepare_cached(&format!(
             "SELECT p.text, m.text, r.text, s.direction, s.status, s.when_s, s.retrying,
-                    s.attempts, s.last_success, s.last_failure, s.last_error, s.scheduled_since
+                    s.attempts, s.last_success, s.last_failure, s.last_error, s.scheduled_since,
+                    i.text, s.deleted_at
              FROM ref_state s
              JOIN strings p ON p.id = s.project
              JOIN strings m ON m.id = s.remote
              JOIN strings r ON r.id = s.ref
+             LEFT JOIN strings i ON i.id = s.instance
              WHERE s.remote = ?1 AND {MATCH}
-             ORDER BY CASE WHEN s.status IN ('FAILED', 'UNKNOWN') THEN 0
+             ORDER BY CASE WHEN s.deleted_at IS NULL AND s.status IN ('FAILED', 'UNKNOWN') THEN 0
                            WHEN s.retrying THEN 1
                            WHEN s.status = 'SCHEDULED' THEN 2 ELSE 3 END,
-                      p.text, r.text
+                      p.text, r.text, s.instance
              LIMIT ?3 OFFSET ?4"
         ))?;
         let rows = st.query_map(
@@ -443,6 +449,8 @@ mod tests {
             updates.push((
                 i,
                 RefUpdate {
+                    instance: None,
+                    kind: crate::model::gerrit::UpdateKind::Replication,
                     project: "p".into(),
                     remote: remote.into(),
                     ref_name: r.into(),

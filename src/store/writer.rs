@@ -348,91 +348,174 @@ fn insert_events(
     Ok(())
 }
 
+/// A `ref_state` key: interned ref, remote, project and instance (0: no instance).
+type RefKey = (i64, i64, i64, i64);
+
 /// Applies the ref updates of the events stored in this transaction (each with the id of its
 /// event, in order) to `ref_state`: each key read once, its updates applied in order in memory,
 /// written once. Keys are interned ids with the ref first: new refs get new, higher ids, so
 /// their rows go in at the right edge instead of at random places among the text of millions of
 /// `refs/changes/...`. A key with an id interned by this transaction has no row yet (rows are
 /// written only at the end of this, the transaction's one call): no need to look.
+///
+/// A log note (no status) applies to the ref on every instance; a ref deleted or created on the
+/// primary to every remote and instance of it; a project deletion removes the project's rows
+/// and records it in `gerrit_deleted_projects` (a later replication event re-creates it).
 fn apply_ref_updates(
     tx: &Transaction<'_>,
     strings: &mut Interner,
     updates: &[(&RefUpdate, i64)],
 ) -> Result<()> {
+    use crate::model::gerrit::UpdateKind;
     if updates.is_empty() {
         return Ok(());
     }
     let mut get = tx.prepare_cached(
-        "SELECT direction, status, when_s, retrying, attempts, last_success, last_failure, last_error, scheduled_since
-         FROM ref_state WHERE ref = ?1 AND remote = ?2 AND project = ?3",
+        "SELECT direction, status, when_s, retrying, attempts, last_success, last_failure, last_error,
+                scheduled_since, deleted_at
+         FROM ref_state WHERE ref = ?1 AND remote = ?2 AND project = ?3 AND instance = ?4",
     )?;
     // Key -> index into `states`, in first-touched order.
-    let mut touched: HashMap<(i64, i64, i64), usize, Xxh3DefaultBuilder> = HashMap::default();
+    let mut touched: HashMap<RefKey, usize, Xxh3DefaultBuilder> = HashMap::default();
     // (key, state, id of the last event that changed it).
-    type Changed = ((i64, i64, i64), Option<RefState>, i64);
+    type Changed = (RefKey, Option<RefState>, i64);
     let mut states: Vec<Changed> = Vec::new();
+    // Deleted projects (few): a replication event after the deletion re-creates the project.
+    let mut deleted_projects: HashMap<String, i64> = {
+        let mut st =
+            tx.prepare_cached("SELECT project, deleted_at FROM gerrit_deleted_projects")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let mut keys: Vec<RefKey> = Vec::new();
     for &(u, event_id) in updates {
-        let key = (
-            strings.id_in(Slot::Ref, tx, &u.ref_name)?,
-            strings.id_in(Slot::Remote, tx, &u.remote)?,
-            strings.id_in(Slot::Project, tx, &u.project)?,
-        );
-        if let Some(&i) = touched.get(&key) {
-            let (_, state, last) = &mut states[i];
-            // Never None again: a known state stays known.
-            *state = RefState::apply(state.take(), u);
-            *last = event_id;
+        if u.kind == UpdateKind::ProjectDeleted {
+            let p = strings.id_in(Slot::Project, tx, &u.project)?;
+            for (key, state, _) in states.iter_mut() {
+                if key.2 == p {
+                    *state = None;
+                }
+            }
+            tx.prepare_cached("DELETE FROM ref_state WHERE project = ?1")?
+                .execute([p])?;
+            tx.prepare_cached(
+                "INSERT INTO gerrit_deleted_projects (project, deleted_at, event_id) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (project) DO UPDATE SET deleted_at = excluded.deleted_at,
+                    event_id = excluded.event_id",
+            )?
+            .execute(params![u.project, u.when, event_id])?;
+            deleted_projects.insert(u.project.clone(), u.when);
             continue;
         }
-        let stored =
-            !(strings.is_fresh(key.0) || strings.is_fresh(key.1) || strings.is_fresh(key.2));
-        let old = if stored {
-            get.query_row(params![key.0, key.1, key.2], |r| {
-                Ok(RefState {
-                    project: u.project.clone(),
-                    remote: u.remote.clone(),
-                    ref_name: u.ref_name.clone(),
-                    direction: if r.get::<_, String>(0)? == "PULL" {
-                        crate::model::gerrit::Direction::Pull
-                    } else {
-                        crate::model::gerrit::Direction::Push
-                    },
-                    status: r.get(1)?,
-                    when: r.get(2)?,
-                    retrying: r.get(3)?,
-                    attempts: r.get(4)?,
-                    last_success: r.get(5)?,
-                    last_failure: r.get(6)?,
-                    last_error: r.get(7)?,
-                    scheduled_since: r.get(8)?,
-                })
-            })
-            .optional()?
+        if u.status.is_some() {
+            if let Some(&at) = deleted_projects.get(&u.project) {
+                if u.when > at {
+                    tx.prepare_cached("DELETE FROM gerrit_deleted_projects WHERE project = ?1")?
+                        .execute([&u.project])?;
+                    deleted_projects.remove(&u.project);
+                }
+            }
+        }
+        let r = strings.id_in(Slot::Ref, tx, &u.ref_name)?;
+        let p = strings.id_in(Slot::Project, tx, &u.project)?;
+        keys.clear();
+        let wide = u.kind != UpdateKind::Replication;
+        if wide || u.status.is_none() {
+            // Every stored key of the ref (and remote, for a note), and those of this transaction.
+            let remote = if wide {
+                None
+            } else {
+                Some(strings.id_in(Slot::Remote, tx, &u.remote)?)
+            };
+            if !strings.is_fresh(r) && !strings.is_fresh(p) {
+                let mut st = tx.prepare_cached(
+                    "SELECT remote, instance FROM ref_state
+                     WHERE ref = ?1 AND project = ?2 AND (?3 IS NULL OR remote = ?3)",
+                )?;
+                let rows = st.query_map(params![r, p, remote], |row| {
+                    Ok((r, row.get(0)?, p, row.get(1)?))
+                })?;
+                for k in rows {
+                    keys.push(k?);
+                }
+            }
+            keys.extend(
+                touched
+                    .keys()
+                    .filter(|k| k.0 == r && k.2 == p && remote.is_none_or(|m| k.1 == m)),
+            );
+            keys.sort_unstable();
+            keys.dedup();
         } else {
-            None
-        };
-        // A log note about a ref no event has reported yet changes nothing.
-        if let Some(state) = RefState::apply(old, u) {
-            states.push((key, Some(state), event_id));
-            touched.insert(key, states.len() - 1);
+            let instance = match u.instance.as_deref() {
+                Some(i) => strings.id_in(Slot::Device, tx, i)?,
+                None => 0,
+            };
+            keys.push((r, strings.id_in(Slot::Remote, tx, &u.remote)?, p, instance));
+        }
+        for &key in &keys {
+            if let Some(&i) = touched.get(&key) {
+                let (_, state, last) = &mut states[i];
+                *state = RefState::apply(state.take(), u);
+                *last = event_id;
+                continue;
+            }
+            let stored = !(strings.is_fresh(key.0)
+                || strings.is_fresh(key.1)
+                || strings.is_fresh(key.2)
+                || strings.is_fresh(key.3));
+            let old = if stored {
+                get.query_row(params![key.0, key.1, key.2, key.3], |row| {
+                    Ok(RefState {
+                        instance: u.instance.clone(),
+                        deleted: row.get(9)?,
+                        project: u.project.clone(),
+                        remote: u.remote.clone(),
+                        ref_name: u.ref_name.clone(),
+                        direction: if row.get::<_, String>(0)? == "PULL" {
+                            crate::model::gerrit::Direction::Pull
+                        } else {
+                            crate::model::gerrit::Direction::Push
+                        },
+                        status: row.get(1)?,
+                        when: row.get(2)?,
+                        retrying: row.get(3)?,
+                        attempts: row.get(4)?,
+                        last_success: row.get(5)?,
+                        last_failure: row.get(6)?,
+                        last_error: row.get(7)?,
+                        scheduled_since: row.get(8)?,
+                    })
+                })
+                .optional()?
+            } else {
+                None
+            };
+            // A log note about a ref no event has reported yet changes nothing.
+            if let Some(state) = RefState::apply(old, u) {
+                states.push((key, Some(state), event_id));
+                touched.insert(key, states.len() - 1);
+            }
         }
     }
     let mut put = tx.prepare_cached(
-        "INSERT INTO ref_state (ref, remote, project, direction, status, when_s, retrying, attempts,
-            last_success, last_failure, last_error, scheduled_since, event_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-         ON CONFLICT (ref, remote, project) DO UPDATE SET direction = excluded.direction,
+        "INSERT INTO ref_state (ref, remote, project, instance, direction, status, when_s, retrying,
+            attempts, last_success, last_failure, last_error, scheduled_since, event_id, deleted_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+         ON CONFLICT (ref, remote, project, instance) DO UPDATE SET direction = excluded.direction,
             status = excluded.status, when_s = excluded.when_s, retrying = excluded.retrying,
             attempts = excluded.attempts, last_success = excluded.last_success,
             last_failure = excluded.last_failure, last_error = excluded.last_error,
-            scheduled_since = excluded.scheduled_since, event_id = excluded.event_id",
+            scheduled_since = excluded.scheduled_since, event_id = excluded.event_id,
+            deleted_at = excluded.deleted_at",
     )?;
-    for ((r, remote, project), s, event_id) in &states {
+    for ((r, remote, project, instance), s, event_id) in &states {
         let Some(s) = s else { continue };
         put.execute(params![
             r,
             remote,
             project,
+            instance,
             s.direction.as_str(),
             s.status,
             s.when,
@@ -442,7 +525,8 @@ fn apply_ref_updates(
             s.last_failure,
             s.last_error,
             s.scheduled_since,
-            event_id
+            event_id,
+            s.deleted
         ])?;
     }
     Ok(())
@@ -1036,6 +1120,8 @@ mod tests {
                         (
                             i as usize,
                             RefUpdate {
+                                instance: None,
+                                kind: crate::model::gerrit::UpdateKind::Replication,
                                 project: format!("p{}", n % 2),
                                 remote: "ssh://m".into(),
                                 ref_name: format!(

@@ -154,6 +154,13 @@ pub fn render_refs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
         return;
     }
     let now = state.now.as_nanos() / 1_000_000_000;
+    // Several instances (multi-site): each one's state side by side, in a column of its own.
+    let several = refs
+        .iter()
+        .map(|r| r.instance.as_deref())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+        > 1;
     let height = body.height.saturating_sub(1) as usize;
     let sel_in_page = sel.saturating_sub(*offset) as usize;
     let first = super::first_row(sel_in_page, height);
@@ -165,12 +172,16 @@ pub fn render_refs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
         .map(|(i, r)| {
             let status = RefStatus::parse(&r.status);
             let st = match status {
+                _ if r.deleted.is_some() => theme.warn,
                 RefStatus::Failed | RefStatus::Unknown => theme.bad,
                 RefStatus::Scheduled => theme.warn,
                 RefStatus::Succeeded => theme.ok,
                 RefStatus::NotAttempted => theme.dim,
             };
             let mut flags = Vec::new();
+            if r.deletion_not_replicated() {
+                flags.push("deletion not replicated".to_string());
+            }
             if r.retrying {
                 flags.push("retrying".to_string());
             }
@@ -191,8 +202,16 @@ pub fn render_refs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
                 .filter(|_| status != RefStatus::Succeeded)
                 .map(|e| one_line(e).into_owned())
                 .unwrap_or_default();
-            Row::new(vec![
-                Cell::from(r.status.clone()).style(st),
+            let shown_status = if r.deleted.is_some() {
+                "NOT DELETED".to_string()
+            } else {
+                r.status.clone()
+            };
+            let mut cells = vec![Cell::from(shown_status).style(st)];
+            if several {
+                cells.push(Cell::from(one_line(r.instance_name()).into_owned()));
+            }
+            cells.extend([
                 Cell::from(r.direction.as_str()),
                 Cell::from(one_line(&r.project).into_owned()),
                 Cell::from(one_line(&r.ref_name).into_owned()),
@@ -204,10 +223,10 @@ pub fn render_refs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
                         .map_or("never".into(), |t| format!("{} ago", age(now - t))),
                 ),
                 Cell::from(err).style(theme.bad),
-            ])
-            .style(style)
+            ]);
+            Row::new(cells).style(style)
         });
-    let widths = [
+    let mut widths = vec![
         Constraint::Length(13),
         Constraint::Length(4),
         Constraint::Length(20),
@@ -218,24 +237,22 @@ pub fn render_refs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
         Constraint::Length(9),
         Constraint::Fill(1),
     ];
-    super::table(
-        frame,
-        body,
-        theme,
-        &[
-            "STATUS",
-            "TYPE",
-            "PROJECT",
-            "REF",
-            "WHEN",
-            "FLAGS",
-            "TRY",
-            "LAST OK",
-            "LAST ERROR",
-        ],
-        &widths,
-        rows,
-    );
+    let mut header = vec![
+        "STATUS",
+        "TYPE",
+        "PROJECT",
+        "REF",
+        "WHEN",
+        "FLAGS",
+        "TRY",
+        "LAST OK",
+        "LAST ERROR",
+    ];
+    if several {
+        widths.insert(1, Constraint::Length(12));
+        header.insert(1, "INSTANCE");
+    }
+    super::table(frame, body, theme, &header, &widths, rows);
 }
 
 /// A remote as a person scans it: no `ssh://user@` or default Gerrit port, and the middle
