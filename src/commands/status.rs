@@ -193,6 +193,13 @@ pub fn run(args: StatusArgs, config: &Config, db: std::path::PathBuf) -> Result<
             }
             let mut order: Vec<(&str, Vec<&RefState>)> = remotes.into_iter().collect();
             order.sort_by_key(|(r, refs)| (!failed(refs), *r));
+            if several {
+                writeln!(
+                    out,
+                    "  {:<13} {:<12} {:<4} {:<28} {:<40} {:>10}",
+                    "STATUS", "INSTANCE", "TYPE", "PROJECT", "REF", "WHEN"
+                )?;
+            }
             for (remote, mut refs) in order {
                 refs.sort_by(|a, b| {
                     a.deleted

@@ -903,7 +903,12 @@ mod tests {
                 {
                     assert_eq!(line.contains("targetUri"), layout_new, "{line}");
                 }
-                if let Some(u) = &e.update {
+                // Ref deletions and creations (`ref-updated`) name no remote.
+                if let Some(u) = e
+                    .update
+                    .as_ref()
+                    .filter(|u| u.kind == crate::model::gerrit::UpdateKind::Replication)
+                {
                     assert!(!u.remote.is_empty());
                     if u.remote.contains("mirror-eu") && u.status == Some(RefStatus::Failed) {
                         failed_eu += 1;

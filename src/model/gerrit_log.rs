@@ -667,7 +667,11 @@ mod tests {
             false,
         );
         assert_eq!(e.event_type, "log_ref_failed");
-        assert_eq!(e.severity, Severity::Warning);
+        assert_eq!(
+            e.severity,
+            Severity::Error,
+            "a rejection: the code logs it as an error"
+        );
         assert_eq!(e.subject.as_deref(), Some("refs/heads/main"));
         assert_eq!(
             e.peer_device_id.as_deref(),
