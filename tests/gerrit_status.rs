@@ -60,6 +60,10 @@ fn status_json(s: &Scratch, args: &[&str]) -> (Option<i32>, Value) {
 /// The plugin's fields of a payload (extra fields are allowed next to them).
 fn plugin_view(v: &Value) -> Value {
     let mut v = v.clone();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("instance");
+        o.remove("deletions_not_replicated");
+    }
     if let Some(remotes) = v["remotes"].as_object_mut() {
         for remote in remotes.values_mut() {
             if let Some(refs) = remote["status"].as_object_mut() {
@@ -122,7 +126,11 @@ fn the_answer_equals_the_plugins_for_the_same_events() {
         ],
     );
     assert_eq!(code, Some(0), "an unknown pair answers like the plugin");
-    assert_eq!(v, sample("replication_status_unknown_remote_empty.json"));
+    assert_eq!(
+        plugin_view(&v),
+        sample("replication_status_unknown_remote_empty.json")
+    );
+    assert_eq!(v["instance"], Value::Null);
 }
 
 #[test]
@@ -436,7 +444,10 @@ fn replication_log_records_with_traces_zones_and_push_ids() {
     // 10:31:30,020 CET is 09:31:30.020 UTC.
     assert_eq!(push[0]["timestamp"], "2025-03-14T09:31:30.020+00:00");
     let err = &push[2];
-    assert_eq!(err["severity"], "warning");
+    assert_eq!(
+        err["severity"], "error",
+        "`Cannot replicate to` is logged at error level"
+    );
     assert!(err["details"]["trace"]
         .as_str()
         .unwrap_or_default()

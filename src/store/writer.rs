@@ -358,8 +358,9 @@ type RefKey = (i64, i64, i64, i64);
 /// `refs/changes/...`. A key with an id interned by this transaction has no row yet (rows are
 /// written only at the end of this, the transaction's one call): no need to look.
 ///
-/// A log note (no status) applies to the ref on every instance; a ref deleted or created on the
-/// primary to every remote and instance of it; a project deletion removes the project's rows
+/// A log note (no status) and a REST answer (`newer_only`) apply to the ref on every instance
+/// that has it (the answer, to its own instance when none has it yet); a ref deleted or created
+/// on the primary to every remote and instance of it; a project deletion removes the project's rows
 /// and records it in `gerrit_deleted_projects` (a later replication event re-creates it).
 fn apply_ref_updates(
     tx: &Transaction<'_>,
@@ -420,7 +421,8 @@ fn apply_ref_updates(
         let p = strings.id_in(Slot::Project, tx, &u.project)?;
         keys.clear();
         let wide = u.kind != UpdateKind::Replication;
-        if wide || u.status.is_none() {
+        let lookup = wide || u.status.is_none() || u.newer_only;
+        if lookup {
             // Every stored key of the ref (and remote, for a note), and those of this transaction.
             let remote = if wide {
                 None
@@ -446,12 +448,36 @@ fn apply_ref_updates(
             );
             keys.sort_unstable();
             keys.dedup();
-        } else {
-            let instance = match u.instance.as_deref() {
+        }
+        // A replication event: its own key; a REST answer (which names no instance) about a ref
+        // no stream has reported: the update's own instance.
+        if !lookup || (keys.is_empty() && u.newer_only && !wide) {
+            let remote = strings.id_in(Slot::Remote, tx, &u.remote)?;
+            let mut instance = match u.instance.as_deref() {
                 Some(i) => strings.id_in(Slot::Device, tx, i)?,
                 None => 0,
             };
-            keys.push((r, strings.id_in(Slot::Remote, tx, &u.remote)?, p, instance));
+            if u.newer_only {
+                // The answer is one node's: the instance whose streams report this pair, when
+                // there is exactly one.
+                let mut seen: Vec<i64> = touched
+                    .keys()
+                    .filter(|k| k.1 == remote && k.2 == p)
+                    .map(|k| k.3)
+                    .collect();
+                let mut st = tx.prepare_cached(
+                    "SELECT DISTINCT instance FROM ref_state WHERE remote = ?1 AND project = ?2 LIMIT 3",
+                )?;
+                for i in st.query_map(params![remote, p], |row| row.get::<_, i64>(0))? {
+                    seen.push(i?);
+                }
+                seen.sort_unstable();
+                seen.dedup();
+                if let [only] = seen[..] {
+                    instance = only;
+                }
+            }
+            keys.push((r, remote, p, instance));
         }
         for &key in &keys {
             if let Some(&i) = touched.get(&key) {
