@@ -310,3 +310,72 @@ fn event_created_on_in_milliseconds_is_read_by_magnitude() {
         ("SUCCEEDED".into(), 1_741_944_615.into())
     );
 }
+
+#[test]
+fn a_push_failed_for_good_is_an_error_a_retried_one_a_warning() {
+    let s = Scratch::new();
+    let p = s.path("sev.jsonl");
+    let ev = |kind: &str, r: &str, extra: &str, t: i64| {
+        format!(
+            r#"{{"targetNode":"m:29418",{extra}"project":"p","ref":"{r}","targetUri":"ssh://r@m:29418/p.git","type":"{kind}","eventCreatedOn":{t},"instanceId":"primary-1"}}"#
+        )
+    };
+    let done = |r: &str, t: i64| {
+        format!(
+            r#"{{"project":"p","ref":"{r}","nodesCount":1,"type":"ref-replication-done","eventCreatedOn":{t},"instanceId":"primary-1"}}"#
+        )
+    };
+    let lines = [
+        // Retried, then replicated: a warning, and a done that is no error.
+        ev("ref-replication-scheduled", "refs/heads/a", "", 1),
+        ev(
+            "ref-replicated",
+            "refs/heads/a",
+            r#""refStatus":"REJECTED_OTHER_REASON","status":"failed","#,
+            2,
+        ),
+        ev("ref-replication-scheduled", "refs/heads/a", "", 3),
+        ev(
+            "ref-replicated",
+            "refs/heads/a",
+            r#""refStatus":"OK","status":"succeeded","#,
+            4,
+        ),
+        done("refs/heads/a", 4),
+        // Failed without a retry (no refStatus), then done: failed for good.
+        ev("ref-replication-scheduled", "refs/heads/b", "", 5),
+        ev("ref-replicated", "refs/heads/b", r#""status":"failed","#, 6),
+        done("refs/heads/b", 6),
+        // A rejection no retry fixes.
+        ev(
+            "ref-replicated",
+            "refs/heads/c",
+            r#""refStatus":"REJECTED_NONFASTFORWARD","status":"failed","#,
+            7,
+        ),
+    ];
+    std::fs::write(&p, lines.join("\n") + "\n").expect("write");
+    ingest(&s, &format!("gerrit-events:{}", p.display()));
+    let mut ev = s.events_json(&[]);
+    ev.sort_by_key(|e| e["timestamp"].as_str().unwrap_or_default().to_string());
+    let sev: Vec<(&str, &str)> = ev
+        .iter()
+        .map(|e| {
+            (
+                e["subject"].as_str().unwrap_or_default(),
+                e["severity"].as_str().unwrap_or_default(),
+            )
+        })
+        .filter(|(_, s)| *s != "debug")
+        .collect();
+    assert_eq!(
+        sev,
+        [
+            ("refs/heads/a", "warning"),
+            ("refs/heads/a", "info"),
+            ("refs/heads/b", "error"),
+            ("refs/heads/b", "error"),
+            ("refs/heads/c", "error"),
+        ]
+    );
+}

@@ -735,3 +735,123 @@ fn gerrit_rest_fills_what_streams_missed_but_never_rolls_back() {
     );
     assert_eq!(code, Some(0));
 }
+
+#[test]
+fn gerrit_ssh_never_merges_an_event_after_a_reconnect_or_a_restart() {
+    let s = Scratch::new();
+    // Gerrit never sends an event twice: the same line after a reconnect, or after a restart
+    // of the ingest, is a new event of the same second (a ref scheduled again).
+    let line = r#"{"targetNode":"m:29418","project":"core","ref":"refs/heads/master","targetUri":"ssh://r@m:29418/core.git","type":"ref-replication-scheduled","eventCreatedOn":1741944600,"instanceId":"primary-1"}"#;
+    let path = fake_ssh(
+        &s,
+        &[
+            &format!("echo '{line}'\nexit 255\n"),
+            &format!("echo '{line}'\nexec sleep 60\n"),
+            &format!("echo '{line}'\nexec sleep 60\n"),
+        ],
+    );
+    let scheduled = || s.count(&["--event-type", "ref-replication-scheduled"]);
+    let follow_until = |n: u64| {
+        let mut child = s
+            .cmd()
+            .env("PATH", &path)
+            .args([
+                "ingest",
+                "-q",
+                "--source",
+                "gerrit-ssh:mon@gerrit.example.com",
+            ])
+            .spawn()
+            .expect("spawn ingest");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while scheduled() < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "only {} events",
+                scheduled()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        // SAFETY: signalling our own child.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        assert_eq!(child.wait().expect("wait").code(), Some(0));
+    };
+    follow_until(2);
+    follow_until(3);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(scheduled(), 3, "one event per line sent, none merged");
+}
+
+#[test]
+fn a_rest_answer_that_omits_a_ref_retires_it_and_deletions_stay_apart() {
+    let s = Scratch::new();
+    let remote = "ssh://replication@mirror.example.org:29418/web/site.git";
+    let body = |refs: &[&str]| {
+        let list: Vec<String> = refs
+            .iter()
+            .map(|r| {
+                format!(
+                    "\"{r}\":{{\"type\":\"PUSH\",\"status\":\"SUCCEEDED\",\"when\":1741950000}}"
+                )
+            })
+            .collect();
+        format!(
+            ")]}}'\n{{\"remotes\":{{\"{remote}\":{{\"status\":{{{}}}}}}},\"status\":\"OK\",\"project\":\"web/site\"}}",
+            list.join(",")
+        )
+    };
+    // The stream: feature-x deleted on the primary, its deletion refused by the mirror.
+    let out = s.ingest_once(&[format!(
+        "gerrit-events:{}",
+        fixture("gerrit/deletions_stream.jsonl").display()
+    )]);
+    assert_eq!(out.status.code(), Some(0));
+    let server = RestServer::start(
+        "Basic bW9uOnMzY3JldA==",
+        (200, body(&["refs/heads/main", "refs/heads/feature-y"])),
+    );
+    let env = [
+        ("SYNCSCOPE_GERRIT_USER", "mon"),
+        ("SYNCSCOPE_GERRIT_PASSWORD", "s3cret"),
+    ];
+    assert_eq!(rest_ingest(&s, &server.url, &env).status.code(), Some(0));
+    let pair = ["--project", "web/site", "--remote", remote];
+    let (code, v) = status_json(&s, &pair);
+    assert_eq!(code, Some(0), "{v}");
+    let mut refs: Vec<String> = v["remotes"][remote]["status"]
+        .as_object()
+        .expect("refs")
+        .keys()
+        .cloned()
+        .collect();
+    refs.sort();
+    assert_eq!(refs, ["refs/heads/feature-y", "refs/heads/main"]);
+    assert_eq!(
+        v["instance"], "primary-a",
+        "the answer fills the pair's instance"
+    );
+    assert!(
+        v["deletions_not_replicated"]["refs/heads/feature-x"].is_object(),
+        "a REST poll that does not list it leaves the refused deletion apart: {v}"
+    );
+    // feature-y is deleted: the next answer omits it, and it is retired.
+    *server.answer.lock().expect("lock") = (200, body(&["refs/heads/main"]));
+    assert_eq!(rest_ingest(&s, &server.url, &env).status.code(), Some(0));
+    let (code, v) = status_json(&s, &pair);
+    assert_eq!(code, Some(0));
+    let refs: Vec<&String> = v["remotes"][remote]["status"]
+        .as_object()
+        .expect("refs")
+        .keys()
+        .collect();
+    assert_eq!(refs, ["refs/heads/main"], "{v}");
+    let retired = s.events_json(&["--event-type", "rest_ref_retired"]);
+    assert_eq!(retired.len(), 1);
+    assert_eq!(retired[0]["subject"], "refs/heads/feature-y");
+    // Polled again: nothing new.
+    let before = s.count(&[]);
+    assert_eq!(rest_ingest(&s, &server.url, &env).status.code(), Some(0));
+    assert_eq!(s.count(&[]), before);
+}

@@ -241,6 +241,8 @@ pub struct StreamEvent {
     pub event: Event,
     /// For the ref state, when the event is a replication event about a real ref.
     pub update: Option<RefUpdate>,
+    /// `ref-replication-done` / `fetch-ref-replication-done`: the (project, ref) it closes.
+    pub done: Option<(String, String)>,
 }
 
 /// How bad a `failed` is: a transient failure the plugin retries (a transport error, a
@@ -478,6 +480,12 @@ pub fn parse_stream_event(bytes: &[u8], ordinal: u32) -> Result<StreamEvent, Wir
         _ => None,
     };
 
+    let done = match (&*kind, &project, &ref_name) {
+        ("ref-replication-done" | "fetch-ref-replication-done", Some(p), Some(r)) => {
+            Some((p.to_string(), r.to_string()))
+        }
+        _ => None,
+    };
     let event = Event {
         timestamp: Timestamp::from_nanos(nanos),
         source: SOURCE.into(),
@@ -494,7 +502,11 @@ pub fn parse_stream_event(bytes: &[u8], ordinal: u32) -> Result<StreamEvent, Wir
         duration_ms: None,
         subject: ref_name.or(project).map(Cow::into_owned),
     };
-    Ok(StreamEvent { event, update })
+    Ok(StreamEvent {
+        event,
+        update,
+        done,
+    })
 }
 
 /// What is known of one (instance, project, remote, ref).

@@ -99,9 +99,64 @@ pub struct LineParser {
     held_idle: bool,
     /// Log: what each push id was about, to join errors to their refs.
     pushes: gerrit_log::PushIndex,
+    /// Stream: the remotes each (instance, project, ref) last failed on, so a `*-done` that
+    /// closes a ref still FAILED somewhere is an error (it failed for good). Bounded.
+    still_failed: std::collections::HashMap<u64, Vec<String>>,
 }
 
+/// A hash of (instance, project, ref) (64 bits: a collision is one in 2^64 per pair).
+fn group_key(instance: Option<&str>, project: &str, r: &str) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for part in [instance.unwrap_or("\u{0}"), project, r] {
+        h.update(&(part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    h.digest()
+}
+
+/// (instance, project, ref) groups remembered before [`LineParser::still_failed`] starts over.
+const STILL_FAILED_MAX: usize = 100_000;
+
 impl LineParser {
+    /// Follows which remotes each ref is FAILED on; a `*-done` closing a ref still FAILED is
+    /// an error (only the severity changes: the identity of an event never depends on what
+    /// was read before it).
+    fn settle(&mut self, s: &mut gerrit::StreamEvent) {
+        use gerrit::UpdateKind;
+        if let Some(u) = s
+            .update
+            .as_ref()
+            .filter(|u| u.kind == UpdateKind::Replication)
+        {
+            let Some(status) = u.status else { return };
+            let failed = status.is_failure();
+            if !failed && self.still_failed.is_empty() {
+                return;
+            }
+            let key = group_key(u.instance.as_deref(), &u.project, &u.ref_name);
+            if failed {
+                if self.still_failed.len() >= STILL_FAILED_MAX {
+                    self.still_failed.clear();
+                }
+                let remotes = self.still_failed.entry(key).or_default();
+                if !remotes.contains(&u.remote) {
+                    remotes.push(u.remote.clone());
+                }
+            } else if let Some(remotes) = self.still_failed.get_mut(&key) {
+                // Scheduled again (a retry), succeeded or not attempted: not failed for good.
+                remotes.retain(|r| r != &u.remote);
+                if remotes.is_empty() {
+                    self.still_failed.remove(&key);
+                }
+            }
+        } else if let Some((project, r)) = s.done.take() {
+            let key = group_key(s.event.device_id.as_deref(), &project, &r);
+            if self.still_failed.remove(&key).is_some() {
+                s.event.severity = crate::model::Severity::Error;
+            }
+        }
+    }
+
     pub fn new(format: LineFormat) -> Self {
         LineParser {
             format,
@@ -109,6 +164,7 @@ impl LineParser {
             held: None,
             held_idle: false,
             pushes: gerrit_log::PushIndex::default(),
+            still_failed: std::collections::HashMap::new(),
         }
     }
 
@@ -234,6 +290,7 @@ impl LineParser {
                 let mut s = gerrit::parse_stream_event(bytes, 0).map_err(|e| e.0)?;
                 s.event.timestamp =
                     Timestamp::from_nanos(self.ordinals.number(s.event.timestamp.as_nanos()));
+                self.settle(&mut s);
                 Ok((s.event, s.update))
             }
         }
