@@ -797,6 +797,71 @@ mod tests {
         assert_ne!(a.dedup_key(), b.dedup_key());
     }
 
+    #[test]
+    fn milliseconds_deletions_and_instances() {
+        let ms = parse(
+            r#"{"project":"p","ref":"r","targetUri":"u","status":"succeeded","type":"ref-replicated","eventCreatedOn":1741944615123,"instanceId":"n1"}"#,
+        );
+        assert_eq!(ms.event.timestamp.as_nanos(), 1_741_944_615_123_000_000);
+        let u = ms.update.unwrap();
+        assert_eq!((u.when, u.instance.as_deref()), (1_741_944_615, Some("n1")));
+        // 10^11 seconds is out of range in nanoseconds; above it, milliseconds.
+        assert_eq!(epoch_time(100_000_000_000), None);
+        assert_eq!(epoch_time(100_000_000_001).map(|t| t.0), Some(100_000_000));
+        assert_eq!(epoch_time(i64::MAX), None);
+        let zero = "0".repeat(40);
+        let del = parse(&format!(
+            r#"{{"refUpdate":{{"oldRev":"1b2c","newRev":"{zero}","refName":"refs/heads/x","project":"p"}},"type":"ref-updated","eventCreatedOn":9}}"#
+        ));
+        let u = del.update.unwrap();
+        assert_eq!(
+            (u.kind, u.ref_name.as_str(), u.remote.as_str()),
+            (UpdateKind::RefDeleted, "refs/heads/x", "")
+        );
+        let created = parse(&format!(
+            r#"{{"refUpdate":{{"oldRev":"{zero}","newRev":"1b2c","refName":"refs/heads/x","project":"p"}},"type":"ref-updated","eventCreatedOn":9}}"#
+        ));
+        assert_eq!(created.update.unwrap().kind, UpdateKind::RefCreated);
+        let moved = parse(
+            r#"{"refUpdate":{"oldRev":"1a","newRev":"1b","refName":"refs/heads/x","project":"p"},"type":"ref-updated","eventCreatedOn":9}"#,
+        );
+        assert!(
+            moved.update.is_none(),
+            "a ref update that is no deletion changes no state"
+        );
+        let gone = parse(
+            r#"{"project":"p","type":"project-deletion-replication-done","eventCreatedOn":9}"#,
+        );
+        assert_eq!(gone.update.unwrap().kind, UpdateKind::ProjectDeleted);
+
+        // State: a refused deletion is shown apart; a re-created ref is reported again.
+        let s = RefState::apply(None, &upd(RefStatus::Succeeded, 10, Some("OK"))).unwrap();
+        assert!(s.reported());
+        let mut d = upd(RefStatus::Succeeded, 11, None);
+        (d.kind, d.status) = (UpdateKind::RefDeleted, None);
+        let s = RefState::apply(Some(s), &d).unwrap();
+        assert_eq!((s.reported(), s.deletion_not_replicated()), (false, false));
+        let s = RefState::apply(
+            Some(s),
+            &upd(RefStatus::Failed, 12, Some("REJECTED_NODELETE")),
+        )
+        .unwrap();
+        assert!(s.deletion_not_replicated());
+        d.kind = UpdateKind::RefCreated;
+        let s = RefState::apply(Some(s), &d).unwrap();
+        assert!(s.reported());
+        // A refused deletion seen without its ref-updated (not subscribed) is one too.
+        let s =
+            RefState::apply(None, &upd(RefStatus::Failed, 12, Some("REJECTED_NODELETE"))).unwrap();
+        assert!(s.deletion_not_replicated());
+        assert_eq!(
+            failure_severity(Some("REJECTED_OTHER_REASON")),
+            Severity::Warning
+        );
+        assert_eq!(failure_severity(Some("REJECTED_NODELETE")), Severity::Error);
+        assert_eq!(failure_severity(None), Severity::Error);
+    }
+
     fn upd(status: RefStatus, when: i64, detail: Option<&str>) -> RefUpdate {
         RefUpdate {
             instance: None,

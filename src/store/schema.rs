@@ -375,6 +375,46 @@ mod tests {
     }
 
     #[test]
+    fn v6_keys_the_ref_state_of_a_v5_store_by_instance() {
+        let mut c = Connection::open_in_memory().unwrap();
+        migrate_to(&mut c, 5).unwrap();
+        c.execute_batch(
+            "INSERT INTO strings (id, text) VALUES (1, 'refs/heads/main'), (2, 'ssh://m/p.git'), (3, 'p');
+             INSERT INTO ref_state (ref, remote, project, direction, status, when_s, retrying,
+                 attempts, last_success, last_failure, last_error, scheduled_since, event_id)
+             VALUES (1, 2, 3, 'PUSH', 'FAILED', 100, 1, 2, 50, 100, 'REJECTED_OTHER_REASON', NULL, 7);",
+        )
+        .unwrap();
+        migrate(&mut c).unwrap();
+        // The merged row of the old store is the node without an id's; nothing deleted.
+        let row: (i64, i64, String, i64, Option<i64>) = c
+            .query_row(
+                "SELECT ref, instance, status, event_id, deleted_at FROM ref_state",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .unwrap();
+        assert_eq!(row, (1, 0, "FAILED".into(), 7, None));
+        // The same ref of another instance is a row of its own.
+        c.execute(
+            "INSERT INTO ref_state (ref, remote, project, instance, direction, status, when_s,
+                 retrying, attempts) VALUES (1, 2, 3, 9, 'PUSH', 'SUCCEEDED', 101, 0, 0)",
+            [],
+        )
+        .unwrap();
+        let n: i64 = c
+            .query_row("SELECT count(*) FROM ref_state", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 2);
+        let d: i64 = c
+            .query_row("SELECT count(*) FROM gerrit_deleted_projects", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(d, 0);
+    }
+
+    #[test]
     fn v4_keeps_the_ref_state_of_a_v3_store_without_its_indexes() {
         let mut c = Connection::open_in_memory().unwrap();
         migrate_to(&mut c, 3).unwrap();
