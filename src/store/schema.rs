@@ -205,7 +205,21 @@ pub const MIGRATIONS: &[&str] = &[
         linked     INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 5 -> 6: event identity (issue 12). Spacedrive events are keyed without their device (a
+    // default `sd sync events` export names none): every one is keyed again, and the ones a
+    // device's sync.db and its export stored twice become one, with the device (Rust step
+    // `rekey_spacedrive`, marked below, in this step's transaction).
+    r#"
+    -- rust: rekey_spacedrive
+    "#,
 ];
+
+/// Steps that need Rust besides their SQL: a step whose SQL holds the marker runs the function
+/// after its SQL, in the same transaction (found by marker, not position, so steps can be
+/// renumbered).
+type RustStep = fn(&rusqlite::Transaction<'_>) -> Result<()>;
+const RUST_STEPS: &[(&str, RustStep)] =
+    &[("-- rust: rekey_spacedrive", super::rekey::rekey_spacedrive)];
 
 /// Nanoseconds per bucket of `event_counts`.
 pub const COUNT_BUCKET_NS: i64 = 60_000_000_000;
@@ -243,8 +257,14 @@ pub fn migrate_to(conn: &mut Connection, target: i64) -> Result<()> {
             tx.commit()?;
             continue;
         }
-        tx.execute_batch(MIGRATIONS[v as usize])
+        let sql = MIGRATIONS[v as usize];
+        tx.execute_batch(sql)
             .wrap_err_with(|| format!("schema migration {v} -> {} failed", v + 1))?;
+        for (marker, step) in RUST_STEPS {
+            if sql.contains(marker) {
+                step(&tx).wrap_err_with(|| format!("schema migration {v} -> {} failed", v + 1))?;
+            }
+        }
         tx.pragma_update(None, "user_version", v + 1)?;
         tx.commit()
             .wrap_err_with(|| format!("cannot commit schema migration {v} -> {}", v + 1))?;
