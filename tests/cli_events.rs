@@ -65,7 +65,8 @@ fn nanos(ts: &str) -> i64 {
         .expect("in range")
 }
 
-/// The 108 events of tests/fixtures/sync.db and tests/fixtures/device_b_export.json.
+/// The 108 events of tests/fixtures/sync.db (device A) and device B's default export
+/// (tests/fixtures/device_b_sd_events.json).
 fn fixture_events() -> Vec<Fx> {
     let tmp = tempfile::tempdir().expect("tempdir");
     let db = tmp.path().join("sync.db");
@@ -103,26 +104,37 @@ fn fixture_events() -> Vec<Fx> {
         .expect("rows");
     assert_eq!(out.len(), 54, "sync.db fixture rows");
 
-    let text = std::fs::read(fixture("device_b_export.json")).expect("read export");
+    // Device B's default export (what the samples ingest, device named on the source): no
+    // device, category or model types in it. Its `--with-device` twin, the same export, says
+    // which category each event has.
+    let text = std::fs::read(fixture("device_b_sd_events.json")).expect("read export");
     let arr: Vec<Value> = serde_json::from_slice(&text).expect("export parses");
     assert_eq!(arr.len(), 54, "export fixture elements");
+    let twin: Vec<Value> = serde_json::from_slice(
+        &std::fs::read(fixture("device_b_sd_events_with_device.json")).expect("read export"),
+    )
+    .expect("export parses");
+    assert_eq!(twin.len(), 54, "export fixture elements");
     let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(String::from);
-    for v in &arr {
+    for (v, w) in arr.iter().zip(&twin) {
+        assert_eq!(
+            v["timestamp"], w["timestamp"],
+            "the two shapes list the same events"
+        );
+        for absent in ["id", "device_id", "category", "model_types"] {
+            assert!(v.get(absent).is_none(), "default shape has no {absent}");
+        }
         out.push(Fx {
             ts: nanos(v["timestamp"].as_str().expect("timestamp")),
-            device: s(v, "device_id"),
+            device: Some(DEV_B.to_string()),
             event_type: s(v, "event_type").expect("event_type"),
-            category: s(v, "category").expect("category"),
+            category: s(w, "category").expect("category"),
             severity: s(v, "severity").expect("severity"),
             summary: s(v, "summary").expect("summary"),
             details: v.get("details").filter(|d| !d.is_null()).cloned(),
             corr: s(v, "correlation_id"),
             peer: s(v, "peer_device_id"),
-            model_types: v.get("model_types").and_then(Value::as_array).map(|a| {
-                a.iter()
-                    .map(|m| m.as_str().expect("model name").to_string())
-                    .collect()
-            }),
+            model_types: None,
             record_count: v.get("record_count").and_then(Value::as_i64),
             duration_ms: v.get("duration_ms").and_then(Value::as_i64),
         });
