@@ -270,7 +270,7 @@ pub struct EventsArgs {
     #[arg(long, value_name = "N")]
     pub limit: Option<u64>,
 
-    /// Newest first.
+    /// Newest first (markdown, which lists the newest first as Spacedrive's does: oldest first).
     #[arg(long)]
     pub reverse: bool,
 

@@ -65,7 +65,8 @@ fn nanos(ts: &str) -> i64 {
         .expect("in range")
 }
 
-/// The 108 events of tests/fixtures/sync.db and tests/fixtures/device_b_export.json.
+/// The 108 events of tests/fixtures/sync.db (device A) and device B's default export
+/// (tests/fixtures/device_b_sd_events.json).
 fn fixture_events() -> Vec<Fx> {
     let tmp = tempfile::tempdir().expect("tempdir");
     let db = tmp.path().join("sync.db");
@@ -103,26 +104,37 @@ fn fixture_events() -> Vec<Fx> {
         .expect("rows");
     assert_eq!(out.len(), 54, "sync.db fixture rows");
 
-    let text = std::fs::read(fixture("device_b_export.json")).expect("read export");
+    // Device B's default export (what the samples ingest, device named on the source): no
+    // device, category or model types in it. Its `--with-device` twin, the same export, says
+    // which category each event has.
+    let text = std::fs::read(fixture("device_b_sd_events.json")).expect("read export");
     let arr: Vec<Value> = serde_json::from_slice(&text).expect("export parses");
     assert_eq!(arr.len(), 54, "export fixture elements");
+    let twin: Vec<Value> = serde_json::from_slice(
+        &std::fs::read(fixture("device_b_sd_events_with_device.json")).expect("read export"),
+    )
+    .expect("export parses");
+    assert_eq!(twin.len(), 54, "export fixture elements");
     let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(String::from);
-    for v in &arr {
+    for (v, w) in arr.iter().zip(&twin) {
+        assert_eq!(
+            v["timestamp"], w["timestamp"],
+            "the two shapes list the same events"
+        );
+        for absent in ["id", "device_id", "category", "model_types"] {
+            assert!(v.get(absent).is_none(), "default shape has no {absent}");
+        }
         out.push(Fx {
             ts: nanos(v["timestamp"].as_str().expect("timestamp")),
-            device: s(v, "device_id"),
+            device: Some(DEV_B.to_string()),
             event_type: s(v, "event_type").expect("event_type"),
-            category: s(v, "category").expect("category"),
+            category: s(w, "category").expect("category"),
             severity: s(v, "severity").expect("severity"),
             summary: s(v, "summary").expect("summary"),
             details: v.get("details").filter(|d| !d.is_null()).cloned(),
             corr: s(v, "correlation_id"),
             peer: s(v, "peer_device_id"),
-            model_types: v.get("model_types").and_then(Value::as_array).map(|a| {
-                a.iter()
-                    .map(|m| m.as_str().expect("model name").to_string())
-                    .collect()
-            }),
+            model_types: None,
             record_count: v.get("record_count").and_then(Value::as_i64),
             duration_ms: v.get("duration_ms").and_then(Value::as_i64),
         });
@@ -891,8 +903,8 @@ fn json_uses_the_spacedrive_field_names_and_matches_the_fixtures() {
         );
         let ts = e["timestamp"].as_str().expect("ts");
         assert!(
-            ts.ends_with("+00:00"),
-            "UTC in Spacedrive's to_rfc3339 form: {ts}"
+            ts.ends_with('Z') && !ts.contains("+00:00"),
+            "UTC as Spacedrive's JSON export writes it: {ts}"
         );
         let key = json_key(e);
         let f = fx
@@ -932,7 +944,7 @@ fn json_uses_the_spacedrive_field_names_and_matches_the_fixtures() {
         .iter()
         .find(|e| e["summary"] == "Buffer overflow: 2,105 updates dropped during backfill")
         .expect("sync.db row 22");
-    assert_eq!(overflow["timestamp"], "2025-12-03T11:12:39.909954310+00:00");
+    assert_eq!(overflow["timestamp"], "2025-12-03T11:12:39.909954310Z");
     assert_eq!(overflow["details"]["dropped_count"], 2105);
     assert_eq!(
         overflow["correlation_id"],
@@ -1040,7 +1052,11 @@ fn sql_loads_into_an_empty_database_with_rusqlite_and_sqlite3() {
     };
     for (row, e) in rows.iter().zip(&json) {
         let js = |k: &str| e.get(k).and_then(Value::as_str).map(String::from);
-        assert_eq!(text(&row[0]), js("timestamp"));
+        // The SQL export keeps Spacedrive's to_rfc3339 form (+00:00), JSON its `Z` form.
+        assert_eq!(
+            text(&row[0]),
+            js("timestamp").map(|t| t.replace('Z', "+00:00"))
+        );
         // Spacedrive's column is NOT NULL: an event without a device has ''.
         assert_eq!(text(&row[1]), Some(js("device_id").unwrap_or_default()));
         assert_eq!(text(&row[2]), js("event_type"));
@@ -1124,8 +1140,8 @@ fn markdown_has_title_count_header_and_escaped_pipes() {
     let out = s.ok(&["events", "--format", "markdown"]);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "# Sync Event Log");
-    assert!(out.contains("**Exported at:** "), "{out}");
-    assert!(out.contains("**Event count:** 11\n"), "{out}");
+    assert!(out.contains("\n**Exported**: "), "{out}");
+    assert!(out.contains("\n**Event Count**: 11\n"), "{out}");
     let header = lines
         .iter()
         .position(|l| *l == "| Timestamp | Event Type | Severity | Summary |")
@@ -1140,7 +1156,7 @@ fn markdown_has_title_count_header_and_escaped_pipes() {
     }
     assert!(
         out.contains(
-            "| 2025-12-03T10:03:00+00:00 | sync_error | warning | Stuck dependencies \\| 12 records waiting for 3 missing parents |"
+            "| 2025-12-03 10:03:00 | SyncError | Warning | Stuck dependencies \\| 12 records waiting for 3 missing parents |"
         ),
         "{out}"
     );
@@ -1150,10 +1166,10 @@ fn markdown_has_title_count_header_and_escaped_pipes() {
     );
     // The count line follows --limit and filters.
     let out = s.ok(&["events", "--format", "markdown", "--limit", "3"]);
-    assert!(out.contains("**Event count:** 3\n"), "{out}");
+    assert!(out.contains("**Event Count**: 3\n"), "{out}");
     assert_eq!(out.lines().filter(|l| l.starts_with("| 2025-")).count(), 3);
     let out = s.ok(&["events", "--format", "markdown", "--severity", "warning"]);
-    assert!(out.contains("**Event count:** 2\n"), "{out}");
+    assert!(out.contains("**Event Count**: 2\n"), "{out}");
 }
 
 #[test]
@@ -1310,48 +1326,48 @@ fn jsonl_variants_are_normalised() {
     assert_ok(&out, "ingest mixed.jsonl");
     let got: Vec<Value> = s.events_json(&[]).into_iter().map(without_id).collect();
     let want = vec![
-        json!({"timestamp": "2025-12-03T10:00:00+00:00", "device_id": VAR_DEV,
+        json!({"timestamp": "2025-12-03T10:00:00Z", "device_id": VAR_DEV,
                "event_type": "state_transition", "category": "lifecycle", "severity": "info",
                "summary": "Ready → Backfilling", "details": {"from": "Ready", "to": "Backfilling"},
                "source": "jsonl"}),
-        json!({"timestamp": "2025-12-03T10:01:00.500+00:00", "device_id": VAR_DEV,
+        json!({"timestamp": "2025-12-03T10:01:00.500Z", "device_id": VAR_DEV,
                "event_type": "batch_ingestion", "category": "data_flow", "severity": "debug",
                "summary": "camelCase batch of 500 records", "correlation_id": VAR_CORR,
                "peer_device_id": VAR_PEER, "model_types": ["entry", "tag"],
                "record_count": 500, "duration_ms": 1200, "source": "jsonl"}),
-        json!({"timestamp": "2025-12-03T10:02:00.123456789+00:00", "device_id": VAR_DEV,
+        json!({"timestamp": "2025-12-03T10:02:00.123456789Z", "device_id": VAR_DEV,
                "event_type": "batch_ingestion", "category": "data_flow", "severity": "debug",
                "summary": "snake_case batch of 1,000 records", "correlation_id": VAR_CORR,
                "peer_device_id": VAR_PEER, "model_types": ["entry", "tag", "location"],
                "record_count": 1000, "duration_ms": 2000, "source": "jsonl"}),
-        json!({"timestamp": "2025-12-03T10:03:00+00:00", "device_id": VAR_DEV,
+        json!({"timestamp": "2025-12-03T10:03:00Z", "device_id": VAR_DEV,
                "event_type": "sync_error", "category": "error", "severity": "warning",
                "summary": "Stuck dependencies | 12 records waiting for 3 missing parents",
                "details": {"total_dependencies": 3, "total_waiting_updates": 12},
                "source": "jsonl"}),
-        json!({"timestamp": "2025-12-03T10:04:00+00:00", "device_id": VAR_DEV,
+        json!({"timestamp": "2025-12-03T10:04:00Z", "device_id": VAR_DEV,
                "event_type": "backfill_session_failed", "category": "lifecycle",
                "severity": "error", "summary": "Backfill failed: peer went away",
                "correlation_id": VAR_CORR, "source": "jsonl"}),
-        json!({"timestamp": "2025-12-03T10:05:00+00:00", "device_id": VAR_DEV,
+        json!({"timestamp": "2025-12-03T10:05:00Z", "device_id": VAR_DEV,
                "event_type": "peer_disconnected", "category": "network", "severity": "info",
                "summary": "All optional fields null", "source": "jsonl"}),
-        json!({"timestamp": "2025-12-03T10:06:00+00:00",
+        json!({"timestamp": "2025-12-03T10:06:00Z",
                "event_type": "peer_connected", "category": "network", "severity": "info",
                "summary": "No device id in this line", "source": "jsonl"}),
-        json!({"timestamp": "2025-12-03T10:07:00+00:00", "device_id": VAR_DEV,
+        json!({"timestamp": "2025-12-03T10:07:00Z", "device_id": VAR_DEV,
                "event_type": "WatermarkReset", "category": "maintenance", "severity": "error",
                "summary": "Unknown event type kept as given", "source": "jsonl"}),
-        json!({"timestamp": "2025-12-03T10:08:00+00:00", "device_id": VAR_DEV,
+        json!({"timestamp": "2025-12-03T10:08:00Z", "device_id": VAR_DEV,
                "event_type": "catch_up_session_started", "category": "lifecycle",
                "severity": "debug",
                "summary": "Catch-up \u{1b}[31mred\u{1b}[0m \u{1b}]0;pwned\u{7} started",
                "source": "jsonl"}),
-        json!({"timestamp": "2025-12-03T10:09:00+00:00", "device_id": VAR_DEV,
+        json!({"timestamp": "2025-12-03T10:09:00Z", "device_id": VAR_DEV,
                "event_type": "catch_up_session_completed", "category": "lifecycle",
                "severity": "warning", "summary": "Catch-up done | back\\slash | two pipes",
                "source": "jsonl"}),
-        json!({"timestamp": "2025-12-03T10:10:00+00:00", "device_id": VAR_DEV,
+        json!({"timestamp": "2025-12-03T10:10:00Z", "device_id": VAR_DEV,
                "event_type": "sync_error", "category": "error", "severity": "error",
                "summary": "Peer's \"name\" has a quote; DROP TABLE sync_event_log; --\nsecond line",
                "source": "jsonl"}),
@@ -1417,26 +1433,26 @@ fn spacedrive_export_variants_are_normalised() {
     assert_ok(&out, "ingest export_variants.json");
     let got: Vec<Value> = s.events_json(&[]).into_iter().map(without_id).collect();
     let want = vec![
-        json!({"timestamp": "2025-12-04T09:00:00+00:00", "device_id": EXP_DEV,
+        json!({"timestamp": "2025-12-04T09:00:00Z", "device_id": EXP_DEV,
                "event_type": "peer_connected", "category": "network", "severity": "info",
                "summary": "Peer eeee5555 connected", "peer_device_id": EXP_PEER,
                "source": "spacedrive"}),
-        json!({"timestamp": "2025-12-04T09:00:30.250+00:00", "device_id": EXP_DEV,
+        json!({"timestamp": "2025-12-04T09:00:30.250Z", "device_id": EXP_DEV,
                "event_type": "batch_ingestion", "category": "data_flow", "severity": "debug",
                "summary": "Ingested batch of 2,000 records", "correlation_id": EXP_CORR,
                "peer_device_id": EXP_PEER, "model_types": ["entry", "tag"],
                "record_count": 2000, "duration_ms": 900, "source": "spacedrive"}),
-        json!({"timestamp": "2025-12-04T09:01:00+00:00",
+        json!({"timestamp": "2025-12-04T09:01:00Z",
                "event_type": "sync_error", "category": "error", "severity": "warning",
                "summary": "Watermark too old: 35 days (threshold: 25 days), forcing full sync",
                "details": {"watermark_age_days": 35, "threshold_days": 25, "action": "force_full_sync"},
                "source": "spacedrive"}),
-        json!({"timestamp": "2025-12-04T09:02:00.987654321+00:00", "device_id": EXP_DEV,
+        json!({"timestamp": "2025-12-04T09:02:00.987654321Z", "device_id": EXP_DEV,
                "event_type": "backfill_session_completed", "category": "lifecycle",
                "severity": "info", "summary": "Backfill completed: 2,000 records",
                "correlation_id": EXP_CORR, "model_types": ["entry", "tag"],
                "record_count": 2000, "duration_ms": 900, "source": "spacedrive"}),
-        json!({"timestamp": "2025-12-04T09:03:00+00:00", "device_id": EXP_DEV,
+        json!({"timestamp": "2025-12-04T09:03:00Z", "device_id": EXP_DEV,
                "event_type": "ConflictResolved", "category": "Conflict", "severity": "error",
                "summary": "Unknown type from a newer Spacedrive", "source": "spacedrive"}),
     ];
@@ -1755,21 +1771,13 @@ fn jsonl_and_spacedrive_json_from_stdin() {
     assert_eq!(
         got,
         [
+            ("2025-12-03T10:00:00Z", "peer_connected", "from stdin one"),
             (
-                "2025-12-03T10:00:00+00:00",
-                "peer_connected",
-                "from stdin one"
-            ),
-            (
-                "2025-12-03T10:00:00+00:00",
+                "2025-12-03T10:00:00Z",
                 "peer_disconnected",
                 "from stdin two"
             ),
-            (
-                "2025-12-03T10:00:02+00:00",
-                "sync_error",
-                "from stdin three"
-            ),
+            ("2025-12-03T10:00:02Z", "sync_error", "from stdin three"),
         ]
     );
     assert!(evs.iter().all(|e| e["source"] == "jsonl"));

@@ -66,7 +66,9 @@ pub fn run(args: EventsArgs, config: &Config, db: std::path::PathBuf) -> Result<
     }
     let written = write_output(&output, |out| {
         let mut w = EventWriter::begin(format, out, count)?;
-        reader.for_each_event(&filter, limit, args.reverse, |e| w.write(&e))?;
+        // Spacedrive's markdown lists the newest first; `--reverse` turns any format around.
+        let newest_first = args.reverse != (format == Format::Markdown);
+        reader.for_each_event(&filter, limit, newest_first, |e| w.write(&e))?;
         w.finish()
     })?;
     Ok(if written == 0 {

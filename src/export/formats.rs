@@ -4,7 +4,7 @@ use color_eyre::eyre::Result;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::model::{format_rfc3339, StoredEvent};
+use crate::model::{canonical_type, format_rfc3339, format_rfc3339_z, pascal_type, StoredEvent};
 use crate::sanitize::one_line;
 
 /// The output formats of `syncscope events`.
@@ -17,7 +17,7 @@ pub enum Format {
     Jsonl,
     /// CREATE TABLE sync_event_log + one INSERT per event: `sqlite3 new.db < out.sql`.
     Sql,
-    /// A report to paste: title, export time, count, table.
+    /// Spacedrive's report: title, export time, count, table, newest first.
     Markdown,
     /// Aligned columns for a terminal.
     Table,
@@ -62,7 +62,7 @@ fn json_event(s: &StoredEvent) -> JsonEvent<'_> {
     });
     JsonEvent {
         id: s.id,
-        timestamp: format_rfc3339(e.timestamp),
+        timestamp: format_rfc3339_z(e.timestamp),
         device_id: e.device_id.as_deref(),
         event_type: &e.event_type,
         category: &e.category,
@@ -134,6 +134,8 @@ fn sql_opt_int(out: &mut String, v: Option<i64>) {
     }
 }
 
+/// A table cell: one line, and a `|` (and the `\\` that could escape it) escaped so the
+/// table holds (Spacedrive writes both as they are, which breaks its table).
 fn markdown_cell(s: &str) -> String {
     one_line(s).replace('\\', "\\\\").replace('|', "\\|")
 }
@@ -163,7 +165,17 @@ pub struct EventWriter<'w> {
 impl<'w> EventWriter<'w> {
     /// Starts the output. `count` is the number of events that will follow (markdown prints it).
     pub fn begin(format: Format, out: &'w mut dyn Write, count: u64) -> Result<Self> {
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        Self::begin_at(format, out, count, chrono::Utc::now())
+    }
+
+    /// [`EventWriter::begin`] with the export time given.
+    pub fn begin_at(
+        format: Format,
+        out: &'w mut dyn Write,
+        count: u64,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Self> {
+        let now = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         match format {
             Format::Json => out.write_all(b"[")?,
             Format::Jsonl => {}
@@ -178,11 +190,12 @@ impl<'w> EventWriter<'w> {
                 out.write_all(SQL_SCHEMA.as_bytes())?;
             }
             Format::Markdown => {
+                // Spacedrive's layout (spacedrive.md section 6), its spellings and its time form.
                 writeln!(out, "# Sync Event Log\n")?;
-                writeln!(out, "**Exported at:** {now}\n")?;
-                writeln!(out, "**Event count:** {count}\n")?;
+                writeln!(out, "**Exported**: {}", at.to_rfc3339())?;
+                writeln!(out, "**Event Count**: {count}\n")?;
                 writeln!(out, "| Timestamp | Event Type | Severity | Summary |")?;
-                writeln!(out, "|-----------|------------|----------|---------|")?;
+                writeln!(out, "|-----------|------------|----------|----------|")?;
             }
             Format::Table => {
                 writeln!(
@@ -250,9 +263,9 @@ impl<'w> EventWriter<'w> {
                 writeln!(
                     self.out,
                     "| {} | {} | {} | {} |",
-                    format_rfc3339(e.timestamp),
-                    markdown_cell(&e.event_type),
-                    e.severity.as_str(),
+                    e.timestamp.to_datetime().format("%Y-%m-%d %H:%M:%S"),
+                    markdown_cell(&pascal_type(&canonical_type(&e.event_type))),
+                    pascal_type(e.severity.as_str()),
                     markdown_cell(&e.summary)
                 )?;
             }
@@ -335,7 +348,7 @@ mod tests {
         let out = render(Format::Json, &[stored("a"), stored("b")]);
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         let first = &v[0];
-        assert_eq!(first["timestamp"], "2025-12-03T10:15:32.500+00:00");
+        assert_eq!(first["timestamp"], "2025-12-03T10:15:32.500Z");
         assert_eq!(first["model_types"], serde_json::json!(["entry", "tag"]));
         assert_eq!(first["details"]["a"], 1);
         assert_eq!(first["source"], "spacedrive");
@@ -370,9 +383,54 @@ mod tests {
     fn markdown_escapes_pipes_and_newlines() {
         let out = render(Format::Markdown, &[stored("a | b\nc")]);
         assert!(out.starts_with("# Sync Event Log"));
-        assert!(out.contains("**Event count:** 1"));
+        assert!(out.contains("**Event Count**: 1"));
         assert!(out.contains("| Timestamp | Event Type | Severity | Summary |"));
         assert!(out.contains("| a \\| b c |"), "{out}");
+    }
+
+    #[test]
+    fn markdown_is_spacedrive_s_layout() {
+        let at = chrono::DateTime::from_timestamp_nanos(1_764_760_000_123_456_789);
+        let mut newest = stored("Ready → Paused");
+        newest.event.timestamp = Timestamp::from_nanos(1_764_757_201_000_000_000);
+        newest.event.event_type = "state_transition".into();
+        newest.event.severity = Severity::Info;
+        let mut older = stored("Backfill failed: peer 'nas' went offline | retry later");
+        older.event.event_type = "BackfillSessionFailed".into();
+        older.event.severity = Severity::Error;
+        let mut buf = Vec::new();
+        let mut w = EventWriter::begin_at(Format::Markdown, &mut buf, 2, at).unwrap();
+        w.write(&newest).unwrap();
+        w.write(&older).unwrap();
+        w.finish().unwrap();
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            "# Sync Event Log\n\n\
+             **Exported**: 2025-12-03T11:06:40.123456789+00:00\n\
+             **Event Count**: 2\n\n\
+             | Timestamp | Event Type | Severity | Summary |\n\
+             |-----------|------------|----------|----------|\n\
+             | 2025-12-03 10:20:01 | StateTransition | Info | Ready → Paused |\n\
+             | 2025-12-03 10:15:32 | BackfillSessionFailed | Error | Backfill failed: peer 'nas' went offline \\| retry later |\n"
+        );
+    }
+
+    #[test]
+    fn sql_insert_lines_are_spacedrive_s_byte_for_byte() {
+        // The line Spacedrive's `--format sql` writes for this event (spacedrive.md section 6):
+        // to_rfc3339() time, snake_case names, compact details, model types comma-joined.
+        let out = render(Format::Sql, &[stored("it's done")]);
+        let want = "INSERT INTO sync_event_log (timestamp, device_id, event_type, category, severity, summary, details, correlation_id, peer_device_id, model_types, record_count, duration_ms) VALUES ('2025-12-03T10:15:32.500+00:00', '6f1c', 'batch_ingestion', 'data_flow', 'debug', 'it''s done', '{\"a\":1}', '0b8e', NULL, 'entry,tag', 45000, 28000);\n";
+        assert!(out.contains(want), "{out}");
+        let mut bare = stored("x");
+        bare.event.details = None;
+        bare.event.correlation_id = None;
+        bare.event.model_types = None;
+        bare.event.record_count = None;
+        bare.event.duration_ms = None;
+        bare.event.timestamp = Timestamp::from_nanos(1_764_756_900_000_000_000);
+        let out = render(Format::Sql, &[bare]);
+        assert!(out.contains("VALUES ('2025-12-03T10:15:00+00:00', '6f1c', 'batch_ingestion', 'data_flow', 'debug', 'x', NULL, NULL, NULL, NULL, NULL, NULL);\n"), "{out}");
     }
 
     #[test]

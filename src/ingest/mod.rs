@@ -174,13 +174,31 @@ impl SourceCtx {
         rejects: Vec<Reject>,
         checkpoint: Option<String>,
     ) -> Result<()> {
+        let keys = events.iter().map(Event::dedup_key).collect();
+        self.send_keyed(events, keys, ref_updates, ci, rejects, checkpoint)
+    }
+
+    /// Sends a batch whose identity keys the source computed (`keys[i]` for `events[i]`, with
+    /// its occurrence number: see [`crate::model::identity`]).
+    pub fn send_keyed(
+        &self,
+        events: Vec<Event>,
+        keys: Vec<i64>,
+        ref_updates: Vec<(usize, RefUpdate)>,
+        ci: Vec<crate::model::ci::CiUpdate>,
+        rejects: Vec<Reject>,
+        checkpoint: Option<String>,
+    ) -> Result<()> {
         if events.is_empty() && rejects.is_empty() && checkpoint.is_none() && ci.is_empty() {
             return Ok(());
+        }
+        if keys.len() != events.len() {
+            return Err(eyre!("{} keys for {} events", keys.len(), events.len()));
         }
         self.tx
             .blocking_send(SourceMsg::Batch(QueuedBatch {
                 source: self.key.clone(),
-                keys: events.iter().map(Event::dedup_key).collect(),
+                keys,
                 events,
                 ref_updates,
                 rejects,

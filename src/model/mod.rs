@@ -7,13 +7,14 @@
 pub mod ci;
 pub mod gerrit;
 pub mod gerrit_log;
+pub mod identity;
 pub mod relay;
 mod severity;
 mod time;
 mod wire;
 
 pub use severity::Severity;
-pub use time::{format_rfc3339, parse_rfc3339, parse_time_spec, Timestamp};
+pub use time::{format_rfc3339, format_rfc3339_z, parse_rfc3339, parse_time_spec, Timestamp};
 pub use wire::{build_event, known_type_defaults, parse_wire_event, EventFields, WireError};
 
 use xxhash_rust::xxh3::Xxh3;
@@ -96,8 +97,12 @@ impl Event {
             + opt(&self.subject)
     }
 
-    /// The content-derived identity used to store an event once however often it is read:
-    /// source, device, timestamp, event type (spelling-insensitive), summary and correlation id.
+    /// The content key: source, device, timestamp, event type (spelling-insensitive), summary
+    /// and correlation id. With the event's occurrence number in its input (see
+    /// [`identity`]) it is the identity under which the event is stored once however often it
+    /// is read. Spacedrive events leave the device out: `sd sync events` exports by default
+    /// without it, and the same event read from the device's `sync.db` must be the same event
+    /// (the writer keeps the device of whichever reading names it, see `store::writer`).
     pub fn dedup_key(&self) -> i64 {
         let mut h = Xxh3::new();
         let mut field = |bytes: &[u8]| {
@@ -105,12 +110,19 @@ impl Event {
             h.update(bytes);
         };
         field(self.source.as_bytes());
-        field(self.device_id.as_deref().unwrap_or("").as_bytes());
+        if !self.device_blind() {
+            field(self.device_id.as_deref().unwrap_or("").as_bytes());
+        }
         field(&self.timestamp.as_nanos().to_le_bytes());
         field(canonical_type(&self.event_type).as_bytes());
         field(self.summary.as_bytes());
         field(self.correlation_id.as_deref().unwrap_or("").as_bytes());
         h.digest() as i64
+    }
+
+    /// Events whose identity leaves the device out (Spacedrive's: see [`Event::dedup_key`]).
+    pub fn device_blind(&self) -> bool {
+        is_device_blind(&self.source)
     }
 
     /// `model_types` as a list (the JSON export's form).
@@ -125,6 +137,11 @@ impl Event {
             })
             .unwrap_or_default()
     }
+}
+
+/// Whether events of system `source` are identified without their device.
+pub fn is_device_blind(source: &str) -> bool {
+    source == "spacedrive"
 }
 
 /// The PascalCase spelling of a snake_case name (`state_transition` -> `StateTransition`).
@@ -253,9 +270,6 @@ mod tests {
         v.summary.push('!');
         assert_ne!(k, v.dedup_key());
         let mut v = base.clone();
-        v.device_id = None;
-        assert_ne!(k, v.dedup_key());
-        let mut v = base.clone();
         v.timestamp = Timestamp::from_nanos(v.timestamp.as_nanos() + 1);
         assert_ne!(k, v.dedup_key());
         let mut v = base.clone();
@@ -266,9 +280,32 @@ mod tests {
         assert_ne!(k, v.dedup_key());
         // Field boundaries matter: moving text between fields is a different event.
         let mut v = base.clone();
-        v.device_id = Some("6f1cx".into());
-        v.summary = "Ready → Backfillin".into();
+        v.correlation_id = Some("Ready → Backfilling0b8e".into());
+        v.summary = String::new();
         assert_ne!(k, v.dedup_key());
+    }
+
+    #[test]
+    fn the_device_is_identity_except_for_spacedrive() {
+        let sd = ev("state_transition", "Ready → Backfilling");
+        let mut no_device = sd.clone();
+        no_device.device_id = None;
+        assert_eq!(
+            sd.dedup_key(),
+            no_device.dedup_key(),
+            "a default `sd sync events` export names no device"
+        );
+        let mut other = sd.clone();
+        other.source = "jsonl".into();
+        let mut other_dev = other.clone();
+        other_dev.device_id = Some("6f1cx".into());
+        assert_ne!(other.dedup_key(), other_dev.dedup_key());
+        other_dev.device_id = None;
+        assert_ne!(other.dedup_key(), other_dev.dedup_key());
+        other_dev.device_id = Some("6f1c".into());
+        other_dev.summary = "Ready → Backfillin".into();
+        other.summary = "Ready → Backfillin".into();
+        assert_eq!(other.dedup_key(), other_dev.dedup_key());
     }
 
     #[test]

@@ -38,6 +38,13 @@ pub fn format_rfc3339(ts: Timestamp) -> String {
         .to_rfc3339_opts(SecondsFormat::AutoSi, false)
 }
 
+/// The JSON form Spacedrive's export writes (serde's `DateTime<Utc>`): `Z`, and 0, 3, 6 or 9
+/// fractional digits, e.g. `2025-12-03T10:15:00.123Z`.
+pub fn format_rfc3339_z(ts: Timestamp) -> String {
+    ts.to_datetime()
+        .to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
 fn clip(text: &str) -> &str {
     match text.char_indices().nth(60) {
         Some((i, _)) => &text[..i],

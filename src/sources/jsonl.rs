@@ -18,6 +18,7 @@ use crate::ingest::follow::{open_file, FileId, Line, LineReader, MAX_LINE};
 use crate::ingest::{SourceCtx, SourceState};
 use crate::model::gerrit::{self, RefUpdate};
 use crate::model::gerrit_log::{self, LogRecord, LogZone};
+use crate::model::identity::{Carried, Occurrences};
 use crate::model::{parse_wire_event, Event, Reject, Timestamp};
 use crate::sources::gerrit_ordinals::Ordinals;
 
@@ -33,6 +34,9 @@ pub struct FileCheckpoint {
     /// Gerrit: the numbering of events that share a timestamp, as it stood at `offset`.
     #[serde(default, skip_serializing_if = "Ordinals::is_empty")]
     pub ordinals: Ordinals,
+    /// Occurrence counts of the last events read (absent in older checkpoints).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub occ: Carried,
 }
 
 pub struct JsonlSource {
@@ -304,6 +308,8 @@ pub(crate) const MAX_BATCH_BYTES: usize = 2 << 20;
 /// Events and rejects parsed but not yet sent.
 pub(crate) struct Pending {
     events: Vec<Event>,
+    /// The identity key of each pending event, counted as it was pushed.
+    keys: Vec<i64>,
     /// Ref state changes carried by pending events (index into `events`).
     ref_updates: Vec<(usize, RefUpdate)>,
     pub rejects: Vec<Reject>,
@@ -311,16 +317,27 @@ pub(crate) struct Pending {
     bytes: usize,
     /// The checkpoint last sent, so an idle poll writes nothing.
     last_checkpoint: Option<String>,
+    /// Numbers identical events of the input so both are stored (see `model::identity`).
+    pub occurrences: Occurrences,
 }
 
 impl Pending {
     pub fn new() -> Self {
         Pending {
             events: Vec::new(),
+            keys: Vec::new(),
             ref_updates: Vec::new(),
             rejects: Vec::new(),
             bytes: 0,
             last_checkpoint: None,
+            occurrences: Occurrences::new(),
+        }
+    }
+    /// Pending events of an input whose occurrence counts were carried by a checkpoint.
+    pub fn resuming(occurrences: Occurrences) -> Self {
+        Pending {
+            occurrences,
+            ..Pending::new()
         }
     }
     pub fn len(&self) -> usize {
@@ -335,6 +352,7 @@ impl Pending {
     }
     pub fn push(&mut self, e: Event) {
         self.bytes += e.approx_size();
+        self.keys.push(self.occurrences.key(&e));
         self.events.push(e);
     }
     pub fn reject(&mut self, r: Reject) {
@@ -354,12 +372,18 @@ impl Pending {
             self.last_checkpoint.clone_from(&checkpoint);
         }
         self.bytes = 0;
-        ctx.send_batch(
+        ctx.send_keyed(
             std::mem::take(&mut self.events),
+            std::mem::take(&mut self.keys),
             std::mem::take(&mut self.ref_updates),
+            Vec::new(),
             std::mem::take(&mut self.rejects),
             checkpoint,
         )
+    }
+    /// The occurrence counts a checkpoint sent now must carry (every pushed event counted).
+    pub fn carried(&self) -> Carried {
+        self.occurrences.carried()
     }
 
     /// Parses one line (starting at byte `offset` of its input) into events or rejects.
@@ -570,7 +594,7 @@ struct Open {
 
 /// Where a restart resumes: after the last line read, or at the first line of a record the
 /// parser still holds (so it is read again whole).
-fn checkpoint_of(o: &Open, parser: &LineParser) -> String {
+fn checkpoint_of(o: &Open, parser: &LineParser, pending: &Pending) -> String {
     let (offset, line) = parser
         .held_start()
         .unwrap_or((o.reader.offset(), o.reader.next_number()));
@@ -580,26 +604,33 @@ fn checkpoint_of(o: &Open, parser: &LineParser) -> String {
         offset,
         line,
         ordinals: parser.ordinals.clone(),
+        occ: pending.carried(),
     };
     serde_json::to_string(&c).unwrap_or_default()
 }
 
 /// Opens `path`, resuming at `resume` when it is the same file and still that long; the
-/// parser's numbering is the checkpoint's then, and starts over with a file read from its start
-/// (so a file read again from its start gives its events the same identities).
+/// parser's numbering and the occurrence counts are the checkpoint's then, and start over with
+/// a file read from its start (so a file read again from its start gives its events the same
+/// identities).
 fn open_at(
     path: &Path,
     resume: Option<FileCheckpoint>,
     parser: &mut LineParser,
+    occurrences: &mut Occurrences,
 ) -> std::io::Result<Open> {
     let mut f = open_file(path)?;
     let meta = f.metadata()?;
     let id = FileId::of(&meta);
     let (offset, line, ordinals) = match resume {
         Some(c) if c.dev == id.dev && c.ino == id.ino && c.offset <= meta.len() => {
+            *occurrences = Occurrences::resume(&c.occ);
             (c.offset, c.line, c.ordinals)
         }
-        _ => (0, 1, Ordinals::default()),
+        _ => {
+            occurrences.reset();
+            (0, 1, Ordinals::default())
+        }
     };
     f.seek(SeekFrom::Start(offset))?;
     parser.ordinals = ordinals;
@@ -621,7 +652,7 @@ fn follow_file(ctx: &SourceCtx, path: &PathBuf, mut parser: LineParser) -> Resul
 
     loop {
         if current.is_none() {
-            match open_at(path, resume.take(), &mut parser) {
+            match open_at(path, resume.take(), &mut parser, &mut pending.occurrences) {
                 Ok(o) => {
                     ctx.status(SourceState::Ok, "");
                     current = Some(o);
@@ -652,7 +683,7 @@ fn follow_file(ctx: &SourceCtx, path: &PathBuf, mut parser: LineParser) -> Resul
             };
             pending.line(line, &loc, &mut parser, start);
             if pending.full(ctx.batch_size) {
-                pending.send(ctx, Some(checkpoint_of(open, &parser)))?;
+                pending.send(ctx, Some(checkpoint_of(open, &parser, &pending)))?;
                 if ctx.cancelled() {
                     return Ok(());
                 }
@@ -664,10 +695,10 @@ fn follow_file(ctx: &SourceCtx, path: &PathBuf, mut parser: LineParser) -> Resul
                 pending.line(line, &loc, &mut parser, start);
             }
             parser.flush(&mut |p| pending.take(p, &loc));
-            return pending.send(ctx, Some(checkpoint_of(open, &parser)));
+            return pending.send(ctx, Some(checkpoint_of(open, &parser, &pending)));
         }
         parser.idle(&mut |p| pending.take(p, &loc));
-        pending.send(ctx, Some(checkpoint_of(open, &parser)))?;
+        pending.send(ctx, Some(checkpoint_of(open, &parser, &pending)))?;
         if ctx.cancelled() {
             return Ok(());
         }
@@ -697,7 +728,7 @@ fn follow_file(ctx: &SourceCtx, path: &PathBuf, mut parser: LineParser) -> Resul
                 parser.flush(&mut |p| pending.take(p, &loc));
                 pending.send(ctx, None)?;
                 current = Some(
-                    open_at(path, None, &mut parser)
+                    open_at(path, None, &mut parser, &mut pending.occurrences)
                         .wrap_err_with(|| format!("cannot reopen {shown}"))?,
                 );
                 continue;

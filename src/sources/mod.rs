@@ -36,7 +36,7 @@ pub const KINDS: &[(&str, &str)] = &[
     ),
     (
         "spacedrive-json",
-        "PATH or - : an `sd sync events` JSON export",
+        "PATH or - [,device=ID] : an `sd sync events` JSON export (either shape); device= names the device a default export was taken from",
     ),
     (
         "gerrit-events",
@@ -111,7 +111,8 @@ pub fn expand_tilde(text: &str) -> PathBuf {
 pub enum SourceSpec {
     Jsonl(Input),
     SpacedriveDb(PathBuf),
-    SpacedriveJson(Input),
+    /// An export, and the device it was taken from when the user names it (`,device=ID`).
+    SpacedriveJson(Input, Option<String>),
     /// `gerrit stream-events` lines.
     GerritEvents(Input),
     /// `replication_log` / `pull_replication_log`.
@@ -136,7 +137,10 @@ impl SourceSpec {
         };
         let spec = match kind {
             "jsonl" => SourceSpec::Jsonl(Input::parse(rest)?),
-            "spacedrive-json" => SourceSpec::SpacedriveJson(Input::parse(rest)?),
+            "spacedrive-json" => {
+                let (path, device) = split_device(rest)?;
+                SourceSpec::SpacedriveJson(Input::parse(path)?, device)
+            }
             "gerrit-events" => SourceSpec::GerritEvents(Input::parse(rest)?),
             "gerrit-log" => match Input::parse(rest)? {
                 Input::File(p) => SourceSpec::GerritLog(p),
@@ -177,7 +181,10 @@ impl SourceSpec {
         match self {
             SourceSpec::Jsonl(i) => format!("jsonl:{}", i.display()),
             SourceSpec::SpacedriveDb(p) => format!("spacedrive-db:{}", p.display()),
-            SourceSpec::SpacedriveJson(i) => format!("spacedrive-json:{}", i.display()),
+            SourceSpec::SpacedriveJson(i, None) => format!("spacedrive-json:{}", i.display()),
+            SourceSpec::SpacedriveJson(i, Some(d)) => {
+                format!("spacedrive-json:{}{DEVICE_OPTION}{d}", i.display())
+            }
             SourceSpec::GerritEvents(i) => format!("gerrit-events:{}", i.display()),
             SourceSpec::GerritSsh(t) => format!("gerrit-ssh:{}:{}", t.destination, t.port),
             SourceSpec::GerritLog(p) => format!("gerrit-log:{}", p.display()),
@@ -192,7 +199,7 @@ impl SourceSpec {
         match self {
             SourceSpec::Jsonl(Input::File(p))
             | SourceSpec::GerritEvents(Input::File(p))
-            | SourceSpec::SpacedriveJson(Input::File(p))
+            | SourceSpec::SpacedriveJson(Input::File(p), _)
             | SourceSpec::SpacedriveDb(p)
             | SourceSpec::GerritLog(p) => Some(p),
             _ => None,
@@ -235,9 +242,9 @@ impl SourceSpec {
             SourceSpec::SpacedriveDb(path) => {
                 Box::new(spacedrive::db::SyncDbSource::new(path.clone()))
             }
-            SourceSpec::SpacedriveJson(input) => {
-                Box::new(spacedrive::export::ExportSource::new(input.clone()))
-            }
+            SourceSpec::SpacedriveJson(input, device) => Box::new(
+                spacedrive::export::ExportSource::new(input.clone(), device.clone()),
+            ),
             SourceSpec::GerritEvents(input) => Box::new(jsonl::JsonlSource::with_format(
                 input.clone(),
                 jsonl::LineFormat::GerritStream,
@@ -262,6 +269,30 @@ impl SourceSpec {
     }
 }
 
+/// The option that names the device of a `spacedrive-json:` export.
+pub const DEVICE_OPTION: &str = ",device=";
+
+/// `PATH,device=ID` -> (`PATH`, `Some(ID)`); `PATH` -> (`PATH`, None).
+fn split_device(rest: &str) -> Result<(&str, Option<String>)> {
+    let Some((path, device)) = rest.rsplit_once(DEVICE_OPTION) else {
+        return Ok((rest, None));
+    };
+    let device = device.trim();
+    if device.is_empty() {
+        bail!("spacedrive-json: `device=` needs the device's id, as in spacedrive-json:PATH,device=6f1c0000-0000-4000-8000-000000000001");
+    }
+    if device
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || c == ',')
+    {
+        bail!(
+            "spacedrive-json: device id '{}' has a space, comma or control character",
+            device.escape_debug()
+        );
+    }
+    Ok((path, Some(device.to_string())))
+}
+
 fn kind_names() -> String {
     KINDS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
 }
@@ -282,6 +313,34 @@ mod tests {
         assert!(SourceSpec::parse("nocolon").is_err());
         assert!(SourceSpec::parse("jsonl:").is_err());
         assert!(SourceSpec::parse("spacedrive-db:-").is_err());
+    }
+
+    #[test]
+    fn a_spacedrive_export_may_name_its_device() {
+        let s = SourceSpec::parse("spacedrive-json:/x/b.json,device=6f1c-01").unwrap();
+        assert_eq!(
+            s,
+            SourceSpec::SpacedriveJson(
+                Input::File(PathBuf::from("/x/b.json")),
+                Some("6f1c-01".into())
+            )
+        );
+        assert_eq!(s.key(), "spacedrive-json:/x/b.json,device=6f1c-01");
+        assert_eq!(s.path(), Some(Path::new("/x/b.json")));
+        let stdin = SourceSpec::parse("spacedrive-json:-,device=d").unwrap();
+        assert_eq!(
+            stdin,
+            SourceSpec::SpacedriveJson(Input::Stdin, Some("d".into()))
+        );
+        let plain = SourceSpec::parse("spacedrive-json:/x/b.json").unwrap();
+        assert_eq!(plain.key(), "spacedrive-json:/x/b.json");
+        for bad in [
+            "spacedrive-json:/x/b.json,device=",
+            "spacedrive-json:/x/b.json,device=a b",
+        ] {
+            let err = SourceSpec::parse(bad).unwrap_err().to_string();
+            assert!(err.contains("device"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 pub mod checkpointer;
 pub mod ci;
 pub mod query;
+mod rekey;
 pub mod schema;
 pub mod views;
 pub mod writer;

@@ -206,6 +206,13 @@ pub const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     "#,
     REF_STATE_PER_INSTANCE,
+    // 6 -> 7: event identity (issue 12). Spacedrive events are keyed without their device (a
+    // default `sd sync events` export names none): every one is keyed again, and the ones a
+    // device's sync.db and its export stored twice become one, with the device (Rust step
+    // `rekey_spacedrive`, marked below, in this step's transaction).
+    r#"
+    -- rust: rekey_spacedrive
+    "#,
 ];
 
 /// 5 -> 6: Gerrit ref state per instance, as each node's replication-status plugin counts only
@@ -245,6 +252,13 @@ const REF_STATE_PER_INSTANCE: &str = r#"
     ) WITHOUT ROWID;
 "#;
 
+/// Steps that need Rust besides their SQL: a step whose SQL holds the marker runs the function
+/// after its SQL, in the same transaction (found by marker, not position, so steps can be
+/// renumbered).
+type RustStep = fn(&rusqlite::Transaction<'_>) -> Result<()>;
+const RUST_STEPS: &[(&str, RustStep)] =
+    &[("-- rust: rekey_spacedrive", super::rekey::rekey_spacedrive)];
+
 /// Nanoseconds per bucket of `event_counts`.
 pub const COUNT_BUCKET_NS: i64 = 60_000_000_000;
 
@@ -281,8 +295,14 @@ pub fn migrate_to(conn: &mut Connection, target: i64) -> Result<()> {
             tx.commit()?;
             continue;
         }
-        tx.execute_batch(MIGRATIONS[v as usize])
+        let sql = MIGRATIONS[v as usize];
+        tx.execute_batch(sql)
             .wrap_err_with(|| format!("schema migration {v} -> {} failed", v + 1))?;
+        for (marker, step) in RUST_STEPS {
+            if sql.contains(marker) {
+                step(&tx).wrap_err_with(|| format!("schema migration {v} -> {} failed", v + 1))?;
+            }
+        }
         tx.pragma_update(None, "user_version", v + 1)?;
         tx.commit()
             .wrap_err_with(|| format!("cannot commit schema migration {v} -> {}", v + 1))?;

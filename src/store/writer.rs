@@ -639,7 +639,7 @@ fn insert_one(tx: &Transaction<'_>, p: &Prepared<'_>, id: i64, tally: &mut Tally
             tally.stored(&probe, id);
             return Ok(());
         }
-        if same_event(
+        let found = same_event(
             tx,
             probe.ts,
             probe.key,
@@ -648,7 +648,14 @@ fn insert_one(tx: &Transaction<'_>, p: &Prepared<'_>, id: i64, tally: &mut Tally
             corr,
             &p.e.summary,
             p.e,
-        )? {
+        )?;
+        if let Some(stored_device) = found {
+            if stored_device.is_none() && device.is_some() {
+                // The same event, now with the device it is from (an export that names none,
+                // then the device's sync.db or an export with device data): attribute it.
+                tx.prepare_cached("UPDATE events SET device = ?3 WHERE ts = ?1 AND key = ?2")?
+                    .execute(params![probe.ts, probe.key, device])?;
+            }
             tally.out.duplicates += 1;
             return Ok(());
         }
@@ -876,7 +883,9 @@ impl Writer {
     }
 }
 
-/// Is the row stored under (ts, key) the same event as `e` by the dedup definition?
+/// Is the row stored under (ts, key) the same event as `e` by the dedup definition? If so,
+/// `Some(its device)`. For events identified without their device (Spacedrive's), a reading
+/// that names no device is the same event as one that does; two different devices are not.
 #[allow(clippy::too_many_arguments)]
 fn same_event(
     tx: &Transaction<'_>,
@@ -887,7 +896,7 @@ fn same_event(
     corr: Option<i64>,
     summary: &str,
     e: &Event,
-) -> Result<bool> {
+) -> Result<Option<Option<i64>>> {
     type KeyFields = (i64, Option<i64>, Option<i64>, String, String);
     let row: Option<KeyFields> = tx
         .prepare_cached(
@@ -899,13 +908,16 @@ fn same_event(
         .optional()?;
     Ok(match row {
         Some((s, d, c, sum, ty)) => {
-            s == source
-                && d == device
+            let same_device =
+                d == device || (e.device_blind() && (d.is_none() || device.is_none()));
+            let same = s == source
+                && same_device
                 && c == corr
                 && sum == summary
-                && canonical_type(&ty) == canonical_type(&e.event_type)
+                && canonical_type(&ty) == canonical_type(&e.event_type);
+            same.then_some(d)
         }
-        None => false,
+        None => None,
     })
 }
 

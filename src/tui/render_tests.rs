@@ -36,7 +36,10 @@ fn sample_store() -> (tempfile::TempDir, Reader) {
     std::fs::copy(fixture("sync.db"), &sync_db).unwrap();
     let specs = [
         format!("spacedrive-db:{}", sync_db.display()),
-        format!("spacedrive-json:{}", fixture("device_b_export.json")),
+        format!(
+            "spacedrive-json:{}",
+            fixture("device_b_sd_events_with_device.json")
+        ),
         format!(
             "gerrit-events:{}",
             fixture("gerrit/mixed_stream_events.jsonl")

@@ -139,12 +139,16 @@ impl Scratch {
     }
 }
 
-/// Specs for the two Spacedrive samples (sync.db of device cd613e30, export of device 1e2feb89).
+/// The device the `device_b_sd_events*.json` exports were taken from.
+pub const SAMPLE_DEV_B: &str = "1e2feb89-414c-343c-1027-c4d1c386bbc4";
+
+/// Specs for the two Spacedrive samples: the sync.db of device cd613e30, and device 1e2feb89's
+/// default `sd sync events` export (no device in it: named with `,device=`).
 pub fn sample_sources(s: &Scratch) -> Vec<String> {
     let db = s.copy_fixture("sync.db");
-    let json = s.copy_fixture("device_b_export.json");
+    let json = s.copy_fixture("device_b_sd_events.json");
     vec![
         format!("spacedrive-db:{}", db.display()),
-        format!("spacedrive-json:{}", json.display()),
+        format!("spacedrive-json:{},device={SAMPLE_DEV_B}", json.display()),
     ]
 }

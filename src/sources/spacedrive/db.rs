@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::SOURCE_NAME;
 use crate::ingest::follow::FileId;
 use crate::ingest::{SourceCtx, SourceState};
+use crate::model::identity::{Carried, Occurrences};
 use crate::model::{build_event, EventFields, Reject};
 use crate::sources::jsonl::Pending;
 use crate::sources::Source;
@@ -26,11 +27,15 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// (other faults, such as a file that is not a database, end a `--once` run at once).
 const ONCE_RETRIES: u32 = 20;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DbCheckpoint {
     pub dev: u64,
     pub ino: u64,
     pub last_id: i64,
+    /// Occurrence counts of the last rows read, so two identical rows (distinct ids) on either
+    /// side of a page or a restart are both stored (absent in older checkpoints).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub occ: Carried,
 }
 
 pub struct SyncDbSource {
@@ -174,17 +179,17 @@ impl SyncDbSource {
         if has_table.is_none() {
             return Err(Fault::new(format!("{shown}: has no sync_event_log table (not a Spacedrive sync.db, or not created yet)")));
         }
-        let mut state = cp.unwrap_or(DbCheckpoint {
+        let mut state = cp.clone().unwrap_or(DbCheckpoint {
             dev: l.id.dev,
             ino: l.id.ino,
-            last_id: 0,
+            ..DbCheckpoint::default()
         });
         if (state.dev, state.ino) != (l.id.dev, l.id.ino) {
             // Replaced by a new file: read it from the start (dedup keeps events once).
             state = DbCheckpoint {
                 dev: l.id.dev,
                 ino: l.id.ino,
-                last_id: 0,
+                ..DbCheckpoint::default()
             };
         }
         let max_id: Option<i64> = l
@@ -194,6 +199,7 @@ impl SyncDbSource {
         if max_id.unwrap_or(0) < state.last_id {
             // Ids went back: the log was recreated. Start over.
             state.last_id = 0;
+            state.occ.clear();
         }
         let mut st = l
             .conn
@@ -206,7 +212,7 @@ impl SyncDbSource {
         let mut rows = st
             .query(rusqlite::params![state.last_id, ctx.batch_size as i64])
             .map_err(sql_fault)?;
-        let mut pending = Pending::new();
+        let mut pending = Pending::resuming(Occurrences::resume(&state.occ));
         let mut n = 0usize;
         let mut full = false;
         while let Some(row) = rows.next().map_err(sql_fault)? {
@@ -228,6 +234,7 @@ impl SyncDbSource {
             }
         }
         drop(rows);
+        state.occ = pending.carried();
         let changed = cp.as_ref() != Some(&state);
         if n > 0 || changed {
             let text = serde_json::to_string(&state).unwrap_or_default();

@@ -1,4 +1,9 @@
-//! `spacedrive-json:PATH` / `spacedrive-json:-`: an `sd sync events` export (a JSON array).
+//! `spacedrive-json:PATH` / `spacedrive-json:-`: an `sd sync events` export (a JSON array),
+//! in either of its shapes: the default one (no `id`, `device_id`, `category` or `model_types`,
+//! newest first) or `--with-device`'s. `,device=ID` names the device a default export was
+//! taken from: its events are that device's (an element naming another device is rejected).
+//! Without it, a default export's events are attributed when they match that device's
+//! `sync.db` rows (the writer keeps the device of whichever reading names it).
 //!
 //! The array is parsed element by element from the file (flat memory for any size). An element
 //! that is not a readable event is rejected by its position; the rest are kept. A file also may
@@ -31,11 +36,12 @@ pub struct ExportCheckpoint {
 
 pub struct ExportSource {
     input: Input,
+    device: Option<String>,
 }
 
 impl ExportSource {
-    pub fn new(input: Input) -> Self {
-        ExportSource { input }
+    pub fn new(input: Input, device: Option<String>) -> Self {
+        ExportSource { input, device }
     }
 }
 
@@ -44,7 +50,7 @@ impl Source for ExportSource {
         let path = match &self.input {
             Input::Stdin => {
                 let stdin = std::io::stdin();
-                return read_export(ctx, stdin.lock(), "stdin", None);
+                return read_export(ctx, stdin.lock(), "stdin", self.device.as_deref(), None);
             }
             Input::File(p) => p.clone(),
         };
@@ -64,6 +70,7 @@ impl Source for ExportSource {
                         ctx,
                         BufReader::with_capacity(256 * 1024, f),
                         &shown,
+                        self.device.as_deref(),
                         Some(cp),
                     )?;
                     last = Some(now);
@@ -104,6 +111,8 @@ fn identity(path: &PathBuf) -> std::io::Result<ExportCheckpoint> {
 struct Sink<'c> {
     ctx: &'c SourceCtx,
     name: &'c str,
+    /// The device the user named for the export.
+    device: Option<&'c str>,
     pending: Pending,
     index: u64,
     send_error: Option<color_eyre::Report>,
@@ -112,11 +121,14 @@ struct Sink<'c> {
 impl Sink<'_> {
     fn element(&mut self, raw: &RawValue) {
         self.index += 1;
-        match parse_wire_event(raw.get().as_bytes(), SOURCE_NAME) {
+        let parsed = parse_wire_event(raw.get().as_bytes(), SOURCE_NAME)
+            .map_err(|e| e.0)
+            .and_then(|e| attribute(e, self.device));
+        match parsed {
             Ok(e) => self.pending.push(e),
-            Err(e) => self.pending.reject(Reject::new(
+            Err(reason) => self.pending.reject(Reject::new(
                 format!("{} element {}", self.name, self.index),
-                e.0,
+                reason,
                 raw.get().as_bytes(),
             )),
         }
@@ -151,11 +163,31 @@ impl<'de> DeserializeSeed<'de> for &mut Sink<'_> {
     }
 }
 
+/// An export's event with the device the user named: given to an event that names none; an
+/// event that names another device is not that device's (the wrong file, or the wrong id).
+fn attribute(
+    mut e: crate::model::Event,
+    device: Option<&str>,
+) -> Result<crate::model::Event, String> {
+    match (device, e.device_id.as_deref()) {
+        (Some(named), None) => e.device_id = Some(named.to_string()),
+        (Some(named), Some(own)) if own != named => {
+            return Err(format!(
+                "the event names device {} but the source was given device={named}",
+                crate::sanitize::one_line(own)
+            ))
+        }
+        _ => {}
+    }
+    Ok(e)
+}
+
 /// Reads one export from `reader`, sending batches; `checkpoint` goes with the last batch.
 fn read_export<R: Read>(
     ctx: &SourceCtx,
     reader: R,
     name: &str,
+    device: Option<&str>,
     checkpoint: Option<String>,
 ) -> Result<()> {
     let mut reader = BufReader::new(reader);
@@ -179,6 +211,7 @@ fn read_export<R: Read>(
     let mut sink = Sink {
         ctx,
         name,
+        device,
         pending: Pending::new(),
         index: 0,
         send_error: None,
