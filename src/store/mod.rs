@@ -7,6 +7,7 @@ pub mod checkpointer;
 pub mod ci;
 pub mod query;
 pub mod schema;
+pub mod textindex;
 pub mod views;
 pub mod writer;
 
