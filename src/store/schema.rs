@@ -223,7 +223,10 @@ pub const MIGRATIONS: &[&str] = &[
 
 /// Work a migration step does in Rust after its SQL, in the same transaction: `(v, f)` runs
 /// `f` when moving from version `v` to `v + 1`.
-pub const RUST_STEPS: &[(i64, fn(&Connection) -> Result<()>)] = &[(5, build_text_index)];
+pub const RUST_STEPS: &[(i64, RustStep)] = &[(5, build_text_index)];
+
+/// A migration step's work in Rust, on the transaction's connection.
+pub type RustStep = fn(&Connection) -> Result<()>;
 
 /// 5 -> 6: indexes the events and strings a store already holds (about a microsecond per
 /// event: see README).
