@@ -239,8 +239,14 @@ impl Reader {
         Ok((targets, unreadable))
     }
 
-    /// Totals over one correlation id (exact).
+    /// Totals over one correlation id: the whole id, or a prefix (4+ characters, as the
+    /// screens show ids) of exactly one session's; empty when it names none or several (see
+    /// [`Reader::resolve_correlation_id`] for which).
     pub fn session_summary(&self, corr: &str) -> Result<SessionSummary> {
+        let resolved = self.resolve_correlation_id(corr)?;
+        let Some(corr) = resolved.id() else {
+            return Ok(SessionSummary::default());
+        };
         let Some(cid) = self
             .connection()
             .prepare_cached("SELECT id FROM strings WHERE text = ?1")?
