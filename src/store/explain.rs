@@ -80,6 +80,9 @@ impl std::fmt::Display for EmptyReason {
     }
 }
 
+/// A filter of one list only.
+type OnlyThis = fn(Vec<String>) -> EventFilter;
+
 impl Reader {
     /// Resolves a correlation id as a screen shows it (whole or its first characters).
     pub fn resolve_correlation_id(&self, id: &str) -> Result<IdMatch> {
@@ -132,7 +135,7 @@ impl Reader {
         }
         let any =
             |f: EventFilter| -> Result<bool> { Ok(!self.page_before(&f, None, 1)?.is_empty()) };
-        let lists: [(&'static str, &Vec<String>, fn(Vec<String>) -> EventFilter); 7] = [
+        let lists: [(&'static str, &Vec<String>, OnlyThis); 7] = [
             ("correlation id", &filter.correlation_ids, |v| EventFilter {
                 correlation_ids: v,
                 ..Default::default()

@@ -7,6 +7,7 @@ pub mod checkpointer;
 pub mod ci;
 pub mod explain;
 pub mod query;
+pub mod relays;
 pub mod schema;
 pub mod textindex;
 pub mod views;

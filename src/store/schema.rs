@@ -205,7 +205,8 @@ pub const MIGRATIONS: &[&str] = &[
         linked     INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
-    // 5 -> 6: the text index of `EventFilter::grep` (store/textindex.rs): a Bloom filter of
+    // 5 -> 6: the text index of `EventFilter::grep` (store/textindex.rs), and an index of
+    // batches by source (per-source freshness): a Bloom filter of
     // grams and string ids per block of 4096 events and of 1024 strings, kept by the writer in
     // the transaction of its events; built for the events already stored by
     // `build_text_index` (RUST_STEPS).
@@ -218,6 +219,8 @@ pub const MIGRATIONS: &[&str] = &[
         block  INTEGER PRIMARY KEY,
         bits   BLOB NOT NULL
     );
+    -- Each ingest source's newest batch in one lookup (Reader::freshness).
+    CREATE INDEX batches_source ON batches(source, received);
     "#,
 ];
 
