@@ -165,10 +165,14 @@ fn main() {
         grep: Some("no event says zqxj this".into()),
         ..Default::default()
     };
-    search.push(time("filter, text matching nothing: first screen (50)", true, || {
-        let page = fresh(&db).page_before(&nothing, None, 50).expect("page");
-        assert!(page.is_empty());
-    }));
+    search.push(time(
+        "filter, text matching nothing: first screen (50)",
+        true,
+        || {
+            let page = fresh(&db).page_before(&nothing, None, 50).expect("page");
+            assert!(page.is_empty());
+        },
+    ));
     let rare = EventFilter {
         grep: Some("relay.rare.example lost".into()),
         ..Default::default()
@@ -212,7 +216,10 @@ fn main() {
                 grep: Some("completed".into()),
                 ..Default::default()
             };
-            assert_eq!(fresh(&db).page_before(&f, None, 50).expect("page").len(), 50);
+            assert_eq!(
+                fresh(&db).page_before(&f, None, 50).expect("page").len(),
+                50
+            );
         },
     ));
     search.push(time("why empty: text matching nothing", false, || {
@@ -240,18 +247,26 @@ fn main() {
     overview.push(time("overview: newest 5 errors", true, || {
         warm.page_before(&errors5, None, 5).expect("errors");
     }));
-    overview.push(time("overview: open sessions, last 10 minutes", true, || {
-        warm.open_sessions(Timestamp::from_nanos(newest - 600_000_000_000), 50)
-            .expect("sessions");
-    }));
+    overview.push(time(
+        "overview: open sessions, last 10 minutes",
+        true,
+        || {
+            warm.open_sessions(Timestamp::from_nanos(newest - 600_000_000_000), 50)
+                .expect("sessions");
+        },
+    ));
     overview.push(time("overview: remotes and relay targets", true, || {
         warm.remote_summaries().expect("remotes");
         warm.relay_targets().expect("relays");
     }));
-    overview.push(time("staleness: freshness (newest event, per source)", true, || {
-        let f = warm.freshness().expect("freshness");
-        assert_eq!(f.newest_event, Some(now));
-    }));
+    overview.push(time(
+        "staleness: freshness (newest event, per source)",
+        true,
+        || {
+            let f = warm.freshness().expect("freshness");
+            assert_eq!(f.newest_event, Some(now));
+        },
+    ));
 
     println!("queries on {n} events ({SAMPLES} runs each, fresh connection per run):");
     for (name, target, med, max) in &results {
@@ -269,7 +284,11 @@ fn main() {
 
     for (title, list, limit) in [
         ("text search on", &search, 0.050),
-        ("the Overview's queries (warm connection) on", &overview, 0.020),
+        (
+            "the Overview's queries (warm connection) on",
+            &overview,
+            0.020,
+        ),
     ] {
         println!("{title} {n} events ({SAMPLES} runs each):");
         for (name, target, med, max) in list {
