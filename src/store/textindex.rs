@@ -161,6 +161,26 @@ pub fn string_matches(text: &str, needle_lower: &str) -> bool {
     contains_folded(text, needle_lower) || contains_folded(&canonical_type(text), needle_lower)
 }
 
+/// Does an event match a text search, exactly as the store's `grep` filter decides (for a
+/// find that highlights rows already on screen)?
+pub fn event_matches(e: &crate::model::Event, text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    contains_folded(&e.summary, &lower)
+        || [
+            Some(e.source.as_str()),
+            e.device_id.as_deref(),
+            Some(e.event_type.as_str()),
+            Some(e.category.as_str()),
+            e.correlation_id.as_deref(),
+            e.peer_device_id.as_deref(),
+            e.model_types.as_deref(),
+            e.subject.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|s| string_matches(s, &lower))
+}
+
 fn meta(conn: &Connection, key: &str) -> Result<i64> {
     Ok(conn
         .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
@@ -461,5 +481,23 @@ mod tests {
         assert!(string_matches("wss://Relay.example", "relay.ex"));
         assert!(!string_matches("relay_alive", "relay_dead"));
         assert!(contains_folded("anything", ""));
+    }
+
+    #[test]
+    fn an_event_matches_as_the_store_filter_decides() {
+        use crate::model::{Event, Severity, Timestamp};
+        let mut e = Event::new(
+            Timestamp::from_nanos(0),
+            "ngit",
+            "RelayDead",
+            "relay",
+            Severity::Error,
+            "wss://r: LIVE -> DEAD".into(),
+        );
+        e.correlation_id = Some("7ceff8ba-1".into());
+        for yes in ["relay_dead", "live -> dead", "NGIT", "7CEFF8BA", "relay"] {
+            assert!(event_matches(&e, yes), "{yes}");
+        }
+        assert!(!event_matches(&e, "connection refused"));
     }
 }

@@ -442,7 +442,10 @@ mod tests {
         assert_eq!(s.sources, ["spacedrive"]);
         let open = r.open_sessions(Timestamp::from_nanos(0), 10).unwrap();
         assert_eq!(open.len(), 1, "{open:?}");
-        assert_eq!(open[0].0, "s2", "s3 failed (PascalCase types), s4 is no session start");
+        assert_eq!(
+            open[0].0, "s2",
+            "s3 failed (PascalCase types), s4 is no session start"
+        );
         assert_eq!(r.session_summary("nope").unwrap().events, 0);
     }
 
