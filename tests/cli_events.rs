@@ -684,7 +684,104 @@ fn grep_is_a_case_insensitive_substring() {
     check_some(&s, &fx, &["--grep", "10,000"], has("10,000"));
     // LIKE wildcards are plain characters.
     check(&s, &fx, &["--grep", "%"], |_| false);
-    check(&s, &fx, &["--grep", "_"], |_| false);
+    check(&s, &fx, &["--grep", "50_"], |_| false);
+}
+
+/// The text of every column a row shows, as `events --format json` prints the row.
+fn shown_text(v: &Value) -> Vec<String> {
+    let mut out: Vec<String> = [
+        "summary",
+        "source",
+        "device_id",
+        "event_type",
+        "category",
+        "correlation_id",
+        "peer_device_id",
+        "subject",
+    ]
+    .iter()
+    .filter_map(|k| v.get(*k).and_then(Value::as_str).map(String::from))
+    .collect();
+    if let Some(m) = v.get("model_types").and_then(Value::as_array) {
+        let names: Vec<&str> = m.iter().filter_map(Value::as_str).collect();
+        out.push(names.join(","));
+    }
+    out
+}
+
+#[test]
+fn grep_matches_every_shown_column_and_says_why_when_nothing_does() {
+    let s = ingested();
+    let all = json_of(&s, &["--limit", "0"]);
+    assert_eq!(all.len(), 108);
+    for needle in [
+        "7ce42c82",
+        "CD613E30",
+        "batch_ingestion",
+        "_",
+        "spacedrive",
+        "data_flow",
+        "Backfill",
+        "1e2feb89",
+    ] {
+        let n = needle.to_lowercase();
+        let mut want: Vec<Key> = all
+            .iter()
+            .filter(|v| shown_text(v).iter().any(|t| t.to_lowercase().contains(&n)))
+            .map(json_key)
+            .collect();
+        want.sort();
+        let mut got: Vec<Key> = json_of(&s, &["--limit", "0", "--grep", needle])
+            .iter()
+            .map(json_key)
+            .collect();
+        got.sort();
+        assert!(!want.is_empty(), "{needle} is shown somewhere");
+        assert_eq!(got, want, "--grep {needle}");
+    }
+    // Only in a column, never in a summary: the correlation id of a session.
+    let corr_only = json_of(&s, &["--limit", "0", "--grep", "7ce42c82-1807"]);
+    assert_eq!(corr_only.len(), 10);
+
+    let out = s.run(&["events", "--grep", "no such text anywhere"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no event contains \"no such text anywhere\""),
+        "{}",
+        stderr(&out)
+    );
+    let out = s.run(&["events", "--count", "--correlation-id", "00000000"]);
+    assert_eq!(stdout(&out).trim(), "0");
+    assert!(
+        stderr(&out).contains("no correlation id is or starts with 00000000"),
+        "{}",
+        stderr(&out)
+    );
+    let out = s.run(&[
+        "events",
+        "--correlation-id",
+        "7ce42c82",
+        "--grep",
+        "no such text anywhere",
+    ]);
+    assert!(
+        stderr(&out).contains("no event contains"),
+        "{}",
+        stderr(&out)
+    );
+    let out = s.run(&[
+        "events",
+        "--correlation-id",
+        "7ce42c82",
+        "--severity",
+        "error",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no event matches all of them"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

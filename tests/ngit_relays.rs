@@ -187,10 +187,7 @@ fn an_html_page_or_a_silent_target_is_a_down_target_not_an_empty_one() {
         .contains("not a metrics exposition"));
     let events = ngit_events(&s);
     assert_eq!(of_type(&events, "scrape_failed").len(), 1);
-    assert!(
-        of_type(&events, "relay_forgotten").is_empty(),
-        "{events:#?}"
-    );
+    assert!(of_type(&events, "relay_gone").is_empty(), "{events:#?}");
     let rejects = s.run(&["rejects", "--format", "json"]);
     let rejects: Value = serde_json::from_slice(&rejects.stdout).expect("rejects json");
     assert_eq!(rejects[0]["location"], server.url.as_str());
@@ -227,6 +224,95 @@ fn an_html_page_or_a_silent_target_is_a_down_target_not_an_empty_one() {
     assert_eq!(rows.len(), 1);
     assert!(rows[0]["relay"].is_null());
     assert_eq!(rows[0]["scrape_ok"], false);
+}
+
+/// The real v3 capture after ngit forgot `relay`: v3's `forget_relay()` deletes its
+/// `connected` and `status` series and keeps its attempt counters.
+fn forgotten(name: &str, relay: &str) -> Answer {
+    let (status, ctype, body) = metrics(name);
+    let label = format!("{{relay=\"{relay}\"}}");
+    let kept: Vec<&str> = body
+        .lines()
+        .filter(|l| {
+            !((l.starts_with("ngit_sync_relay_connected")
+                || l.starts_with("ngit_sync_relay_status"))
+                && l.contains(&label))
+        })
+        .collect();
+    assert!(kept.len() + 2 == body.lines().count(), "two series removed");
+    (status, ctype, kept.join("\n") + "\n")
+}
+
+#[test]
+fn a_vanished_relay_is_gone_not_live_and_a_down_target_unknown() {
+    let s = Scratch::new();
+    let server = Server::start(metrics("metrics-real-v3-t0-startup.txt"));
+    scrape(&s, &server);
+    // The target goes down: its relay was SYNCING, now its state cannot be known.
+    server.set((503, "text/plain", "Metrics temporarily unavailable".into()));
+    scrape(&s, &server);
+    let (code, rows) = relays(&s);
+    assert_eq!(code, Some(1));
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["state"], "UNKNOWN", "{rows:?}");
+    assert_eq!(rows[0]["last_state"], "SYNCING");
+    assert_eq!(
+        rows[0]["since"], rows[0]["last_scrape"],
+        "unknown since it went down"
+    );
+    let table = String::from_utf8_lossy(&s.run(&["relays"]).stdout).to_string();
+    assert!(
+        table.contains("UNKNOWN") && table.contains("last known SYNCING"),
+        "{table}"
+    );
+    assert!(!table.contains("LIVE"), "{table}");
+
+    // Back up with more relays; then the bootstrap relay vanishes from the metrics.
+    server.set(metrics("metrics-real-v3.txt"));
+    scrape(&s, &server);
+    let (_, rows) = relays(&s);
+    assert!(rows.iter().all(|r| r["state"] != "UNKNOWN"), "{rows:?}");
+    server.set(forgotten("metrics-real-v3.txt", "ws://127.0.0.1:7411"));
+    scrape(&s, &server);
+    let (code, rows) = relays(&s);
+    assert_eq!(code, Some(0), "gone is a warning, not a failed check");
+    assert_eq!(rows.len(), 4, "listed by default: {rows:?}");
+    let gone = rows
+        .iter()
+        .find(|r| r["relay"] == "ws://127.0.0.1:7411")
+        .expect("the gone relay is listed");
+    assert_eq!(gone["state"], "GONE");
+    assert_eq!(gone["last_state"], "RETRYING");
+    assert_eq!(gone["tracked"], false);
+    assert_eq!(gone["since"], gone["last_scrape"], "gone since this scrape");
+    assert_eq!(
+        rows[0]["relay"], "ws://127.0.0.1:7411",
+        "a warning sorts before info: {rows:?}"
+    );
+    let events = ngit_events(&s);
+    let ev = of_type(&events, "relay_gone");
+    assert_eq!(ev.len(), 1, "{events:#?}");
+    assert_eq!(ev[0]["severity"], "warning");
+    assert_eq!(ev[0]["subject"], "ws://127.0.0.1:7411");
+    let table = String::from_utf8_lossy(&s.run(&["relays"]).stdout).to_string();
+    let line = table
+        .lines()
+        .find(|l| l.contains("ws://127.0.0.1:7411 "))
+        .unwrap_or_default();
+    assert!(line.trim_start().starts_with("GONE"), "{table}");
+    assert!(line.contains("last known RETRYING"), "{table}");
+    assert!(table.contains("gone 1"), "{table}");
+
+    // It comes back: tracked again, one event.
+    server.set(metrics("metrics-real-v3.txt"));
+    scrape(&s, &server);
+    let (_, rows) = relays(&s);
+    let back = rows
+        .iter()
+        .find(|r| r["relay"] == "ws://127.0.0.1:7411")
+        .expect("back");
+    assert_eq!(back["state"], "RETRYING");
+    assert_eq!(of_type(&ngit_events(&s), "relay_returned").len(), 1);
 }
 
 #[test]

@@ -443,6 +443,9 @@ pub fn launcher_if_requested() {
     std::process::exit(if ok { 0 } else { 1 });
 }
 
+/// The summary of the few rare events of a bench store (one per 2,000,000 events).
+pub const RARE_TEXT: &str = "wss://relay.rare.example lost: Connection refused";
+
 /// Events per transaction while building a bench store.
 const BUILD_BATCH: usize = 20_000;
 /// The first event of a bench store: 2026-11-01T00:00:00Z.
@@ -473,10 +476,16 @@ pub fn store_for(n: u64) -> std::path::PathBuf {
     );
     let mut left = n;
     let mut batch = Vec::with_capacity(BUILD_BATCH);
+    let mut index = 0u64;
     while left > 0 {
         batch.clear();
         batch.extend(gen.by_ref().take(left.min(BUILD_BATCH as u64) as usize));
         left -= batch.len() as u64;
+        // A handful of rare events (one per 2,000,000), for a text search that finds few.
+        if index % 100 == 50 && batch.len() > 7 {
+            batch[7].summary = format!("{RARE_TEXT} (batch {index})");
+        }
+        index += 1;
         // Every fifth batch as `jsonl` events, so a source filter has something to find.
         let source = if left.is_multiple_of(5 * BUILD_BATCH as u64) {
             "jsonl"

@@ -41,9 +41,13 @@ pub fn run(args: EventsArgs, config: &Config, db: std::path::PathBuf) -> Result<
         0 => None,
         n => Some(n),
     };
+    note_ambiguous_ids(&reader, &filter)?;
     if args.count {
         let n = reader.count_events(&filter)?;
         println!("{n}");
+        if n == 0 {
+            say_why_empty(&reader, &filter)?;
+        }
         return Ok(if n == 0 {
             Outcome::CheckFailed
         } else {
@@ -71,11 +75,43 @@ pub fn run(args: EventsArgs, config: &Config, db: std::path::PathBuf) -> Result<
         reader.for_each_event(&filter, limit, newest_first, |e| w.write(&e))?;
         w.finish()
     })?;
+    if written == 0 {
+        say_why_empty(&reader, &filter)?;
+    }
     Ok(if written == 0 {
         Outcome::CheckFailed
     } else {
         Outcome::Ok
     })
+}
+
+/// On stderr (stdout stays the data): why nothing matched.
+fn say_why_empty(reader: &store::Reader, filter: &EventFilter) -> Result<()> {
+    let why = reader.why_empty(filter)?;
+    eprintln!(
+        "syncscope: no events: {}",
+        crate::sanitize::one_line(&why.to_string())
+    );
+    Ok(())
+}
+
+/// On stderr: a short correlation id that names several sessions (all of them are shown).
+fn note_ambiguous_ids(reader: &store::Reader, filter: &EventFilter) -> Result<()> {
+    for id in &filter.correlation_ids {
+        if let store::IdMatch::Ambiguous { total, first } = reader.resolve_correlation_id(id)? {
+            eprintln!(
+                "syncscope: correlation id {} matches {total} sessions ({}{}); showing all of them",
+                crate::sanitize::one_line(id),
+                crate::sanitize::one_line(&first.join(", ")),
+                if total as usize > first.len() {
+                    ", ..."
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    Ok(())
 }
 
 /// `--follow`: print the matching events there are now, then new ones as they are stored,

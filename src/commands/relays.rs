@@ -18,7 +18,10 @@ use crate::store;
 struct Row {
     target: String,
     relay: Option<String>,
+    /// GONE (vanished from /metrics), UNKNOWN (its target is down), or what its gauges say.
     state: Option<&'static str>,
+    /// What its gauges said at the last scrape that had them.
+    last_state: Option<&'static str>,
     connection: Option<String>,
     connection_code: Option<i64>,
     health: Option<String>,
@@ -43,6 +46,7 @@ fn row(t: &TargetState, relay: Option<(&String, &RelayState)>) -> Row {
         target: t.target.clone(),
         relay: None,
         state: None,
+        last_state: None,
         connection: None,
         connection_code: None,
         health: None,
@@ -60,6 +64,7 @@ fn row(t: &TargetState, relay: Option<(&String, &RelayState)>) -> Row {
     if let Some((name, s)) = relay {
         r.relay = Some(name.clone());
         r.state = Some(s.display().label());
+        r.last_state = Some(s.last_known().label());
         r.connection = s.connection.map(|c| c.name());
         r.connection_code = s.connection.map(|c| c.code());
         r.health = s.health.map(|h| h.name());
@@ -101,14 +106,19 @@ pub fn run(args: RelaysArgs, db: std::path::PathBuf) -> Result<Outcome> {
             ),
         }
     }
-    let shown = |s: &RelayState| args.all || s.present;
+    let now = Timestamp::now().as_nanos();
+    // Gone relays stay listed for an hour (GONE_LISTED_NS), then only with --all.
+    let shown = |s: &RelayState| args.all || s.listed_at(now);
     let mut failed = false;
     let mut rows = Vec::new();
     for t in &targets {
         let mut relays: Vec<(&String, &RelayState)> =
             t.relays.iter().filter(|(_, s)| shown(s)).collect();
         relays.sort_by(|a, b| rank(b.1).cmp(&rank(a.1)).then(a.0.cmp(b.0)));
-        failed |= !t.up || relays.iter().any(|(_, s)| s.health == Some(Health::Dead));
+        failed |= !t.up
+            || relays
+                .iter()
+                .any(|(_, s)| s.present && s.health == Some(Health::Dead));
         if relays.is_empty() {
             rows.push(row(t, None));
         }
@@ -130,7 +140,6 @@ pub fn run(args: RelaysArgs, db: std::path::PathBuf) -> Result<Outcome> {
                     db.display()
                 )?;
             }
-            let now = Timestamp::now().as_nanos();
             for t in &targets {
                 let scraped = t
                     .last_scrape
@@ -155,9 +164,19 @@ pub fn run(args: RelaysArgs, db: std::path::PathBuf) -> Result<Outcome> {
                     .filter(|s| s.present && s.connection.is_some_and(|c| c.is_connected()))
                     .count();
                 let tracked = t.relays.values().filter(|s| s.present).count();
+                let gone = t
+                    .relays
+                    .values()
+                    .filter(|s| s.listed_at(now) && !s.present)
+                    .count();
+                let gone = if gone > 0 {
+                    format!(", gone {gone}")
+                } else {
+                    String::new()
+                };
                 writeln!(
                     out,
-                    "{}  {up}  last scrape {scraped}  relays {tracked}, connected {connected}, dead {dead}",
+                    "{}  {up}  last scrape {scraped}  relays {tracked}, connected {connected}, dead {dead}{gone}",
                     one_line(&t.target)
                 )?;
                 let mut relays: Vec<(&String, &RelayState)> =
@@ -177,10 +196,10 @@ pub fn run(args: RelaysArgs, db: std::path::PathBuf) -> Result<Outcome> {
                         age(s.since(), now),
                         s.streak,
                         if s.flapping { "  FLAPPING" } else { "" },
-                        if s.present {
-                            ""
-                        } else {
-                            "  (no longer tracked)"
+                        match s.display() {
+                            Display::Gone | Display::Unknown =>
+                                format!("  (last known {})", s.last_known().label()),
+                            _ => String::new(),
                         }
                     )?;
                 }

@@ -26,6 +26,8 @@ const ALERT_SYNCING_NS: i64 = HOUR_NS;
 const ALERT_DEAD_NS: i64 = 24 * HOUR_NS;
 const ALERT_DISCONNECTING_NS: i64 = 60_000_000_000;
 const ALERT_DEGRADED_RELAYS: usize = 5;
+/// How long a relay that vanished from `/metrics` stays in the default lists (as GONE).
+pub const GONE_LISTED_NS: i64 = HOUR_NS;
 
 /// `ngit_sync_relay_connected`: the connection lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,6 +179,9 @@ pub enum Display {
     Retrying,
     Idle,
     Unknown,
+    /// The relay's series vanished from `/metrics` (ngit stopped tracking it): its last known
+    /// state is all there is.
+    Gone,
 }
 
 impl Display {
@@ -212,6 +217,7 @@ impl Display {
             Display::Retrying => "RETRYING",
             Display::Idle => "IDLE",
             Display::Unknown => "UNKNOWN",
+            Display::Gone => "GONE",
         }
     }
 
@@ -225,7 +231,8 @@ impl Display {
             | Display::LiveStabilising
             | Display::Disconnecting
             | Display::Retrying
-            | Display::Unknown => Severity::Warning,
+            | Display::Unknown
+            | Display::Gone => Severity::Warning,
             Display::Connecting | Display::Syncing | Display::Live | Display::Idle => {
                 Severity::Info
             }
@@ -266,19 +273,49 @@ pub struct RelayState {
     pub flapping: bool,
     /// In the last scrape (v3 forgets relays it stops tracking).
     pub present: bool,
+    /// When its series vanished from the scrape (ns); None while present.
+    #[serde(default)]
+    pub gone_since: Option<i64>,
+    /// Since when its state cannot be known because the target is down (ns).
+    #[serde(default)]
+    pub unknown_since: Option<i64>,
     alert_syncing: bool,
     alert_dead: bool,
     alert_disconnecting: bool,
 }
 
 impl RelayState {
+    /// What to show now: GONE when its series vanished, UNKNOWN while its target is down
+    /// (what the relay does then cannot be seen), else what the two gauges say.
     pub fn display(&self) -> Display {
+        if !self.present {
+            Display::Gone
+        } else if self.unknown_since.is_some() {
+            Display::Unknown
+        } else {
+            self.last_known()
+        }
+    }
+
+    /// What the two gauges said at the last scrape that had them.
+    pub fn last_known(&self) -> Display {
         Display::of(self.connection, self.health)
     }
 
-    /// When the relay entered what it shows now.
+    /// When the relay entered what it shows now (vanished, unknown, or its gauges' state).
     pub fn since(&self) -> i64 {
-        self.connection_since.max(self.health_since)
+        self.gone_since
+            .filter(|_| !self.present)
+            .or(self.unknown_since)
+            .unwrap_or(self.connection_since.max(self.health_since))
+    }
+
+    /// Listed without `--all`: tracked, or gone within the last [`GONE_LISTED_NS`].
+    pub fn listed_at(&self, now_ns: i64) -> bool {
+        self.present
+            || self
+                .gone_since
+                .is_some_and(|g| now_ns - g <= GONE_LISTED_NS)
     }
 }
 
@@ -339,6 +376,9 @@ impl TargetState {
         }
         self.up = false;
         self.down_since = Some(at);
+        for st in self.relays.values_mut() {
+            st.unknown_since.get_or_insert(at);
+        }
         vec![self.event(
             at,
             "scrape_failed",
@@ -366,6 +406,9 @@ impl TargetState {
         self.down_since = None;
         self.error = None;
         self.last_scrape = Some(at);
+        for st in self.relays.values_mut() {
+            st.unknown_since = None;
+        }
 
         let mut seen = std::collections::HashSet::with_capacity(readings.len());
         for reading in readings {
@@ -378,17 +421,25 @@ impl TargetState {
         for (relay, st) in self.relays.iter_mut() {
             if st.present && !seen.contains(relay.as_str()) {
                 st.present = false;
-                forgotten.push(relay.clone());
+                st.gone_since = Some(at);
+                forgotten.push((relay.clone(), st.clone()));
             }
         }
-        for relay in forgotten {
+        for (relay, st) in forgotten {
+            let was = st.last_known();
             let mut e = self.event(
                 at,
-                "relay_forgotten",
+                "relay_gone",
                 "relay",
-                Severity::Info,
-                format!("{relay} is no longer tracked by {target}"),
+                Severity::Warning,
+                format!(
+                    "{relay}: GONE from the metrics of {target}, last {} ({}) for {} s",
+                    was.label(),
+                    names((st.connection, st.health)),
+                    (at - st.connection_since.max(st.health_since)).max(0) / 1_000_000_000
+                ),
             );
+            e.details = Some(details(&st, (st.connection, st.health)));
             e.subject = Some(relay);
             out.push(e);
         }
@@ -436,12 +487,15 @@ impl TargetState {
             signals: Vec::new(),
             flapping: false,
             present: true,
+            gone_since: None,
+            unknown_since: None,
             alert_syncing: false,
             alert_dead: false,
             alert_disconnecting: false,
         });
         let before = (st.connection, st.health);
-        let shown_before = st.display();
+        let shown_before = st.last_known();
+        let returned = !first && !st.present;
 
         // Counters: a counter that went down was reset (relay restarted): count from zero.
         let d_ok = if r.ok >= st.ok { r.ok - st.ok } else { r.ok };
@@ -496,6 +550,7 @@ impl TargetState {
             st.health_since = at;
         }
         st.present = true;
+        st.gone_since = None;
         let st = st.clone();
         let shown = st.display();
         let now = (st.connection, st.health);
@@ -512,6 +567,18 @@ impl TargetState {
                 "relay",
                 shown.severity(),
                 format!("{}: {} ({})", r.relay, shown.label(), names(now)),
+            );
+        } else if returned {
+            relay_event(
+                "relay_returned",
+                "relay",
+                shown.severity(),
+                format!(
+                    "{}: back in the metrics, {} ({})",
+                    r.relay,
+                    shown.label(),
+                    names(now)
+                ),
             );
         } else if now != before {
             let (event_type, severity) = if shown == Display::Dead && shown_before == Display::Dead
@@ -832,13 +899,21 @@ mod tests {
         assert!(t.scrape_failed(at(10), "connection refused").is_empty());
         assert_eq!(
             t.relays["r"].display(),
-            Display::Live,
-            "relay state kept while down"
+            Display::Unknown,
+            "a down target's relays are not shown LIVE"
+        );
+        assert_eq!(t.relays["r"].last_known(), Display::Live, "last state kept");
+        assert_eq!(
+            t.relays["r"].since(),
+            at(5).as_nanos(),
+            "unknown since it went down"
         );
         let e = t.observe(at(20), &[reading("r", 3, 1, 1, 0)]);
         assert_eq!(types(&e), ["scrape_recovered"]);
         assert!(e[0].summary.contains("15 s"), "{}", e[0].summary);
         assert!(t.up);
+        assert_eq!(t.relays["r"].display(), Display::Live);
+        assert_eq!(t.relays["r"].unknown_since, None);
     }
 
     #[test]
@@ -846,9 +921,29 @@ mod tests {
         let mut t = TargetState::new("tgt");
         t.observe(at(0), &[reading("a", 3, 1, 5, 2), reading("b", 3, 1, 1, 0)]);
         let e = t.observe(at(5), &[reading("a", 0, 3, 0, 1)]);
-        assert_eq!(types(&e), ["relay_state_changed", "relay_forgotten"]);
+        assert_eq!(types(&e), ["relay_state_changed", "relay_gone"]);
         assert_eq!(e[1].subject.as_deref(), Some("b"));
+        assert_eq!(e[1].severity, Severity::Warning);
+        assert!(e[1].summary.contains("GONE"), "{}", e[1].summary);
+        assert!(e[1].summary.contains("last LIVE"), "{}", e[1].summary);
         assert!(!t.relays["b"].present);
+        assert_eq!(t.relays["b"].display(), Display::Gone);
+        assert_eq!(t.relays["b"].last_known(), Display::Live);
+        assert_eq!(t.relays["b"].since(), at(5).as_nanos());
+        assert!(t.relays["b"].listed_at(at(5 + 3600).as_nanos()));
+        assert!(!t.relays["b"].listed_at(at(5 + 3601).as_nanos()));
+        // Still gone at the next scrape: no new event, the time it went stays.
+        let e = t.observe(at(10), &[reading("a", 0, 3, 0, 1)]);
+        assert!(e.is_empty(), "{:?}", types(&e));
+        assert_eq!(t.relays["b"].since(), at(5).as_nanos());
+        // Back: one event, tracked and shown by its gauges again.
+        let e = t.observe(
+            at(20),
+            &[reading("a", 0, 3, 0, 1), reading("b", 3, 1, 1, 0)],
+        );
+        assert_eq!(types(&e), ["relay_returned"]);
+        assert_eq!(t.relays["b"].display(), Display::Live);
+        assert_eq!(t.relays["b"].gone_since, None);
         assert_eq!(
             t.relays["a"].streak, 1,
             "a counter that went back restarted from zero"

@@ -5,9 +5,12 @@
 
 pub mod checkpointer;
 pub mod ci;
+pub mod explain;
 pub mod query;
 mod rekey;
+pub mod relays;
 pub mod schema;
+pub mod textindex;
 pub mod views;
 pub mod writer;
 
@@ -18,6 +21,7 @@ use color_eyre::eyre::{bail, Result, WrapErr};
 use rusqlite::{Connection, OpenFlags};
 
 pub use ci::{CiHistory, CiJobRow, CiNight, CiPatternRow, CiPipelineRow, CiStrip};
+pub use explain::{EmptyReason, IdMatch};
 pub use query::{EventFilter, Reader, RejectRow, SourceOverview, SourceStatusRow};
 pub use views::{RemoteSummary, SessionSummary};
 pub use writer::{Batch, BatchOutcome, Writer};

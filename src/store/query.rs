@@ -23,7 +23,9 @@ pub struct EventFilter {
     pub peers: Vec<String>,
     pub correlation_ids: Vec<String>,
     pub subjects: Vec<String>,
-    /// Case-insensitive substring of the summary.
+    /// A text every shown column is searched for (case-insensitive for ASCII letters): the
+    /// summary, source, device, type (as stored or in snake_case), category, correlation id,
+    /// peer, model types and subject. Served by the text index (store/textindex.rs).
     pub grep: Option<String>,
     /// Only events stored after this store id (ids grow in the order events were received).
     pub after_id: Option<i64>,
@@ -93,7 +95,21 @@ struct Compiled {
     params: Vec<Value>,
     /// A filter named something the store has never seen: nothing can match.
     impossible: bool,
+    /// The text index narrowed the query to a few id ranges: read those, then sort.
+    by_id_ranges: bool,
 }
+
+/// The interned columns a row shows, which a text search matches besides the summary.
+const TEXT_COLUMNS: [&str; 8] = [
+    "source",
+    "device",
+    "event_type",
+    "category",
+    "corr",
+    "peer",
+    "model_types",
+    "subject",
+];
 
 impl Compiled {
     fn where_sql(&self, extra: Option<&str>) -> String {
@@ -127,6 +143,7 @@ impl Reader {
             conds: Vec::new(),
             params: Vec::new(),
             impossible: false,
+            by_id_ranges: false,
         };
         if let Some(s) = f.since {
             c.conds.push("e.ts >= ?".into());
@@ -191,14 +208,47 @@ impl Reader {
             c.conds.push(format!("e.id <= {id}"));
         }
         if let Some(g) = f.grep.as_deref().filter(|g| !g.is_empty()) {
-            c.conds.push("e.summary LIKE ? ESCAPE '\\'".into());
-            let escaped = g
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
-            c.params.push(Value::Text(format!("%{escaped}%")));
+            self.text_filter(&mut c, g)?;
         }
         Ok(c)
+    }
+
+    /// The text search: the summary or any interned column a row shows contains `text`
+    /// (ASCII case folded), narrowed to the id ranges the text index allows.
+    fn text_filter(&self, c: &mut Compiled, text: &str) -> Result<()> {
+        let m = super::textindex::find(&self.conn, text)?;
+        let escaped = text
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        c.params.push(Value::Text(format!("%{escaped}%")));
+        let mut any = vec!["e.summary LIKE ? ESCAPE '\\'".to_string()];
+        if !m.string_ids.is_empty() {
+            let list = m
+                .string_ids
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            for col in TEXT_COLUMNS {
+                any.push(format!("e.{col} IN ({list})"));
+            }
+        }
+        c.conds.push(format!("({})", any.join(" OR ")));
+        if let Some(ranges) = m.ranges {
+            if ranges.is_empty() {
+                c.impossible = true;
+            } else {
+                let r = ranges
+                    .iter()
+                    .map(|(lo, hi)| format!("e.id BETWEEN {lo} AND {hi}"))
+                    .collect::<Vec<_>>()
+                    .join(" OR ");
+                c.conds.push(format!("({r})"));
+                c.by_id_ranges = true;
+            }
+        }
+        Ok(())
     }
 
     /// Resolves names to string ids (exactly, or by prefix of 4+ characters when allowed).
@@ -831,6 +881,59 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(r.count_events(&f).unwrap(), 40);
+    }
+
+    #[test]
+    fn text_search_covers_every_shown_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.db");
+        let mut w = Writer::open(&path).unwrap();
+        // Enough events for several index blocks, one of them different from all others.
+        let mut evs: Vec<Event> = (0..10_000)
+            .map(|i| ev(i, Severity::Info, "batch_ingestion", None, "a93d-dev"))
+            .collect();
+        let mut odd = ev(
+            10_001,
+            Severity::Error,
+            "RelayDead",
+            Some("7ceff8ba-1234"),
+            "6f1c-dev",
+        );
+        odd.summary = "wss://relay.dead.example lost: Connection refused".into();
+        odd.subject = Some("wss://relay.dead.example".into());
+        evs.push(odd);
+        for chunk in evs.chunks(3000) {
+            w.commit_batch("t", chunk, &[], None).unwrap();
+        }
+        let r = crate::store::open_reader(&path).unwrap();
+        let grep = |t: &str| EventFilter {
+            grep: Some(t.into()),
+            ..Default::default()
+        };
+        for (text, want) in [
+            ("connection REFUSED", 1),
+            ("relay_dead", 1),
+            ("RelayDead", 1),
+            ("7ceff8ba", 1),
+            ("6f1c-dev", 1),
+            ("a93d", 10_000),
+            ("spacedrive", 5_000),
+            ("event 9999 ", 1),
+            ("lifecycle", 10_001),
+            ("nothing-like-this", 0),
+            ("zq", 0),
+            ("ev", 10_001),
+        ] {
+            assert_eq!(r.count_events(&grep(text)).unwrap(), want, "{text}");
+            let page = r.page_before(&grep(text), None, 50).unwrap();
+            assert_eq!(page.len() as u64, want.min(50), "{text}");
+        }
+        // A few matches are read from their blocks, not by scanning the store in time order.
+        let c = r.compile(&grep("connection refused")).unwrap();
+        assert!(c.by_id_ranges);
+        assert!(r.compile(&grep("nothing-like-this")).unwrap().impossible);
+        let p = plan(&r, &grep("connection refused"));
+        assert!(p.contains("INTEGER PRIMARY KEY"), "{p}");
     }
 
     #[test]

@@ -213,6 +213,24 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     -- rust: rekey_spacedrive
     "#,
+    // 7 -> 8: the text index of `EventFilter::grep` (store/textindex.rs), and an index of
+    // batches by source (per-source freshness): a Bloom filter of
+    // grams and string ids per block of 4096 events and of 1024 strings, kept by the writer in
+    // the transaction of its events; built for the events already stored by
+    // `build_text_index` (RUST_STEPS).
+    r#"
+    -- rust: build_text_index
+    CREATE TABLE text_blocks (
+        block  INTEGER PRIMARY KEY,
+        bits   BLOB NOT NULL
+    );
+    CREATE TABLE string_blocks (
+        block  INTEGER PRIMARY KEY,
+        bits   BLOB NOT NULL
+    );
+    -- Each ingest source's newest batch in one lookup (Reader::freshness).
+    CREATE INDEX batches_source ON batches(source, received);
+    "#,
 ];
 
 /// 5 -> 6: Gerrit ref state per instance, as each node's replication-status plugin counts only
@@ -256,8 +274,19 @@ const REF_STATE_PER_INSTANCE: &str = r#"
 /// after its SQL, in the same transaction (found by marker, not position, so steps can be
 /// renumbered).
 type RustStep = fn(&rusqlite::Transaction<'_>) -> Result<()>;
-const RUST_STEPS: &[(&str, RustStep)] =
-    &[("-- rust: rekey_spacedrive", super::rekey::rekey_spacedrive)];
+const RUST_STEPS: &[(&str, RustStep)] = &[
+    ("-- rust: rekey_spacedrive", super::rekey::rekey_spacedrive),
+    ("-- rust: build_text_index", build_text_index),
+];
+
+/// 7 -> 8: indexes the events and strings a store already holds (about a microsecond per
+/// event: see README).
+fn build_text_index(tx: &rusqlite::Transaction<'_>) -> Result<()> {
+    super::textindex::update(tx)
+        .map(|_| ())
+        .wrap_err("cannot build the text index")
+}
+
 
 /// Nanoseconds per bucket of `event_counts`.
 pub const COUNT_BUCKET_NS: i64 = 60_000_000_000;
@@ -478,6 +507,41 @@ mod tests {
                 7
             )
         );
+    }
+
+    #[test]
+    fn v6_indexes_the_text_of_a_v5_store() {
+        let mut c = Connection::open_in_memory().unwrap();
+        migrate_to(&mut c, 5).unwrap();
+        c.execute_batch(
+            "INSERT INTO strings (id, text) VALUES (1, 'ngit'), (2, 'RelayDead'), (3, 'relay'), (4, 'wss://r.example');
+             INSERT INTO events (id, ts, key, source, event_type, category, severity, summary, subject) VALUES
+               (1, 10, 1, 1, 2, 3, 3, 'relay lost: Connection refused', 4),
+               (9000, 20, 2, 1, 3, 3, 1, 'relay back', NULL);",
+        )
+        .unwrap();
+        migrate(&mut c).unwrap();
+        let upto: i64 = c
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'text_events_upto'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(upto, 9000);
+        let blocks: i64 = c
+            .query_row("SELECT count(*) FROM text_blocks", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(blocks, 2, "ids 1 and 9000 are in blocks 0 and 2");
+        let m = crate::store::textindex::find(&c, "connection refused").unwrap();
+        assert_eq!(m.ranges, Some(vec![(0, 4095)]));
+        let m = crate::store::textindex::find(&c, "relay_dead").unwrap();
+        assert_eq!(m.string_ids, vec![2]);
+        assert_eq!(m.ranges, Some(vec![(0, 4095)]));
+        let m = crate::store::textindex::find(&c, "r.example").unwrap();
+        assert_eq!((m.string_ids, m.ranges), (vec![4], Some(vec![(0, 4095)])));
+        let m = crate::store::textindex::find(&c, "no such text").unwrap();
+        assert_eq!(m.ranges, Some(vec![]));
     }
 
     #[test]

@@ -48,8 +48,8 @@ pub struct SessionSummary {
 }
 
 /// Which open sync sessions are, by the types that start and end them.
-const SESSION_START: &str = "%_session_started";
-const SESSION_END: [&str; 2] = ["%_session_completed", "%_session_failed"];
+const SESSION_START: &str = "_session_started";
+const SESSION_END: [&str; 2] = ["_session_completed", "_session_failed"];
 
 impl Reader {
     /// Up to `limit` events strictly newer than `after` (or the oldest when None), oldest first.
@@ -245,8 +245,14 @@ impl Reader {
         Ok((targets, unreadable))
     }
 
-    /// Totals over one correlation id (exact).
+    /// Totals over one correlation id: the whole id, or a prefix (4+ characters, as the
+    /// screens show ids) of exactly one session's; empty when it names none or several (see
+    /// [`Reader::resolve_correlation_id`] for which).
     pub fn session_summary(&self, corr: &str) -> Result<SessionSummary> {
+        let resolved = self.resolve_correlation_id(corr)?;
+        let Some(corr) = resolved.id() else {
+            return Ok(SessionSummary::default());
+        };
         let Some(cid) = self
             .connection()
             .prepare_cached("SELECT id FROM strings WHERE text = ?1")?
@@ -283,27 +289,41 @@ impl Reader {
     }
 
     /// Sync sessions started since `since` that have not completed or failed (by correlation
-    /// id), newest first, at most `limit`. Reads only the session-start events of the window.
+    /// id), newest first, at most `limit`. The session types are found through the text index
+    /// of the strings (a few dozen of them), then only the window's events are read, each
+    /// start checked for an end through the correlation-id index.
     pub fn open_sessions(&self, since: Timestamp, limit: u64) -> Result<Vec<(String, Timestamp)>> {
-        let mut st = self.connection().prepare_cached(
-            "SELECT c.text, e.ts FROM events e
-             JOIN strings t ON t.id = e.event_type
-             JOIN strings c ON c.id = e.corr
-             WHERE e.ts >= ?1 AND e.corr IS NOT NULL AND t.text LIKE ?2
-               AND NOT EXISTS (SELECT 1 FROM events f JOIN strings ft ON ft.id = f.event_type
-                               WHERE f.corr = e.corr AND (ft.text LIKE ?3 OR ft.text LIKE ?4))
-             ORDER BY e.ts DESC LIMIT ?5",
-        )?;
-        let rows = st.query_map(
-            rusqlite::params![
-                since.as_nanos(),
-                SESSION_START,
-                SESSION_END[0],
-                SESSION_END[1],
-                limit as i64
-            ],
-            |r| Ok((r.get::<_, String>(0)?, Timestamp::from_nanos(r.get(1)?))),
-        )?;
+        let types = |suffixes: &[&str]| -> Result<String> {
+            let mut ids = Vec::new();
+            for suffix in suffixes {
+                for id in super::textindex::strings_containing(self.connection(), suffix)? {
+                    let text: String = self.connection().query_row(
+                        "SELECT text FROM strings WHERE id = ?1",
+                        [id],
+                        |r| r.get(0),
+                    )?;
+                    if crate::model::canonical_type(&text).ends_with(suffix) {
+                        ids.push(id.to_string());
+                    }
+                }
+            }
+            Ok(ids.join(","))
+        };
+        let starts = types(&[SESSION_START])?;
+        if starts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ends = types(&SESSION_END)?;
+        let sql = format!(
+            "SELECT c.text, e.ts FROM events e JOIN strings c ON c.id = e.corr
+             WHERE e.ts >= ?1 AND e.corr IS NOT NULL AND e.event_type IN ({starts})
+               AND NOT EXISTS (SELECT 1 FROM events f WHERE f.corr = e.corr AND f.event_type IN ({ends}))
+             ORDER BY e.ts DESC LIMIT ?2"
+        );
+        let mut st = self.connection().prepare_cached(&sql)?;
+        let rows = st.query_map(rusqlite::params![since.as_nanos(), limit as i64], |r| {
+            Ok((r.get::<_, String>(0)?, Timestamp::from_nanos(r.get(1)?)))
+        })?;
         rows.collect::<Result<Vec<_>, _>>()
             .wrap_err("cannot read the open sessions")
     }
@@ -419,13 +439,19 @@ mod tests {
             ev(10, "backfill_session_completed", Some("s1"), Severity::Info),
             ev(20, "catch_up_session_started", Some("s2"), Severity::Debug),
             ev(21, "batch_ingestion", Some("s2"), Severity::Warning),
+            ev(22, "BackfillSessionStarted", Some("s3"), Severity::Info),
+            ev(23, "BackfillSessionFailed", Some("s3"), Severity::Error),
+            ev(24, "sync_session_started_twice", Some("s4"), Severity::Info),
         ]);
         let s = r.session_summary("s1").unwrap();
         assert_eq!((s.events, s.records, s.errors, s.warnings), (4, 40, 1, 0));
         assert_eq!(s.sources, ["spacedrive"]);
         let open = r.open_sessions(Timestamp::from_nanos(0), 10).unwrap();
-        assert_eq!(open.len(), 1);
-        assert_eq!(open[0].0, "s2");
+        assert_eq!(open.len(), 1, "{open:?}");
+        assert_eq!(
+            open[0].0, "s2",
+            "s3 failed (PascalCase types), s4 is no session start"
+        );
         assert_eq!(r.session_summary("nope").unwrap().events, 0);
     }
 

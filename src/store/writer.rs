@@ -797,6 +797,7 @@ impl Writer {
                 count.execute(params![minute, source, severity, n])?;
             }
         }
+        super::textindex::update(&tx).wrap_err("cannot update the text index")?;
         tx.commit()?;
         Ok(outs)
     }
@@ -842,6 +843,7 @@ impl Writer {
         )?;
         tx.execute("DELETE FROM event_counts WHERE n <= 0", [])?;
         let n = tx.execute("DELETE FROM events WHERE id <= ?1", [hi])?;
+        super::textindex::prune(&tx, hi)?;
         tx.commit()?;
         Ok(n as u64)
     }
@@ -1028,6 +1030,28 @@ mod tests {
         );
         assert_eq!(w.prune(7, super::super::unix_now()).unwrap(), 5);
         assert_eq!(count(&w), 3);
+    }
+
+    #[test]
+    fn retention_drops_the_text_index_of_emptied_blocks_only() {
+        let (_d, mut w) = writer();
+        let evs: Vec<Event> = (0..5000).map(event).collect();
+        w.commit_batch("old", &evs, &[], None).unwrap();
+        assert_eq!(scalar(&w, "SELECT count(*) FROM text_blocks"), 2);
+        w.conn
+            .execute("UPDATE batches SET received = received - 10 * 86400", [])
+            .unwrap();
+        let later: Vec<Event> = (5000..5010).map(event).collect();
+        w.commit_batch("new", &later, &[], None).unwrap();
+        w.prune(1, super::super::unix_now()).unwrap();
+        assert_eq!(count(&w), 10);
+        // Block 0 (ids 1..4095) is gone; block 1 still holds ids 5001..5010.
+        assert_eq!(
+            scalar(&w, "SELECT min(block) * 10 + count(*) FROM text_blocks"),
+            11
+        );
+        let m = crate::store::textindex::find(&w.conn, &later[3].summary).unwrap();
+        assert_eq!(m.ranges, Some(vec![(4096, 8191)]));
     }
 
     #[test]
