@@ -585,6 +585,32 @@ mod tests {
         assert_eq!(pattern_of(&long, None), pattern_of(&same[4].0, None));
     }
 
+    /// `FF_TIMESTAMPS` logs: the same failure is the same pattern with and without the
+    /// runner's prefixes, for rules anchored at `^` and for fingerprints.
+    #[test]
+    fn runner_timestamps_do_not_change_the_pattern() {
+        let stamp = |log: &str| -> String {
+            log.split_inclusive('\n')
+                .enumerate()
+                .map(|(n, l)| format!("2026-12-01T02:10:{:02}.{:06}Z 0{}O {l}", n % 60, n * 7, n % 2))
+                .collect()
+        };
+        for body in [
+            "ERROR: LoadError: UndefVarError: `fitt` not defined\nStacktrace:",
+            "thread 'main' panicked at src/bin/gen.rs:88:14:\ncalled `Option::unwrap()` on a `None` value",
+            "FATAL: could not write block 8812 of temporary file: No space left on device",
+        ] {
+            let plain = job(body);
+            let a = pattern_of(&plain, Some("script_failure"));
+            let b = pattern_of(&stamp(&plain), Some("script_failure"));
+            assert_eq!(a, b, "{body}");
+            assert!(!b.identity.contains("<time>"), "{}", b.identity);
+        }
+        let rules = Rules::defaults().unwrap();
+        let t = analyze(Some(&scan(&stamp(&job("boom")))), None, &rules);
+        assert!(t.tail.ends_with("ERROR: Job failed: exit code 1"), "{}", t.tail);
+    }
+
     #[test]
     fn a_rule_from_the_config_comes_with_its_issue() {
         let rules = Rules::compile(&[RuleSpec {
