@@ -410,6 +410,11 @@ fn answer(target: &str, token: Option<&str>, world: &Mutex<World>) -> Reply {
                 .collect();
             paged(rows, page, target, false, &w.host)
         }
+        // Trigger jobs: none in these pipelines.
+        ["projects", p, "pipelines", _, "bridges"] => match find(p) {
+            Some(_) => paged(Vec::new(), page, target, false, &w.host),
+            None => not_found("Project"),
+        },
         ["projects", p, "jobs", jid, "trace"] => {
             let Some(id) = find(p) else {
                 return not_found("Project");

@@ -205,7 +205,17 @@ pub const MIGRATIONS: &[&str] = &[
         linked     INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    MIGRATION_CI_DOWNSTREAM,
 ];
+
+/// 5 -> 6 (issue 14): failures inside child and multi-project downstream pipelines. A nightly
+/// whose downstream pipeline failed is failed even when GitLab says it passed
+/// (`downstream_failed`); a failed job found downstream keeps the way to it (`chain`: the
+/// bridges and pipelines). Existing rows: no downstream seen, no chain.
+const MIGRATION_CI_DOWNSTREAM: &str = r#"
+    ALTER TABLE ci_pipelines ADD COLUMN downstream_failed INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE ci_jobs ADD COLUMN chain TEXT;
+    "#;
 
 /// Nanoseconds per bucket of `event_counts`.
 pub const COUNT_BUCKET_NS: i64 = 60_000_000_000;

@@ -123,7 +123,10 @@ pub fn timestamp_prefix(raw: &[u8]) -> usize {
     }
     i += 2;
     let stream = |b: Option<&u8>| b.is_some_and(u8::is_ascii_hexdigit);
-    if !stream(raw.get(i)) || !stream(raw.get(i + 1)) || !matches!(raw.get(i + 2), Some(b'O' | b'E')) {
+    if !stream(raw.get(i))
+        || !stream(raw.get(i + 1))
+        || !matches!(raw.get(i + 2), Some(b'O' | b'E'))
+    {
         return 0;
     }
     i += 3;
@@ -452,8 +455,14 @@ mod tests {
 
     #[test]
     fn runner_timestamps_are_stripped_first() {
-        assert_eq!(timestamp_prefix(b"2026-12-01T02:10:00.123456Z 00O $ make"), 32);
-        assert_eq!(timestamp_prefix(b"2026-12-01T02:10:00.123456Z 01E+ more"), 33);
+        assert_eq!(
+            timestamp_prefix(b"2026-12-01T02:10:00.123456Z 00O $ make"),
+            32
+        );
+        assert_eq!(
+            timestamp_prefix(b"2026-12-01T02:10:00.123456Z 01E+ more"),
+            33
+        );
         assert_eq!(timestamp_prefix(b"2026-12-01T02:10:00Z 0aO x"), 25);
         assert_eq!(timestamp_prefix(b"2026-12-01T02:10:00.1Z 00O"), 26);
         for not in [

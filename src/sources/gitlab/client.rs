@@ -107,7 +107,11 @@ pub fn origin(url: &str) -> Option<String> {
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     // Credentials in a URL are refused by `api_base`; drop them here anyway.
-    let hostport = authority.rsplit('@').next().unwrap_or(authority).to_ascii_lowercase();
+    let hostport = authority
+        .rsplit('@')
+        .next()
+        .unwrap_or(authority)
+        .to_ascii_lowercase();
     let has_port = match hostport.rfind(':') {
         // `[::1]:8080` has a port, `[::1]` has none.
         Some(i) => !hostport[i..].contains(']'),
@@ -339,7 +343,10 @@ impl Client {
                 let to = header(&resp, "location").unwrap_or("?");
                 return Err(ApiError::OtherOrigin {
                     what: format!("HTTP {status} redirect"),
-                    to: crate::sanitize::one_line(&self.redact(to)).chars().take(200).collect(),
+                    to: crate::sanitize::one_line(&self.redact(to))
+                        .chars()
+                        .take(200)
+                        .collect(),
                 });
             }
             if !resp.status().is_success() {
@@ -417,7 +424,7 @@ impl Client {
     }
 
     /// A job's log, streamed through the scanner (never held whole). `Ok(None)`: erased (404).
-    pub fn trace(&self, project: i64, job: i64) -> Result<Option<ScannedLog>, ApiError> {
+    pub fn trace(&self, project: &str, job: i64) -> Result<Option<ScannedLog>, ApiError> {
         let mut resp = match self.get(&format!("/projects/{project}/jobs/{job}/trace")) {
             Ok(r) => r,
             Err(ApiError::Http { status: 404, .. }) => return Ok(None),
@@ -480,11 +487,23 @@ mod tests {
     #[test]
     fn origins_are_scheme_host_and_port() {
         let o = |u: &str| origin(u);
-        assert_eq!(o("https://GitLab.example.com/api/v4").as_deref(), Some("https://gitlab.example.com:443"));
-        assert_eq!(o("https://gitlab.example.com:443/x"), o("https://gitlab.example.com/y?z"));
-        assert_ne!(o("http://gitlab.example.com/x"), o("https://gitlab.example.com/x"));
+        assert_eq!(
+            o("https://GitLab.example.com/api/v4").as_deref(),
+            Some("https://gitlab.example.com:443")
+        );
+        assert_eq!(
+            o("https://gitlab.example.com:443/x"),
+            o("https://gitlab.example.com/y?z")
+        );
+        assert_ne!(
+            o("http://gitlab.example.com/x"),
+            o("https://gitlab.example.com/x")
+        );
         assert_ne!(o("http://127.0.0.1:8080/x"), o("http://127.0.0.1:8081/x"));
-        assert_ne!(o("https://gitlab.example.com.evil.org/"), o("https://gitlab.example.com/"));
+        assert_ne!(
+            o("https://gitlab.example.com.evil.org/"),
+            o("https://gitlab.example.com/")
+        );
         assert_eq!(o("http://[::1]/a").as_deref(), Some("http://[::1]:80"));
         assert_eq!(o("http://[::1]:9/a").as_deref(), Some("http://[::1]:9"));
         assert_eq!(o("ftp://x/"), None);
