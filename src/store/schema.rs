@@ -393,6 +393,36 @@ mod tests {
     }
 
     #[test]
+    fn ci_downstream_columns_keep_a_v5_stores_pipelines_and_jobs() {
+        let mut c = Connection::open_in_memory().unwrap();
+        migrate_to(&mut c, 5).unwrap();
+        c.execute_batch(
+            "INSERT INTO ci_pipelines (project, id, night, status, warnings, created_at, updated_at)
+             VALUES ('g/p', 1000, '2026-11-30', 'success', 0, 1, 2);
+             INSERT INTO ci_jobs (project, id, pipeline, name, status, allow_failure, log_state, pattern)
+             VALUES ('g/p', 5000, 1000, 'test', 'failed', 1, 'fetched', 'abc');",
+        )
+        .unwrap();
+        migrate(&mut c).unwrap();
+        let p: (String, i64) = c
+            .query_row(
+                "SELECT status, downstream_failed FROM ci_pipelines WHERE id = 1000",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(p, ("success".into(), 0));
+        let j: (String, Option<String>, Option<String>) = c
+            .query_row(
+                "SELECT log_state, pattern, chain FROM ci_jobs WHERE id = 5000",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(j, ("fetched".into(), Some("abc".into()), None));
+    }
+
+    #[test]
     fn refuses_a_newer_store() {
         let mut c = Connection::open_in_memory().unwrap();
         c.pragma_update(None, "user_version", LATEST_VERSION + 5)
