@@ -353,6 +353,7 @@ fn big_ci(projects: usize, nights: usize, patterns: usize, failed: usize) -> CiD
         section: None,
         excerpt: Some("error".into()),
         tail: Some("ERROR: Job failed".into()),
+        chain: None,
     };
     let pipelines = (0..failed)
         .map(|i| CiPipelineRow {
@@ -365,6 +366,7 @@ fn big_ci(projects: usize, nights: usize, patterns: usize, failed: usize) -> CiD
             web_url: None,
             created_at: 0,
             updated_at: 0,
+            downstream_failed: false,
             jobs: vec![
                 job(2 * i as i64, format!("{:012x}", i % patterns.len().max(1))),
                 job(

@@ -81,6 +81,10 @@ pub struct GitlabConfig {
     pub projects: Vec<String>,
     /// A group (id or path): its projects and its subgroups' (archived ones left out).
     pub group: Option<String>,
+    /// With `group`: also the projects shared into the group from elsewhere. Default false
+    /// (`with_shared=false`).
+    #[serde(default)]
+    pub group_shared: bool,
     /// Every project the token is a member of.
     #[serde(default)]
     pub all_projects: bool,
@@ -101,6 +105,10 @@ pub struct GitlabConfig {
     /// Look at the jobs of passed pipelines for allowed-to-fail failures ("passed with
     /// warnings"): one request per passed pipeline. Default true.
     pub check_warnings: Option<bool>,
+    /// Follow trigger jobs (bridges) to their child and multi-project downstream pipelines:
+    /// one more request per finished nightly pipeline, two per failed downstream one.
+    /// Default true.
+    pub downstream: Option<bool>,
     /// A rules file (`[[rule]]` tables), tried after the rules below and before the defaults.
     pub rules_file: Option<String>,
     /// Use the shipped rules (assets/ci-rules.toml) after yours. Default true.

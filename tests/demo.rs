@@ -118,6 +118,16 @@ fn headless_demo_fills_every_part_of_the_store() {
     assert!(strips
         .iter()
         .any(|p| p["project"] == "web/frontend" && p["strip"].as_str().unwrap().contains('W')));
+    // A nightly that failed inside its child pipeline: the child's job, with the way to it.
+    let night = utc(&["failures", "--format", "json", "--project", "infra/terraform-modules"]);
+    let child_job = night["pipelines"][0]["jobs"][0].clone();
+    assert!(
+        child_job["chain"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("integration -> child pipeline #")),
+        "{night:#}"
+    );
+    assert_eq!(child_job["name"], "apply");
 
     // The backfill session, found by its correlation id, and the overflow it ends with.
     let errors = jsonl(&s, &["--min-severity", "error"]);

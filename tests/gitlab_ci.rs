@@ -410,6 +410,11 @@ fn answer(target: &str, token: Option<&str>, world: &Mutex<World>) -> Reply {
                 .collect();
             paged(rows, page, target, false, &w.host)
         }
+        // Trigger jobs: none in these pipelines.
+        ["projects", p, "pipelines", _, "bridges"] => match find(p) {
+            Some(_) => paged(Vec::new(), page, target, false, &w.host),
+            None => not_found("Project"),
+        },
         ["projects", p, "jobs", jid, "trace"] => {
             let Some(id) = find(p) else {
                 return not_found("Project");
@@ -523,7 +528,9 @@ fn incremental_nights_counted_requests_retries_and_patterns() {
     assert_eq!(count(&reqs, "/pipelines?"), 2 + 3 + 2, "{reqs:#?}");
     // One more: the 503 retried.
     assert_eq!(count(&reqs, "/jobs?"), 9 + 1, "{reqs:#?}");
-    assert_eq!(reqs.len(), 4 + 7 + 10 + 4, "{reqs:#?}");
+    // And one trigger-job (bridges) listing per finished pipeline: 9.
+    assert_eq!(count(&reqs, "/bridges?"), 9, "{reqs:#?}");
+    assert_eq!(reqs.len(), 4 + 7 + 10 + 9 + 4, "{reqs:#?}");
     assert!(
         server.world.lock().unwrap().max_in_flight <= 2,
         "max_in_flight = 2 honoured"
@@ -611,10 +618,11 @@ fn incremental_nights_counted_requests_retries_and_patterns() {
     assert_eq!(out.status.code(), Some(0));
     let reqs = server.requests();
     // R = 3 projects, P = 2 failed pipelines, J = 4 failed jobs (one allowed to fail), and
-    // S = 2 passed pipelines checked for warnings; +1 for the unresolved project.
+    // S = 2 passed pipelines checked for warnings; +1 for the unresolved project; each
+    // finished pipeline's trigger jobs listed once (P + S).
     let (r, p, j, sp) = (3, 2, 4, 2);
     assert!(
-        reqs.len() <= r + p + j + sp + 1,
+        reqs.len() <= r + 2 * (p + sp) + j + 1,
         "{} requests: {reqs:#?}",
         reqs.len()
     );

@@ -152,9 +152,19 @@ fn night_table(out: &mut impl Write, n: &CiNight) -> Result<()> {
         } else {
             "WARNINGS"
         };
+        let downstream = if p.downstream_failed && p.status != "failed" {
+            format!(
+                " (GitLab says {}: a downstream pipeline failed)",
+                one_line(&p.status)
+            )
+        } else if p.downstream_failed {
+            " (a downstream pipeline failed)".to_string()
+        } else {
+            String::new()
+        };
         writeln!(
             out,
-            "{label} {}  #{} {}  {}",
+            "{label} {}  #{} {}  {}{downstream}",
             one_line(&p.project),
             p.id,
             one_line(p.ref_name.as_deref().unwrap_or("")),
@@ -187,6 +197,9 @@ fn night_table(out: &mut impl Write, n: &CiNight) -> Result<()> {
                 one_line(j.stage.as_deref().unwrap_or("?")),
                 tags.join(" ")
             )?;
+            if let Some(c) = &j.chain {
+                writeln!(out, "      via {}", one_line(c))?;
+            }
             if let Some(e) = j.excerpt.as_deref().filter(|e| !e.is_empty()) {
                 let sec = j
                     .section
@@ -255,9 +268,14 @@ fn night_markdown(out: &mut impl Write, n: &CiNight) -> Result<()> {
                 } else {
                     ""
                 };
+                let via = j
+                    .chain
+                    .as_deref()
+                    .map(|c| format!(" via {}", md(c)))
+                    .unwrap_or_default();
                 writeln!(
                     out,
-                    "  - [{}]({}){allowed}: {what} ({})",
+                    "  - [{}]({}){allowed}{via}: {what} ({})",
                     md(&j.name),
                     md(j.web_url.as_deref().unwrap_or("")),
                     tags.join(", ")

@@ -1,8 +1,10 @@
 //! A simulated GitLab REST API on 127.0.0.1 for `syncscope demo`: six projects with 30 nights
 //! of scheduled pipelines, a few recurring failure patterns (a Julia test failure, a dependency
 //! conflict, OOM kills, a flaky network), a NEW failure last night, a passed-with-warnings
-//! project, an erased log, and a pipeline that fails last night and passes on retry a little
-//! after the demo starts. The real `gitlab:` source reads it (paging, incremental polling,
+//! project, an erased log, a nightly that fails inside its child pipeline (a trigger job with
+//! `strategy: depend`, listed only under `/bridges`; the child left out of the nightly
+//! listing as `source=parent_pipeline`), and a pipeline that fails last night and passes on
+//! retry a little after the demo starts. The real `gitlab:` source reads it (paging, incremental polling,
 //! streamed logs), so the CI data in the demo's store went through the real code.
 
 use std::collections::BTreeMap;
@@ -51,6 +53,10 @@ struct Pipeline {
     created: DateTime<Utc>,
     updated: DateTime<Utc>,
     failed: Vec<Job>,
+    /// `schedule` for the nightlies, `parent_pipeline` for a child pipeline.
+    source: &'static str,
+    /// Trigger jobs: (job id, name, the child pipeline's id).
+    bridges: Vec<(i64, &'static str, i64)>,
 }
 
 struct World {
@@ -133,6 +139,16 @@ fn lint(rng: &mut Rng) -> String {
         header("npm run lint -- --max-warnings 0"),
         10 + rng.below(80),
         5 + rng.below(20),
+        footer(1)
+    )
+}
+
+fn terraform(rng: &mut Rng) -> String {
+    format!(
+        "{}{}\x1b[31m╷\x1b[0m\n\x1b[31m│\x1b[0m \x1b[1m\x1b[31mError: \x1b[0m\x1b[1mProvider produced inconsistent final plan\x1b[0m\n\x1b[31m│\x1b[0m When expanding the plan for module.vpc.aws_subnet.private[{}] to include new values\n\x1b[31m╵\x1b[0m\n{}",
+        header("terraform apply -auto-approve"),
+        progress(rng, 200),
+        rng.below(3),
         footer(1)
     )
 }
@@ -221,13 +237,44 @@ fn world(seed: &mut Rng, now: DateTime<Utc>, started: Instant) -> World {
             if project == 103 && last {
                 retry = Some((pipelines.len(), started + RETRY_AFTER));
             }
+            let id = next_pipeline;
+            let mut bridges = Vec::new();
+            let mut status = status;
+            if project == 106 && (last || back == 2) {
+                // The nightly's integration tests run in a child pipeline, and fail there.
+                next_pipeline += 1;
+                next_job += 1;
+                bridges.push((next_job, "integration", next_pipeline));
+                next_job += 1;
+                let child = Job {
+                    id: next_job,
+                    name: "apply",
+                    allow_failure: false,
+                    failure_reason: "script_failure",
+                    log: Some(terraform(&mut rng)),
+                };
+                pipelines.push(Pipeline {
+                    project,
+                    id: next_pipeline,
+                    status: "failed",
+                    created: created + chrono::Duration::minutes(5),
+                    updated: updated - chrono::Duration::minutes(1),
+                    failed: vec![child],
+                    source: "parent_pipeline",
+                    bridges: Vec::new(),
+                });
+                // `strategy: depend`: the trigger job and the nightly fail with the child.
+                status = "failed";
+            }
             pipelines.push(Pipeline {
                 project,
-                id: next_pipeline,
+                id,
                 status,
                 created,
                 updated,
                 failed,
+                source: "schedule",
+                bridges,
             });
         }
     }
@@ -361,11 +408,13 @@ fn route(w: &mut World, target: &str) -> Answer {
                 .pipelines
                 .iter()
                 .filter(|pl| pl.project == id && after.is_none_or(|a| pl.updated >= a))
+                // `source=` filters exactly: child pipelines are not nightlies.
+                .filter(|pl| q.get("source").is_none_or(|s| s == pl.source))
                 .collect();
             rows.sort_by_key(|p| std::cmp::Reverse(p.updated));
             let rows: Vec<Value> = rows
                 .iter()
-                .map(|pl| json!({"id": pl.id, "iid": pl.id - 89_000, "project_id": id, "sha": format!("{:040x}", pl.id * 7919), "ref": "main", "status": pl.status, "source": "schedule", "created_at": iso(pl.created), "updated_at": iso(pl.updated), "web_url": format!("https://{HOST}/{path}/-/pipelines/{}", pl.id)}))
+                .map(|pl| json!({"id": pl.id, "iid": pl.id - 89_000, "project_id": id, "sha": format!("{:040x}", pl.id * 7919), "ref": "main", "status": pl.status, "source": pl.source, "created_at": iso(pl.created), "updated_at": iso(pl.updated), "web_url": format!("https://{HOST}/{path}/-/pipelines/{}", pl.id)}))
                 .collect();
             page_of(rows, page, per_page)
         }
@@ -384,6 +433,32 @@ fn route(w: &mut World, target: &str) -> Answer {
                 .failed
                 .iter()
                 .map(|j| json!({"id": j.id, "name": j.name, "stage": "test", "status": "failed", "allow_failure": j.allow_failure, "failure_reason": j.failure_reason, "created_at": iso(pl.created), "started_at": iso(pl.created), "finished_at": iso(pl.updated), "duration": 1432.7, "web_url": format!("https://{HOST}/{path}/-/jobs/{}", j.id), "pipeline": {"id": pl.id, "project_id": id, "status": pl.status}, "user": {"username": "nightly-dev"}}))
+                .collect();
+            page_of(rows, page, per_page)
+        }
+        ["projects", p, "pipelines", pid, "bridges"] => {
+            let Some((id, path)) = project(p) else {
+                return not_found("Project");
+            };
+            let Some(pl) = w
+                .pipelines
+                .iter()
+                .find(|pl| pl.project == id && pl.id.to_string() == *pid)
+            else {
+                return not_found("Pipeline");
+            };
+            let rows: Vec<Value> = pl
+                .bridges
+                .iter()
+                .map(|(jid, name, child)| {
+                    let down = w.pipelines.iter().find(|c| c.project == id && c.id == *child);
+                    json!({"id": jid, "name": name, "stage": "test", "status": down.map_or("failed", |c| c.status),
+                        "allow_failure": false, "failure_reason": down.filter(|c| c.status == "failed").map(|_| "script_failure"),
+                        "finished_at": iso(pl.updated), "web_url": format!("https://{HOST}/{path}/-/jobs/{jid}"),
+                        "downstream_pipeline": down.map(|c| json!({"id": c.id, "project_id": id, "sha": format!("{:040x}", c.id * 7919), "ref": "main",
+                            "status": c.status, "created_at": iso(c.created), "updated_at": iso(c.updated),
+                            "web_url": format!("https://{HOST}/{path}/-/pipelines/{}", c.id)}))})
+                })
                 .collect();
             page_of(rows, page, per_page)
         }
@@ -444,8 +519,18 @@ mod tests {
     #[test]
     fn the_world_has_its_story() {
         let w = world(&mut Rng::new(1), Utc::now(), Instant::now());
-        assert_eq!(w.pipelines.len(), PROJECTS.len() * NIGHTS as usize);
-        let last_night: Vec<&Pipeline> = w.pipelines.iter().rev().take(PROJECTS.len()).collect();
+        let nightly: Vec<&Pipeline> = w
+            .pipelines
+            .iter()
+            .filter(|p| p.source == "schedule")
+            .collect();
+        assert_eq!(nightly.len(), PROJECTS.len() * NIGHTS as usize);
+        assert_eq!(w.pipelines.len(), nightly.len() + 2, "two child pipelines");
+        let last_night: Vec<&Pipeline> =
+            nightly.iter().rev().take(PROJECTS.len()).copied().collect();
+        assert!(last_night
+            .iter()
+            .any(|p| p.project == 106 && p.status == "failed" && !p.bridges.is_empty()));
         assert!(last_night
             .iter()
             .any(|p| p.project == 105 && p.status == "failed"));

@@ -12,8 +12,7 @@ use serde::Serialize;
 
 use super::Reader;
 use crate::model::ci::{
-    night_label, nights_ending, parse_night, CiUpdate, LogState, NightCell, PREVALENCE_LONG,
-    PREVALENCE_SHORT,
+    night_label, nights_ending, parse_night, CiUpdate, NightCell, PREVALENCE_LONG, PREVALENCE_SHORT,
 };
 
 /// Example job URLs kept per pattern.
@@ -25,24 +24,26 @@ pub(crate) fn apply(tx: &Transaction<'_>, updates: &[CiUpdate]) -> Result<()> {
         return Ok(());
     }
     let mut pipe = tx.prepare_cached(
-        "INSERT INTO ci_pipelines (project, id, project_url, night, status, warnings, ref, sha, source, web_url, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+        "INSERT INTO ci_pipelines (project, id, project_url, night, status, warnings, ref, sha, source, web_url, created_at, updated_at, downstream_failed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
          ON CONFLICT (project, id) DO UPDATE SET project_url = coalesce(excluded.project_url, project_url),
             night = excluded.night, status = excluded.status, warnings = excluded.warnings,
+            downstream_failed = excluded.downstream_failed,
             ref = excluded.ref, sha = excluded.sha, source = excluded.source, web_url = excluded.web_url,
             created_at = excluded.created_at, updated_at = excluded.updated_at
          WHERE excluded.updated_at >= updated_at",
     )?;
     let mut job = tx.prepare_cached(
-        "INSERT INTO ci_jobs (project, id, pipeline, name, stage, status, allow_failure, failure_reason, web_url, finished_at, log_state, pattern, section, excerpt, tail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, coalesce(?11, 'pending'), ?12, ?13, ?14, ?15)
+        "INSERT INTO ci_jobs (project, id, pipeline, name, stage, status, allow_failure, failure_reason, web_url, finished_at, log_state, pattern, section, excerpt, tail, chain)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, coalesce(?11, 'pending'), ?12, ?13, ?14, ?15, ?16)
          ON CONFLICT (project, id) DO UPDATE SET pipeline = excluded.pipeline, name = excluded.name,
             stage = excluded.stage, status = excluded.status, allow_failure = excluded.allow_failure,
             failure_reason = excluded.failure_reason, web_url = excluded.web_url,
             finished_at = excluded.finished_at,
             log_state = coalesce(?11, log_state),
             pattern = coalesce(excluded.pattern, pattern), section = coalesce(excluded.section, section),
-            excerpt = coalesce(excluded.excerpt, excerpt), tail = coalesce(excluded.tail, tail)",
+            excerpt = coalesce(excluded.excerpt, excerpt), tail = coalesce(excluded.tail, tail),
+            chain = excluded.chain",
     )?;
     let mut prune = tx.prepare_cached(
         "DELETE FROM ci_jobs WHERE project = ?1 AND pipeline = ?2
@@ -67,7 +68,8 @@ pub(crate) fn apply(tx: &Transaction<'_>, updates: &[CiUpdate]) -> Result<()> {
                     p.source,
                     p.web_url,
                     p.created_at,
-                    p.updated_at
+                    p.updated_at,
+                    p.downstream_failed
                 ])?;
             }
             CiUpdate::Jobs {
@@ -78,11 +80,7 @@ pub(crate) fn apply(tx: &Transaction<'_>, updates: &[CiUpdate]) -> Result<()> {
                 let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
                 prune.execute(params![project, pipeline, serde_json::to_string(&ids)?])?;
                 for j in jobs {
-                    let state = match j.log {
-                        LogState::Fetched => Some("fetched"),
-                        LogState::Erased => Some("erased"),
-                        LogState::Unchanged => None,
-                    };
+                    let state = j.log.as_stored();
                     let a = j.analysis.as_ref();
                     if let Some(a) = a {
                         pat.execute(params![
@@ -109,6 +107,7 @@ pub(crate) fn apply(tx: &Transaction<'_>, updates: &[CiUpdate]) -> Result<()> {
                         a.and_then(|a| a.section.as_ref()),
                         a.map(|a| &a.excerpt),
                         a.map(|a| &a.tail),
+                        j.chain,
                     ])?;
                 }
             }
@@ -183,8 +182,13 @@ pub struct CiJobRow {
     pub allow_failure: bool,
     pub failure_reason: Option<String>,
     pub web_url: Option<String>,
-    /// `fetched`, `erased` (the log is gone), `pending` (not read yet).
+    /// `fetched`, `erased` (the log is gone or expired), `empty` (the job printed nothing),
+    /// `unreadable` (a permanent error), `none` (a trigger job or a pipeline that failed before
+    /// any job), `pending` (not read yet).
     pub log_state: String,
+    /// The bridges and downstream pipelines leading to the job, when it ran in a child or
+    /// multi-project pipeline of the nightly.
+    pub chain: Option<String>,
     pub pattern_id: Option<String>,
     pub pattern_name: Option<String>,
     pub pattern_identity: Option<String>,
@@ -210,6 +214,8 @@ pub struct CiPipelineRow {
     /// Unix seconds.
     pub created_at: i64,
     pub updated_at: i64,
+    /// A downstream pipeline failed (the cell is failed even if `status` is success).
+    pub downstream_failed: bool,
     /// Failed jobs first, then allowed-to-fail ones.
     pub jobs: Vec<CiJobRow>,
 }
@@ -424,7 +430,7 @@ impl Reader {
             }
         }
         let mut st = self.connection().prepare_cached(
-            "SELECT project, id, project_url, status, warnings, ref, web_url, created_at, updated_at
+            "SELECT project, id, project_url, status, warnings, ref, web_url, created_at, updated_at, downstream_failed
              FROM ci_pipelines WHERE night = ?1 AND (?2 IS NULL OR project = ?2)
              ORDER BY project, id",
         )?;
@@ -434,11 +440,13 @@ impl Reader {
         let rows = st.query_map(params![label, project], |r| {
             let status: String = r.get(3)?;
             let warn: bool = r.get(4)?;
+            let downstream_failed: bool = r.get(9)?;
             Ok(CiPipelineRow {
                 project: r.get(0)?,
                 id: r.get(1)?,
                 project_url: r.get(2)?,
-                cell: NightCell::of(&status, warn),
+                cell: NightCell::of(&status, warn, downstream_failed),
+                downstream_failed,
                 status,
                 ref_name: r.get(5)?,
                 web_url: r.get(6)?,
@@ -462,7 +470,7 @@ impl Reader {
         }
         let mut jobs = self.connection().prepare_cached(
             "SELECT j.id, j.name, j.stage, j.allow_failure, j.failure_reason, j.web_url, j.log_state,
-                    j.pattern, c.name, c.identity, coalesce(l.issue_url, c.rule_issue), j.section, j.excerpt, j.tail
+                    j.pattern, c.name, c.identity, coalesce(l.issue_url, c.rule_issue), j.section, j.excerpt, j.tail, j.chain
              FROM ci_jobs j LEFT JOIN ci_patterns c ON c.id = j.pattern
                   LEFT JOIN ci_issue_links l ON l.pattern = j.pattern
              WHERE j.project = ?1 AND j.pipeline = ?2 AND j.status = 'failed'
@@ -490,6 +498,7 @@ impl Reader {
                     section: r.get(11)?,
                     excerpt: r.get(12)?,
                     tail: r.get(13)?,
+                    chain: r.get(14)?,
                 })
             })?;
             p.jobs = rows.collect::<rusqlite::Result<_>>()?;
@@ -534,7 +543,7 @@ impl Reader {
             .map(|(i, d)| (d.as_str(), i))
             .collect();
         let mut st = self.connection().prepare_cached(
-            "SELECT project, night, status, warnings FROM ci_pipelines
+            "SELECT project, night, status, warnings, downstream_failed FROM ci_pipelines
              WHERE night >= ?1 AND night <= ?2 AND (?3 IS NULL OR project = ?3)",
         )?;
         let mut strips: BTreeMap<String, Vec<NightCell>> = BTreeMap::new();
@@ -544,17 +553,18 @@ impl Reader {
                 r.get::<_, String>(1)?,
                 r.get::<_, String>(2)?,
                 r.get::<_, bool>(3)?,
+                r.get::<_, bool>(4)?,
             ))
         })?;
         for row in rows {
-            let (proj, n, status, warn) = row?;
+            let (proj, n, status, warn, downstream) = row?;
             let Some(&i) = index.get(n.as_str()) else {
                 continue;
             };
             let cells = strips
                 .entry(proj)
                 .or_insert_with(|| vec![NightCell::NoRun; days.len()]);
-            cells[i] = cells[i].max(NightCell::of(&status, warn));
+            cells[i] = cells[i].max(NightCell::of(&status, warn, downstream));
         }
         Ok(CiHistory {
             nights: days,
@@ -569,7 +579,7 @@ impl Reader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ci::{analyze, CiJob, CiPipeline, LogScanner, Rules};
+    use crate::model::ci::{analyze, CiJob, CiPipeline, LogScanner, LogState, Rules};
     use crate::model::{Event, Severity, Timestamp};
     use crate::store::{Batch, Writer};
 
@@ -587,6 +597,7 @@ mod tests {
             web_url: Some(format!("https://gl.example/{project}/-/pipelines/{id}")),
             created_at: id,
             updated_at: id,
+            downstream_failed: false,
         })
     }
 
@@ -611,6 +622,7 @@ mod tests {
             finished_at: Some(id),
             log: LogState::Fetched,
             analysis: Some(a),
+            chain: None,
         }
     }
 

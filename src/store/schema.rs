@@ -231,6 +231,8 @@ pub const MIGRATIONS: &[&str] = &[
     -- Each ingest source's newest batch in one lookup (Reader::freshness).
     CREATE INDEX batches_source ON batches(source, received);
     "#,
+    // 8 -> 9: CI downstream pipelines (see below).
+    MIGRATION_CI_DOWNSTREAM,
 ];
 
 /// 5 -> 6: Gerrit ref state per instance, as each node's replication-status plugin counts only
@@ -287,6 +289,15 @@ fn build_text_index(tx: &rusqlite::Transaction<'_>) -> Result<()> {
         .wrap_err("cannot build the text index")
 }
 
+
+/// 8 -> 9 (issue 14): failures inside child and multi-project downstream pipelines. A nightly
+/// whose downstream pipeline failed is failed even when GitLab says it passed
+/// (`downstream_failed`); a failed job found downstream keeps the way to it (`chain`: the
+/// bridges and pipelines). Existing rows: no downstream seen, no chain.
+const MIGRATION_CI_DOWNSTREAM: &str = r#"
+    ALTER TABLE ci_pipelines ADD COLUMN downstream_failed INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE ci_jobs ADD COLUMN chain TEXT;
+    "#;
 
 /// Nanoseconds per bucket of `event_counts`.
 pub const COUNT_BUCKET_NS: i64 = 60_000_000_000;
@@ -542,6 +553,36 @@ mod tests {
         assert_eq!((m.string_ids, m.ranges), (vec![4], Some(vec![(0, 4095)])));
         let m = crate::store::textindex::find(&c, "no such text").unwrap();
         assert_eq!(m.ranges, Some(vec![]));
+    }
+
+    #[test]
+    fn ci_downstream_columns_keep_a_v5_stores_pipelines_and_jobs() {
+        let mut c = Connection::open_in_memory().unwrap();
+        migrate_to(&mut c, 5).unwrap();
+        c.execute_batch(
+            "INSERT INTO ci_pipelines (project, id, night, status, warnings, created_at, updated_at)
+             VALUES ('g/p', 1000, '2026-11-30', 'success', 0, 1, 2);
+             INSERT INTO ci_jobs (project, id, pipeline, name, status, allow_failure, log_state, pattern)
+             VALUES ('g/p', 5000, 1000, 'test', 'failed', 1, 'fetched', 'abc');",
+        )
+        .unwrap();
+        migrate(&mut c).unwrap();
+        let p: (String, i64) = c
+            .query_row(
+                "SELECT status, downstream_failed FROM ci_pipelines WHERE id = 1000",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(p, ("success".into(), 0));
+        let j: (String, Option<String>, Option<String>) = c
+            .query_row(
+                "SELECT log_state, pattern, chain FROM ci_jobs WHERE id = 5000",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(j, ("fetched".into(), Some("abc".into()), None));
     }
 
     #[test]

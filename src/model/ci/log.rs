@@ -87,13 +87,69 @@ fn marker(raw: &[u8]) -> Option<Marker<'_>> {
     None
 }
 
+/// The length of a runner timestamp prefix at the start of `raw` (`FF_TIMESTAMPS`, on for
+/// GitLab.com hosted runners): `2026-12-01T02:10:00.123456Z 00O ` (RFC 3339 UTC time, a space,
+/// two hex digits of stream, `O` stdout or `E` stderr, `+` when the line continues the
+/// previous one, a space); 0 when there is none.
+pub fn timestamp_prefix(raw: &[u8]) -> usize {
+    // The fixed part `YYYY-MM-DDTHH:MM:SS` first: cheap to reject.
+    const SHAPE: &[u8] = b"dddd-dd-ddTdd:dd:dd";
+    if raw.len() < SHAPE.len() + 6 {
+        return 0;
+    }
+    for (i, &c) in SHAPE.iter().enumerate() {
+        let ok = if c == b'd' {
+            raw[i].is_ascii_digit()
+        } else {
+            raw[i] == c
+        };
+        if !ok {
+            return 0;
+        }
+    }
+    let mut i = SHAPE.len();
+    if raw.get(i) == Some(&b'.') {
+        i += 1;
+        let start = i;
+        while raw.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        if i == start {
+            return 0;
+        }
+    }
+    if raw.get(i) != Some(&b'Z') || raw.get(i + 1) != Some(&b' ') {
+        return 0;
+    }
+    i += 2;
+    let stream = |b: Option<&u8>| b.is_some_and(u8::is_ascii_hexdigit);
+    if !stream(raw.get(i))
+        || !stream(raw.get(i + 1))
+        || !matches!(raw.get(i + 2), Some(b'O' | b'E'))
+    {
+        return 0;
+    }
+    i += 3;
+    if raw.get(i) == Some(&b'+') {
+        i += 1;
+    }
+    match raw.get(i) {
+        Some(b' ') => i + 1,
+        // A line with nothing after the prefix.
+        None | Some(b'\r' | b'\n') => i,
+        _ => 0,
+    }
+}
+
 /// One raw line as a terminal would show it: escapes dropped, `\r` returns to the start and
 /// overwrites, `ESC [ K` erases to the end, section markers removed. Cut at [`MAX_LINE`].
 pub fn clean_line(raw: &[u8]) -> String {
     let raw = raw.strip_suffix(b"\n").unwrap_or(raw);
     let mut out: Vec<u8> = Vec::with_capacity(raw.len().min(MAX_LINE));
     let mut cursor = 0usize;
-    let mut i = 0;
+    // The runner's timestamp goes before anything else, so that a timestamped log reads (and
+    // fingerprints) as the same log without.
+    let mut i = timestamp_prefix(raw);
     while i < raw.len() {
         let b = raw[i];
         match b {
@@ -113,7 +169,11 @@ pub fn clean_line(raw: &[u8]) -> String {
                 }
                 continue;
             }
-            b'\r' => cursor = 0,
+            b'\r' => {
+                cursor = 0;
+                i += 1 + timestamp_prefix(&raw[i + 1..]);
+                continue;
+            }
             b'\t' => put(&mut out, &mut cursor, b' '),
             0..=0x1f | 0x7f => {}
             _ => put(&mut out, &mut cursor, b),
@@ -391,6 +451,68 @@ mod tests {
             .tail
             .iter()
             .any(|(l, _)| l == "  progress 49999%e49999 v0.1.49999"));
+    }
+
+    #[test]
+    fn runner_timestamps_are_stripped_first() {
+        assert_eq!(
+            timestamp_prefix(b"2026-12-01T02:10:00.123456Z 00O $ make"),
+            32
+        );
+        assert_eq!(
+            timestamp_prefix(b"2026-12-01T02:10:00.123456Z 01E+ more"),
+            33
+        );
+        assert_eq!(timestamp_prefix(b"2026-12-01T02:10:00Z 0aO x"), 25);
+        assert_eq!(timestamp_prefix(b"2026-12-01T02:10:00.1Z 00O"), 26);
+        for not in [
+            &b"2026-12-01T02:10:00.123456Z build started"[..],
+            b"2026-12-01 02:10:00 ERROR x",
+            b"2026-12-01T02:10:00.Z 00O x",
+            b"2026-12-01T02:10:00.12Z 00X x",
+            b"ERROR: x",
+            b"",
+        ] {
+            assert_eq!(timestamp_prefix(not), 0, "{}", String::from_utf8_lossy(not));
+        }
+        assert_eq!(
+            clean_line(b"2026-12-01T02:10:00.123456Z 00O \x1b[31;1mERROR: Job failed: exit code 1\x1b[0;m\n"),
+            "ERROR: Job failed: exit code 1"
+        );
+        assert_eq!(
+            clean_line(b"2026-12-01T02:10:00.123456Z 00O section_start:1740895206:step_script\r\x1b[0K$ make"),
+            "$ make"
+        );
+        assert_eq!(
+            clean_line(b"2026-12-01T02:10:00.1Z 00O 10%\r2026-12-01T02:10:01.1Z 00O 100% done"),
+            "100% done"
+        );
+        // A timestamp the job printed itself stays.
+        assert_eq!(
+            clean_line(b"2026-12-01T02:10:00.1Z 00O 2026-12-01T02:10:00Z started"),
+            "2026-12-01T02:10:00Z started"
+        );
+        // The same log with and without timestamps scans the same.
+        let plain = sample();
+        let mut stamped = Vec::new();
+        for (n, line) in plain.split_inclusive(|&b| b == b'\n').enumerate() {
+            let stream = if n % 3 == 0 { "01E" } else { "00O" };
+            stamped.extend_from_slice(
+                format!("2026-12-01T02:10:{:02}.{:06}Z {stream} ", n % 60, n).as_bytes(),
+            );
+            stamped.extend_from_slice(line);
+        }
+        let scan = |b: &[u8]| {
+            let mut s = LogScanner::new();
+            for c in b.chunks(4096) {
+                s.feed(c);
+            }
+            s.finish()
+        };
+        let (a, b) = (scan(&stamped), scan(&plain));
+        assert_eq!(a.candidates, b.candidates);
+        // The tail holds fewer lines (the prefixes take bytes); its end is the same.
+        assert_eq!(a.tail[a.tail.len() - 100..], b.tail[b.tail.len() - 100..]);
     }
 
     #[test]

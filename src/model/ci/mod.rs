@@ -267,6 +267,39 @@ pub fn analyze(log: Option<&ScannedLog>, failure_reason: Option<&str>, rules: &R
     }
 }
 
+/// A failure without a log: its pattern is `name` with the masked `text` (a pipeline that
+/// failed before any job ran, a trigger job whose downstream pipeline cannot be read).
+pub fn without_log(name: &str, text: &str) -> Analysis {
+    let text = crate::sanitize::one_line(text);
+    let text = clip(text.trim(), STORED_EXCERPT_BYTES);
+    Analysis {
+        pattern: Pattern::new(
+            PatternKind::Fingerprint,
+            name,
+            &fingerprint::mask(text),
+            None,
+        ),
+        excerpt: text.to_string(),
+        section: None,
+        tail: String::new(),
+    }
+}
+
+/// A pipeline that failed with no failed job (nothing ran: a YAML or config error): the pattern
+/// comes from GitLab's `yaml_errors`, else the pipeline's `detailed_status` label.
+pub fn pipeline_failure(yaml_errors: Option<&str>, status_label: Option<&str>) -> Analysis {
+    match yaml_errors.map(str::trim).filter(|e| !e.is_empty()) {
+        Some(e) => without_log("pipeline configuration error", e),
+        None => without_log(
+            "pipeline failed before any job",
+            &format!(
+                "pipeline {} with no failed job",
+                status_label.unwrap_or("failed")
+            ),
+        ),
+    }
+}
+
 /// The section of the first kept line containing `needle`.
 fn section_of(log: &ScannedLog, needle: &str) -> Option<String> {
     let first_line = needle.lines().next().unwrap_or(needle);
@@ -328,8 +361,11 @@ pub enum NightCell {
 }
 
 impl NightCell {
-    /// The cell of one pipeline.
-    pub fn of(status: &str, warnings: bool) -> NightCell {
+    /// The cell of one pipeline (a failed downstream pipeline fails it).
+    pub fn of(status: &str, warnings: bool, downstream_failed: bool) -> NightCell {
+        if downstream_failed {
+            return NightCell::Failed;
+        }
         match status {
             "failed" => NightCell::Failed,
             "success" if warnings => NightCell::Warnings,
@@ -377,6 +413,9 @@ pub struct CiPipeline {
     /// Unix seconds.
     pub created_at: i64,
     pub updated_at: i64,
+    /// A downstream pipeline (child or multi-project, through a bridge) failed: the nightly
+    /// failed even when GitLab says this pipeline passed (a trigger without `strategy: depend`).
+    pub downstream_failed: bool,
 }
 
 /// How a failed job's log was read.
@@ -384,8 +423,15 @@ pub struct CiPipeline {
 pub enum LogState {
     /// Read and analysed.
     Fetched,
-    /// 404: erased (or never kept).
+    /// Erased or expired: 404, or GitLab's empty `200` for a job with `erased_at` or no
+    /// trace artifact left.
     Erased,
+    /// Read: the job really printed nothing.
+    Empty,
+    /// The log answered a permanent error (403, 410, ...) or kept failing: not asked again.
+    Unreadable,
+    /// The failure has no log: a trigger job (bridge) or a pipeline that failed before any job.
+    NoLog,
     /// Not read in this update (read before, or to be read).
     Unchanged,
 }
@@ -407,6 +453,23 @@ pub struct CiJob {
     pub log: LogState,
     /// Set when the log was analysed in this update.
     pub analysis: Option<Analysis>,
+    /// Where the job ran when not in the nightly pipeline itself: the bridges and downstream
+    /// pipelines leading to it (`trigger-tests -> child pipeline #1235`).
+    pub chain: Option<String>,
+}
+
+impl LogState {
+    /// As stored (`ci_jobs.log_state`); None: leave the stored state.
+    pub fn as_stored(self) -> Option<&'static str> {
+        match self {
+            LogState::Fetched => Some("fetched"),
+            LogState::Erased => Some("erased"),
+            LogState::Empty => Some("empty"),
+            LogState::Unreadable => Some("unreadable"),
+            LogState::NoLog => Some("none"),
+            LogState::Unchanged => None,
+        }
+    }
 }
 
 /// CI state changes a batch carries, applied in the transaction of its events.
@@ -585,6 +648,64 @@ mod tests {
         assert_eq!(pattern_of(&long, None), pattern_of(&same[4].0, None));
     }
 
+    /// `FF_TIMESTAMPS` logs: the same failure is the same pattern with and without the
+    /// runner's prefixes, for rules anchored at `^` and for fingerprints.
+    #[test]
+    fn runner_timestamps_do_not_change_the_pattern() {
+        let stamp = |log: &str| -> String {
+            log.split_inclusive('\n')
+                .enumerate()
+                .map(|(n, l)| {
+                    format!(
+                        "2026-12-01T02:10:{:02}.{:06}Z 0{}O {l}",
+                        n % 60,
+                        n * 7,
+                        n % 2
+                    )
+                })
+                .collect()
+        };
+        for body in [
+            "ERROR: LoadError: UndefVarError: `fitt` not defined\nStacktrace:",
+            "thread 'main' panicked at src/bin/gen.rs:88:14:\ncalled `Option::unwrap()` on a `None` value",
+            "FATAL: could not write block 8812 of temporary file: No space left on device",
+        ] {
+            let plain = job(body);
+            let a = pattern_of(&plain, Some("script_failure"));
+            let b = pattern_of(&stamp(&plain), Some("script_failure"));
+            assert_eq!(a, b, "{body}");
+            assert!(!b.identity.contains("<time>"), "{}", b.identity);
+        }
+        let rules = Rules::defaults().unwrap();
+        let t = analyze(Some(&scan(&stamp(&job("boom")))), None, &rules);
+        assert!(
+            t.tail.ends_with("ERROR: Job failed: exit code 1"),
+            "{}",
+            t.tail
+        );
+    }
+
+    #[test]
+    fn pipelines_without_jobs_get_a_pattern_from_their_errors() {
+        let a = pipeline_failure(Some("jobs:test config contains unknown keys: scrip"), None);
+        assert_eq!(a.pattern.name, "pipeline configuration error");
+        assert_eq!(
+            a.pattern.identity,
+            "jobs:test config contains unknown keys: scrip"
+        );
+        let b = pipeline_failure(
+            Some("jobs:test config contains unknown keys: scrip\n"),
+            Some("failed"),
+        );
+        assert_eq!(a.pattern.id, b.pattern.id);
+        let c = pipeline_failure(None, Some("failed"));
+        assert_eq!(c.pattern.identity, "pipeline failed with no failed job");
+        assert_ne!(a.pattern.id, c.pattern.id);
+        // Untrusted text stays on one line without control characters.
+        let d = pipeline_failure(Some("bad \x1b[31mkey\x07"), None);
+        assert!(!d.excerpt.chars().any(char::is_control), "{:?}", d.excerpt);
+    }
+
     #[test]
     fn a_rule_from_the_config_comes_with_its_issue() {
         let rules = Rules::compile(&[RuleSpec {
@@ -622,7 +743,9 @@ mod tests {
             vec![d("2025-02-28"), d("2025-03-01"), d("2025-03-02")]
         );
         assert!(parse_night("yesterday").is_err());
-        assert_eq!(NightCell::of("success", true), NightCell::Warnings);
+        assert_eq!(NightCell::of("success", true, false), NightCell::Warnings);
+        assert_eq!(NightCell::of("success", true, true), NightCell::Failed);
+        assert_eq!(NightCell::of("manual", false, false), NightCell::Other);
         assert!(NightCell::Failed > NightCell::Warnings && NightCell::Warnings > NightCell::Passed);
     }
 }

@@ -30,6 +30,10 @@ pub enum ApiError {
     Http { status: u16, message: String },
     /// No answer (connection refused, timeout, bad body).
     Transport(String),
+    /// The server sent us to another origin (scheme, host or port): not followed, so the
+    /// token is never sent there.
+    /// `what` is the redirect status (`HTTP 301`) or `the next page link`.
+    OtherOrigin { what: String, to: String },
     /// The ingest is stopping.
     Cancelled,
 }
@@ -46,6 +50,10 @@ impl std::fmt::Display for ApiError {
                 };
                 write!(f, "HTTP {status}: {message}{hint}")
             }
+            ApiError::OtherOrigin { what, to } => write!(
+                f,
+                "{what} points to another origin ({to}): not followed, the token is only sent to the configured scheme, host and port (if the instance moved, change the gitlab: URL)"
+            ),
             ApiError::Transport(m) => write!(f, "{m}"),
             ApiError::Cancelled => write!(f, "cancelled"),
         }
@@ -85,6 +93,35 @@ pub fn encode(text: &str) -> String {
         }
     }
     out
+}
+
+/// `scheme://host:port` of an absolute URL (the port made explicit), lowercased; None when
+/// `url` is not absolute http(s).
+pub fn origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "http" => "80",
+        "https" => "443",
+        _ => return None,
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    // Credentials in a URL are refused by `api_base`; drop them here anyway.
+    let hostport = authority
+        .rsplit('@')
+        .next()
+        .unwrap_or(authority)
+        .to_ascii_lowercase();
+    let has_port = match hostport.rfind(':') {
+        // `[::1]:8080` has a port, `[::1]` has none.
+        Some(i) => !hostport[i..].contains(']'),
+        None => false,
+    };
+    Some(if has_port {
+        format!("{scheme}://{hostport}")
+    } else {
+        format!("{scheme}://{hostport}:{default_port}")
+    })
 }
 
 /// The message of an error body: `{"message": ...}`, `{"error": ..., "error_description": ...}`,
@@ -164,7 +201,21 @@ impl Client {
         cancel: CancellationToken,
         backoff: Duration,
     ) -> Result<Client, String> {
+        // reqwest drops `Authorization` on a redirect to another host, but not a custom
+        // header such as `PRIVATE-TOKEN`: redirects are followed only within the origin of the
+        // configured base (same scheme, host and port); any other is answered as an error.
+        let home = origin(&base).ok_or_else(|| format!("not an http(s) URL: {base}"))?;
+        let policy = reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= 10 {
+                attempt.error("more than 10 redirects")
+            } else if origin(attempt.url().as_str()).as_deref() == Some(home.as_str()) {
+                attempt.follow()
+            } else {
+                attempt.stop()
+            }
+        });
         let http = reqwest::blocking::Client::builder()
+            .redirect(policy)
             .timeout(TIMEOUT)
             .user_agent(concat!("syncscope/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -287,6 +338,17 @@ impl Client {
                 backoff *= 2;
                 continue;
             }
+            if resp.status().is_redirection() {
+                // Stopped by the policy: another origin.
+                let to = header(&resp, "location").unwrap_or("?");
+                return Err(ApiError::OtherOrigin {
+                    what: format!("HTTP {status} redirect"),
+                    to: crate::sanitize::one_line(&self.redact(to))
+                        .chars()
+                        .take(200)
+                        .collect(),
+                });
+            }
             if !resp.status().is_success() {
                 let body = resp.bytes().unwrap_or_default();
                 return Err(ApiError::Http {
@@ -324,8 +386,17 @@ impl Client {
             let empty = rows.is_empty();
             out.extend(rows);
             match next {
-                // A next page on another host is not followed (it would get the token).
                 Some(n) if !empty && self.same_origin(&n) => url = n,
+                // A next page on another origin (or https -> http) would get the token.
+                Some(n) if !empty => {
+                    return Err(ApiError::OtherOrigin {
+                        what: "the next page link".into(),
+                        to: crate::sanitize::one_line(&self.redact(&n))
+                            .chars()
+                            .take(200)
+                            .collect(),
+                    })
+                }
                 _ => return Ok(out),
             }
         }
@@ -346,16 +417,14 @@ impl Client {
         })
     }
 
+    /// Same scheme, host and port as the base: a `Link` to http from https, or to another
+    /// host, is not followed (it would carry the token).
     fn same_origin(&self, url: &str) -> bool {
-        let origin = |u: &str| -> String {
-            let rest = u.split_once("://").map_or(u, |(_, r)| r);
-            rest.split('/').next().unwrap_or("").to_string()
-        };
-        origin(url) == origin(&self.base)
+        origin(url).is_some() && origin(url) == origin(&self.base)
     }
 
     /// A job's log, streamed through the scanner (never held whole). `Ok(None)`: erased (404).
-    pub fn trace(&self, project: i64, job: i64) -> Result<Option<ScannedLog>, ApiError> {
+    pub fn trace(&self, project: &str, job: i64) -> Result<Option<ScannedLog>, ApiError> {
         let mut resp = match self.get(&format!("/projects/{project}/jobs/{job}/trace")) {
             Ok(r) => r,
             Err(ApiError::Http { status: 404, .. }) => return Ok(None),
@@ -413,5 +482,31 @@ mod tests {
             redact("token glpat-abcdef in x", Some("glpat-abcdef")),
             "token [redacted] in x"
         );
+    }
+
+    #[test]
+    fn origins_are_scheme_host_and_port() {
+        let o = |u: &str| origin(u);
+        assert_eq!(
+            o("https://GitLab.example.com/api/v4").as_deref(),
+            Some("https://gitlab.example.com:443")
+        );
+        assert_eq!(
+            o("https://gitlab.example.com:443/x"),
+            o("https://gitlab.example.com/y?z")
+        );
+        assert_ne!(
+            o("http://gitlab.example.com/x"),
+            o("https://gitlab.example.com/x")
+        );
+        assert_ne!(o("http://127.0.0.1:8080/x"), o("http://127.0.0.1:8081/x"));
+        assert_ne!(
+            o("https://gitlab.example.com.evil.org/"),
+            o("https://gitlab.example.com/")
+        );
+        assert_eq!(o("http://[::1]/a").as_deref(), Some("http://[::1]:80"));
+        assert_eq!(o("http://[::1]:9/a").as_deref(), Some("http://[::1]:9"));
+        assert_eq!(o("ftp://x/"), None);
+        assert_eq!(o("/relative"), None);
     }
 }

@@ -9,8 +9,10 @@
 //! variable or a file) is sent as `PRIVATE-TOKEN` and appears in no message.
 
 pub mod client;
+mod poll;
+pub mod scan;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -20,12 +22,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::GitlabConfig;
 use crate::ingest::{SourceCtx, SourceState};
-use crate::model::ci::{
-    analyze, night_label, night_of, parse_rules, Analysis, CiJob, CiPipeline, CiUpdate, LogState,
-    Rules, SOURCE,
-};
+use crate::model::ci::{parse_rules, CiJob, CiPipeline, Rules, SOURCE};
 use crate::model::gerrit_log::LogZone;
-use crate::model::{parse_rfc3339, Event, Reject, Severity, Timestamp};
+use crate::model::{Event, Reject, Severity, Timestamp};
 use crate::sources::Source;
 use client::{encode, ApiError, Client};
 
@@ -116,30 +115,18 @@ struct ApiProject {
     archived: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-struct ApiPipeline {
-    id: i64,
-    status: String,
-    #[serde(rename = "ref")]
-    ref_name: Option<String>,
-    sha: Option<String>,
-    source: Option<String>,
-    created_at: String,
-    updated_at: String,
-    web_url: Option<String>,
+/// `GET /projects/:id`: whether CI/CD is on (`jobs_enabled`, or `builds_access_level` on
+/// newer versions).
+#[derive(Debug, Deserialize)]
+struct ApiProjectSettings {
+    jobs_enabled: Option<bool>,
+    builds_access_level: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-struct ApiJob {
-    id: i64,
-    name: String,
-    stage: Option<String>,
-    status: String,
-    #[serde(default)]
-    allow_failure: bool,
-    failure_reason: Option<String>,
-    web_url: Option<String>,
-    finished_at: Option<String>,
+impl ApiProjectSettings {
+    fn ci_disabled(&self) -> bool {
+        self.jobs_enabled == Some(false) || self.builds_access_level.as_deref() == Some("disabled")
+    }
 }
 
 /// What the source remembers between polls and runs.
@@ -151,17 +138,37 @@ struct Checkpoint {
     /// When the group's or the token's projects were last listed (Unix seconds).
     #[serde(default)]
     listed_at: Option<i64>,
-    /// Project id -> the newest `updated_at` seen (RFC 3339, as GitLab wrote it).
-    #[serde(default)]
+    /// Checkpoints of earlier versions: project id -> the newest `updated_at` over all its
+    /// listings. Read as the start of each listing's window, then dropped.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     updated_after: BTreeMap<String, String>,
+    /// `PROJECT_ID FILTER` -> the newest `updated_at` that listing returned (as GitLab wrote
+    /// it, milliseconds): one window per listing, so a pipeline updated between two listings is
+    /// not skipped. GitLab's `updated_after` is `>=`: the newest comes back and is known.
+    #[serde(default)]
+    windows: BTreeMap<String, String>,
     /// `project:pipeline` -> `updated_at` of the pipeline as last processed.
     #[serde(default)]
     pipelines: BTreeMap<String, String>,
     /// `project:job` -> night, for every failed job whose log was read (or found erased).
     #[serde(default)]
     logs: BTreeMap<String, String>,
+    /// `project:pipeline` -> polls that could not finish it (a log read failed for a reason
+    /// that may pass): asked for directly until done, its logs given up after a few polls.
+    /// The windows move on regardless.
+    #[serde(default)]
+    retry: BTreeMap<String, Retry>,
+    /// Project id -> when it was last found with CI/CD disabled (Unix seconds): left out,
+    /// its settings checked again hourly.
+    #[serde(default)]
+    disabled: BTreeMap<String, i64>,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Retry {
+    attempts: u32,
+    night: String,
+}
 pub struct GitlabSource {
     key: String,
     base: String,
@@ -215,29 +222,6 @@ fn parallel<T: Sync, R: Send>(items: &[T], n: usize, f: impl Fn(&T) -> R + Sync)
         .collect()
 }
 
-fn unix(text: &str) -> Option<i64> {
-    parse_rfc3339(text)
-        .ok()
-        .map(|t| t.as_nanos().div_euclid(1_000_000_000))
-}
-
-/// A failed job whose log is to be read.
-struct TraceJob {
-    project: ProjectInfo,
-    job: ApiJob,
-    night: String,
-}
-
-/// What one project's listing found.
-#[derive(Default)]
-struct ProjectScan {
-    pipelines: Vec<(ApiPipeline, String, bool)>,
-    /// pipeline id -> its failed jobs now (None: not listed, e.g. still running).
-    jobs: BTreeMap<i64, Option<Vec<ApiJob>>>,
-    newest: Option<String>,
-    error: Option<ApiError>,
-}
-
 impl GitlabSource {
     /// The projects to read: the remembered ones, resolving what is missing or stale.
     fn resolve(
@@ -284,8 +268,9 @@ impl GitlabSource {
                 let mut listed = Vec::new();
                 if let Some(g) = &self.cfg.group {
                     match client.get_all::<ApiProject>(&format!(
-                        "/groups/{}/projects?include_subgroups=true&archived=false&simple=true&per_page=100",
-                        encode(g)
+                        "/groups/{}/projects?include_subgroups=true&archived=false&with_shared={}&simple=true&per_page=100",
+                        encode(g),
+                        self.cfg.group_shared
                     )) {
                         Ok(v) => listed.extend(v),
                         Err(ApiError::Cancelled) => return Err(ApiError::Cancelled),
@@ -351,280 +336,6 @@ impl GitlabSource {
         }
         f
     }
-
-    fn scan_project(
-        &self,
-        client: &Client,
-        p: &ProjectInfo,
-        cp: &Checkpoint,
-        since: &str,
-    ) -> ProjectScan {
-        let mut scan = ProjectScan::default();
-        let after = cp
-            .updated_after
-            .get(&p.id.to_string())
-            .cloned()
-            .unwrap_or_else(|| since.to_string());
-        let mut seen_ids = BTreeSet::new();
-        for filter in self.filters() {
-            let amp = if filter.is_empty() { "" } else { "&" };
-            let path = format!(
-                "/projects/{}/pipelines?{filter}{amp}updated_after={}&order_by=updated_at&sort=desc&per_page=100",
-                p.id,
-                encode(&after)
-            );
-            let list = match client.get_all::<ApiPipeline>(&path) {
-                Ok(l) => l,
-                Err(e) => {
-                    scan.error = Some(e);
-                    return scan;
-                }
-            };
-            for pl in list {
-                if !seen_ids.insert(pl.id) {
-                    continue;
-                }
-                if scan
-                    .newest
-                    .as_ref()
-                    .is_none_or(|n| unix(&pl.updated_at) > unix(n))
-                {
-                    scan.newest = Some(pl.updated_at.clone());
-                }
-                let key = format!("{}:{}", p.id, pl.id);
-                if cp.pipelines.get(&key) == Some(&pl.updated_at) {
-                    continue;
-                }
-                let Some(created) = parse_rfc3339(&pl.created_at).ok() else {
-                    continue;
-                };
-                let night = night_label(night_of(created, &self.zone));
-                let terminal = matches!(
-                    pl.status.as_str(),
-                    "failed" | "success" | "canceled" | "skipped"
-                );
-                scan.pipelines.push((pl, night, terminal));
-            }
-        }
-        let check_warnings = self.cfg.check_warnings.unwrap_or(true);
-        for (pl, _, terminal) in &scan.pipelines {
-            let list =
-                *terminal && (pl.status == "failed" || (pl.status == "success" && check_warnings));
-            if !list {
-                // Nothing failed to list (or not finished): no failed jobs, or not yet.
-                let none = if pl.status == "success"
-                    || pl.status == "canceled"
-                    || pl.status == "skipped"
-                {
-                    Some(Vec::new())
-                } else {
-                    None
-                };
-                scan.jobs.insert(pl.id, none);
-                continue;
-            }
-            match client.get_all::<ApiJob>(&format!(
-                "/projects/{}/pipelines/{}/jobs?scope[]=failed&per_page=100",
-                p.id, pl.id
-            )) {
-                Ok(jobs) => {
-                    scan.jobs.insert(
-                        pl.id,
-                        Some(jobs.into_iter().filter(|j| j.status == "failed").collect()),
-                    );
-                }
-                Err(e) => {
-                    scan.error = Some(e);
-                    return scan;
-                }
-            }
-        }
-        scan
-    }
-
-    /// One poll: every project, then every new log. Sends the batches; returns the per-project
-    /// errors.
-    fn poll(
-        &self,
-        ctx: &SourceCtx,
-        client: &Client,
-        cp: &mut Checkpoint,
-    ) -> Result<Vec<(String, ApiError)>> {
-        let mut errors: Vec<(String, ApiError)> = Vec::new();
-        let projects = match self.resolve(client, cp, &mut errors) {
-            Ok(p) => p,
-            Err(_) => return Ok(errors),
-        };
-        let history = i64::from(self.cfg.history_nights.unwrap_or(DEFAULT_HISTORY));
-        let since_ts = chrono::Utc::now() - chrono::Duration::days(history + 1);
-        let since = since_ts.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let scans = parallel(&projects, self.in_flight(), |p| {
-            self.scan_project(client, p, cp, &since)
-        });
-
-        // The logs to read: failed jobs never read before.
-        let mut traces: Vec<TraceJob> = Vec::new();
-        for (p, scan) in projects.iter().zip(&scans) {
-            if scan.error.is_some() {
-                continue;
-            }
-            for (pl, night, _) in &scan.pipelines {
-                if let Some(Some(jobs)) = scan.jobs.get(&pl.id) {
-                    for j in jobs {
-                        if !cp.logs.contains_key(&format!("{}:{}", p.id, j.id)) {
-                            traces.push(TraceJob {
-                                project: p.clone(),
-                                job: j.clone(),
-                                night: night.clone(),
-                            });
-                        }
-                    }
-                }
-            }
-        }
-        let rules = &self.rules;
-        let read = parallel(&traces, self.in_flight(), |t| {
-            match client.trace(t.project.id, t.job.id) {
-                Ok(log) => Ok((
-                    log.is_some(),
-                    analyze(log.as_ref(), t.job.failure_reason.as_deref(), rules),
-                )),
-                Err(e) => Err(e),
-            }
-        });
-        let mut analyses: BTreeMap<(i64, i64), (LogState, Analysis)> = BTreeMap::new();
-        for (t, r) in traces.iter().zip(read) {
-            match r {
-                Ok((had_log, a)) => {
-                    let state = if had_log {
-                        LogState::Fetched
-                    } else {
-                        LogState::Erased
-                    };
-                    analyses.insert((t.project.id, t.job.id), (state, a));
-                    cp.logs
-                        .insert(format!("{}:{}", t.project.id, t.job.id), t.night.clone());
-                }
-                Err(ApiError::Cancelled) => {}
-                Err(e) => errors.push((format!("{} job {}", t.project.path, t.job.id), e)),
-            }
-        }
-
-        // One batch per project, the checkpoint with the last.
-        for (p, scan) in projects.iter().zip(scans) {
-            if let Some(e) = scan.error {
-                if e != ApiError::Cancelled {
-                    errors.push((p.path.clone(), e));
-                }
-                continue;
-            }
-            let mut events = Vec::new();
-            let mut ci = Vec::new();
-            for (pl, night, terminal) in &scan.pipelines {
-                let jobs = scan.jobs.get(&pl.id).cloned().flatten();
-                let warnings = pl.status == "success"
-                    && jobs
-                        .as_ref()
-                        .is_some_and(|j| j.iter().any(|j| j.allow_failure));
-                let updated = unix(&pl.updated_at).unwrap_or(0);
-                let pipe = CiPipeline {
-                    project: p.path.clone(),
-                    project_url: p.web_url.clone(),
-                    id: pl.id,
-                    night: night.clone(),
-                    status: pl.status.clone(),
-                    warnings,
-                    ref_name: pl.ref_name.clone(),
-                    sha: pl.sha.clone(),
-                    source: pl.source.clone(),
-                    web_url: pl.web_url.clone(),
-                    created_at: unix(&pl.created_at).unwrap_or(0),
-                    updated_at: updated,
-                };
-                events.push(pipeline_event(&pipe));
-                ci.push(CiUpdate::Pipeline(pipe));
-                let Some(jobs) = jobs else {
-                    continue;
-                };
-                let mut rows = Vec::new();
-                let mut all_read = true;
-                for j in jobs {
-                    let done = analyses.remove(&(p.id, j.id));
-                    if done.is_none() && !cp.logs.contains_key(&format!("{}:{}", p.id, j.id)) {
-                        all_read = false;
-                    }
-                    let (log, analysis) = match done {
-                        Some((state, a)) => (state, Some(a)),
-                        None => (LogState::Unchanged, None),
-                    };
-                    let job = CiJob {
-                        project: p.path.clone(),
-                        id: j.id,
-                        pipeline: pl.id,
-                        name: j.name.clone(),
-                        stage: j.stage.clone(),
-                        status: j.status.clone(),
-                        allow_failure: j.allow_failure,
-                        failure_reason: j.failure_reason.clone(),
-                        web_url: j.web_url.clone(),
-                        finished_at: j.finished_at.as_deref().and_then(unix),
-                        log,
-                        analysis,
-                    };
-                    if job.analysis.is_some() {
-                        events.push(job_event(&job, updated));
-                    }
-                    rows.push(job);
-                }
-                ci.push(CiUpdate::Jobs {
-                    project: p.path.clone(),
-                    pipeline: pl.id,
-                    jobs: rows,
-                });
-                // Done with this pipeline at this update unless a log is still to be read.
-                if *terminal && all_read {
-                    cp.pipelines
-                        .insert(format!("{}:{}", p.id, pl.id), pl.updated_at.clone());
-                }
-            }
-            if let Some(n) = scan.newest {
-                // Pipelines still to be finished or read are listed again next time.
-                let pending = scan
-                    .pipelines
-                    .iter()
-                    .filter(|(pl, ..)| !cp.pipelines.contains_key(&format!("{}:{}", p.id, pl.id)))
-                    .filter_map(|(pl, ..)| unix(&pl.updated_at).map(|u| (u, pl.updated_at.clone())))
-                    .min();
-                let keep = match pending {
-                    // Just before the oldest unfinished one: it comes back in the listing.
-                    Some((u, _)) => Timestamp::from_nanos((u - 1).saturating_mul(1_000_000_000))
-                        .to_datetime()
-                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                    None => n,
-                };
-                let entry = cp
-                    .updated_after
-                    .entry(p.id.to_string())
-                    .or_insert_with(|| keep.clone());
-                if unix(&keep) > unix(entry) || pending.is_some() {
-                    *entry = keep;
-                }
-            }
-            if !events.is_empty() || !ci.is_empty() {
-                ctx.send_ci_batch(events, ci, Vec::new(), None)?;
-            }
-        }
-        // Forget what is older than the history.
-        let horizon = night_label(
-            (chrono::Utc::now() - chrono::Duration::days(history + REMEMBER_EXTRA_NIGHTS))
-                .date_naive(),
-        );
-        cp.logs.retain(|_, night| *night >= horizon);
-        let cutoff = chrono::Utc::now().timestamp() - (history + REMEMBER_EXTRA_NIGHTS) * 86_400;
-        cp.pipelines
-            .retain(|_, u| unix(u).is_none_or(|t| t >= cutoff));
-        Ok(errors)
-    }
 }
 
 fn pipeline_corr(project: &str, id: i64) -> String {
@@ -678,6 +389,11 @@ fn job_event(j: &CiJob, pipeline_updated: i64) -> Event {
         .map(|a| format!("{}: {}", a.pattern.name, a.pattern.identity))
         .unwrap_or_default();
     let at = j.finished_at.unwrap_or(pipeline_updated);
+    let via = j
+        .chain
+        .as_deref()
+        .map(|c| format!(" (via {c})"))
+        .unwrap_or_default();
     let mut e = Event::new(
         Timestamp::from_nanos(at.saturating_mul(1_000_000_000)),
         SOURCE,
@@ -685,7 +401,7 @@ fn job_event(j: &CiJob, pipeline_updated: i64) -> Event {
         "ci",
         severity,
         format!(
-            "{}: job {} {what} in pipeline #{}: {}",
+            "{}: job {} {what} in pipeline #{}{via}: {}",
             j.project,
             j.name,
             j.pipeline,
@@ -701,7 +417,7 @@ fn job_event(j: &CiJob, pipeline_updated: i64) -> Event {
         "pattern": a.map(|a| &a.pattern.id), "pattern_name": a.map(|a| &a.pattern.name),
         "identity": a.map(|a| &a.pattern.identity), "section": a.and_then(|a| a.section.as_ref()),
         "excerpt": a.map(|a| &a.excerpt),
-        "log": match j.log { LogState::Erased => "erased", _ => "read" },
+        "log": j.log.as_stored().unwrap_or("read"), "chain": j.chain,
     }))
     .ok();
     e
@@ -729,20 +445,36 @@ impl Source for GitlabSource {
                 return Ok(());
             }
             let before = client.requests.load(Ordering::Relaxed);
-            let errors = self.poll(ctx, &client, &mut cp)?;
+            let outcome = self.poll(ctx, &client, &mut cp)?;
+            let errors = &outcome.errors;
             let made = client.requests.load(Ordering::Relaxed) - before;
             let checkpoint = serde_json::to_string(&cp).map_err(|e| eyre!("{e}"))?;
-            let rejects: Vec<Reject> = errors
+            let mut rejects: Vec<Reject> = errors
                 .iter()
                 .map(|(what, e)| Reject::new(format!("{} {what}", self.base), e.to_string(), b""))
                 .collect();
+            // Said once (the checkpoint remembers it), not a fault.
+            rejects.extend(
+                outcome
+                    .notes
+                    .iter()
+                    .map(|n| Reject::new(self.base.clone(), n.clone(), b"")),
+            );
             ctx.send_ci_batch(Vec::new(), Vec::new(), rejects, Some(checkpoint))?;
-            let all_failed = !errors.is_empty() && cp.projects.is_empty();
+            // No project could be read (every one answered 401, say): on a fresh store or an
+            // old one alike.
+            let all_failed = !errors.is_empty() && outcome.read == 0;
+            let disabled = match outcome.disabled {
+                0 => String::new(),
+                1 => "; 1 project with CI/CD disabled left out".to_string(),
+                n => format!("; {n} projects with CI/CD disabled left out"),
+            };
             if errors.is_empty() {
-                ctx.status(SourceState::Ok, format!("{made} requests"));
+                ctx.status(SourceState::Ok, format!("{made} requests{disabled}"));
             } else {
                 let list: Vec<String> = errors.iter().map(|(w, e)| format!("{w}: {e}")).collect();
-                let msg = client::redact(&list.join("; "), token.as_deref());
+                let msg =
+                    client::redact(&format!("{}{disabled}", list.join("; ")), token.as_deref());
                 ctx.status(SourceState::Fault, msg.clone());
                 if ctx.once && all_failed {
                     bail!("{}: {msg}", self.key);

@@ -348,6 +348,10 @@ pub fn render_job(
         ])
     };
     lines.push(field("url", j.web_url.clone().unwrap_or_default()));
+    if let Some(c) = &j.chain {
+        // A child or multi-project downstream pipeline of the nightly.
+        lines.push(field("via", c.clone()));
+    }
     lines.push(field(
         "pattern",
         format!(
