@@ -7,6 +7,7 @@
 //! ```
 
 pub mod follow;
+pub mod progress;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -74,6 +75,8 @@ pub enum SourceState {
     Backoff,
     Fault,
     Done,
+    /// Long work under way; the message says how far (the TUI shows it, stderr has a bar).
+    Busy,
 }
 
 impl SourceState {
@@ -84,6 +87,7 @@ impl SourceState {
             SourceState::Backoff => "backoff",
             SourceState::Fault => "fault",
             SourceState::Done => "done",
+            SourceState::Busy => "busy",
         }
     }
 }
@@ -139,6 +143,8 @@ pub struct SourceCtx {
     /// The checkpoint saved with this source's last committed batch.
     pub checkpoint: Option<String>,
     pub cancel: CancellationToken,
+    /// Long work may draw a progress bar on stderr (a terminal, not `-q`).
+    pub progress_bar: bool,
     tx: mpsc::Sender<SourceMsg>,
     last_status: std::cell::RefCell<Option<(SourceState, String)>>,
 }
@@ -264,6 +270,7 @@ pub async fn run(
             cancel: cancel.clone(),
             tx: tx.clone(),
             last_status: std::cell::RefCell::new(None),
+            progress_bar: opts.log_status && progress::drawable(false),
         };
         tasks.push((
             key,
@@ -405,7 +412,12 @@ fn write_loop(
                 state,
                 message,
             } => {
-                if log_status && state != SourceState::Ok && state != SourceState::Done {
+                if log_status
+                    && !matches!(
+                        state,
+                        SourceState::Ok | SourceState::Done | SourceState::Busy
+                    )
+                {
                     eprintln!(
                         "syncscope: {source}: {}: {}",
                         state.as_str(),

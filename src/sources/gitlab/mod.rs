@@ -199,20 +199,51 @@ impl GitlabSource {
 
 /// Runs `f` over `items` on at most `n` threads; results in the items' order.
 fn parallel<T: Sync, R: Send>(items: &[T], n: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    parallel_tick(items, n, f, || {})
+}
+
+/// [`parallel`], calling `tick` on the calling thread about once a second meanwhile (to report
+/// progress from the thread that owns the source's status).
+fn parallel_tick<T: Sync, R: Send>(
+    items: &[T],
+    n: usize,
+    f: impl Fn(&T) -> R + Sync,
+    mut tick: impl FnMut(),
+) -> Vec<R> {
+    /// Counts a worker out when it ends, panicking or not.
+    struct Live<'a>(&'a AtomicUsize);
+    impl Drop for Live<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
     let next = AtomicUsize::new(0);
+    let workers = n.clamp(1, items.len().max(1));
+    let live = AtomicUsize::new(workers);
     let out: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
     std::thread::scope(|s| {
-        for _ in 0..n.clamp(1, items.len().max(1)) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(item) = items.get(i) else {
-                    return;
-                };
-                let r = f(item);
-                if let Ok(mut o) = out.lock() {
-                    o[i] = Some(r);
+        for _ in 0..workers {
+            s.spawn(|| {
+                let _live = Live(&live);
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else {
+                        return;
+                    };
+                    let r = f(item);
+                    if let Ok(mut o) = out.lock() {
+                        o[i] = Some(r);
+                    }
                 }
             });
+        }
+        let mut last = std::time::Instant::now();
+        while live.load(Ordering::Acquire) > 0 {
+            std::thread::sleep(Duration::from_millis(10));
+            if last.elapsed() >= Duration::from_secs(1) {
+                tick();
+                last = std::time::Instant::now();
+            }
         }
     });
     out.into_inner()

@@ -9,10 +9,11 @@ use color_eyre::eyre::Result;
 use super::client::{ApiError, Client};
 use super::scan::{self, ApiPipeline, Found, PipelineJobs};
 use super::{
-    job_event, parallel, pipeline_event, ApiProjectSettings, Checkpoint, GitlabSource, ProjectInfo,
-    Retry, DEFAULT_HISTORY, RELIST_SECS, REMEMBER_EXTRA_NIGHTS,
+    job_event, parallel_tick, pipeline_event, ApiProjectSettings, Checkpoint, GitlabSource,
+    ProjectInfo, Retry, DEFAULT_HISTORY, RELIST_SECS, REMEMBER_EXTRA_NIGHTS,
 };
-use crate::ingest::SourceCtx;
+use crate::ingest::progress::Progress;
+use crate::ingest::{SourceCtx, SourceState};
 use crate::model::ci::{
     analyze, night_label, night_of, Analysis, CiJob, CiPipeline, CiUpdate, LogState,
 };
@@ -120,6 +121,7 @@ impl GitlabSource {
         p: &ProjectInfo,
         cp: &Checkpoint,
         since: &str,
+        progress: &Progress,
     ) -> ProjectScan {
         let mut scan = ProjectScan::default();
         let mut seen = BTreeSet::new();
@@ -157,6 +159,7 @@ impl GitlabSource {
                 self.consider(p, pl, cp, &mut seen, &mut scan);
             }
         }
+        progress.inc("projects", 1);
         // Pipelines with work left that the windows moved past: asked for directly.
         let prefix = format!("{}:", p.id);
         for key in cp.retry.keys().filter(|k| k.starts_with(&prefix)) {
@@ -178,7 +181,9 @@ impl GitlabSource {
         let check_warnings = self.cfg.check_warnings.unwrap_or(true);
         let downstream = self.downstream();
         let project = p.id.to_string();
+        progress.add_total("pipelines", scan.work.len() as u64);
         for w in &mut scan.work {
+            progress.inc("pipelines", 1);
             let failed = w.pl.status == "failed";
             let success = w.pl.status == "success";
             if failed || (success && (check_warnings || downstream)) {
@@ -240,9 +245,20 @@ impl GitlabSource {
         let history = i64::from(self.cfg.history_nights.unwrap_or(DEFAULT_HISTORY));
         let since_ts = chrono::Utc::now() - chrono::Duration::days(history + 1);
         let since = since_ts.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let mut scans = parallel(&projects, self.in_flight(), |p| {
-            self.scan_project(client, p, cp, &since)
-        });
+        // What is done of what is known: a bar on a terminal, the status for the TUI.
+        let progress = Progress::items(
+            "gitlab",
+            &["projects", "pipelines", "logs"],
+            ctx.progress_bar,
+        );
+        progress.add_total("projects", projects.len() as u64);
+        let busy = || ctx.status(SourceState::Busy, progress.status());
+        let mut scans = parallel_tick(
+            &projects,
+            self.in_flight(),
+            |p| self.scan_project(client, p, cp, &since, &progress),
+            busy,
+        );
         for (p, scan) in projects.iter().zip(scans.iter_mut()) {
             if matches!(scan.error, Some(ApiError::Http { status: 403, .. }))
                 && Self::ci_disabled(client, p)
@@ -286,18 +302,27 @@ impl GitlabSource {
             }
         }
         let rules = &self.rules;
-        let read = parallel(&traces, self.in_flight(), |t| {
-            let reason = t.found.job.failure_reason.as_deref();
-            match scan::read_log(client, &t.found.project, t.found.job.id) {
-                Ok((state, log)) => Ok((state, analyze(log.as_ref(), reason, rules), None)),
-                Err(ApiError::Cancelled) => Err(ApiError::Cancelled),
-                // Asking again will not help (or has not): the failure reason stands for it.
-                Err(e) if scan::permanent(&e) || t.give_up => {
-                    Ok((LogState::Unreadable, analyze(None, reason, rules), Some(e)))
+        progress.add_total("logs", traces.len() as u64);
+        let read = parallel_tick(
+            &traces,
+            self.in_flight(),
+            |t| {
+                let reason = t.found.job.failure_reason.as_deref();
+                let r = scan::read_log(client, &t.found.project, t.found.job.id);
+                progress.inc("logs", 1);
+                match r {
+                    Ok((state, log)) => Ok((state, analyze(log.as_ref(), reason, rules), None)),
+                    Err(ApiError::Cancelled) => Err(ApiError::Cancelled),
+                    // Asking again will not help (or has not): the failure reason stands for it.
+                    Err(e) if scan::permanent(&e) || t.give_up => {
+                        Ok((LogState::Unreadable, analyze(None, reason, rules), Some(e)))
+                    }
+                    Err(e) => Err(e),
                 }
-                Err(e) => Err(e),
-            }
-        });
+            },
+            busy,
+        );
+        progress.finish();
         let mut analyses: BTreeMap<(i64, String), (LogState, Analysis)> = BTreeMap::new();
         for (t, r) in traces.iter().zip(read) {
             let what = format!(
