@@ -77,6 +77,8 @@ struct World {
     /// A `Link: rel="next"` sent with every pipelines listing of this project.
     link_next: Option<(i64, String)>,
     hook: Option<Hook>,
+    /// Milliseconds each log takes to send (a slow instance).
+    trace_delay_ms: u64,
 }
 
 struct Server {
@@ -204,6 +206,10 @@ fn handle(stream: std::net::TcpStream, world: &Mutex<World>) -> std::io::Result<
         }
     }
     let target = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let delay = world.lock().unwrap().trace_delay_ms;
+    if target.ends_with("/trace") && delay > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+    }
     let (status, headers, body) = {
         let mut w = world.lock().unwrap();
         w.requests.push((target.clone(), token.is_some()));
@@ -975,4 +981,78 @@ fn a_bad_token_on_an_existing_store_exits_2() {
         "{err}"
     );
     assert!(!err.contains("glpat-expired-000"));
+}
+
+/// Long work on a terminal shows a bar with what is done of what is known; `-q` and a
+/// non-terminal stderr never do.
+#[test]
+fn a_long_fill_shows_progress_on_a_terminal_only() {
+    let s = Scratch::new();
+    let mut w = World::default();
+    w.projects.insert(533, ("research/GLMModels.jl", false));
+    for i in 0..12 {
+        w.pipelines.push(pl(
+            533,
+            1000 + i,
+            1 + i,
+            "failed",
+            vec![job(5000 + i, "test", Log::Text(disk_full(i)))],
+        ));
+    }
+    w.trace_delay_ms = 250;
+    let server = Server::start(w);
+    let cfg = config(&s, "projects = [\"533\"]\n");
+    let db = s.db();
+    let args = |quiet: bool| -> Vec<String> {
+        let mut a = vec![
+            "--db".to_string(),
+            db.display().to_string(),
+            "--config".into(),
+            cfg.display().to_string(),
+            "ingest".into(),
+            "--once".into(),
+        ];
+        if quiet {
+            a.push("-q".into());
+        }
+        a.extend(["--source".into(), format!("gitlab:{}", server.url)]);
+        a
+    };
+    let a = args(false);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let mut pty = common::pty::Pty::spawn(
+        &a,
+        120,
+        10,
+        &[("SYNCSCOPE_GITLAB_TOKEN", TOKEN)],
+        s.dir.path(),
+    );
+    pty.wait_until(20, "a progress bar", |screen| {
+        screen.contains("gitlab") && screen.contains("logs ") && screen.contains("eta")
+    });
+    assert_eq!(pty.wait_exit(30), 0, "{}", pty.screen());
+    let raw = String::from_utf8_lossy(&pty.raw()).to_string();
+    assert!(raw.contains("projects 1/1"), "{raw}");
+
+    // Quiet, on a terminal: no bar (a fresh store, so the logs are read again).
+    std::fs::remove_file(&db).unwrap();
+    let a = args(true);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let mut pty = common::pty::Pty::spawn(
+        &a,
+        120,
+        10,
+        &[("SYNCSCOPE_GITLAB_TOKEN", TOKEN)],
+        s.dir.path(),
+    );
+    assert_eq!(pty.wait_exit(30), 0, "{}", pty.screen());
+    let raw = String::from_utf8_lossy(&pty.raw()).to_string();
+    assert!(!raw.contains("eta") && !raw.contains("logs "), "{raw}");
+
+    // Not a terminal: no bar.
+    std::fs::remove_file(&db).unwrap();
+    let out = ingest(&s, &server.url, &cfg, TOKEN);
+    assert_eq!(out.status.code(), Some(0));
+    let err = stderr(&out);
+    assert!(!err.contains("eta") && !err.contains('\r'), "{err}");
 }
