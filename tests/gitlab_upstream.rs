@@ -61,6 +61,8 @@ struct Pl {
     failed_jobs: Vec<Job>,
     bridges: Vec<Bridge>,
     yaml_errors: Option<&'static str>,
+    /// The pipeline schedule that started it.
+    schedule: Option<i64>,
 }
 
 type Hook = Box<dyn FnMut(&str, &mut World) + Send>;
@@ -77,6 +79,8 @@ struct World {
     /// A `Link: rel="next"` sent with every pipelines listing of this project.
     link_next: Option<(i64, String)>,
     hook: Option<Hook>,
+    /// Pipeline schedules: (project, id, description, cron).
+    schedules: Vec<(i64, i64, &'static str, &'static str)>,
     /// Milliseconds each log takes to send (a slow instance).
     trace_delay_ms: u64,
 }
@@ -113,6 +117,7 @@ fn pl(project: i64, id: i64, days: i64, status: &'static str, jobs: Vec<Job>) ->
         failed_jobs: jobs,
         bridges: Vec::new(),
         yaml_errors: None,
+        schedule: None,
     }
 }
 
@@ -347,6 +352,23 @@ fn answer(target: &str, token: Option<&str>, w: &World) -> Reply {
                 }
             }
             (200, headers, Value::Array(rows).to_string().into_bytes())
+        }
+        ["projects", _, "pipeline_schedules"] => reply(Value::Array(
+            w.schedules
+                .iter()
+                .filter(|(p, ..)| *p == pid)
+                .map(|(_, id, d, cron)| json!({"id": id, "description": d, "ref": "main", "cron": cron, "cron_timezone": "UTC", "active": true, "owner": {"username": "alice"}}))
+                .collect(),
+        )),
+        // Newest first by id (`sort=desc`); no `updated_after` on older GitLab versions.
+        ["projects", _, "pipeline_schedules", sid, "pipelines"] => {
+            let mut rows: Vec<&Pl> = w
+                .pipelines
+                .iter()
+                .filter(|p| p.project == pid && p.schedule.map(|s| s.to_string()).as_deref() == Some(*sid))
+                .collect();
+            rows.sort_by_key(|p| std::cmp::Reverse(p.id));
+            reply(Value::Array(rows.into_iter().map(|p| pipeline_json(w, p)).collect()))
         }
         ["projects", _, "pipelines", id] => match pipeline(id) {
             Some(p) => {
@@ -1055,4 +1077,77 @@ fn a_long_fill_shows_progress_on_a_terminal_only() {
     assert_eq!(out.status.code(), Some(0));
     let err = stderr(&out);
     assert!(!err.contains("eta") && !err.contains('\r'), "{err}");
+}
+
+/// `schedules = ["Nightly build"]`: only that schedule's pipelines, whoever owns it; not the
+/// hourly schedule's, not the bot's pushes.
+#[test]
+fn the_precise_nightly_route_takes_the_named_schedules_only() {
+    let s = Scratch::new();
+    let mut w = World::default();
+    w.projects.insert(533, ("research/GLMModels.jl", false));
+    w.projects.insert(534, ("tools/build", false));
+    w.schedules.push((533, 11, "Nightly build", "0 2 * * *"));
+    w.schedules.push((533, 12, "Hourly smoke", "0 * * * *"));
+    w.schedules.push((534, 21, "weekly", "0 3 * * 0"));
+    let mut nightly = pl(
+        533,
+        1000,
+        1,
+        "failed",
+        vec![job(5000, "test", Log::Text(julia_failure(1)))],
+    );
+    nightly.schedule = Some(11);
+    nightly.user = "alice";
+    w.pipelines.push(nightly);
+    let mut hourly = pl(
+        533,
+        1001,
+        1,
+        "failed",
+        vec![job(5001, "smoke", Log::Text(disk_full(1)))],
+    );
+    hourly.schedule = Some(12);
+    w.pipelines.push(hourly);
+    let mut weekly = pl(
+        534,
+        2000,
+        1,
+        "failed",
+        vec![job(6000, "slow", Log::Text(disk_full(2)))],
+    );
+    weekly.schedule = Some(21);
+    w.pipelines.push(weekly);
+    let server = Server::start(w);
+    let cfg = config(
+        &s,
+        "projects = [\"533\", \"534\"]\nschedules = [\"Nightly build\"]\n",
+    );
+    let out = ingest(&s, &server.url, &cfg, TOKEN);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = failures(&s, &[]);
+    let ids: Vec<i64> = v["pipelines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![1000], "{v:#}");
+    let reqs = server.targets();
+    // 534 has no such schedule: its schedules are listed, its pipelines never.
+    assert!(
+        reqs.iter().all(|r| !r.contains("/projects/534/pipelines")),
+        "{reqs:#?}"
+    );
+    assert_eq!(
+        reqs.iter()
+            .filter(|r| r.contains("/pipeline_schedules/11/pipelines"))
+            .count(),
+        1
+    );
+    // Next poll: the schedule lists are remembered (hourly); one listing and one schedule page.
+    server.clear();
+    assert_eq!(ingest(&s, &server.url, &cfg, TOKEN).status.code(), Some(0));
+    let reqs = server.targets();
+    assert_eq!(reqs.len(), 2, "{reqs:#?}");
 }

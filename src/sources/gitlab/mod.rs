@@ -162,6 +162,16 @@ struct Checkpoint {
     /// its settings checked again hourly.
     #[serde(default)]
     disabled: BTreeMap<String, i64>,
+    /// Project id -> its pipeline schedules as last listed (with `schedules` in the config),
+    /// listed again hourly.
+    #[serde(default)]
+    schedules: BTreeMap<String, Schedules>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Schedules {
+    listed_at: i64,
+    list: Vec<scan::ApiSchedule>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -347,11 +357,14 @@ impl GitlabSource {
 
     /// The pipeline listings of one project: one query per nightly filter.
     fn filters(&self) -> Vec<String> {
-        let sources = self
+        let mut sources = self
             .cfg
             .pipeline_sources
             .clone()
             .unwrap_or_else(|| vec!["schedule".into()]);
+        if !self.cfg.schedules.is_empty() && !sources.iter().any(|s| s == "schedule") {
+            sources.push("schedule".into());
+        }
         let mut f: Vec<String> = sources
             .iter()
             .map(|s| format!("source={}", encode(s)))

@@ -51,6 +51,8 @@ struct ProjectScan {
     error: Option<ApiError>,
     /// Reported, the rest of the project kept.
     notes: Vec<(String, ApiError)>,
+    /// The project's pipeline schedules, listed now.
+    schedules: Option<Vec<scan::ApiSchedule>>,
 }
 
 /// A log to read.
@@ -74,6 +76,19 @@ pub(super) struct PollOutcome {
     pub read: usize,
     /// Projects left out because CI/CD is disabled in them.
     pub disabled: usize,
+}
+
+/// The listing's new window: the newest `updated_at` it returned, if not older than `after`.
+fn record_window(scan: &mut ProjectScan, key: String, after: &str, list: &[ApiPipeline]) {
+    let newest = list
+        .iter()
+        .filter_map(|pl| millis(&pl.updated_at).map(|m| (m, &pl.updated_at)))
+        .max();
+    if let Some((m, n)) = newest {
+        if millis(after).is_none_or(|a| m >= a) {
+            scan.windows.push((key, n.clone()));
+        }
+    }
 }
 
 impl GitlabSource {
@@ -125,7 +140,38 @@ impl GitlabSource {
     ) -> ProjectScan {
         let mut scan = ProjectScan::default();
         let mut seen = BTreeSet::new();
+        // The precise route: the schedules named in the config.
+        let mut chosen: Vec<i64> = Vec::new();
+        if !self.cfg.schedules.is_empty() {
+            let now = crate::store::unix_now();
+            let list = match cp.schedules.get(&p.id.to_string()) {
+                Some(s) if now - s.listed_at < RELIST_SECS => s.list.clone(),
+                _ => match client.get_all::<scan::ApiSchedule>(&format!(
+                    "/projects/{}/pipeline_schedules?per_page=100",
+                    p.id
+                )) {
+                    Ok(v) => {
+                        scan.schedules = Some(v.clone());
+                        v
+                    }
+                    Err(e) => {
+                        scan.error = Some(e);
+                        return scan;
+                    }
+                },
+            };
+            chosen = list
+                .iter()
+                .filter(|s| s.chosen(&self.cfg.schedules))
+                .map(|s| s.id)
+                .collect();
+        }
         for filter in self.filters() {
+            let precise = !self.cfg.schedules.is_empty() && filter == "source=schedule";
+            if precise && chosen.is_empty() {
+                // No schedule of this project is one of those named.
+                continue;
+            }
             let key = format!("{} {filter}", p.id);
             let after = cp
                 .windows
@@ -139,22 +185,39 @@ impl GitlabSource {
                 p.id,
                 super::encode(&after)
             );
-            let list = match client.get_all::<ApiPipeline>(&path) {
+            let mut list = match client.get_all::<ApiPipeline>(&path) {
                 Ok(l) => l,
                 Err(e) => {
                     scan.error = Some(e);
                     return scan;
                 }
             };
-            let newest = list
-                .iter()
-                .filter_map(|pl| millis(&pl.updated_at).map(|m| (m, &pl.updated_at)))
-                .max();
-            if let Some((m, n)) = newest {
-                if millis(&after).is_none_or(|a| m >= a) {
-                    scan.windows.push((key, n.clone()));
+            if precise {
+                // Which of them the named schedules started: asked after the listing, so
+                // every pipeline listed is already there (the newest 100 of each schedule).
+                let mut ids = BTreeSet::new();
+                for sid in &chosen {
+                    match client.get_one::<Vec<ApiPipeline>>(&format!(
+                        "/projects/{}/pipeline_schedules/{sid}/pipelines?sort=desc&per_page=100",
+                        p.id
+                    )) {
+                        Ok(v) => ids.extend(v.into_iter().map(|pl| pl.id)),
+                        Err(e) => {
+                            scan.error = Some(e);
+                            return scan;
+                        }
+                    }
                 }
+                let window = list.clone();
+                list.retain(|pl| ids.contains(&pl.id));
+                // The window still covers every schedule's pipelines.
+                record_window(&mut scan, key, &after, &window);
+                for pl in list {
+                    self.consider(p, pl, cp, &mut seen, &mut scan);
+                }
+                continue;
             }
+            record_window(&mut scan, key, &after, &list);
             for pl in list {
                 self.consider(p, pl, cp, &mut seen, &mut scan);
             }
@@ -464,6 +527,15 @@ impl GitlabSource {
             }
             for (k, n) in scan.windows {
                 cp.windows.insert(k, n);
+            }
+            if let Some(list) = scan.schedules {
+                cp.schedules.insert(
+                    p.id.to_string(),
+                    super::Schedules {
+                        listed_at: crate::store::unix_now(),
+                        list,
+                    },
+                );
             }
             cp.updated_after.remove(&p.id.to_string());
             if !events.is_empty() || !ci.is_empty() {
