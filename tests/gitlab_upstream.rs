@@ -733,6 +733,29 @@ fn failures_in_child_and_multi_project_pipelines_belong_to_the_nightly() {
     };
     assert!(strip("tools/build").ends_with('F'), "{h:#}");
 
+    // Its pipeline event is an error, not "passed"; the downstream job's event names the way.
+    let errs = s.events_json(&[
+        "--source",
+        "gitlab",
+        "--severity",
+        "error",
+        "--grep",
+        "tools/build",
+    ]);
+    assert!(
+        errs.iter().any(|e| e["summary"]
+            .as_str()
+            .unwrap()
+            .contains("failed in a downstream pipeline (GitLab says success)")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter().any(|e| e["summary"].as_str().unwrap().contains(
+            "job apply failed in pipeline #2000 (via deploy -> infra/deploy pipeline #4000)"
+        )),
+        "{errs:#?}"
+    );
+
     // Nothing new: one listing per project, nothing downstream asked again.
     server.clear();
     assert_eq!(ingest(&s, &server.url, &cfg, TOKEN).status.code(), Some(0));

@@ -388,7 +388,15 @@ fn pipeline_corr(project: &str, id: i64) -> String {
 
 fn pipeline_event(p: &CiPipeline) -> Event {
     let (severity, what) = match (p.status.as_str(), p.warnings) {
+        ("failed", _) if p.downstream_failed => (
+            Severity::Error,
+            "failed (in a downstream pipeline)".to_string(),
+        ),
         ("failed", _) => (Severity::Error, "failed".to_string()),
+        (s, _) if p.downstream_failed => (
+            Severity::Error,
+            format!("failed in a downstream pipeline (GitLab says {s})"),
+        ),
         ("success", true) => (Severity::Warning, "passed with warnings".to_string()),
         ("success", false) => (Severity::Info, "passed".to_string()),
         (s, _) => (Severity::Debug, s.to_string()),
@@ -413,6 +421,7 @@ fn pipeline_event(p: &CiPipeline) -> Event {
     e.details = serde_json::to_string(&serde_json::json!({
         "night": p.night, "status": p.status, "warnings": p.warnings, "web_url": p.web_url,
         "ref": p.ref_name, "sha": p.sha, "source": p.source,
+        "downstream_failed": p.downstream_failed,
     }))
     .ok();
     e
