@@ -395,14 +395,19 @@ fn write_loop(
                 drop(batches);
                 for (b, out) in group.into_iter().zip(outs) {
                     if log_status && out.rejected > 0 {
-                        for r in &b.rejects {
-                            eprintln!(
-                                "syncscope: {}: rejected {}: {}",
-                                b.source,
-                                crate::sanitize::one_line(&r.location),
-                                crate::sanitize::one_line(&r.reason)
-                            );
-                        }
+                        let lines: Vec<String> = b
+                            .rejects
+                            .iter()
+                            .map(|r| {
+                                format!(
+                                    "syncscope: {}: rejected {}: {}",
+                                    b.source,
+                                    crate::sanitize::one_line(&r.location),
+                                    crate::sanitize::one_line(&r.reason)
+                                )
+                            })
+                            .collect();
+                        progress::eprint_lines(&lines);
                     }
                     *report.entry(b.source).or_default() += out;
                 }
@@ -418,11 +423,11 @@ fn write_loop(
                         SourceState::Ok | SourceState::Done | SourceState::Busy
                     )
                 {
-                    eprintln!(
+                    progress::eprint_lines(&[format!(
                         "syncscope: {source}: {}: {}",
                         state.as_str(),
                         crate::sanitize::one_line(&message)
-                    );
+                    )]);
                 }
                 report.entry(source.clone()).or_default();
                 writer.set_status(&source, state.as_str(), &message)?;

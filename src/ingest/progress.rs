@@ -5,12 +5,26 @@
 //! Updated from any thread.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::LazyLock;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Redraws a second at most.
 const DRAW_HZ: u8 = 4;
+
+/// Every bar of the process (several sources may work at once), drawn together on stderr.
+static BARS: LazyLock<MultiProgress> =
+    LazyLock::new(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(DRAW_HZ)));
+
+/// Lines on stderr that do not tear a bar being drawn: the bars are erased, the lines
+/// printed, the bars drawn again below them (once per call: give many lines at once).
+pub fn eprint_lines(lines: &[String]) {
+    if lines.is_empty() {
+        return;
+    }
+    BARS.suspend(|| eprintln!("{}", lines.join("\n")));
+}
 
 pub struct Progress {
     label: String,
@@ -45,8 +59,7 @@ impl Progress {
             } else {
                 "{prefix} {bar:30} {pos}/{len} {per_sec} eta {eta} {wide_msg}"
             };
-            let bar =
-                ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr_with_hz(DRAW_HZ));
+            let bar = BARS.add(ProgressBar::new(0));
             if let Ok(style) = ProgressStyle::with_template(template) {
                 bar.set_style(style);
             }
@@ -137,6 +150,7 @@ impl Progress {
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
+            BARS.remove(bar);
         }
     }
 }
