@@ -29,6 +29,8 @@ enum Log {
     Empty,
     /// An error status, every time.
     Status(u16),
+    /// `200` with an empty body although the job has a trace of some size (not served now).
+    Unserved,
 }
 
 #[derive(Clone, Debug)]
@@ -419,6 +421,7 @@ fn answer(target: &str, token: Option<&str>, w: &World) -> Reply {
                     Log::Erased => (json!("2026-11-30T08:00:00.000Z"), json!([])),
                     Log::Expired => (Value::Null, json!([])),
                     Log::Empty => (Value::Null, json!([{"file_type": "trace", "size": 0}])),
+                    Log::Unserved => (Value::Null, json!([{"file_type": "trace", "size": 4096}])),
                     _ => (Value::Null, json!([{"file_type": "trace", "size": 1234}])),
                 };
                 reply(json!({"id": j.id, "name": j.name, "status": "failed", "erased_at": erased, "artifacts": artifacts}))
@@ -1173,4 +1176,83 @@ fn the_precise_nightly_route_takes_the_named_schedules_only() {
     assert_eq!(ingest(&s, &server.url, &cfg, TOKEN).status.code(), Some(0));
     let reqs = server.targets();
     assert_eq!(reqs.len(), 2, "{reqs:#?}");
+}
+
+/// A log that fails for a reason that may pass does not pin the window either: its pipeline is
+/// asked for directly on the next polls, read when it can be, given up after three.
+#[test]
+fn a_log_that_fails_for_now_is_retried_directly_then_given_up() {
+    let s = Scratch::new();
+    let mut w = World::default();
+    w.projects.insert(533, ("research/GLMModels.jl", false));
+    w.pipelines.push(pl(
+        533,
+        1000,
+        3,
+        "failed",
+        vec![job(5000, "never", Log::Unserved)],
+    ));
+    w.pipelines.push(pl(
+        533,
+        1001,
+        2,
+        "failed",
+        vec![job(5001, "later", Log::Unserved)],
+    ));
+    w.pipelines.push(pl(533, 1002, 1, "success", vec![]));
+    let server = Server::start(w);
+    let cfg = config(&s, "projects = [\"533\"]\n");
+    let out = ingest(&s, &server.url, &cfg, TOKEN);
+    assert!(
+        stderr(&out).contains("GitLab sent none"),
+        "{}",
+        stderr(&out)
+    );
+    let v = failures(&s, &["--night", &night(3)]);
+    assert_eq!(
+        pipeline_of(&v, "research/GLMModels.jl", 1000)["jobs"][0]["log_state"],
+        "pending"
+    );
+    // Poll 2: the window is past both; they are asked for directly. 5001's log is there now.
+    {
+        let mut w = server.world.lock().unwrap();
+        let p = w.pipelines.iter_mut().find(|p| p.id == 1001).unwrap();
+        p.failed_jobs[0].log = Log::Text(disk_full(7));
+    }
+    server.clear();
+    ingest(&s, &server.url, &cfg, TOKEN);
+    let reqs = server.targets();
+    assert!(
+        reqs.iter()
+            .any(|r| r == "/api/v4/projects/533/pipelines/1000"),
+        "{reqs:#?}"
+    );
+    assert!(
+        reqs.iter()
+            .any(|r| r == "/api/v4/projects/533/pipelines/1001"),
+        "{reqs:#?}"
+    );
+    assert!(
+        reqs[0].contains("updated_after=") && !reqs[0].contains(&night(3)),
+        "{reqs:#?}"
+    );
+    let v = failures(&s, &["--night", &night(2)]);
+    assert_eq!(
+        pipeline_of(&v, "research/GLMModels.jl", 1001)["jobs"][0]["log_state"],
+        "fetched"
+    );
+    // Poll 3: 5000 is given up, with the failure reason's pattern.
+    server.clear();
+    ingest(&s, &server.url, &cfg, TOKEN);
+    let v = failures(&s, &["--night", &night(3)]);
+    let j = &pipeline_of(&v, "research/GLMModels.jl", 1000)["jobs"][0];
+    assert_eq!(j["log_state"], "unreadable");
+    assert_eq!(
+        j["pattern_identity"],
+        "no log; failure_reason script_failure"
+    );
+    // Then nothing is asked again.
+    server.clear();
+    assert_eq!(ingest(&s, &server.url, &cfg, TOKEN).status.code(), Some(0));
+    assert_eq!(server.targets().len(), 1, "{:#?}", server.targets());
 }

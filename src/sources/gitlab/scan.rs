@@ -165,8 +165,8 @@ fn bridge_job(b: &ApiBridge) -> ApiJob {
 }
 
 /// The failed jobs of pipeline `id` of `project` (an API id or encoded path) and, when
-/// `downstream`, of the pipelines its trigger jobs started. `zero_jobs_check`: a failed
-/// pipeline with nothing failed in it gets its pattern from `yaml_errors`.
+/// `downstream`, of the pipelines its trigger jobs started. When `failed`, a pipeline with
+/// nothing failed in it gets its pattern from `yaml_errors` (one more request).
 pub fn pipeline_jobs(
     client: &Client,
     project: &str,
