@@ -91,6 +91,10 @@ pub struct GitlabConfig {
     /// Pipeline sources that count as nightly. Default `["schedule"]`; `[]` with no
     /// `usernames` counts every pipeline.
     pub pipeline_sources: Option<Vec<String>>,
+    /// The precise route: only the pipelines of these pipeline schedules (by description, or
+    /// id) count among `source=schedule` ones, whoever owns the schedule.
+    #[serde(default)]
+    pub schedules: Vec<String>,
     /// Pipelines triggered by these users count as nightly too (`nightly-dev`).
     #[serde(default)]
     pub usernames: Vec<String>,

@@ -119,7 +119,13 @@ fn headless_demo_fills_every_part_of_the_store() {
         .iter()
         .any(|p| p["project"] == "web/frontend" && p["strip"].as_str().unwrap().contains('W')));
     // A nightly that failed inside its child pipeline: the child's job, with the way to it.
-    let night = utc(&["failures", "--format", "json", "--project", "infra/terraform-modules"]);
+    let night = utc(&[
+        "failures",
+        "--format",
+        "json",
+        "--project",
+        "infra/terraform-modules",
+    ]);
     let child_job = night["pipelines"][0]["jobs"][0].clone();
     assert!(
         child_job["chain"]

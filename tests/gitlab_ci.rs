@@ -351,10 +351,12 @@ fn answer(target: &str, token: Option<&str>, world: &Mutex<World>) -> Reply {
         ["groups", g, "projects"] => {
             assert_eq!(q.get("include_subgroups").map(String::as_str), Some("true"));
             let g = g.replace("%2F", "/");
+            // Projects shared into the group come too unless `with_shared=false`.
+            let shared = q.get("with_shared").map(String::as_str) != Some("false");
             let rows: Vec<Value> = w
                 .projects
                 .iter()
-                .filter(|(_, p)| p.starts_with(&format!("{g}/")))
+                .filter(|(_, p)| p.starts_with(&format!("{g}/")) || (shared && p.starts_with("shared-in/")))
                 .map(|(id, p)| json!({"id": id, "path_with_namespace": p, "web_url": format!("https://gitlab.example.com/{p}"), "archived": false}))
                 .collect();
             paged(rows, page, target, false, &w.host)
@@ -855,6 +857,8 @@ fn a_group_with_subgroups_and_paged_project_lists() {
     let s = Scratch::new();
     let mut w = history();
     w.projects.insert(536, "research/sub/Deep.jl");
+    // Another group's project shared into research: not research's own.
+    w.projects.insert(537, "shared-in/Other.jl");
     w.pipelines.push(pipeline(
         536,
         4000,

@@ -29,6 +29,8 @@ enum Log {
     Empty,
     /// An error status, every time.
     Status(u16),
+    /// `200` with an empty body although the job has a trace of some size (not served now).
+    Unserved,
 }
 
 #[derive(Clone, Debug)]
@@ -61,6 +63,8 @@ struct Pl {
     failed_jobs: Vec<Job>,
     bridges: Vec<Bridge>,
     yaml_errors: Option<&'static str>,
+    /// The pipeline schedule that started it.
+    schedule: Option<i64>,
 }
 
 type Hook = Box<dyn FnMut(&str, &mut World) + Send>;
@@ -77,6 +81,10 @@ struct World {
     /// A `Link: rel="next"` sent with every pipelines listing of this project.
     link_next: Option<(i64, String)>,
     hook: Option<Hook>,
+    /// Pipeline schedules: (project, id, description, cron).
+    schedules: Vec<(i64, i64, &'static str, &'static str)>,
+    /// Milliseconds each log takes to send (a slow instance).
+    trace_delay_ms: u64,
 }
 
 struct Server {
@@ -111,6 +119,7 @@ fn pl(project: i64, id: i64, days: i64, status: &'static str, jobs: Vec<Job>) ->
         failed_jobs: jobs,
         bridges: Vec::new(),
         yaml_errors: None,
+        schedule: None,
     }
 }
 
@@ -204,6 +213,10 @@ fn handle(stream: std::net::TcpStream, world: &Mutex<World>) -> std::io::Result<
         }
     }
     let target = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let delay = world.lock().unwrap().trace_delay_ms;
+    if target.ends_with("/trace") && delay > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+    }
     let (status, headers, body) = {
         let mut w = world.lock().unwrap();
         w.requests.push((target.clone(), token.is_some()));
@@ -342,6 +355,23 @@ fn answer(target: &str, token: Option<&str>, w: &World) -> Reply {
             }
             (200, headers, Value::Array(rows).to_string().into_bytes())
         }
+        ["projects", _, "pipeline_schedules"] => reply(Value::Array(
+            w.schedules
+                .iter()
+                .filter(|(p, ..)| *p == pid)
+                .map(|(_, id, d, cron)| json!({"id": id, "description": d, "ref": "main", "cron": cron, "cron_timezone": "UTC", "active": true, "owner": {"username": "alice"}}))
+                .collect(),
+        )),
+        // Newest first by id (`sort=desc`); no `updated_after` on older GitLab versions.
+        ["projects", _, "pipeline_schedules", sid, "pipelines"] => {
+            let mut rows: Vec<&Pl> = w
+                .pipelines
+                .iter()
+                .filter(|p| p.project == pid && p.schedule.map(|s| s.to_string()).as_deref() == Some(*sid))
+                .collect();
+            rows.sort_by_key(|p| std::cmp::Reverse(p.id));
+            reply(Value::Array(rows.into_iter().map(|p| pipeline_json(w, p)).collect()))
+        }
         ["projects", _, "pipelines", id] => match pipeline(id) {
             Some(p) => {
                 let mut v = pipeline_json(w, p);
@@ -391,6 +421,7 @@ fn answer(target: &str, token: Option<&str>, w: &World) -> Reply {
                     Log::Erased => (json!("2026-11-30T08:00:00.000Z"), json!([])),
                     Log::Expired => (Value::Null, json!([])),
                     Log::Empty => (Value::Null, json!([{"file_type": "trace", "size": 0}])),
+                    Log::Unserved => (Value::Null, json!([{"file_type": "trace", "size": 4096}])),
                     _ => (Value::Null, json!([{"file_type": "trace", "size": 1234}])),
                 };
                 reply(json!({"id": j.id, "name": j.name, "status": "failed", "erased_at": erased, "artifacts": artifacts}))
@@ -705,6 +736,29 @@ fn failures_in_child_and_multi_project_pipelines_belong_to_the_nightly() {
     };
     assert!(strip("tools/build").ends_with('F'), "{h:#}");
 
+    // Its pipeline event is an error, not "passed"; the downstream job's event names the way.
+    let errs = s.events_json(&[
+        "--source",
+        "gitlab",
+        "--severity",
+        "error",
+        "--grep",
+        "tools/build",
+    ]);
+    assert!(
+        errs.iter().any(|e| e["summary"]
+            .as_str()
+            .unwrap()
+            .contains("failed in a downstream pipeline (GitLab says success)")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter().any(|e| e["summary"].as_str().unwrap().contains(
+            "job apply failed in pipeline #2000 (via deploy -> infra/deploy pipeline #4000)"
+        )),
+        "{errs:#?}"
+    );
+
     // Nothing new: one listing per project, nothing downstream asked again.
     server.clear();
     assert_eq!(ingest(&s, &server.url, &cfg, TOKEN).status.code(), Some(0));
@@ -975,4 +1029,230 @@ fn a_bad_token_on_an_existing_store_exits_2() {
         "{err}"
     );
     assert!(!err.contains("glpat-expired-000"));
+}
+
+/// Long work on a terminal shows a bar with what is done of what is known; `-q` and a
+/// non-terminal stderr never do.
+#[test]
+fn a_long_fill_shows_progress_on_a_terminal_only() {
+    let s = Scratch::new();
+    let mut w = World::default();
+    w.projects.insert(533, ("research/GLMModels.jl", false));
+    for i in 0..12 {
+        w.pipelines.push(pl(
+            533,
+            1000 + i,
+            1 + i,
+            "failed",
+            vec![job(5000 + i, "test", Log::Text(disk_full(i)))],
+        ));
+    }
+    w.trace_delay_ms = 250;
+    let server = Server::start(w);
+    let cfg = config(&s, "projects = [\"533\"]\n");
+    let db = s.db();
+    let args = |quiet: bool| -> Vec<String> {
+        let mut a = vec![
+            "--db".to_string(),
+            db.display().to_string(),
+            "--config".into(),
+            cfg.display().to_string(),
+            "ingest".into(),
+            "--once".into(),
+        ];
+        if quiet {
+            a.push("-q".into());
+        }
+        a.extend(["--source".into(), format!("gitlab:{}", server.url)]);
+        a
+    };
+    let a = args(false);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let mut pty = common::pty::Pty::spawn(
+        &a,
+        120,
+        10,
+        &[("SYNCSCOPE_GITLAB_TOKEN", TOKEN)],
+        s.dir.path(),
+    );
+    pty.wait_until(20, "a progress bar", |screen| {
+        screen.contains("gitlab") && screen.contains("logs ") && screen.contains("eta")
+    });
+    assert_eq!(pty.wait_exit(30), 0, "{}", pty.screen());
+    let raw = String::from_utf8_lossy(&pty.raw()).to_string();
+    assert!(raw.contains("projects 1/1"), "{raw}");
+
+    // Quiet, on a terminal: no bar (a fresh store, so the logs are read again).
+    std::fs::remove_file(&db).unwrap();
+    let a = args(true);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let mut pty = common::pty::Pty::spawn(
+        &a,
+        120,
+        10,
+        &[("SYNCSCOPE_GITLAB_TOKEN", TOKEN)],
+        s.dir.path(),
+    );
+    assert_eq!(pty.wait_exit(30), 0, "{}", pty.screen());
+    let raw = String::from_utf8_lossy(&pty.raw()).to_string();
+    assert!(!raw.contains("eta") && !raw.contains("logs "), "{raw}");
+
+    // Not a terminal: no bar.
+    std::fs::remove_file(&db).unwrap();
+    let out = ingest(&s, &server.url, &cfg, TOKEN);
+    assert_eq!(out.status.code(), Some(0));
+    let err = stderr(&out);
+    assert!(!err.contains("eta") && !err.contains('\r'), "{err}");
+}
+
+/// `schedules = ["Nightly build"]`: only that schedule's pipelines, whoever owns it; not the
+/// hourly schedule's, not the bot's pushes.
+#[test]
+fn the_precise_nightly_route_takes_the_named_schedules_only() {
+    let s = Scratch::new();
+    let mut w = World::default();
+    w.projects.insert(533, ("research/GLMModels.jl", false));
+    w.projects.insert(534, ("tools/build", false));
+    w.schedules.push((533, 11, "Nightly build", "0 2 * * *"));
+    w.schedules.push((533, 12, "Hourly smoke", "0 * * * *"));
+    w.schedules.push((534, 21, "weekly", "0 3 * * 0"));
+    let mut nightly = pl(
+        533,
+        1000,
+        1,
+        "failed",
+        vec![job(5000, "test", Log::Text(julia_failure(1)))],
+    );
+    nightly.schedule = Some(11);
+    nightly.user = "alice";
+    w.pipelines.push(nightly);
+    let mut hourly = pl(
+        533,
+        1001,
+        1,
+        "failed",
+        vec![job(5001, "smoke", Log::Text(disk_full(1)))],
+    );
+    hourly.schedule = Some(12);
+    w.pipelines.push(hourly);
+    let mut weekly = pl(
+        534,
+        2000,
+        1,
+        "failed",
+        vec![job(6000, "slow", Log::Text(disk_full(2)))],
+    );
+    weekly.schedule = Some(21);
+    w.pipelines.push(weekly);
+    let server = Server::start(w);
+    let cfg = config(
+        &s,
+        "projects = [\"533\", \"534\"]\nschedules = [\"Nightly build\"]\n",
+    );
+    let out = ingest(&s, &server.url, &cfg, TOKEN);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = failures(&s, &[]);
+    let ids: Vec<i64> = v["pipelines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![1000], "{v:#}");
+    let reqs = server.targets();
+    // 534 has no such schedule: its schedules are listed, its pipelines never.
+    assert!(
+        reqs.iter().all(|r| !r.contains("/projects/534/pipelines")),
+        "{reqs:#?}"
+    );
+    assert_eq!(
+        reqs.iter()
+            .filter(|r| r.contains("/pipeline_schedules/11/pipelines"))
+            .count(),
+        1
+    );
+    // Next poll: the schedule lists are remembered (hourly); one listing and one schedule page.
+    server.clear();
+    assert_eq!(ingest(&s, &server.url, &cfg, TOKEN).status.code(), Some(0));
+    let reqs = server.targets();
+    assert_eq!(reqs.len(), 2, "{reqs:#?}");
+}
+
+/// A log that fails for a reason that may pass does not pin the window either: its pipeline is
+/// asked for directly on the next polls, read when it can be, given up after three.
+#[test]
+fn a_log_that_fails_for_now_is_retried_directly_then_given_up() {
+    let s = Scratch::new();
+    let mut w = World::default();
+    w.projects.insert(533, ("research/GLMModels.jl", false));
+    w.pipelines.push(pl(
+        533,
+        1000,
+        3,
+        "failed",
+        vec![job(5000, "never", Log::Unserved)],
+    ));
+    w.pipelines.push(pl(
+        533,
+        1001,
+        2,
+        "failed",
+        vec![job(5001, "later", Log::Unserved)],
+    ));
+    w.pipelines.push(pl(533, 1002, 1, "success", vec![]));
+    let server = Server::start(w);
+    let cfg = config(&s, "projects = [\"533\"]\n");
+    let out = ingest(&s, &server.url, &cfg, TOKEN);
+    assert!(
+        stderr(&out).contains("GitLab sent none"),
+        "{}",
+        stderr(&out)
+    );
+    let v = failures(&s, &["--night", &night(3)]);
+    assert_eq!(
+        pipeline_of(&v, "research/GLMModels.jl", 1000)["jobs"][0]["log_state"],
+        "pending"
+    );
+    // Poll 2: the window is past both; they are asked for directly. 5001's log is there now.
+    {
+        let mut w = server.world.lock().unwrap();
+        let p = w.pipelines.iter_mut().find(|p| p.id == 1001).unwrap();
+        p.failed_jobs[0].log = Log::Text(disk_full(7));
+    }
+    server.clear();
+    ingest(&s, &server.url, &cfg, TOKEN);
+    let reqs = server.targets();
+    assert!(
+        reqs.iter()
+            .any(|r| r == "/api/v4/projects/533/pipelines/1000"),
+        "{reqs:#?}"
+    );
+    assert!(
+        reqs.iter()
+            .any(|r| r == "/api/v4/projects/533/pipelines/1001"),
+        "{reqs:#?}"
+    );
+    assert!(
+        reqs[0].contains("updated_after=") && !reqs[0].contains(&night(3)),
+        "{reqs:#?}"
+    );
+    let v = failures(&s, &["--night", &night(2)]);
+    assert_eq!(
+        pipeline_of(&v, "research/GLMModels.jl", 1001)["jobs"][0]["log_state"],
+        "fetched"
+    );
+    // Poll 3: 5000 is given up, with the failure reason's pattern.
+    server.clear();
+    ingest(&s, &server.url, &cfg, TOKEN);
+    let v = failures(&s, &["--night", &night(3)]);
+    let j = &pipeline_of(&v, "research/GLMModels.jl", 1000)["jobs"][0];
+    assert_eq!(j["log_state"], "unreadable");
+    assert_eq!(
+        j["pattern_identity"],
+        "no log; failure_reason script_failure"
+    );
+    // Then nothing is asked again.
+    server.clear();
+    assert_eq!(ingest(&s, &server.url, &cfg, TOKEN).status.code(), Some(0));
+    assert_eq!(server.targets().len(), 1, "{:#?}", server.targets());
 }

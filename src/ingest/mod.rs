@@ -7,6 +7,7 @@
 //! ```
 
 pub mod follow;
+pub mod progress;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -74,6 +75,8 @@ pub enum SourceState {
     Backoff,
     Fault,
     Done,
+    /// Long work under way; the message says how far (the TUI shows it, stderr has a bar).
+    Busy,
 }
 
 impl SourceState {
@@ -84,6 +87,7 @@ impl SourceState {
             SourceState::Backoff => "backoff",
             SourceState::Fault => "fault",
             SourceState::Done => "done",
+            SourceState::Busy => "busy",
         }
     }
 }
@@ -139,6 +143,8 @@ pub struct SourceCtx {
     /// The checkpoint saved with this source's last committed batch.
     pub checkpoint: Option<String>,
     pub cancel: CancellationToken,
+    /// Long work may draw a progress bar on stderr (a terminal, not `-q`).
+    pub progress_bar: bool,
     tx: mpsc::Sender<SourceMsg>,
     last_status: std::cell::RefCell<Option<(SourceState, String)>>,
 }
@@ -282,6 +288,7 @@ pub async fn run(
             cancel: cancel.clone(),
             tx: tx.clone(),
             last_status: std::cell::RefCell::new(None),
+            progress_bar: opts.log_status && progress::drawable(false),
         };
         tasks.push((
             key,
@@ -406,14 +413,19 @@ fn write_loop(
                 drop(batches);
                 for (b, out) in group.into_iter().zip(outs) {
                     if log_status && out.rejected > 0 {
-                        for r in &b.rejects {
-                            eprintln!(
-                                "syncscope: {}: rejected {}: {}",
-                                b.source,
-                                crate::sanitize::one_line(&r.location),
-                                crate::sanitize::one_line(&r.reason)
-                            );
-                        }
+                        let lines: Vec<String> = b
+                            .rejects
+                            .iter()
+                            .map(|r| {
+                                format!(
+                                    "syncscope: {}: rejected {}: {}",
+                                    b.source,
+                                    crate::sanitize::one_line(&r.location),
+                                    crate::sanitize::one_line(&r.reason)
+                                )
+                            })
+                            .collect();
+                        progress::eprint_lines(&lines);
                     }
                     *report.entry(b.source).or_default() += out;
                 }
@@ -423,12 +435,17 @@ fn write_loop(
                 state,
                 message,
             } => {
-                if log_status && state != SourceState::Ok && state != SourceState::Done {
-                    eprintln!(
+                if log_status
+                    && !matches!(
+                        state,
+                        SourceState::Ok | SourceState::Done | SourceState::Busy
+                    )
+                {
+                    progress::eprint_lines(&[format!(
                         "syncscope: {source}: {}: {}",
                         state.as_str(),
                         crate::sanitize::one_line(&message)
-                    );
+                    )]);
                 }
                 report.entry(source.clone()).or_default();
                 writer.set_status(&source, state.as_str(), &message)?;

@@ -640,6 +640,41 @@ fn open_at(
     })
 }
 
+/// Files with more than this left to read show their progress.
+const PROGRESS_BYTES: u64 = 32 << 20;
+
+/// Progress through a large file: a bar on a terminal, the source's status once a second.
+struct FileProgress {
+    progress: crate::ingest::progress::Progress,
+    from: u64,
+    shown: std::cell::Cell<u64>,
+    last: std::cell::Cell<Instant>,
+}
+
+impl FileProgress {
+    fn new(ctx: &SourceCtx, path: &Path, from: u64) -> Option<FileProgress> {
+        let len = std::fs::metadata(path).ok()?.len();
+        let left = len.checked_sub(from).filter(|l| *l >= PROGRESS_BYTES)?;
+        let name = path.file_name()?.to_string_lossy().into_owned();
+        Some(FileProgress {
+            progress: crate::ingest::progress::Progress::bytes(&name, left, ctx.progress_bar),
+            from,
+            shown: std::cell::Cell::new(from),
+            last: std::cell::Cell::new(Instant::now()),
+        })
+    }
+
+    fn at(&self, ctx: &SourceCtx, offset: u64) {
+        self.progress
+            .inc("bytes", offset.saturating_sub(self.shown.get()));
+        self.shown.set(offset.max(self.from));
+        if self.last.get().elapsed() >= Duration::from_secs(1) {
+            ctx.status(SourceState::Busy, self.progress.status());
+            self.last.set(Instant::now());
+        }
+    }
+}
+
 fn follow_file(ctx: &SourceCtx, path: &PathBuf, mut parser: LineParser) -> Result<()> {
     let shown = path.display().to_string();
     let loc = |n: u64| format!("{shown}:{n}");
@@ -671,7 +706,8 @@ fn follow_file(ctx: &SourceCtx, path: &PathBuf, mut parser: LineParser) -> Resul
             continue;
         };
 
-        // Read everything there is now, in batches.
+        // Read everything there is now, in batches; a long read shows how far it is.
+        let progress = FileProgress::new(ctx, path, open.reader.offset());
         loop {
             let start = open.reader.offset();
             let Some(line) = open
@@ -683,11 +719,18 @@ fn follow_file(ctx: &SourceCtx, path: &PathBuf, mut parser: LineParser) -> Resul
             };
             pending.line(line, &loc, &mut parser, start);
             if pending.full(ctx.batch_size) {
+                if let Some(p) = &progress {
+                    p.at(ctx, open.reader.offset());
+                }
                 pending.send(ctx, Some(checkpoint_of(open, &parser, &pending)))?;
                 if ctx.cancelled() {
                     return Ok(());
                 }
             }
+        }
+        if let Some(p) = progress {
+            p.progress.finish();
+            ctx.status(SourceState::Ok, "");
         }
         if ctx.once {
             let start = open.reader.offset();

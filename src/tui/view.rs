@@ -173,7 +173,7 @@ fn render_line(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         let st = s.state.as_deref().unwrap_or("?");
         let style = match st {
             "ok" | "done" => theme.ok,
-            "waiting" => theme.dim,
+            "waiting" | "busy" => theme.dim,
             "backoff" => theme.warn,
             _ => theme.bad,
         };

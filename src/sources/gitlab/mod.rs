@@ -162,6 +162,16 @@ struct Checkpoint {
     /// its settings checked again hourly.
     #[serde(default)]
     disabled: BTreeMap<String, i64>,
+    /// Project id -> its pipeline schedules as last listed (with `schedules` in the config),
+    /// listed again hourly.
+    #[serde(default)]
+    schedules: BTreeMap<String, Schedules>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Schedules {
+    listed_at: i64,
+    list: Vec<scan::ApiSchedule>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -199,20 +209,51 @@ impl GitlabSource {
 
 /// Runs `f` over `items` on at most `n` threads; results in the items' order.
 fn parallel<T: Sync, R: Send>(items: &[T], n: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    parallel_tick(items, n, f, || {})
+}
+
+/// [`parallel`], calling `tick` on the calling thread about once a second meanwhile (to report
+/// progress from the thread that owns the source's status).
+fn parallel_tick<T: Sync, R: Send>(
+    items: &[T],
+    n: usize,
+    f: impl Fn(&T) -> R + Sync,
+    mut tick: impl FnMut(),
+) -> Vec<R> {
+    /// Counts a worker out when it ends, panicking or not.
+    struct Live<'a>(&'a AtomicUsize);
+    impl Drop for Live<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
     let next = AtomicUsize::new(0);
+    let workers = n.clamp(1, items.len().max(1));
+    let live = AtomicUsize::new(workers);
     let out: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
     std::thread::scope(|s| {
-        for _ in 0..n.clamp(1, items.len().max(1)) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(item) = items.get(i) else {
-                    return;
-                };
-                let r = f(item);
-                if let Ok(mut o) = out.lock() {
-                    o[i] = Some(r);
+        for _ in 0..workers {
+            s.spawn(|| {
+                let _live = Live(&live);
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else {
+                        return;
+                    };
+                    let r = f(item);
+                    if let Ok(mut o) = out.lock() {
+                        o[i] = Some(r);
+                    }
                 }
             });
+        }
+        let mut last = std::time::Instant::now();
+        while live.load(Ordering::Acquire) > 0 {
+            std::thread::sleep(Duration::from_millis(10));
+            if last.elapsed() >= Duration::from_secs(1) {
+                tick();
+                last = std::time::Instant::now();
+            }
         }
     });
     out.into_inner()
@@ -316,11 +357,14 @@ impl GitlabSource {
 
     /// The pipeline listings of one project: one query per nightly filter.
     fn filters(&self) -> Vec<String> {
-        let sources = self
+        let mut sources = self
             .cfg
             .pipeline_sources
             .clone()
             .unwrap_or_else(|| vec!["schedule".into()]);
+        if !self.cfg.schedules.is_empty() && !sources.iter().any(|s| s == "schedule") {
+            sources.push("schedule".into());
+        }
         let mut f: Vec<String> = sources
             .iter()
             .map(|s| format!("source={}", encode(s)))
@@ -344,7 +388,15 @@ fn pipeline_corr(project: &str, id: i64) -> String {
 
 fn pipeline_event(p: &CiPipeline) -> Event {
     let (severity, what) = match (p.status.as_str(), p.warnings) {
+        ("failed", _) if p.downstream_failed => (
+            Severity::Error,
+            "failed (in a downstream pipeline)".to_string(),
+        ),
         ("failed", _) => (Severity::Error, "failed".to_string()),
+        (s, _) if p.downstream_failed => (
+            Severity::Error,
+            format!("failed in a downstream pipeline (GitLab says {s})"),
+        ),
         ("success", true) => (Severity::Warning, "passed with warnings".to_string()),
         ("success", false) => (Severity::Info, "passed".to_string()),
         (s, _) => (Severity::Debug, s.to_string()),
@@ -369,6 +421,7 @@ fn pipeline_event(p: &CiPipeline) -> Event {
     e.details = serde_json::to_string(&serde_json::json!({
         "night": p.night, "status": p.status, "warnings": p.warnings, "web_url": p.web_url,
         "ref": p.ref_name, "sha": p.sha, "source": p.source,
+        "downstream_failed": p.downstream_failed,
     }))
     .ok();
     e

@@ -9,10 +9,11 @@ use color_eyre::eyre::Result;
 use super::client::{ApiError, Client};
 use super::scan::{self, ApiPipeline, Found, PipelineJobs};
 use super::{
-    job_event, parallel, pipeline_event, ApiProjectSettings, Checkpoint, GitlabSource, ProjectInfo,
-    Retry, DEFAULT_HISTORY, RELIST_SECS, REMEMBER_EXTRA_NIGHTS,
+    job_event, parallel_tick, pipeline_event, ApiProjectSettings, Checkpoint, GitlabSource,
+    ProjectInfo, Retry, DEFAULT_HISTORY, RELIST_SECS, REMEMBER_EXTRA_NIGHTS,
 };
-use crate::ingest::SourceCtx;
+use crate::ingest::progress::Progress;
+use crate::ingest::{SourceCtx, SourceState};
 use crate::model::ci::{
     analyze, night_label, night_of, Analysis, CiJob, CiPipeline, CiUpdate, LogState,
 };
@@ -50,6 +51,8 @@ struct ProjectScan {
     error: Option<ApiError>,
     /// Reported, the rest of the project kept.
     notes: Vec<(String, ApiError)>,
+    /// The project's pipeline schedules, listed now.
+    schedules: Option<Vec<scan::ApiSchedule>>,
 }
 
 /// A log to read.
@@ -73,6 +76,19 @@ pub(super) struct PollOutcome {
     pub read: usize,
     /// Projects left out because CI/CD is disabled in them.
     pub disabled: usize,
+}
+
+/// The listing's new window: the newest `updated_at` it returned, if not older than `after`.
+fn record_window(scan: &mut ProjectScan, key: String, after: &str, list: &[ApiPipeline]) {
+    let newest = list
+        .iter()
+        .filter_map(|pl| millis(&pl.updated_at).map(|m| (m, &pl.updated_at)))
+        .max();
+    if let Some((m, n)) = newest {
+        if millis(after).is_none_or(|a| m >= a) {
+            scan.windows.push((key, n.clone()));
+        }
+    }
 }
 
 impl GitlabSource {
@@ -120,10 +136,42 @@ impl GitlabSource {
         p: &ProjectInfo,
         cp: &Checkpoint,
         since: &str,
+        progress: &Progress,
     ) -> ProjectScan {
         let mut scan = ProjectScan::default();
         let mut seen = BTreeSet::new();
+        // The precise route: the schedules named in the config.
+        let mut chosen: Vec<i64> = Vec::new();
+        if !self.cfg.schedules.is_empty() {
+            let now = crate::store::unix_now();
+            let list = match cp.schedules.get(&p.id.to_string()) {
+                Some(s) if now - s.listed_at < RELIST_SECS => s.list.clone(),
+                _ => match client.get_all::<scan::ApiSchedule>(&format!(
+                    "/projects/{}/pipeline_schedules?per_page=100",
+                    p.id
+                )) {
+                    Ok(v) => {
+                        scan.schedules = Some(v.clone());
+                        v
+                    }
+                    Err(e) => {
+                        scan.error = Some(e);
+                        return scan;
+                    }
+                },
+            };
+            chosen = list
+                .iter()
+                .filter(|s| s.chosen(&self.cfg.schedules))
+                .map(|s| s.id)
+                .collect();
+        }
         for filter in self.filters() {
+            let precise = !self.cfg.schedules.is_empty() && filter == "source=schedule";
+            if precise && chosen.is_empty() {
+                // No schedule of this project is one of those named.
+                continue;
+            }
             let key = format!("{} {filter}", p.id);
             let after = cp
                 .windows
@@ -137,26 +185,44 @@ impl GitlabSource {
                 p.id,
                 super::encode(&after)
             );
-            let list = match client.get_all::<ApiPipeline>(&path) {
+            let mut list = match client.get_all::<ApiPipeline>(&path) {
                 Ok(l) => l,
                 Err(e) => {
                     scan.error = Some(e);
                     return scan;
                 }
             };
-            let newest = list
-                .iter()
-                .filter_map(|pl| millis(&pl.updated_at).map(|m| (m, &pl.updated_at)))
-                .max();
-            if let Some((m, n)) = newest {
-                if millis(&after).is_none_or(|a| m >= a) {
-                    scan.windows.push((key, n.clone()));
+            if precise {
+                // Which of them the named schedules started: asked after the listing, so
+                // every pipeline listed is already there (the newest 100 of each schedule).
+                let mut ids = BTreeSet::new();
+                for sid in &chosen {
+                    match client.get_one::<Vec<ApiPipeline>>(&format!(
+                        "/projects/{}/pipeline_schedules/{sid}/pipelines?sort=desc&per_page=100",
+                        p.id
+                    )) {
+                        Ok(v) => ids.extend(v.into_iter().map(|pl| pl.id)),
+                        Err(e) => {
+                            scan.error = Some(e);
+                            return scan;
+                        }
+                    }
                 }
+                let window = list.clone();
+                list.retain(|pl| ids.contains(&pl.id));
+                // The window still covers every schedule's pipelines.
+                record_window(&mut scan, key, &after, &window);
+                for pl in list {
+                    self.consider(p, pl, cp, &mut seen, &mut scan);
+                }
+                continue;
             }
+            record_window(&mut scan, key, &after, &list);
             for pl in list {
                 self.consider(p, pl, cp, &mut seen, &mut scan);
             }
         }
+        progress.inc("projects", 1);
         // Pipelines with work left that the windows moved past: asked for directly.
         let prefix = format!("{}:", p.id);
         for key in cp.retry.keys().filter(|k| k.starts_with(&prefix)) {
@@ -178,7 +244,9 @@ impl GitlabSource {
         let check_warnings = self.cfg.check_warnings.unwrap_or(true);
         let downstream = self.downstream();
         let project = p.id.to_string();
+        progress.add_total("pipelines", scan.work.len() as u64);
         for w in &mut scan.work {
+            progress.inc("pipelines", 1);
             let failed = w.pl.status == "failed";
             let success = w.pl.status == "success";
             if failed || (success && (check_warnings || downstream)) {
@@ -240,9 +308,20 @@ impl GitlabSource {
         let history = i64::from(self.cfg.history_nights.unwrap_or(DEFAULT_HISTORY));
         let since_ts = chrono::Utc::now() - chrono::Duration::days(history + 1);
         let since = since_ts.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let mut scans = parallel(&projects, self.in_flight(), |p| {
-            self.scan_project(client, p, cp, &since)
-        });
+        // What is done of what is known: a bar on a terminal, the status for the TUI.
+        let progress = Progress::items(
+            "gitlab",
+            &["projects", "pipelines", "logs"],
+            ctx.progress_bar,
+        );
+        progress.add_total("projects", projects.len() as u64);
+        let busy = || ctx.status(SourceState::Busy, progress.status());
+        let mut scans = parallel_tick(
+            &projects,
+            self.in_flight(),
+            |p| self.scan_project(client, p, cp, &since, &progress),
+            busy,
+        );
         for (p, scan) in projects.iter().zip(scans.iter_mut()) {
             if matches!(scan.error, Some(ApiError::Http { status: 403, .. }))
                 && Self::ci_disabled(client, p)
@@ -286,18 +365,27 @@ impl GitlabSource {
             }
         }
         let rules = &self.rules;
-        let read = parallel(&traces, self.in_flight(), |t| {
-            let reason = t.found.job.failure_reason.as_deref();
-            match scan::read_log(client, &t.found.project, t.found.job.id) {
-                Ok((state, log)) => Ok((state, analyze(log.as_ref(), reason, rules), None)),
-                Err(ApiError::Cancelled) => Err(ApiError::Cancelled),
-                // Asking again will not help (or has not): the failure reason stands for it.
-                Err(e) if scan::permanent(&e) || t.give_up => {
-                    Ok((LogState::Unreadable, analyze(None, reason, rules), Some(e)))
+        progress.add_total("logs", traces.len() as u64);
+        let read = parallel_tick(
+            &traces,
+            self.in_flight(),
+            |t| {
+                let reason = t.found.job.failure_reason.as_deref();
+                let r = scan::read_log(client, &t.found.project, t.found.job.id);
+                progress.inc("logs", 1);
+                match r {
+                    Ok((state, log)) => Ok((state, analyze(log.as_ref(), reason, rules), None)),
+                    Err(ApiError::Cancelled) => Err(ApiError::Cancelled),
+                    // Asking again will not help (or has not): the failure reason stands for it.
+                    Err(e) if scan::permanent(&e) || t.give_up => {
+                        Ok((LogState::Unreadable, analyze(None, reason, rules), Some(e)))
+                    }
+                    Err(e) => Err(e),
                 }
-                Err(e) => Err(e),
-            }
-        });
+            },
+            busy,
+        );
+        progress.finish();
         let mut analyses: BTreeMap<(i64, String), (LogState, Analysis)> = BTreeMap::new();
         for (t, r) in traces.iter().zip(read) {
             let what = format!(
@@ -439,6 +527,15 @@ impl GitlabSource {
             }
             for (k, n) in scan.windows {
                 cp.windows.insert(k, n);
+            }
+            if let Some(list) = scan.schedules {
+                cp.schedules.insert(
+                    p.id.to_string(),
+                    super::Schedules {
+                        listed_at: crate::store::unix_now(),
+                        list,
+                    },
+                );
             }
             cp.updated_after.remove(&p.id.to_string());
             if !events.is_empty() || !ci.is_empty() {

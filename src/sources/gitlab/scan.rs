@@ -5,7 +5,7 @@
 //! told apart as read, empty, erased or expired (GitLab answers an erased log with an empty
 //! `200`, so `GET /jobs/:id` says which).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::client::{encode, ApiError, Client};
 use crate::model::ci::{pipeline_failure, without_log, Analysis, LogState, ScannedLog};
@@ -25,6 +25,24 @@ pub struct ApiPipeline {
     pub created_at: String,
     pub updated_at: String,
     pub web_url: Option<String>,
+}
+
+/// A pipeline schedule (`GET /projects/:id/pipeline_schedules`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiSchedule {
+    pub id: i64,
+    pub description: Option<String>,
+    pub cron: Option<String>,
+}
+
+impl ApiSchedule {
+    /// Named in the config by its id or its description.
+    pub fn chosen(&self, names: &[String]) -> bool {
+        names.iter().any(|n| {
+            *n == self.id.to_string()
+                || Some(n.trim()) == self.description.as_deref().map(str::trim)
+        })
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -147,8 +165,8 @@ fn bridge_job(b: &ApiBridge) -> ApiJob {
 }
 
 /// The failed jobs of pipeline `id` of `project` (an API id or encoded path) and, when
-/// `downstream`, of the pipelines its trigger jobs started. `zero_jobs_check`: a failed
-/// pipeline with nothing failed in it gets its pattern from `yaml_errors`.
+/// `downstream`, of the pipelines its trigger jobs started. When `failed`, a pipeline with
+/// nothing failed in it gets its pattern from `yaml_errors` (one more request).
 pub fn pipeline_jobs(
     client: &Client,
     project: &str,
