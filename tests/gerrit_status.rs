@@ -855,3 +855,28 @@ fn a_rest_answer_that_omits_a_ref_retires_it_and_deletions_stay_apart() {
     assert_eq!(rest_ingest(&s, &server.url, &env).status.code(), Some(0));
     assert_eq!(s.count(&[]), before);
 }
+
+#[test]
+fn a_rest_answer_polled_again_after_a_lost_checkpoint_is_the_same_event() {
+    let s = Scratch::new();
+    let body = |status: &str, when: i64| {
+        format!("{{\"remotes\":{{\"https://h.example/p.git\":{{\"status\":{{\"refs/heads/main\":{{\"type\":\"PUSH\",\"status\":\"{status}\",\"when\":{when}}}}}}}}},\"status\":\"OK\",\"project\":\"p\"}}")
+    };
+    let server = RestServer::start("Basic bW9uOnMzY3JldA==", (200, body("FAILED", 1741944000)));
+    let env = [
+        ("SYNCSCOPE_GERRIT_USER", "mon"),
+        ("SYNCSCOPE_GERRIT_PASSWORD", "s3cret"),
+    ];
+    assert_eq!(rest_ingest(&s, &server.url, &env).status.code(), Some(0));
+    *server.answer.lock().expect("lock") = (200, body("SUCCEEDED", 1741944060));
+    assert_eq!(rest_ingest(&s, &server.url, &env).status.code(), Some(0));
+    assert_eq!(s.count(&["--event-type", "rest_ref_status"]), 2);
+    // What the last poll saw is lost (a store copied without its checkpoints, say): the same
+    // answer polled again is the same fact, stored once.
+    {
+        let c = rusqlite::Connection::open(s.db()).expect("open store");
+        c.execute("DELETE FROM checkpoints", []).expect("forget");
+    }
+    assert_eq!(rest_ingest(&s, &server.url, &env).status.code(), Some(0));
+    assert_eq!(s.count(&["--event-type", "rest_ref_status"]), 2);
+}

@@ -462,7 +462,7 @@ pub fn parse_stream_event(bytes: &[u8], ordinal: u32) -> Result<StreamEvent, Wir
             Some(whole(UpdateKind::ProjectDeleted, p, ""))
         }
         (true, Some(p), Some(r), Some(rf)) if rf != ALL_REFS => Some(RefUpdate {
-            instance: instance.clone(),
+            instance,
             kind: UpdateKind::Replication,
             project: p.to_string(),
             remote: r.to_string(),
