@@ -22,10 +22,10 @@ use syncscope::model::Timestamp;
 use syncscope::store::{self, Reader};
 use syncscope::tui::action::{Action, InputKey};
 use syncscope::tui::app::{update, AppState};
-use syncscope::tui::backend::{load_view, CiData, Loaded, StatusData, ViewData};
 use syncscope::tui::keymap::Keymap;
 use syncscope::tui::theme::ThemeName;
 use syncscope::tui::view::view;
+use syncscope::tui::worker::{load_view, CiData, Loaded, StatusData, ViewData};
 use syncscope::tui::Pane;
 
 use support::{count_arg, median_max, ms, store_for};

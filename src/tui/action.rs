@@ -1,9 +1,9 @@
-//! What the user (through the keymap) and the backend ask of the app.
+//! What the user (through the keymap) and the query worker ask of the app.
 
-use super::backend::Loaded;
+use super::worker::Loaded;
 use super::Pane;
 
-/// An intent. Keys become actions in `keymap`; the backend's results arrive as `Loaded`.
+/// An intent. Keys become actions in `keymap`; the query worker's results arrive as `Loaded`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// `q`: leave the top view (quits from a pane, pops a drill-down otherwise).

@@ -5,11 +5,11 @@
 use tui_input::{Input, InputRequest};
 
 use super::action::{Action, InputKey};
-use super::backend::{
-    Anchor, EventsWindow, Loaded, Order, Request, StatusData, ViewData, ViewRequest,
-};
 use super::keymap::Mode;
 use super::theme::ThemeName;
+use super::worker::{
+    Anchor, EventsWindow, Loaded, Order, Request, StatusData, ViewData, ViewRequest,
+};
 use super::Pane;
 use crate::model::{Severity, StoredEvent, Timestamp};
 use crate::store::query::Cursor;
@@ -510,7 +510,7 @@ impl AppState {
             .map(|(_, d)| d)
     }
 
-    fn flash(&mut self, text: impl Into<String>) {
+    pub(crate) fn flash(&mut self, text: impl Into<String>) {
         self.flash = Some((text.into(), FLASH_TICKS));
     }
 }
@@ -662,7 +662,7 @@ fn update_input(state: &mut AppState, action: Action) -> Option<Command> {
                 }
                 Field::Command => {
                     let line = state.input.value().to_string();
-                    run_command(state, &line)
+                    super::command::run_command(state, &line)
                 }
             }
         }
@@ -677,7 +677,7 @@ fn update_input(state: &mut AppState, action: Action) -> Option<Command> {
     }
 }
 
-fn set_text_filter(state: &mut AppState, text: String) {
+pub(crate) fn set_text_filter(state: &mut AppState, text: String) {
     if state.filters.text != text {
         state.filters.text = text;
         reset_positions(state);
@@ -685,7 +685,7 @@ fn set_text_filter(state: &mut AppState, text: String) {
 }
 
 /// A filter changed: lists start again from their top.
-fn reset_positions(state: &mut AppState) {
+pub(crate) fn reset_positions(state: &mut AppState) {
     state.timeline = EventsNav::default();
     state.history_nav = EventsNav::default();
     state.ref_selected = 0;
@@ -802,7 +802,7 @@ fn update_normal(state: &mut AppState, action: Action) -> Option<Command> {
     None
 }
 
-fn set_severity(state: &mut AppState, s: Option<Severity>) {
+pub(crate) fn set_severity(state: &mut AppState, s: Option<Severity>) {
     if state.filters.min_severity != s {
         state.filters.min_severity = s;
         reset_positions(state);
@@ -815,7 +815,7 @@ fn set_severity(state: &mut AppState, s: Option<Severity>) {
     state.flash(shown);
 }
 
-fn open_session(state: &mut AppState, corr: String) {
+pub(crate) fn open_session(state: &mut AppState, corr: String) {
     state.session = Some(corr.clone());
     state.session_nav = EventsNav::default();
     if state.top().is_none() && state.pane == Pane::Session {
@@ -1080,121 +1080,6 @@ fn copy_text(state: &AppState) -> Option<String> {
         _ => state.selected_event().map(row_text),
     }
     .map(|t| crate::sanitize::one_line(&t).into_owned())
-}
-
-/// `:` commands. Errors are flashed, never fatal.
-fn run_command(state: &mut AppState, line: &str) -> Option<Command> {
-    let line = line.trim();
-    let (cmd, arg) = match line.split_once(char::is_whitespace) {
-        Some((c, a)) => (c, a.trim()),
-        None => (line, ""),
-    };
-    let now = state.now;
-    match cmd {
-        "" => {}
-        "q" | "quit" => {
-            state.quit = true;
-            return Some(Command::Quit);
-        }
-        "since" | "until" => {
-            let t = if arg.is_empty() || arg == "all" {
-                Ok(None)
-            } else {
-                crate::model::parse_time_spec(arg, utc(now)).map(Some)
-            };
-            match t {
-                Ok(t) => {
-                    if cmd == "since" {
-                        state.filters.since = t;
-                    } else {
-                        state.filters.until = t;
-                    }
-                    reset_positions(state);
-                    state.pane = Pane::Timeline;
-                    state.stack.clear();
-                }
-                Err(e) => state.flash(format!(":{cmd}: {e}")),
-            }
-        }
-        "source" | "src" => {
-            state.filters.source = match arg {
-                "" | "all" | "*" => None,
-                s => Some(s.to_string()),
-            };
-            reset_positions(state);
-        }
-        "severity" | "sev" => match arg {
-            "" | "all" => set_severity(state, None),
-            s => match Severity::parse(s) {
-                Some(s) => set_severity(state, Some(s)),
-                None => state.flash(format!(":severity: unknown {s:?} (error, warning, info, debug, all)")),
-            },
-        },
-        "goto" | "g" => match goto_time(arg, now) {
-            Ok(t) => {
-                state.stack.clear();
-                state.pane = Pane::Timeline;
-                state.timeline = EventsNav {
-                    anchor: Anchor::At(Cursor {
-                        ts: t.as_nanos(),
-                        key: i64::MAX - 1,
-                    }),
-                    screen_row: state.list_rows() / 2,
-                };
-            }
-            Err(e) => state.flash(format!(":goto: {e}")),
-        },
-        "corr" | "session" => {
-            if arg.is_empty() {
-                state.flash(":corr needs an id");
-            } else {
-                open_session(state, arg.to_string());
-            }
-        }
-        "filter" => set_text_filter(state, arg.to_string()),
-        "clear" => {
-            state.filters = Filters::default();
-            reset_positions(state);
-        }
-        "theme" => match ThemeName::parse(arg) {
-            Some(t) => state.theme = t,
-            None => state.flash(":theme: dark, light or mono"),
-        },
-        "help" => state.mode = Mode::Help,
-        other => state.flash(format!(
-            "unknown command :{other} (since, until, source, severity, goto, corr, filter, clear, theme, quit)"
-        )),
-    }
-    None
-}
-
-fn utc(t: Timestamp) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::from_timestamp_nanos(t.as_nanos())
-}
-
-/// `:goto 14:02` (today, local time; yesterday if that is still ahead), or any time spec.
-fn goto_time(arg: &str, now: Timestamp) -> Result<Timestamp, String> {
-    use chrono::{Local, NaiveTime, TimeZone};
-    let arg = arg.trim();
-    if arg.is_empty() {
-        return Err("needs a time, like 14:02 or 2025-12-03 10:15".into());
-    }
-    let parsed = NaiveTime::parse_from_str(arg, "%H:%M")
-        .or_else(|_| NaiveTime::parse_from_str(arg, "%H:%M:%S"));
-    if let Ok(t) = parsed {
-        let now_local =
-            chrono::DateTime::from_timestamp_nanos(now.as_nanos()).with_timezone(&Local);
-        let mut day = now_local.date_naive();
-        let at = |d: chrono::NaiveDate| Local.from_local_datetime(&d.and_time(t)).earliest();
-        if at(day).is_some_and(|x| x > now_local) {
-            day = day.pred_opt().unwrap_or(day);
-        }
-        return at(day)
-            .and_then(|x| x.timestamp_nanos_opt())
-            .map(Timestamp::from_nanos)
-            .ok_or_else(|| format!("{arg} does not exist in the local zone today"));
-    }
-    crate::model::parse_time_spec(arg, utc(now))
 }
 
 #[cfg(test)]
@@ -1501,7 +1386,7 @@ pub(crate) mod tests {
     }
 
     /// A night with two patterns (one NEW) over two pipelines.
-    pub(crate) fn ci_data() -> crate::tui::backend::CiData {
+    pub(crate) fn ci_data() -> crate::tui::worker::CiData {
         use crate::model::ci::NightCell;
         use crate::store::ci::{
             CiHistory, CiJobRow, CiNight, CiPatternRow, CiPipelineRow, CiStrip,
@@ -1547,7 +1432,7 @@ pub(crate) mod tests {
             excerpt: Some("FAILED tests/test_login.py::test_login - \x1b[31mAssertionError".into()),
             tail: Some("ERROR: Job failed: exit code 1".into()),
         };
-        crate::tui::backend::CiData {
+        crate::tui::worker::CiData {
             night: Some(CiNight {
                 night: "2026-11-25".into(),
                 pipelines: vec![CiPipelineRow {

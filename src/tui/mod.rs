@@ -3,17 +3,18 @@
 //! applies them, and `view` draws the visible window at most 15 times a second.
 //!
 //! Where things live: `app` (state + pure `update`), `action`, `keymap` (the one key table),
-//! `backend` (the query worker), `view` (layout, status bar, help), `panes/` (one per pane),
+//! `worker` (the query worker), `view` (layout, status bar, help), `panes/` (one per pane),
 //! `theme`, `terminal` (raw mode, restore on quit, panic and signals).
 
 pub mod action;
 pub mod app;
-pub mod backend;
+pub mod command;
 pub mod keymap;
 pub mod panes;
 pub mod terminal;
 pub mod theme;
 pub mod view;
+pub mod worker;
 
 #[cfg(test)]
 mod render_tests;
@@ -32,9 +33,9 @@ use crate::model::Timestamp;
 use crate::sources::SourceSpec;
 use action::Action;
 use app::{update, AppState, Command};
-use backend::Backend;
 use keymap::Keymap;
 use theme::ThemeName;
+use worker::QueryWorker;
 
 /// The panes, switched with 1-6 and Tab.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,7 +124,7 @@ async fn run_async(opts: TuiOptions) -> Result<()> {
         _ => None,
     };
     let (tx, rx) = mpsc::channel(8);
-    let backend = match Backend::start(opts.db.clone(), tx) {
+    let worker = match QueryWorker::start(opts.db.clone(), tx) {
         Ok(b) => b,
         Err(e) => {
             cancel.cancel();
@@ -135,7 +136,7 @@ async fn run_async(opts: TuiOptions) -> Result<()> {
         let mut term = terminal::Terminal::enter()?;
         let size = term.size();
         let state = AppState::new(label, opts.theme, size, Timestamp::now());
-        let run = ui_loop(&mut term, state, &opts.keymap, backend, rx);
+        let run = ui_loop(&mut term, state, &opts.keymap, worker, rx);
         match opts.duration {
             Some(d) => tokio::time::timeout(d, run).await.unwrap_or(Ok(())),
             None => run.await,
@@ -162,15 +163,15 @@ async fn ui_loop(
     term: &mut terminal::Terminal,
     mut state: AppState,
     keymap: &Keymap,
-    mut backend: Backend,
-    mut rx: mpsc::Receiver<Box<backend::Loaded>>,
+    mut worker: QueryWorker,
+    mut rx: mpsc::Receiver<Box<worker::Loaded>>,
 ) -> Result<()> {
     let mut input = EventStream::new();
     let mut tick = tokio::time::interval(TICK);
     let mut frame = tokio::time::interval(FRAME);
     frame.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut signals = terminal::Signals::new()?;
-    backend.request(state.request());
+    worker.request(state.request());
     term.draw(&state, keymap)?;
     // Debug builds only: lets the PTY tests check that a panic restores the terminal.
     #[cfg(debug_assertions)]
@@ -220,7 +221,7 @@ async fn ui_loop(
                 None => {}
             }
         }
-        backend.request(state.request());
+        worker.request(state.request());
         if input_action {
             // Keys answer at once, not at the next frame tick.
             term.draw(&state, keymap)?;

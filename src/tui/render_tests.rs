@@ -12,10 +12,10 @@ use ratatui::Terminal;
 
 use super::action::Action;
 use super::app::{update, AppState, Drill};
-use super::backend::{load_view, Loaded, StatusData, ViewData};
 use super::keymap::Keymap;
 use super::theme::ThemeName;
 use super::view::view;
+use super::worker::{load_view, Loaded, StatusData, ViewData};
 use super::Pane;
 use crate::model::relay::TargetState;
 use crate::model::Timestamp;

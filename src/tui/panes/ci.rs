@@ -12,14 +12,14 @@ use crate::model::ci::NightCell;
 use crate::sanitize::{multi_line, one_line};
 use crate::store::ci::{CiJobRow, CiPipelineRow};
 use crate::tui::app::AppState;
-use crate::tui::backend::CiData;
 use crate::tui::theme::Theme;
 use crate::tui::view::{message, scrolled_text, title_line};
+use crate::tui::worker::CiData;
 
 /// The CI pane's data, or a message when there is none.
 fn data(state: &AppState) -> Option<&CiData> {
     match state.data() {
-        Some(crate::tui::backend::ViewData::Ci(d)) => Some(d),
+        Some(crate::tui::worker::ViewData::Ci(d)) => Some(d),
         _ => None,
     }
 }

@@ -11,9 +11,9 @@ use crate::model::relay::{Display, Health};
 use crate::model::Severity;
 use crate::sanitize::one_line;
 use crate::tui::app::AppState;
-use crate::tui::backend::{OverviewData, ViewData};
 use crate::tui::theme::{severity_label, Theme};
 use crate::tui::view::{message, title_line};
+use crate::tui::worker::{OverviewData, ViewData};
 
 pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     let Some(ViewData::Overview(o)) = state.data() else {

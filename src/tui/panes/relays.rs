@@ -9,9 +9,9 @@ use ratatui::Frame;
 use super::age;
 use crate::sanitize::one_line;
 use crate::tui::app::{AppState, HISTORY_MINUTES};
-use crate::tui::backend::ViewData;
 use crate::tui::theme::{strip_glyph, Theme};
 use crate::tui::view::{message, title_line};
+use crate::tui::worker::ViewData;
 
 pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     let data = state.data().and_then(|d| match d {

@@ -9,9 +9,9 @@ use super::age;
 use crate::model::gerrit::RefStatus;
 use crate::sanitize::one_line;
 use crate::tui::app::AppState;
-use crate::tui::backend::ViewData;
 use crate::tui::theme::Theme;
 use crate::tui::view::{message, title_line};
+use crate::tui::worker::ViewData;
 
 /// A ref SCHEDULED for longer than this is flagged stuck (as `status --stuck-after`).
 pub const STUCK_AFTER_SECS: i64 = 3600;

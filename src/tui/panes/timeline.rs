@@ -9,14 +9,14 @@ use ratatui::Frame;
 use super::clock;
 use crate::sanitize::one_line;
 use crate::tui::app::{contains_ci, AppState};
-use crate::tui::backend::EventsWindow;
 use crate::tui::theme::{severity_label, Theme};
 use crate::tui::view::{message, title_line};
+use crate::tui::worker::EventsWindow;
 
 pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     let [title, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
     let following = state.paused.is_none()
-        && matches!(state.timeline.anchor, crate::tui::backend::Anchor::Start);
+        && matches!(state.timeline.anchor, crate::tui::worker::Anchor::Start);
     let note = if following {
         "following newest · j/k to hold still · g to follow again"
     } else {

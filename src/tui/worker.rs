@@ -191,16 +191,16 @@ pub struct Loaded {
 }
 
 /// The UI's handle on the worker.
-pub struct Backend {
+pub struct QueryWorker {
     tx: std_mpsc::Sender<Request>,
     interrupt: Arc<rusqlite::InterruptHandle>,
     busy: Arc<AtomicBool>,
     last: Option<Request>,
 }
 
-impl Backend {
+impl QueryWorker {
     /// Opens the store for reading and starts the worker, which sends its answers on `out`.
-    pub fn start(db: PathBuf, out: mpsc::Sender<Box<Loaded>>) -> Result<Backend> {
+    pub fn start(db: PathBuf, out: mpsc::Sender<Box<Loaded>>) -> Result<QueryWorker> {
         let reader = store::open_reader(&db)?;
         let interrupt = Arc::new(reader.connection().get_interrupt_handle());
         let busy = Arc::new(AtomicBool::new(false));
@@ -213,7 +213,7 @@ impl Backend {
                 Worker::new(reader, worker_busy).run(rx, out)
             })
             .wrap_err("cannot start the query thread")?;
-        Ok(Backend {
+        Ok(QueryWorker {
             tx,
             interrupt,
             busy,
