@@ -4,6 +4,7 @@
 //! knows about terminals.
 
 pub mod checkpointer;
+pub mod overview;
 pub mod ci;
 pub mod query;
 pub mod schema;

@@ -17,6 +17,8 @@ use crate::store::EventFilter;
 
 /// Minutes of history in the Overview's sparklines and the Relays pane's state strips.
 pub const HISTORY_MINUTES: usize = 60;
+/// A store nobody in this process writes is STALE once unchanged this long.
+pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 /// Flash messages stay this many ticks (a tick is a quarter second).
 const FLASH_TICKS: u32 = 16;
 
@@ -35,6 +37,8 @@ pub enum Drill {
     Event(Box<StoredEvent>),
     /// One correlation id across all sources.
     Session { corr: String },
+    /// One relay's events (ngit), from the Relays pane or the Overview.
+    RelayEvents { target: String, relay: String },
     /// One CI error pattern's failed jobs of the night.
     CiJobs { pattern: String },
     /// One failed CI job: excerpt, tail, URL.
@@ -164,7 +168,7 @@ pub struct AppState {
     pub remote_selected: Option<String>,
     pub ref_selected: u64,
     pub relay_selected: Option<(String, String)>,
-    pub error_selected: usize,
+    pub overview_selected: usize,
     /// The selected CI pattern (by id: it follows the item) and job.
     pub ci_selected: Option<String>,
     pub ci_job_selected: usize,
@@ -176,6 +180,11 @@ pub struct AppState {
     pub last_query_ms: f64,
     pub flash: Option<(String, u32)>,
     pub quit: bool,
+    /// Sources run in this process (else the store is only read: it may be STALE).
+    pub ingesting: bool,
+    /// Each keymap action's first key and short label, by action name: every hint a pane
+    /// draws comes from here (so `[keys]` rebinding shows).
+    pub keys: std::collections::BTreeMap<&'static str, (String, &'static str)>,
 }
 
 impl AppState {
@@ -199,7 +208,7 @@ impl AppState {
             remote_selected: None,
             ref_selected: 0,
             relay_selected: None,
-            error_selected: 0,
+            overview_selected: 0,
             ci_selected: None,
             ci_job_selected: 0,
             detail_scroll: 0,
@@ -209,6 +218,52 @@ impl AppState {
             last_query_ms: 0.0,
             flash: None,
             quit: false,
+            ingesting: false,
+            keys: key_labels(&super::keymap::Keymap::default()),
+        }
+    }
+
+    /// Takes the key labels of the keymap in use.
+    pub fn set_keymap(&mut self, keymap: &super::keymap::Keymap) {
+        self.keys = key_labels(keymap);
+    }
+
+    /// The key of an action as the user must press it (`?` when unbound).
+    pub fn key(&self, name: &str) -> String {
+        self.keys
+            .get(name)
+            .map_or_else(|| "?".to_string(), |(k, _)| k.clone())
+    }
+
+    /// Hints for these actions, from the keymap: `Enter: open · c: session`.
+    pub fn hint_for(&self, names: &[&str]) -> String {
+        names
+            .iter()
+            .filter_map(|n| self.keys.get(n))
+            .map(|(k, l)| format!("{k}: {l}"))
+            .collect::<Vec<_>>()
+            .join(" · ")
+    }
+
+    /// Nothing ingests (no source in this process) and the store has been unchanged for a
+    /// while: Some(age in seconds of the newest stored event), or Some(-1) for an empty store.
+    pub fn stale(&self) -> Option<i64> {
+        if self.ingesting || self.status.unchanged_for < STALE_AFTER {
+            return None;
+        }
+        Some(match self.status.newest {
+            Some(t) => ((self.now.as_nanos() - t.as_nanos()) / 1_000_000_000).max(0),
+            None => -1,
+        })
+    }
+
+    /// The Overview's state lines (what is broken, by name), as drawn.
+    pub fn overview_lines(&self) -> Vec<super::panes::overview::StateLine> {
+        match self.data() {
+            Some(ViewData::Overview(o)) if self.top().is_none() || self.pane == Pane::Overview => {
+                super::panes::overview::state_lines(o, self.now.as_nanos() / 1_000_000_000)
+            }
+            _ => Vec::new(),
         }
     }
 
@@ -236,11 +291,15 @@ impl AppState {
                 }
             }
             Some(Drill::RefHistory {
-                project, ref_name, ..
+                remote,
+                project,
+                ref_name,
             }) => ViewRequest::Events {
                 filter: Box::new(EventFilter {
                     sources: vec!["gerrit".into()],
                     subjects: vec![ref_name.clone()],
+                    // This remote's pushes only (a replication event names its remote).
+                    peers: vec![remote.clone()],
                     grep: Some(project.clone()),
                     min_severity: self.filters.min_severity,
                     ..EventFilter::default()
@@ -250,6 +309,19 @@ impl AppState {
                 session: None,
             },
             Some(Drill::Session { corr }) => self.session_request(corr),
+            Some(Drill::RelayEvents { target, relay }) => ViewRequest::Events {
+                filter: Box::new(EventFilter {
+                    sources: vec!["ngit".into()],
+                    devices: vec![target.clone()],
+                    subjects: vec![relay.clone()],
+                    min_severity: self.filters.min_severity,
+                    grep: Some(self.filters.text.clone()).filter(|t| !t.is_empty()),
+                    ..EventFilter::default()
+                }),
+                anchor: self.history_nav.anchor,
+                order: Order::NewestFirst,
+                session: None,
+            },
             Some(Drill::Event(_)) => ViewRequest::Nothing,
             Some(Drill::CiJobs { .. }) | Some(Drill::CiJob { .. }) => ViewRequest::Ci,
             None => match self.pane {
@@ -312,7 +384,9 @@ impl AppState {
 
     fn nav(&self) -> Option<EventsNav> {
         match (self.top(), self.pane) {
-            (Some(Drill::RefHistory { .. }), _) => Some(self.history_nav),
+            (Some(Drill::RefHistory { .. }), _) | (Some(Drill::RelayEvents { .. }), _) => {
+                Some(self.history_nav)
+            }
             (Some(Drill::Session { .. }), _) => Some(self.session_nav),
             (Some(_), _) => None,
             (None, Pane::Timeline) => Some(self.timeline),
@@ -323,7 +397,9 @@ impl AppState {
 
     fn nav_mut(&mut self) -> Option<&mut EventsNav> {
         match (self.stack.last(), self.pane) {
-            (Some(Drill::RefHistory { .. }), _) => Some(&mut self.history_nav),
+            (Some(Drill::RefHistory { .. }), _) | (Some(Drill::RelayEvents { .. }), _) => {
+                Some(&mut self.history_nav)
+            }
             (Some(Drill::Session { .. }), _) => Some(&mut self.session_nav),
             (Some(_), _) => None,
             (None, Pane::Timeline) => Some(&mut self.timeline),
@@ -356,8 +432,12 @@ impl AppState {
             return Some(e);
         }
         if self.top().is_none() && self.pane == Pane::Overview {
+            let before = self.overview_lines().len();
             return match self.data() {
-                Some(ViewData::Overview(o)) => o.newest_errors.get(self.error_selected),
+                Some(ViewData::Overview(o)) => self
+                    .overview_selected
+                    .checked_sub(before)
+                    .and_then(|i| o.newest_errors.get(i)),
                 _ => None,
             };
         }
@@ -550,6 +630,20 @@ fn same_list(a: &ViewRequest, b: &ViewRequest) -> bool {
     }
 }
 
+/// Each action's first key and short label, by action name.
+fn key_labels(
+    keymap: &super::keymap::Keymap,
+) -> std::collections::BTreeMap<&'static str, (String, &'static str)> {
+    keymap
+        .bindings
+        .iter()
+        .filter_map(|b| {
+            let k = b.keys.first()?;
+            Some((b.name, (k.to_string(), b.hint.unwrap_or(b.help))))
+        })
+        .collect()
+}
+
 pub fn cursor_of(e: &StoredEvent) -> Cursor {
     Cursor {
         ts: e.event.timestamp.as_nanos(),
@@ -689,7 +783,7 @@ pub(crate) fn reset_positions(state: &mut AppState) {
     state.timeline = EventsNav::default();
     state.history_nav = EventsNav::default();
     state.ref_selected = 0;
-    state.error_selected = 0;
+    state.overview_selected = 0;
 }
 
 fn update_normal(state: &mut AppState, action: Action) -> Option<Command> {
@@ -878,16 +972,23 @@ fn enter(state: &mut AppState) {
             }
         }
         (None, Pane::Relays) => {
-            // A relay's own events: the timeline filtered to it.
+            // A relay's own events, a drill-down with its breadcrumb (Esc comes back).
             let (list, i) = state.relays();
-            if let Some((_, relay)) = list.get(i) {
-                state.filters = Filters {
-                    text: relay.clone(),
-                    source: Some("ngit".into()),
-                    ..Filters::default()
-                };
-                reset_positions(state);
-                state.pane = Pane::Timeline;
+            if let Some((target, relay)) = list.get(i).cloned() {
+                state.history_nav = EventsNav::default();
+                state.stack.push(Drill::RelayEvents { target, relay });
+            }
+        }
+        (None, Pane::Overview) => {
+            let lines = state.overview_lines();
+            match lines.get(state.overview_selected) {
+                Some(l) => open_overview_line(state, l.open.clone()),
+                None => {
+                    if let Some(e) = state.selected_event().cloned() {
+                        state.detail_scroll = 0;
+                        state.stack.push(Drill::Event(Box::new(e)));
+                    }
+                }
             }
         }
         _ => {
@@ -895,6 +996,33 @@ fn enter(state: &mut AppState) {
                 state.detail_scroll = 0;
                 state.stack.push(Drill::Event(Box::new(e)));
             }
+        }
+    }
+}
+
+/// Enter on an Overview line: its detail, on top of the Overview (Esc comes back).
+fn open_overview_line(state: &mut AppState, open: super::panes::overview::Open) {
+    use super::panes::overview::Open;
+    match open {
+        Open::Remote(remote) => {
+            state.remote_selected = Some(remote.clone());
+            state.ref_selected = 0;
+            state.stack.push(Drill::Refs { remote });
+        }
+        Open::Relay(target, relay) => {
+            state.relay_selected = Some((target.clone(), relay.clone()));
+            state.history_nav = EventsNav::default();
+            state.stack.push(Drill::RelayEvents { target, relay });
+        }
+        Open::Session(corr) => open_session(state, corr),
+        Open::CiPattern(pattern) => {
+            state.ci_selected = Some(pattern.clone());
+            state.ci_job_selected = 0;
+            state.stack.push(Drill::CiJobs { pattern });
+        }
+        Open::Pane(p) => {
+            state.stack.clear();
+            state.pane = p;
         }
     }
 }
@@ -927,11 +1055,11 @@ fn move_by(state: &mut AppState, delta: i64) {
         }
         (None, Pane::Overview) => {
             let n = match state.data() {
-                Some(ViewData::Overview(o)) => o.newest_errors.len(),
+                Some(ViewData::Overview(o)) => o.newest_errors.len() + state.overview_lines().len(),
                 _ => 0,
             };
-            state.error_selected =
-                (state.error_selected as i64 + delta).clamp(0, n.saturating_sub(1) as i64) as usize;
+            state.overview_selected =
+                (state.overview_selected as i64 + delta).clamp(0, n.saturating_sub(1) as i64) as usize;
         }
         (None, Pane::Replication) => {
             let (list, i) = state.remotes();

@@ -132,10 +132,13 @@ async fn run_async(opts: TuiOptions) -> Result<()> {
         }
     };
     let label = opts.label.unwrap_or_else(|| opts.db.display().to_string());
+    let ingesting = ingest.is_some();
     let result = {
         let mut term = terminal::Terminal::enter()?;
         let size = term.size();
-        let state = AppState::new(label, opts.theme, size, Timestamp::now());
+        let mut state = AppState::new(label, opts.theme, size, Timestamp::now());
+        state.ingesting = ingesting;
+        state.set_keymap(&opts.keymap);
         let run = ui_loop(&mut term, state, &opts.keymap, worker, rx);
         match opts.duration {
             Some(d) => tokio::time::timeout(d, run).await.unwrap_or(Ok(())),

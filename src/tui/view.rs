@@ -38,7 +38,13 @@ pub fn view(frame: &mut Frame, state: &AppState, keymap: &Keymap) {
             "terminal too small: {}×{}, need {MIN_WIDTH}×{MIN_HEIGHT}",
             area.width, area.height
         );
-        frame.render_widget(Paragraph::new(msg).style(theme.warn), area);
+        // Wrapped, so it is whole on the smallest screen too.
+        frame.render_widget(
+            Paragraph::new(msg)
+                .style(theme.warn)
+                .wrap(ratatui::widgets::Wrap { trim: true }),
+            area,
+        );
         return;
     }
     let [tabs, body, line, status] = Layout::vertical([
@@ -61,6 +67,9 @@ pub fn view(frame: &mut Frame, state: &AppState, keymap: &Keymap) {
             panes::timeline::render_history(frame, body, state, &theme, remote, project, ref_name)
         }
         Some(Drill::Event(e)) => panes::detail::render(frame, body, state, &theme, e),
+        Some(Drill::RelayEvents { target, relay }) => {
+            panes::timeline::render_relay(frame, body, state, &theme, target, relay)
+        }
         Some(Drill::CiJobs { pattern }) => {
             panes::ci::render_jobs(frame, body, state, &theme, pattern)
         }
@@ -118,7 +127,10 @@ fn render_tabs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
                 theme.warn,
             )
         }
-        None => Span::styled(" LIVE ", theme.ok),
+        None => match state.stale() {
+            Some(age) => Span::styled(format!(" {} ", stale_text(age)), theme.warn),
+            None => Span::styled(" LIVE ", theme.ok),
+        },
     };
     let [l, r] = Layout::horizontal([Constraint::Min(10), Constraint::Length(mode.width() as u16)])
         .areas(area);
@@ -150,14 +162,18 @@ fn render_line(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     }
     if let Some((msg, _)) = &state.flash {
         frame.render_widget(
-            Paragraph::new(one_line(msg).into_owned()).style(theme.warn),
+            Paragraph::new(panes::ellipsize(&one_line(msg), area.width as usize)).style(theme.warn),
             area,
         );
         return;
     }
     if let Some(e) = &state.query_error {
         frame.render_widget(
-            Paragraph::new(format!("query failed: {}", one_line(e))).style(theme.bad),
+            Paragraph::new(panes::ellipsize(
+                &format!("query failed: {}", one_line(e)),
+                area.width as usize,
+            ))
+            .style(theme.bad),
             area,
         );
         return;
@@ -184,7 +200,29 @@ fn render_line(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
             spans.push(Span::styled(format!(" ({})", one_line(&s.message)), style));
         }
     }
-    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    frame.render_widget(Paragraph::new(fit_spans(spans, area.width as usize)), area);
+}
+
+/// Spans cut to `width` columns, an ellipsis where the cut is.
+pub fn fit_spans(spans: Vec<Span<'_>>, width: usize) -> Line<'_> {
+    let total: usize = spans.iter().map(|s| s.width()).sum();
+    if total <= width {
+        return Line::from(spans);
+    }
+    let mut out = Vec::new();
+    let mut used = 0;
+    for s in spans {
+        let w = s.width();
+        if used + w < width {
+            used += w;
+            out.push(s);
+        } else {
+            let cut = panes::ellipsize(&s.content, width - used);
+            out.push(Span::styled(cut, s.style));
+            break;
+        }
+    }
+    Line::from(out)
 }
 
 /// `gerrit-events:/var/log/x/stream.jsonl` → `gerrit-events:stream.jsonl`.
@@ -210,9 +248,11 @@ fn render_status(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme,
         group_thousands(st.rows),
         st.events_per_sec,
         if state.paused.is_some() {
-            "PAUSED"
+            "PAUSED".to_string()
+        } else if let Some(age) = state.stale() {
+            stale_text(age)
         } else {
-            "LIVE"
+            "LIVE".to_string()
         },
     );
     let filters = state.filters.describe();
@@ -234,8 +274,18 @@ fn render_status(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme,
         Constraint::Length(hints.chars().count() as u16 + 1),
     ])
     .areas(area);
+    let text = panes::ellipsize(&text, l.width as usize);
     frame.render_widget(Paragraph::new(text).style(theme.status), l);
     frame.render_widget(Paragraph::new(format!("{hints} ")).style(theme.status), r);
+}
+
+/// `STALE · newest 3h ago`: nothing ingests and the store is unchanged.
+pub fn stale_text(age: i64) -> String {
+    if age < 0 {
+        "STALE · empty store".to_string()
+    } else {
+        format!("STALE · newest {} ago", panes::age(age))
+    }
 }
 
 pub fn group_thousands(n: u64) -> String {
@@ -306,6 +356,7 @@ pub fn title_line(frame: &mut Frame, area: Rect, theme: &Theme, title: &str, not
     let note = one_line(note).into_owned();
     let (tw, nw) = (title.chars().count(), note.chars().count());
     if tw + nw + 2 > area.width as usize {
+        let title = panes::ellipsize(&title, area.width as usize);
         frame.render_widget(Paragraph::new(title).style(theme.title), area);
         return;
     }
@@ -317,8 +368,11 @@ pub fn title_line(frame: &mut Frame, area: Rect, theme: &Theme, title: &str, not
 
 /// A plain centred-ish message in a pane (empty states and hints).
 pub fn message(frame: &mut Frame, area: Rect, style: Style, text: &str) {
+    // Wrapped over the lines the area has, so the whole message is there.
     frame.render_widget(
-        Paragraph::new(one_line(text).into_owned()).style(style),
+        Paragraph::new(one_line(text).into_owned())
+            .style(style)
+            .wrap(ratatui::widgets::Wrap { trim: true }),
         area,
     );
 }

@@ -62,3 +62,54 @@ pub fn table<'a>(
 pub fn first_row(selected: usize, height: usize) -> usize {
     selected.saturating_sub(height.saturating_sub(1))
 }
+
+/// The display width of `s` (what the terminal takes for it).
+pub fn width_of(s: &str) -> usize {
+    ratatui::text::Span::raw(s).width()
+}
+
+/// `s` cut to `width` columns with an ellipsis where it was cut (never silently).
+pub fn ellipsize(s: &str, width: usize) -> String {
+    if width_of(s) <= width {
+        return s.to_string();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let mut out = String::new();
+    let mut w = 0;
+    for c in s.chars() {
+        let cw = width_of(c.encode_utf8(&mut [0; 4]));
+        if w + cw + 1 > width {
+            break;
+        }
+        out.push(c);
+        w += cw;
+    }
+    out.push('…');
+    out
+}
+
+
+/// A time as a list shows it: the clock for today, the date too for any other day (local
+/// time), so rows of three days never look mis-ordered. At most 14 columns.
+pub fn when(ts: Timestamp, now: Timestamp) -> String {
+    let dt = Local.timestamp_nanos(ts.as_nanos());
+    let today = Local.timestamp_nanos(now.as_nanos()).date_naive();
+    if dt.date_naive() == today {
+        dt.format("%H:%M:%S").to_string()
+    } else {
+        dt.format("%m-%d %H:%M:%S").to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ellipsize_marks_every_cut() {
+        assert_eq!(super::ellipsize("ws://relay.slow.example:7777", 26), "ws://relay.slow.example:7…");
+        assert_eq!(super::ellipsize("short", 26), "short");
+        assert_eq!(super::ellipsize("abc", 1), "…");
+        assert_eq!(super::ellipsize("日本語テキスト", 7), "日本語…");
+    }
+}

@@ -6,7 +6,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table};
 use ratatui::Frame;
 
-use super::{age, clock};
+use super::{age, ellipsize, width_of};
+use crate::tui::Pane;
 use crate::model::relay::{Display, Health};
 use crate::model::Severity;
 use crate::sanitize::one_line;
@@ -15,6 +16,333 @@ use crate::tui::theme::{severity_label, Theme};
 use crate::tui::view::{message, title_line};
 use crate::tui::worker::{OverviewData, ViewData};
 
+/// Where Enter on an Overview line goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Open {
+    /// A Gerrit remote's refs.
+    Remote(String),
+    /// One relay's events: (target, relay).
+    Relay(String, String),
+    /// A pane.
+    Pane(Pane),
+    /// A correlation id across sources.
+    Session(String),
+    /// A CI pattern's failed jobs of the night (pattern id).
+    CiPattern(String),
+}
+
+/// One line of the Overview's state list: a problem by name, or a system's OK line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateLine {
+    /// The system: `Gerrit`, `ngit`, `Spacedrive`, `CI`.
+    pub system: &'static str,
+    /// Error and Warning lines are problems; Info is OK; Debug is "no data".
+    pub severity: Severity,
+    /// The state word: `FAILED`, `RETRYING`, `DEAD`, `DOWN`, `ERRORS`, `NEW`, `OK`.
+    pub state: &'static str,
+    /// What is in that state; cut first (with an ellipsis) when the line is too long.
+    pub name: String,
+    /// Counts, since when, the last error.
+    pub tail: String,
+    pub open: Open,
+}
+
+impl StateLine {
+    pub fn is_problem(&self) -> bool {
+        self.severity >= Severity::Warning
+    }
+}
+
+/// At most this many problem lines per system; the rest is one "+N more" line.
+const PER_SYSTEM: usize = 3;
+
+/// What is broken right now, by name and worst first, then the systems that are OK. Pure: the
+/// Overview draws it and Enter opens what a line names.
+pub fn state_lines(o: &OverviewData, now: i64) -> Vec<StateLine> {
+    let mut problems: Vec<StateLine> = Vec::new();
+    let mut fine: Vec<StateLine> = Vec::new();
+    let since = |t: Option<i64>| t.map(|t| format!("since {}", age(now - t)));
+
+    // Gerrit: each remote with FAILED or retrying refs.
+    let trouble: Vec<_> = o
+        .remotes
+        .iter()
+        .filter(|r| r.is_failed() || r.retrying > 0)
+        .collect();
+    for r in trouble.iter().take(PER_SYSTEM) {
+        let mut tail = Vec::new();
+        if r.failed > 0 {
+            tail.push(format!("{} refs failed", r.failed));
+        }
+        if r.retrying > 0 {
+            tail.push(format!("{} retrying", r.retrying));
+        }
+        tail.extend(since(o.remote_since.get(&r.remote).copied()));
+        tail.extend(r.last_error.as_deref().map(short_error));
+        problems.push(StateLine {
+            system: "Gerrit",
+            severity: if r.is_failed() {
+                Severity::Error
+            } else {
+                Severity::Warning
+            },
+            state: if r.is_failed() { "FAILED" } else { "RETRYING" },
+            name: compact_remote(&r.remote),
+            tail: tail.join(" · "),
+            open: Open::Remote(r.remote.clone()),
+        });
+    }
+    if trouble.len() > PER_SYSTEM {
+        problems.push(more("Gerrit", trouble.len() - PER_SYSTEM, "remotes", Pane::Replication));
+    }
+    if trouble.is_empty() && !o.remotes.is_empty() {
+        fine.push(ok_line("Gerrit", format!("all {} remotes", o.remotes.len()), Pane::Replication));
+    }
+
+    // ngit: targets down (their relays are unknown, not listed), then dead and degraded relays.
+    let mut relay_problems = Vec::new();
+    let mut live = 0;
+    for t in &o.relays {
+        if !t.up {
+            let mut tail: Vec<String> = since(t.down_since.map(|d| d / 1_000_000_000))
+                .into_iter()
+                .collect();
+            tail.push(format!("{} relays unknown", t.relays.values().filter(|r| r.present).count()));
+            tail.extend(t.error.as_deref().map(short_error));
+            relay_problems.push(StateLine {
+                system: "ngit",
+                severity: Severity::Error,
+                state: "DOWN",
+                name: format!("target {}", super::relays::short_target(&t.target)),
+                tail: tail.join(" · "),
+                open: Open::Pane(Pane::Relays),
+            });
+            continue;
+        }
+        for (name, r) in t.relays.iter().filter(|(_, r)| r.present) {
+            let d = r.display();
+            let (state, severity) = match (d, r.health) {
+                (Display::Dead, _) => ("DEAD", Severity::Error),
+                (_, Some(Health::Degraded)) => ("DEGRADED", Severity::Warning),
+                _ if r.flapping => ("FLAPPING", Severity::Warning),
+                _ => {
+                    live += 1;
+                    continue;
+                }
+            };
+            let mut tail: Vec<String> = since(Some(r.since() / 1_000_000_000))
+                .into_iter()
+                .collect();
+            if r.streak > 0 {
+                tail.push(format!("{} failed attempts", r.streak));
+            }
+            relay_problems.push(StateLine {
+                system: "ngit",
+                severity,
+                state,
+                name: name.clone(),
+                tail: tail.join(" · "),
+                open: Open::Relay(t.target.clone(), name.clone()),
+            });
+        }
+    }
+    relay_problems.sort_by_key(|l| std::cmp::Reverse(l.severity));
+    let n = relay_problems.len();
+    problems.extend(relay_problems.into_iter().take(PER_SYSTEM));
+    if n > PER_SYSTEM {
+        problems.push(more("ngit", n - PER_SYSTEM, "relays", Pane::Relays));
+    }
+    if n == 0 && !o.relays.is_empty() {
+        fine.push(ok_line("ngit", format!("{live} relays live"), Pane::Relays));
+    }
+
+    // Spacedrive: the sessions with errors in the last hour.
+    for g in o.session_errors.iter().take(PER_SYSTEM) {
+        let mut name = Vec::new();
+        name.extend(g.device.as_deref().map(|d| short_id(d).to_string()));
+        name.extend(g.corr.as_deref().map(|c| short_id(c).to_string()));
+        let mut tail = vec![format!(
+            "{}{} ago",
+            if g.count > 1 {
+                format!("{}× · ", g.count)
+            } else {
+                String::new()
+            },
+            age(now - g.newest.as_nanos() / 1_000_000_000)
+        )];
+        tail.push(g.error.clone());
+        problems.push(StateLine {
+            system: "Spacedrive",
+            severity: Severity::Error,
+            state: "ERRORS",
+            name: if name.is_empty() {
+                "no session".into()
+            } else {
+                name.join(" ")
+            },
+            tail: tail.join(" · "),
+            open: match &g.corr {
+                Some(c) => Open::Session(c.clone()),
+                None => Open::Pane(Pane::Timeline),
+            },
+        });
+    }
+    if o.session_errors.len() > PER_SYSTEM {
+        problems.push(more(
+            "Spacedrive",
+            o.session_errors.len() - PER_SYSTEM,
+            "sessions",
+            Pane::Timeline,
+        ));
+    }
+    let sd_events = o.last_hour.iter().any(|(s, _)| s == "spacedrive");
+    if o.session_errors.is_empty() && (sd_events || !o.open_sessions.is_empty()) {
+        fine.push(ok_line(
+            "Spacedrive",
+            format!("no errors in the last hour · {} open sessions", o.open_sessions.len()),
+            Pane::Timeline,
+        ));
+    }
+
+    // CI: last night's NEW patterns by name.
+    for (id, name, identity, jobs) in o.ci_new.iter().take(PER_SYSTEM) {
+        problems.push(StateLine {
+            system: "CI",
+            severity: Severity::Error,
+            state: "NEW",
+            name: name.clone(),
+            tail: format!("{jobs} jobs · {identity}"),
+            open: Open::CiPattern(id.clone()),
+        });
+    }
+    if o.ci_new.len() > PER_SYSTEM {
+        problems.push(more("CI", o.ci_new.len() - PER_SYSTEM, "new patterns", Pane::Ci));
+    }
+    if let Some((night, hit, _)) = &o.ci {
+        if o.ci_new.is_empty() {
+            let failed = night.failed > 0;
+            let line = StateLine {
+                system: "CI",
+                severity: if failed {
+                    Severity::Warning
+                } else {
+                    Severity::Info
+                },
+                state: if failed { "FAILED" } else { "OK" },
+                name: format!("night {}", night.night),
+                tail: format!(
+                    "{} failed pipelines · {hit} known patterns, none new",
+                    night.failed
+                ),
+                open: Open::Pane(Pane::Ci),
+            };
+            if failed {
+                problems.push(line);
+            } else {
+                fine.push(line);
+            }
+        }
+    }
+    // Worst first; a system's lines keep their order.
+    problems.sort_by_key(|l| std::cmp::Reverse(l.severity));
+    problems.extend(fine);
+    problems
+}
+
+fn more(system: &'static str, n: usize, what: &str, pane: Pane) -> StateLine {
+    StateLine {
+        system,
+        severity: Severity::Warning,
+        state: "…",
+        name: format!("{n} more {what}"),
+        tail: String::new(),
+        open: Open::Pane(pane),
+    }
+}
+
+fn ok_line(system: &'static str, name: String, pane: Pane) -> StateLine {
+    StateLine {
+        system,
+        severity: Severity::Info,
+        state: "OK",
+        name,
+        tail: String::new(),
+        open: Open::Pane(pane),
+    }
+}
+
+/// A remote as the Overview names it: the host's first label and the repository
+/// (`ssh://replication@mirror-eu.example.org:29418/platform/core.git` → `mirror-eu/platform/core`):
+/// what tells remotes apart when one host holds many projects. The full URL is in the pane.
+pub fn compact_remote(remote: &str) -> String {
+    let short = super::replication::short_remote(remote, usize::MAX);
+    if short.contains("://") {
+        return short;
+    }
+    let (host, path) = short.split_once('/').unwrap_or((&short, ""));
+    let host = host.split(':').next().unwrap_or(host);
+    let is_ip = host.chars().all(|c| c.is_ascii_digit() || c == '.');
+    let host = if is_ip {
+        host
+    } else {
+        host.split('.').next().unwrap_or(host)
+    };
+    let path = path.strip_suffix(".git").unwrap_or(path);
+    if path.is_empty() {
+        host.to_string()
+    } else {
+        format!("{host}/{path}")
+    }
+}
+
+/// The first 8 characters of an id (a UUID's first group): what the UI shows of it. Every
+/// lookup by id accepts this prefix.
+pub fn short_id(id: &str) -> &str {
+    match id.char_indices().nth(8) {
+        Some((i, _)) => &id[..i],
+        None => id,
+    }
+}
+
+/// The decisive part of an error text: its first line's last clause (a Java stack trace's
+/// `...TransportException: ssh://x: Connection refused` → `Connection refused`).
+pub fn short_error(e: &str) -> String {
+    let first = one_line(e.lines().next().unwrap_or(e)).into_owned();
+    let last = first.rsplit(": ").next().unwrap_or(&first).trim();
+    if last.chars().count() >= 4 {
+        last.to_string()
+    } else {
+        first.trim().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_and_remotes_are_named_by_what_decides() {
+        assert_eq!(
+            short_error("Cannot replicate to ssh://r@m:29418/p.git: org.eclipse.jgit.errors.TransportException: ssh://r@m:29418/p.git: Connection refused\n\tat x"),
+            "Connection refused"
+        );
+        assert_eq!(short_error("REJECTED_OTHER_REASON"), "REJECTED_OTHER_REASON");
+        assert_eq!(
+            compact_remote("ssh://replication@mirror-eu.example.org:29418/platform/core.git"),
+            "mirror-eu/platform/core"
+        );
+        assert_eq!(compact_remote("file:///var/x.git"), "file:///var/x.git");
+        assert_eq!(compact_remote("10.0.0.2:29418/a.git"), "10.0.0.2/a");
+        assert_eq!(short_id("7ceff8ba-1234-5678"), "7ceff8ba");
+        assert_eq!(short_id("abc"), "abc");
+    }
+}
+
+/// Whether everything the store knows of is well (and there is something it knows of).
+pub fn all_ok(lines: &[StateLine]) -> bool {
+    !lines.is_empty() && lines.iter().all(|l| !l.is_problem())
+}
+
 pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     let Some(ViewData::Overview(o)) = state.data() else {
         title_line(frame, area, theme, "Overview", "");
@@ -22,212 +350,101 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         message(frame, rest, theme.dim, "loading…");
         return;
     };
+    let now = state.now.as_nanos() / 1_000_000_000;
+    let lines = state_lines(o, now);
+    let shown = lines.len().clamp(1, MAX_STATE_LINES);
+    let rest = area.height.saturating_sub(1 + shown as u16);
+    let rates_h = if rest >= 9 { 5 } else { 0 };
     let [title, systems, rates, errors] = Layout::vertical([
         Constraint::Length(1),
-        Constraint::Length(4 + u16::from(o.ci.is_some())),
-        Constraint::Length(5),
-        Constraint::Min(2),
+        Constraint::Length(shown as u16),
+        Constraint::Length(rates_h),
+        Constraint::Min(0),
     ])
     .areas(area);
-    title_line(
-        frame,
-        title,
-        theme,
-        "Overview",
-        "Enter: event · c: its session · 2/3/4: details",
-    );
-    frame.render_widget(Paragraph::new(system_lines(o, state, theme)), systems);
-    render_rates(frame, rates, o, theme);
-    render_errors(frame, errors, state, o, theme);
+    let problems = lines.iter().filter(|l| l.is_problem()).count();
+    let stale = state.stale();
+    let headline = if lines.is_empty() {
+        "Overview: no data yet".to_string()
+    } else if problems > 0 {
+        format!(
+            "Overview: {problems} problem{}, worst first",
+            if problems == 1 { "" } else { "s" }
+        )
+    } else if stale.is_some() {
+        "Overview: no problems in the stored data (STALE)".to_string()
+    } else {
+        "Overview: All OK".to_string()
+    };
+    title_line(frame, title, theme, &headline, &state.hint_for(&["enter", "correlation"]));
+    render_state_lines(frame, systems, state, &lines, theme);
+    if rates_h > 0 {
+        render_rates(frame, rates, o, theme);
+    }
+    render_errors(frame, errors, state, o, lines.len(), theme);
 }
 
-fn system_lines<'a>(o: &'a OverviewData, state: &AppState, theme: &Theme) -> Vec<Line<'a>> {
-    let now = state.now.as_nanos() / 1_000_000_000;
-    let label = |s: &'static str| Span::styled(format!("{s:<12}"), theme.key);
-    let mut lines = Vec::new();
+/// The state list shows at most this many lines (the rest is in the panes).
+pub const MAX_STATE_LINES: usize = 9;
 
-    // Gerrit.
-    let failed: Vec<_> = o.remotes.iter().filter(|r| r.is_failed()).collect();
-    let mut g = vec![label("Gerrit")];
-    if o.remotes.is_empty() {
-        g.push(Span::styled("no replication events yet", theme.dim));
-    } else {
-        if failed.is_empty() {
-            g.push(Span::styled(
-                format!("all {} remotes OK", o.remotes.len()),
-                theme.ok,
-            ));
-        } else {
-            g.push(Span::styled(format!("{} FAILED", failed.len()), theme.bad));
-            g.push(Span::raw(format!(
-                ", {} OK",
-                o.remotes.len() - failed.len()
-            )));
-        }
-        if let Some(w) = failed.first() {
-            let mut t = format!(" · worst {}: {} refs failed", one_line(&w.remote), w.failed);
-            if w.retrying > 0 {
-                t.push_str(&format!(", {} retrying", w.retrying));
-            }
-            if let Some(e) = &w.last_error {
-                t.push_str(&format!(" · {}", one_line(e)));
-            }
-            g.push(Span::styled(t, theme.text));
-        }
-        let retrying: u64 = o.remotes.iter().map(|r| r.retrying).sum();
-        if failed.is_empty() && retrying > 0 {
-            g.push(Span::styled(
-                format!(" · {retrying} refs retrying"),
-                theme.warn,
-            ));
-        }
+fn render_state_lines(
+    frame: &mut Frame,
+    area: Rect,
+    state: &AppState,
+    lines: &[StateLine],
+    theme: &Theme,
+) {
+    if lines.is_empty() {
+        message(
+            frame,
+            area,
+            theme.dim,
+            "nothing stored yet: add sources (gerrit-events, ngit-metrics, spacedrive-db, gitlab-ci)",
+        );
+        return;
     }
-    lines.push(Line::from(g));
-
-    // ngit relays.
-    let mut n = vec![label("ngit relays")];
-    let relays: Vec<_> = o
-        .relays
+    let width = area.width as usize;
+    let out: Vec<Line> = lines
         .iter()
-        .flat_map(|t| t.relays.values())
-        .filter(|r| r.present)
-        .collect();
-    let down: Vec<_> = o.relays.iter().filter(|t| !t.up).collect();
-    if o.relays.is_empty() {
-        n.push(Span::styled("no relay targets scraped yet", theme.dim));
-    } else {
-        let count = |f: &dyn Fn(&&crate::model::relay::RelayState) -> bool| {
-            relays.iter().filter(|r| f(r)).count()
-        };
-        let dead = count(&|r| r.display() == Display::Dead);
-        let degraded = count(&|r| r.health == Some(Health::Degraded));
-        let syncing =
-            count(&|r| r.display() == Display::Syncing || r.display() == Display::Connecting);
-        let live = count(&|r| {
-            matches!(
-                r.display(),
-                Display::Live | Display::LiveStabilising | Display::LivePartialHistory
-            )
-        });
-        n.push(Span::raw(format!("{} relays: ", relays.len())));
-        n.push(Span::styled(format!("{live} live"), theme.ok));
-        if syncing > 0 {
-            n.push(Span::styled(format!(", {syncing} catching up"), theme.text));
-        }
-        if degraded > 0 {
-            n.push(Span::styled(format!(", {degraded} degraded"), theme.warn));
-        }
-        if dead > 0 {
-            n.push(Span::styled(format!(", {dead} DEAD"), theme.bad));
-        }
-        let flapping = count(&|r| r.flapping);
-        if flapping > 0 {
-            n.push(Span::styled(format!(", {flapping} flapping"), theme.warn));
-        }
-        for t in &down {
-            let since = t
-                .down_since
-                .map(|d| age(now - d / 1_000_000_000))
-                .unwrap_or_default();
-            n.push(Span::styled(
-                format!(" · target {} DOWN {since}", one_line(&t.target)),
-                theme.bad,
-            ));
-        }
-    }
-    lines.push(Line::from(n));
-
-    // Spacedrive.
-    let mut s = vec![label("Spacedrive")];
-    let sd = o
-        .last_hour
-        .iter()
-        .find(|(src, _)| src == "spacedrive")
-        .map(|(_, c)| *c);
-    match sd {
-        None if o.open_sessions.is_empty() => {
-            s.push(Span::styled("no sync events in the last hour", theme.dim))
-        }
-        _ => {
-            let c = sd.unwrap_or([0; 4]);
-            s.push(Span::raw(format!(
-                "{} open sync sessions",
-                o.open_sessions.len()
-            )));
-            if let Some((corr, since)) = o.open_sessions.first() {
-                s.push(Span::styled(
-                    format!(
-                        " (newest {} {} ago)",
-                        one_line(corr),
-                        age(now - since.as_nanos() / 1_000_000_000)
-                    ),
-                    theme.dim,
-                ));
-            }
-            let (e, w) = (c[3], c[2]);
-            s.push(Span::raw(" · last hour: "));
-            s.push(Span::styled(
-                format!("{e} errors"),
-                if e > 0 { theme.bad } else { theme.ok },
-            ));
-            s.push(Span::styled(
-                format!(", {w} warnings"),
-                if w > 0 { theme.warn } else { theme.text },
-            ));
-        }
-    }
-    lines.push(Line::from(s));
-
-    // GitLab CI: the latest night.
-    if let Some((night, hit, new)) = &o.ci {
-        let mut c = vec![label("CI")];
-        c.push(Span::raw(format!("night {}: ", night.night)));
-        c.push(Span::styled(
-            format!("{} failed pipelines", night.failed),
-            if night.failed > 0 {
-                theme.bad
+        .take(area.height as usize)
+        .enumerate()
+        .map(|(i, l)| {
+            let style = match l.severity {
+                Severity::Error => theme.bad,
+                Severity::Warning => theme.warn,
+                Severity::Info => theme.ok,
+                Severity::Debug => theme.dim,
+            };
+            let head = format!("{:<11}", l.system);
+            let state_word = format!("{:<8} ", l.state);
+            let tail = if l.tail.is_empty() {
+                String::new()
             } else {
-                theme.ok
-            },
-        ));
-        c.push(Span::raw(format!(
-            " in {} projects, {hit} patterns",
-            night.projects
-        )));
-        if *new > 0 {
-            c.push(Span::styled(format!(" ({new} NEW)"), theme.bad));
-        }
-        if night.warnings > 0 {
-            c.push(Span::styled(
-                format!(", {} passed with warnings", night.warnings),
-                theme.warn,
-            ));
-        }
-        lines.push(Line::from(c));
-    }
-
-    // Errors per other system in the last hour.
-    let mut other = vec![label("last hour")];
-    if o.last_hour.is_empty() {
-        other.push(Span::styled("no events", theme.dim));
-    }
-    for (i, (src, c)) in o.last_hour.iter().enumerate() {
-        if i > 0 {
-            other.push(Span::styled(" · ", theme.dim));
-        }
-        other.push(Span::raw(format!("{} ", one_line(src))));
-        other.push(Span::styled(
-            format!("{}E", c[3]),
-            if c[3] > 0 { theme.bad } else { theme.dim },
-        ));
-        other.push(Span::styled(
-            format!(" {}W", c[2]),
-            if c[2] > 0 { theme.warn } else { theme.dim },
-        ));
-        other.push(Span::styled(format!(" {}", c[0] + c[1]), theme.dim));
-    }
-    lines.push(Line::from(other));
-    lines
+                format!(" · {}", one_line(&l.tail))
+            };
+            // The name gives way first (down to 14 columns), then the tail is cut.
+            let fixed = width_of(&head) + width_of(&state_word);
+            let room = width.saturating_sub(fixed);
+            let name = one_line(&l.name).into_owned();
+            let name_w = width_of(&name).min(room.saturating_sub(width_of(&tail)).max(24));
+            let name = ellipsize(&name, name_w);
+            let tail = ellipsize(&tail, room.saturating_sub(width_of(&name)));
+            let selected = state.overview_selected == i;
+            let mut spans = vec![
+                Span::styled(head, theme.key),
+                Span::styled(state_word, style),
+                Span::styled(name, theme.text),
+                Span::styled(tail, theme.dim),
+            ];
+            if selected {
+                for s in &mut spans {
+                    s.style = s.style.patch(theme.selected);
+                }
+            }
+            Line::from(spans)
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(out), area);
 }
 
 const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
@@ -261,7 +478,17 @@ fn render_rates(frame: &mut Frame, area: Rect, o: &OverviewData, theme: &Theme) 
     frame.render_widget(Paragraph::new(lines), area);
 }
 
-fn render_errors(frame: &mut Frame, area: Rect, state: &AppState, o: &OverviewData, theme: &Theme) {
+fn render_errors(
+    frame: &mut Frame,
+    area: Rect,
+    state: &AppState,
+    o: &OverviewData,
+    before: usize,
+    theme: &Theme,
+) {
+    if area.height < 2 {
+        return;
+    }
     let [title, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
     frame.render_widget(
         Paragraph::new(Line::styled("newest errors", theme.header)),
@@ -271,9 +498,10 @@ fn render_errors(frame: &mut Frame, area: Rect, state: &AppState, o: &OverviewDa
         message(frame, body, theme.ok, "no errors stored");
         return;
     }
-    let wide = area.width >= 120;
     let height = body.height as usize;
-    let first = super::first_row(state.error_selected, height);
+    let summary_w = (body.width as usize).saturating_sub(14 + 10 + 22 + 3);
+    let sel = state.overview_selected.checked_sub(before);
+    let first = super::first_row(sel.unwrap_or(0), height);
     let rows = o
         .newest_errors
         .iter()
@@ -281,21 +509,21 @@ fn render_errors(frame: &mut Frame, area: Rect, state: &AppState, o: &OverviewDa
         .skip(first)
         .take(height)
         .map(|(i, e)| {
-            let style = if i == state.error_selected {
+            let style = if Some(i) == sel {
                 theme.selected
             } else {
                 theme.text
             };
             Row::new(vec![
-                Cell::from(clock(e.event.timestamp, wide)).style(theme.dim),
+                Cell::from(super::when(e.event.timestamp, state.now)).style(theme.dim),
                 Cell::from(one_line(&e.event.source).into_owned()),
                 Cell::from(one_line(&e.event.event_type).into_owned()).style(theme.bad),
-                Cell::from(one_line(&e.event.summary).into_owned()),
+                Cell::from(ellipsize(&one_line(&e.event.summary), summary_w)),
             ])
             .style(style)
         });
     let widths = [
-        Constraint::Length(if wide { 18 } else { 8 }),
+        Constraint::Length(14),
         Constraint::Length(10),
         Constraint::Length(22),
         Constraint::Min(10),

@@ -165,7 +165,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
 }
 
 /// `http://127.0.0.1:7334/metrics` → `127.0.0.1:7334`: which target a relay was seen on.
-fn short_target(t: &str) -> String {
+pub fn short_target(t: &str) -> String {
     let rest = t.split_once("://").map_or(t, |(_, r)| r);
     one_line(rest.split('/').next().unwrap_or(rest)).into_owned()
 }

@@ -65,6 +65,38 @@ pub fn render_history(
     }
 }
 
+/// One relay's events (its state changes), newest first.
+pub fn render_relay(
+    frame: &mut Frame,
+    area: Rect,
+    state: &AppState,
+    theme: &Theme,
+    target: &str,
+    relay: &str,
+) {
+    let [title, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
+    title_line(
+        frame,
+        title,
+        theme,
+        &format!(
+            "Relays › {relay} on {}",
+            super::relays::short_target(target)
+        ),
+        &state.hint_for(&["enter", "back"]),
+    );
+    match state.window() {
+        Some(w) if w.rows.is_empty() && state.filters.is_empty() => message(
+            frame,
+            body,
+            theme.dim,
+            "no stored events for this relay (pruned, or it never changed state)",
+        ),
+        Some(w) => table(frame, body, state, theme, w),
+        None => message(frame, body, theme.dim, "loading…"),
+    }
+}
+
 /// The event table: time, source, severity, type, subject, summary; the selection reversed,
 /// the filter's text underlined in the summary.
 pub fn table(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, w: &EventsWindow) {
