@@ -155,6 +155,8 @@ pub struct AppState {
     pub field: Field,
     pub input: Input,
     pub filters: Filters,
+    /// The filters of the panes not shown (each pane keeps its own).
+    pub pane_filters: Vec<(Pane, Filters)>,
     pub paused: Option<Paused>,
     pub theme: ThemeName,
     pub size: (u16, u16),
@@ -196,6 +198,7 @@ impl AppState {
             field: Field::Filter,
             input: Input::default(),
             filters: Filters::default(),
+            pane_filters: Vec::new(),
             paused: None,
             theme,
             size,
@@ -789,11 +792,13 @@ pub(crate) fn reset_positions(state: &mut AppState) {
 fn update_normal(state: &mut AppState, action: Action) -> Option<Command> {
     match action {
         Action::Quit => {
-            if state.stack.pop().is_none() {
+            // One rule everywhere: q quits from a top-level pane only; Esc goes back.
+            if state.stack.is_empty() {
                 state.quit = true;
                 return Some(Command::Quit);
             }
-            state.detail_scroll = 0;
+            let (q, esc) = (state.key("quit"), state.key("back"));
+            state.flash(format!("{q} quits from a pane: {esc} goes back first"));
         }
         Action::Back => {
             if state.stack.pop().is_some() {
@@ -805,10 +810,7 @@ fn update_normal(state: &mut AppState, action: Action) -> Option<Command> {
                 state.flash("filters cleared");
             }
         }
-        Action::GoPane(p) => {
-            state.stack.clear();
-            state.pane = p;
-        }
+        Action::GoPane(p) => switch_pane(state, p),
         Action::NextPane | Action::PrevPane => {
             let all = Pane::ALL;
             let i = all.iter().position(|p| *p == state.pane).unwrap_or(0);
@@ -818,8 +820,7 @@ fn update_normal(state: &mut AppState, action: Action) -> Option<Command> {
             } else {
                 (i + n - 1) % n
             };
-            state.stack.clear();
-            state.pane = all[j];
+            switch_pane(state, all[j]);
         }
         Action::Up => move_by(state, -1),
         Action::Down => move_by(state, 1),
@@ -1000,6 +1001,29 @@ fn enter(state: &mut AppState) {
     }
 }
 
+/// To another pane: its own filters come back (filters are scoped per pane) and the
+/// drill-downs of the one left are closed.
+pub(crate) fn switch_pane(state: &mut AppState, p: Pane) {
+    state.stack.clear();
+    if state.pane == p {
+        return;
+    }
+    let old = state.pane;
+    let current = std::mem::take(&mut state.filters);
+    state.pane_filters.retain(|(q, _)| *q != old);
+    if !current.is_empty() {
+        state.pane_filters.push((old, current));
+    }
+    state.filters = state
+        .pane_filters
+        .iter()
+        .position(|(q, _)| *q == p)
+        .map(|i| state.pane_filters.swap_remove(i).1)
+        .unwrap_or_default();
+    state.input = Input::default();
+    state.pane = p;
+}
+
 /// Enter on an Overview line: its detail, on top of the Overview (Esc comes back).
 fn open_overview_line(state: &mut AppState, open: super::panes::overview::Open) {
     use super::panes::overview::Open;
@@ -1020,10 +1044,7 @@ fn open_overview_line(state: &mut AppState, open: super::panes::overview::Open) 
             state.ci_job_selected = 0;
             state.stack.push(Drill::CiJobs { pattern });
         }
-        Open::Pane(p) => {
-            state.stack.clear();
-            state.pane = p;
-        }
+        Open::Pane(p) => switch_pane(state, p),
     }
 }
 
@@ -1294,11 +1315,58 @@ pub(crate) mod tests {
         assert_eq!(update(&mut s, Action::Back), None);
         assert!(s.stack.is_empty());
         assert!(!s.quit);
-        // q quits only from the top view.
+        // q quits only from a top-level pane: in a drill-down it says how to go back.
         s.stack.push(Drill::Refs { remote: "r".into() });
         assert_eq!(update(&mut s, Action::Quit), None);
+        assert_eq!(s.stack.len(), 1);
+        assert!(s.flash.as_ref().unwrap().0.contains("Esc goes back"));
+        assert_eq!(update(&mut s, Action::Back), None);
         assert_eq!(update(&mut s, Action::Quit), Some(Command::Quit));
         assert!(s.quit);
+    }
+
+    #[test]
+    fn filters_are_scoped_per_pane_and_come_back() {
+        let mut s = timeline();
+        s.filters.text = "Connection refused".into();
+        update(&mut s, Action::GoPane(Pane::Replication));
+        assert!(s.filters.is_empty(), "the Timeline's filter leaked");
+        update(&mut s, Action::ErrorsOnly);
+        update(&mut s, Action::GoPane(Pane::Timeline));
+        assert_eq!(s.filters.text, "Connection refused");
+        assert_eq!(s.filters.min_severity, None);
+        update(&mut s, Action::NextPane);
+        update(&mut s, Action::GoPane(Pane::Replication));
+        assert_eq!(s.filters.min_severity, Some(Severity::Error));
+    }
+
+    #[test]
+    fn enter_on_a_relay_is_a_drill_down_with_its_own_events_and_esc_returns() {
+        let mut s = state();
+        update(&mut s, Action::GoPane(Pane::Relays));
+        s.stack.push(Drill::RelayEvents {
+            target: "http://t/metrics".into(),
+            relay: "wss://r".into(),
+        });
+        let f = s.request().view.filter().cloned().unwrap();
+        assert_eq!((f.devices, f.subjects), (vec!["http://t/metrics".to_string()], vec!["wss://r".to_string()]));
+        assert!(s.filters.is_empty(), "no hidden filter");
+        update(&mut s, Action::Quit);
+        assert!(!s.quit);
+        update(&mut s, Action::Back);
+        assert_eq!((s.pane, s.stack.len()), (Pane::Relays, 0));
+    }
+
+    #[test]
+    fn a_refs_history_lists_only_its_remotes_pushes() {
+        let mut s = state();
+        s.stack.push(Drill::RefHistory {
+            remote: "ssh://m-eu/p.git".into(),
+            project: "p".into(),
+            ref_name: "refs/heads/main".into(),
+        });
+        let f = s.request().view.filter().cloned().unwrap();
+        assert_eq!(f.peers, ["ssh://m-eu/p.git"]);
     }
 
     #[test]

@@ -137,7 +137,13 @@ pub fn render_refs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
         ..
     }) = state.data()
     else {
-        title_line(frame, title, theme, &format!("Replication › {remote}"), "");
+        title_line(
+            frame,
+            title,
+            theme,
+            &format!("Replication › {}", super::overview::compact_remote(remote)),
+            "",
+        );
         message(frame, body, theme.dim, "loading…");
         return;
     };
@@ -146,17 +152,36 @@ pub fn render_refs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
         frame,
         title,
         theme,
-        &format!("Replication › {remote}: {total} refs, worst first"),
-        "Enter: the ref's history · Esc: back",
+        &format!(
+            "Replication › {}: {total} refs, worst first",
+            super::overview::compact_remote(remote)
+        ),
+        &state.hint_for(&["enter", "back"]),
     );
     if refs.is_empty() {
         message(frame, body, theme.dim, "no refs for this remote");
         return;
     }
     let now = state.now.as_nanos() / 1_000_000_000;
+    // Below 120 columns the decisive ones stay: status, ref, when, flags, the last error.
+    let wide = area.width >= 120;
     let height = body.height.saturating_sub(1) as usize;
     let sel_in_page = sel.saturating_sub(*offset) as usize;
     let first = super::first_row(sel_in_page, height);
+    // Column widths, computed here so every cut text gets its ellipsis: the ref and the
+    // error share what the fixed columns leave (the ref 3 parts, the error 2).
+    let fixed: [u16; 9] = if wide {
+        [13, 4, 20, 0, 8, 14, 4, 9, 0]
+    } else {
+        [9, 0, 0, 0, 8, 9, 0, 0, 0]
+    };
+    let shown = fixed.iter().filter(|w| **w > 0).count() as u16 + 2;
+    let spare = area
+        .width
+        .saturating_sub(fixed.iter().sum::<u16>() + shown.saturating_sub(1));
+    let mut cols = fixed;
+    cols[3] = spare * 3 / 5;
+    cols[8] = spare - cols[3];
     let rows = refs
         .iter()
         .enumerate()
@@ -191,33 +216,29 @@ pub fn render_refs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
                 .filter(|_| status != RefStatus::Succeeded)
                 .map(|e| one_line(e).into_owned())
                 .unwrap_or_default();
+            let err = if wide {
+                err
+            } else {
+                super::overview::short_error(&err)
+            };
+            let cut = |t: &str, w: u16| super::ellipsize(t, w as usize);
             Row::new(vec![
-                Cell::from(r.status.clone()).style(st),
+                Cell::from(cut(&r.status, cols[0])).style(st),
                 Cell::from(r.direction.as_str()),
-                Cell::from(one_line(&r.project).into_owned()),
-                Cell::from(one_line(&r.ref_name).into_owned()),
+                Cell::from(cut(&one_line(&r.project), cols[2])),
+                Cell::from(cut(&one_line(&r.ref_name), cols[3])),
                 Cell::from(format!("{} ago", age(now - r.when))),
-                Cell::from(flags.join(",")).style(theme.warn),
+                Cell::from(cut(&flags.join(","), cols[5])).style(theme.warn),
                 Cell::from(r.attempts.to_string()),
                 Cell::from(
                     r.last_success
                         .map_or("never".into(), |t| format!("{} ago", age(now - t))),
                 ),
-                Cell::from(err).style(theme.bad),
+                Cell::from(cut(&err, cols[8])).style(theme.bad),
             ])
             .style(style)
         });
-    let widths = [
-        Constraint::Length(13),
-        Constraint::Length(4),
-        Constraint::Length(20),
-        Constraint::Fill(2),
-        Constraint::Length(8),
-        Constraint::Length(14),
-        Constraint::Length(4),
-        Constraint::Length(9),
-        Constraint::Fill(1),
-    ];
+    let widths: Vec<Constraint> = cols.iter().map(|w| Constraint::Length(*w)).collect();
     super::table(
         frame,
         body,
