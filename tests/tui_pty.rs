@@ -59,10 +59,12 @@ fn filter_then_enter_then_c_reaches_the_session_and_q_restores_the_terminal() {
     t.wait_for("Session 34ecf2ed-e4cd-6075-2055-2f5f4b2220a4", 5);
     t.wait_for("145000 records", 5);
     t.wait_for("backfill_session_started", 5);
-    // Esc goes back through the views, q quits from the top.
+    // Esc goes back through the views; q quits from a top-level pane only.
     t.send("\x1b");
     t.wait_for("Event ", 5);
     t.send("q");
+    t.wait_for("Esc goes back", 5);
+    t.send("\x1b");
     t.wait_for("Timeline: every event", 5);
     t.send("q");
     assert_eq!(t.wait_exit(10), 0);
@@ -137,7 +139,8 @@ fn a_hostile_event_cannot_inject_escape_sequences() {
             String::from_utf8_lossy(bad)
         );
     }
-    t.send("q");
+    t.send("\x1b");
+    t.wait_for("Timeline: every event", 5);
     t.send("q");
     assert_eq!(t.wait_exit(10), 0);
 }
@@ -194,9 +197,9 @@ fn replication_drills_from_remote_to_refs_to_history() {
     t.send("\x1b");
     t.wait_for("Replication:", 5);
     t.send("?");
-    t.wait_for("this help", 5);
-    t.send("x");
-    t.wait_until(5, "help closed", |s| !s.contains("this help"));
+    t.wait_for("This pane", 5);
+    t.send("\x1b");
+    t.wait_until(5, "help closed", |s| !s.contains("This pane"));
     t.send("\x03");
     assert_eq!(t.wait_exit(10), 0);
     assert!(t.is_cooked());
@@ -216,9 +219,7 @@ fn demo_shows_every_pane_with_live_data_and_cleans_up() {
     );
     t.wait_for("Overview", 20);
     t.wait_until(30, "the overview filled from every system", |screen| {
-        screen.contains("remotes")
-            && screen.contains("relays:")
-            && screen.contains("open sync sessions")
+        screen.contains("Gerrit") && screen.contains("ngit") && screen.contains("Spacedrive")
     });
     t.send("2");
     t.wait_for("Replication:", 10);
@@ -301,4 +302,115 @@ fn a_panic_restores_the_terminal_and_prints_the_report_after() {
         raw[left..].contains("on purpose"),
         "no panic report after restore"
     );
+}
+
+/// The demo at 80×24 with a fresh temporary directory.
+fn demo_80x24(s: &Scratch) -> Pty {
+    let tmp = s.path("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    Pty::spawn(
+        &["demo", "--rate", "500", "--seed", "1"],
+        80,
+        24,
+        &[("TMPDIR", tmp.to_str().unwrap()), ("NO_COLOR", "1")],
+        s.dir.path(),
+    )
+}
+
+#[test]
+fn the_overview_names_the_failing_mirror_and_its_error_at_80x24() {
+    let s = Scratch::new();
+    let mut t = demo_80x24(&s);
+    // Found 1: the first screen said "all 17 remotes OK" while mirror-eu refused pushes.
+    t.wait_until(
+        10,
+        "mirror-eu and its error named on the Overview",
+        |screen| {
+            screen.contains("Overview: ")
+                && screen.contains("mirror-eu/")
+                && screen.contains("Connection refused")
+        },
+    );
+    assert!(!t.screen().contains("All OK"));
+    // Enter on a Gerrit line opens what it names; Esc comes back to the Overview. The
+    // first state line (row 2) is selected at start.
+    let screen = t.screen();
+    let Some(row) = screen
+        .lines()
+        .position(|l| l.starts_with("Gerrit ") && l.contains("mirror-eu/"))
+    else {
+        panic!("no Gerrit line:\n{screen}")
+    };
+    for _ in 2..row {
+        t.send("j");
+    }
+    t.send("\r");
+    t.wait_for("Replication › mirror-eu/", 10);
+    t.wait_for("refs/", 10);
+    t.send("\x1b");
+    t.wait_for("Overview: ", 10);
+    t.send("q");
+    assert_eq!(t.wait_exit(20), 0);
+}
+
+#[test]
+fn the_refs_list_shows_ref_names_and_errors_at_80x24() {
+    let s = sample_store();
+    let mut t = open(&s, 80, 24, &[]);
+    t.wait_for("Overview", 10);
+    t.send("2");
+    t.wait_for("mirror-eu", 5);
+    t.send("\r");
+    t.wait_for("worst first", 5);
+    // Found 2: identical rows without the ref or the error at 80 columns.
+    t.wait_for("REF", 5);
+    t.wait_for("refs/heads/master", 5);
+    t.wait_for("LAST ERROR", 5);
+    t.send("\x1b");
+    t.wait_for("Replication:", 5);
+    t.send("q");
+    assert_eq!(t.wait_exit(10), 0);
+}
+
+#[test]
+fn an_unwritten_store_is_stale_not_live() {
+    let s = sample_store();
+    let mut t = open(&s, 80, 24, &[]);
+    t.wait_for("Overview", 10);
+    // Found 3: --no-ingest on a store nobody writes said LIVE.
+    t.wait_for("STALE · newest", 10);
+    assert!(!t.screen().contains(" LIVE "), "{}", t.screen());
+    t.send("q");
+    assert_eq!(t.wait_exit(10), 0);
+}
+
+#[test]
+fn help_scrolls_to_its_last_key_at_80x24() {
+    let s = sample_store();
+    let mut t = open(&s, 80, 24, &[]);
+    t.wait_for("Overview", 10);
+    t.send("?");
+    t.wait_for("This pane", 5);
+    // Found 6: help was cut at 80×24 (19 of 32 keys) and any key closed it.
+    assert!(!t.screen().contains("quit from anywhere"));
+    t.send("x");
+    t.wait_for("This pane", 2);
+    t.send("G");
+    t.wait_for("quit from anywhere", 5);
+    t.send("\x1b");
+    t.wait_until(5, "help closed", |s| !s.contains("quit from anywhere"));
+    t.send("q");
+    assert_eq!(t.wait_exit(10), 0);
+}
+
+#[test]
+fn the_too_small_message_is_whole_at_30x8() {
+    let s = sample_store();
+    let mut t = open(&s, 30, 8, &[]);
+    t.wait_until(10, "the whole message", |screen| {
+        let flat: String = screen.split_whitespace().collect::<Vec<_>>().join(" ");
+        flat.contains("terminal too small: 30×8, need 60×15")
+    });
+    t.send("q");
+    assert_eq!(t.wait_exit(10), 0);
 }

@@ -4,8 +4,8 @@
 //! knows about terminals.
 
 pub mod checkpointer;
-pub mod overview;
 pub mod ci;
+pub mod overview;
 pub mod query;
 pub mod schema;
 pub mod views;

@@ -31,8 +31,11 @@ mod tests {
         let w = crate::store::Writer::open(&db).unwrap();
         let c = w.connection();
         for (id, t) in [(1, "a"), (2, "b"), (3, "p"), (4, "x"), (5, "y"), (6, "z")] {
-            c.execute("INSERT INTO strings (id, text) VALUES (?1, ?2)", rusqlite::params![id, t])
-                .unwrap();
+            c.execute(
+                "INSERT INTO strings (id, text) VALUES (?1, ?2)",
+                rusqlite::params![id, t],
+            )
+            .unwrap();
         }
         // (ref, remote, status, retrying, last_failure)
         for (r, remote, status, retrying, fail) in [

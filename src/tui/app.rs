@@ -175,6 +175,8 @@ pub struct AppState {
     pub ci_selected: Option<String>,
     pub ci_job_selected: usize,
     pub detail_scroll: u16,
+    /// How far the help overlay is scrolled (the view keeps it in range).
+    pub help_scroll: u16,
     pub status: StatusData,
     /// Loaded pane data, most recent first (a few lists, so going back shows data at once).
     pub cache: Vec<(ViewRequest, ViewData)>,
@@ -215,6 +217,7 @@ impl AppState {
             ci_selected: None,
             ci_job_selected: 0,
             detail_scroll: 0,
+            help_scroll: 0,
             status: StatusData::default(),
             cache: Vec::new(),
             query_error: None,
@@ -258,6 +261,43 @@ impl AppState {
             Some(t) => ((self.now.as_nanos() - t.as_nanos()) / 1_000_000_000).max(0),
             None => -1,
         })
+    }
+
+    /// The keymap actions that do something in the view on screen, for help's first section.
+    pub fn pane_actions(&self) -> &'static [&'static str] {
+        match (self.top(), self.pane) {
+            (Some(Drill::Event(_)), _) | (Some(Drill::CiJob { .. }), _) => {
+                &["down", "up", "page_down", "correlation", "copy", "back"]
+            }
+            (Some(_), _) => &[
+                "enter",
+                "back",
+                "filter",
+                "errors_only",
+                "copy",
+                "correlation",
+            ],
+            (None, Pane::Overview) => &["down", "enter", "correlation", "copy", "pause"],
+            (None, Pane::Replication) | (None, Pane::Relays) | (None, Pane::Ci) => &[
+                "enter",
+                "filter",
+                "errors_only",
+                "warnings_up",
+                "copy",
+                "pause",
+            ],
+            (None, Pane::Timeline) | (None, Pane::Session) => &[
+                "enter",
+                "correlation",
+                "filter",
+                "next_match",
+                "errors_only",
+                "cycle_source",
+                "command",
+                "pause",
+                "copy",
+            ],
+        }
     }
 
     /// The Overview's state lines (what is broken, by name), as drawn.
@@ -708,8 +748,23 @@ pub fn update(state: &mut AppState, action: Action) -> Option<Command> {
     }
     match state.mode {
         Mode::Help => {
-            // Any key closes help.
-            state.mode = Mode::Normal;
+            // The move keys scroll it; Back (Esc, q, ?) closes it.
+            let page = state.list_rows() as i32;
+            let d: i32 = match action {
+                Action::Up => -1,
+                Action::Down => 1,
+                Action::PageUp => -page,
+                Action::PageDown => page,
+                Action::Top => -(u16::MAX as i32),
+                Action::Bottom => u16::MAX as i32,
+                Action::Back => {
+                    state.mode = Mode::Normal;
+                    state.help_scroll = 0;
+                    return None;
+                }
+                _ => 0,
+            };
+            state.help_scroll = (state.help_scroll as i32 + d).clamp(0, u16::MAX as i32) as u16;
             None
         }
         Mode::Input => update_input(state, action),
@@ -1079,8 +1134,9 @@ fn move_by(state: &mut AppState, delta: i64) {
                 Some(ViewData::Overview(o)) => o.newest_errors.len() + state.overview_lines().len(),
                 _ => 0,
             };
-            state.overview_selected =
-                (state.overview_selected as i64 + delta).clamp(0, n.saturating_sub(1) as i64) as usize;
+            state.overview_selected = (state.overview_selected as i64 + delta)
+                .clamp(0, n.saturating_sub(1) as i64)
+                as usize;
         }
         (None, Pane::Replication) => {
             let (list, i) = state.remotes();
@@ -1150,7 +1206,7 @@ fn move_to_end(state: &mut AppState, end: bool) {
 /// `n` / `N`: the next / previous row (after the selection) containing the filter text.
 fn find_match(state: &mut AppState, forward: bool) {
     if state.filters.text.is_empty() {
-        state.flash("no filter: press / first");
+        state.flash(format!("no filter: press {} first", state.key("filter")));
         return;
     }
     let Some(i) = state.selected_index() else {
@@ -1349,7 +1405,13 @@ pub(crate) mod tests {
             relay: "wss://r".into(),
         });
         let f = s.request().view.filter().cloned().unwrap();
-        assert_eq!((f.devices, f.subjects), (vec!["http://t/metrics".to_string()], vec!["wss://r".to_string()]));
+        assert_eq!(
+            (f.devices, f.subjects),
+            (
+                vec!["http://t/metrics".to_string()],
+                vec!["wss://r".to_string()]
+            )
+        );
         assert!(s.filters.is_empty(), "no hidden filter");
         update(&mut s, Action::Quit);
         assert!(!s.quit);
@@ -1735,12 +1797,17 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn help_opens_and_any_key_closes_it() {
+    fn help_scrolls_with_the_move_keys_and_esc_closes_it() {
         let mut s = state();
         update(&mut s, Action::ShowHelp);
         assert_eq!(s.mode, Mode::Help);
         update(&mut s, Action::Down);
-        assert_eq!(s.mode, Mode::Normal);
+        update(&mut s, Action::Down);
+        assert_eq!((s.mode, s.help_scroll), (Mode::Help, 2));
+        update(&mut s, Action::Up);
+        assert_eq!(s.help_scroll, 1);
+        update(&mut s, Action::Back);
+        assert_eq!((s.mode, s.help_scroll), (Mode::Normal, 0));
     }
 
     #[test]

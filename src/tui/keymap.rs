@@ -17,7 +17,7 @@ pub enum Mode {
     Normal,
     /// Typing into the `/` filter or the `:` command line.
     Input,
-    /// The `?` overlay: any key closes it (and Ctrl-C quits).
+    /// The `?` overlay: the move keys scroll it, Esc / q / ? close it (and Ctrl-C quits).
     Help,
 }
 
@@ -460,7 +460,19 @@ impl Keymap {
                 .normal
                 .get(&key)
                 .map(|&i| self.bindings[i].action.clone()),
-            Mode::Help => Some(Action::Back),
+            // Help scrolls with the move keys; Esc, q and ? close it; other keys do nothing.
+            Mode::Help => match self.normal.get(&key).map(|&i| &self.bindings[i].action) {
+                Some(
+                    a @ (Action::Up
+                    | Action::Down
+                    | Action::PageUp
+                    | Action::PageDown
+                    | Action::Top
+                    | Action::Bottom),
+                ) => Some(a.clone()),
+                Some(Action::Back | Action::Quit | Action::ShowHelp) => Some(Action::Back),
+                _ => None,
+            },
             Mode::Input => Some(match (key.code, key.ctrl || key.alt) {
                 (KeyCode::Enter, _) => Action::Submit,
                 (KeyCode::Esc, _) => Action::Back,
@@ -512,7 +524,28 @@ impl Keymap {
 
     /// Help lines by section: `(section, [(keys, help)])`, in table order.
     pub fn help(&self) -> Vec<(&'static str, Vec<(String, &'static str)>)> {
+        self.help_for(&[])
+    }
+
+    /// Help with the keys of `first` (action names: the current pane's) in a first section
+    /// "This pane", then every section in table order.
+    pub fn help_for(&self, first: &[&str]) -> Vec<(&'static str, Vec<(String, &'static str)>)> {
         let mut out: Vec<(&'static str, Vec<(String, &'static str)>)> = Vec::new();
+        let keys_of = |b: &Binding| {
+            b.keys
+                .iter()
+                .map(Key::to_string)
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let pane: Vec<(String, &'static str)> = first
+            .iter()
+            .filter_map(|n| self.bindings.iter().find(|b| b.name == *n))
+            .map(|b| (keys_of(b), b.help))
+            .collect();
+        if !pane.is_empty() {
+            out.push(("This pane", pane));
+        }
         for b in &self.bindings {
             let keys = b
                 .keys

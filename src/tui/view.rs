@@ -93,7 +93,7 @@ pub fn view(frame: &mut Frame, state: &AppState, keymap: &Keymap) {
     render_line(frame, line, state, &theme);
     render_status(frame, status, state, &theme, keymap);
     if state.mode == Mode::Help {
-        render_help(frame, area, &theme, keymap);
+        render_help(frame, area, state, &theme, keymap);
     }
 }
 
@@ -300,10 +300,11 @@ pub fn group_thousands(n: u64) -> String {
     out
 }
 
-/// The `?` overlay, generated from the keymap table.
-fn render_help(frame: &mut Frame, area: Rect, theme: &Theme, keymap: &Keymap) {
+/// The `?` overlay, generated from the keymap table: the current pane's keys first, then
+/// every key; it scrolls (the move keys) when it is taller than the screen.
+fn render_help(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, keymap: &Keymap) {
     let mut lines: Vec<Line> = Vec::new();
-    for (section, entries) in keymap.help() {
+    for (section, entries) in keymap.help_for(state.pane_actions()) {
         lines.push(Line::styled(section, theme.header));
         for (keys, help) in entries {
             lines.push(Line::from(vec![
@@ -312,42 +313,33 @@ fn render_help(frame: &mut Frame, area: Rect, theme: &Theme, keymap: &Keymap) {
             ]));
         }
     }
-    lines.push(Line::styled("any key closes this help", theme.dim));
-    let two_columns = lines.len() as u16 + 2 > area.height && area.width >= 82;
-    let needed = if two_columns {
-        lines.len().div_ceil(2)
-    } else {
-        lines.len()
-    };
-    let h = (needed as u16 + 2).min(area.height);
-    let w = if two_columns {
-        140.min(area.width)
-    } else {
-        90.min(area.width)
-    };
-    // Two columns when the screen is short.
+    let h = (lines.len() as u16 + 2).min(area.height);
+    let w = 90.min(area.width);
     let popup = Rect {
         x: area.x + (area.width - w) / 2,
         y: area.y + (area.height - h) / 2,
         width: w,
         height: h,
     };
+    let inner_h = h.saturating_sub(2);
+    let max_scroll = (lines.len() as u16).saturating_sub(inner_h);
+    let scroll = state.help_scroll.min(max_scroll);
+    let title = format!(
+        " keys {}-{} of {} · {}/{} scroll · {} closes ",
+        scroll + 1,
+        (scroll + inner_h).min(lines.len() as u16),
+        lines.len(),
+        state.key("down"),
+        state.key("up"),
+        state.key("back"),
+    );
     frame.render_widget(Clear, popup);
     let block = ratatui::widgets::Block::bordered()
-        .title(" keys ")
+        .title(panes::ellipsize(&title, w.saturating_sub(2) as usize))
         .border_style(theme.border);
     let inner = block.inner(popup);
     frame.render_widget(block, popup);
-    if two_columns {
-        let half = lines.len().div_ceil(2);
-        let right = lines.split_off(half);
-        let [a, b] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
-            .areas(inner);
-        frame.render_widget(Paragraph::new(lines), a);
-        frame.render_widget(Paragraph::new(right), b);
-    } else {
-        frame.render_widget(Paragraph::new(lines), inner);
-    }
+    frame.render_widget(Paragraph::new(lines).scroll((scroll, 0)), inner);
 }
 
 /// A title line for a pane: the breadcrumb, and a right-aligned note when there is room.

@@ -90,7 +90,10 @@ impl ViewRequest {
     /// Whether the answer changes with the clock alone (a window ending now), so an unchanged
     /// store still needs an occasional load.
     pub fn moves_with_time(&self) -> bool {
-        matches!(self, ViewRequest::Overview { .. } | ViewRequest::Relays { .. })
+        matches!(
+            self,
+            ViewRequest::Overview { .. } | ViewRequest::Relays { .. }
+        )
     }
 
     /// The filter of an event list.
@@ -479,7 +482,11 @@ pub fn load_view(r: &Reader, req: &Request, now: Timestamp) -> Result<ViewData> 
             let (relays, _) = r.relay_targets()?;
             let remotes = r.remote_summaries()?;
             let mut remote_since = BTreeMap::new();
-            for rs in remotes.iter().filter(|x| x.is_failed() || x.retrying > 0).take(8) {
+            for rs in remotes
+                .iter()
+                .filter(|x| x.is_failed() || x.retrying > 0)
+                .take(8)
+            {
                 if let Some(t) = r.remote_trouble_since(&rs.remote)? {
                     remote_since.insert(rs.remote.clone(), t);
                 }
@@ -506,7 +513,14 @@ pub fn load_view(r: &Reader, req: &Request, now: Timestamp) -> Result<ViewData> 
                 ci_new: ci_patterns
                     .iter()
                     .filter(|p| p.is_new && p.jobs_last_night > 0)
-                    .map(|p| (p.id.clone(), p.name.clone(), p.identity.clone(), p.jobs_last_night))
+                    .map(|p| {
+                        (
+                            p.id.clone(),
+                            p.name.clone(),
+                            p.identity.clone(),
+                            p.jobs_last_night,
+                        )
+                    })
                     .collect(),
                 relays,
                 open_sessions: r

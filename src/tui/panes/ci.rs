@@ -54,7 +54,13 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
             night.night, night.failed, night.warnings, night.passed
         )
     };
-    title_line(frame, title, theme, &text, "Enter: jobs · y: copy");
+    title_line(
+        frame,
+        title,
+        theme,
+        &text,
+        &state.hint_for(&["enter", "copy"]),
+    );
     let strips = (d.history.projects.len() as u16).min((body.height / 3).max(4));
     let warned: Vec<&CiPipelineRow> = night
         .pipelines
@@ -94,7 +100,10 @@ fn render_patterns(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
                 frame,
                 area,
                 theme.dim,
-                "no pattern matches the filter (Esc clears it)",
+                &format!(
+                    "no pattern matches the filter ({} clears it)",
+                    state.key("back")
+                ),
             );
         }
         return;
@@ -233,7 +242,7 @@ pub fn render_jobs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
         title,
         theme,
         &format!("CI › {name}: {} failed jobs", jobs.len()),
-        "Enter: log excerpt · y: job URL · Esc: back",
+        &state.hint_for(&["enter", "copy", "back"]),
     );
     if jobs.is_empty() {
         message(
@@ -338,7 +347,7 @@ pub fn render_job(
         title,
         theme,
         &format!("CI › {} #{} › {}", p.project, p.id, j.name),
-        "y: copy the job URL · j/k scroll · Esc: back",
+        &state.hint_for(&["copy", "down", "back"]),
     );
     let mut lines: Vec<Line> = Vec::new();
     let field = |k: &str, v: String| {

@@ -90,7 +90,6 @@ pub fn ellipsize(s: &str, width: usize) -> String {
     out
 }
 
-
 /// A time as a list shows it: the clock for today, the date too for any other day (local
 /// time), so rows of three days never look mis-ordered. At most 14 columns.
 pub fn when(ts: Timestamp, now: Timestamp) -> String {
@@ -107,7 +106,10 @@ pub fn when(ts: Timestamp, now: Timestamp) -> String {
 mod tests {
     #[test]
     fn ellipsize_marks_every_cut() {
-        assert_eq!(super::ellipsize("ws://relay.slow.example:7777", 26), "ws://relay.slow.example:7…");
+        assert_eq!(
+            super::ellipsize("ws://relay.slow.example:7777", 26),
+            "ws://relay.slow.example:7…"
+        );
         assert_eq!(super::ellipsize("short", 26), "short");
         assert_eq!(super::ellipsize("abc", 1), "…");
         assert_eq!(super::ellipsize("日本語テキスト", 7), "日本語…");

@@ -7,7 +7,6 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table};
 use ratatui::Frame;
 
 use super::{age, ellipsize, width_of};
-use crate::tui::Pane;
 use crate::model::relay::{Display, Health};
 use crate::model::Severity;
 use crate::sanitize::one_line;
@@ -15,6 +14,7 @@ use crate::tui::app::AppState;
 use crate::tui::theme::{severity_label, Theme};
 use crate::tui::view::{message, title_line};
 use crate::tui::worker::{OverviewData, ViewData};
+use crate::tui::Pane;
 
 /// Where Enter on an Overview line goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,15 +70,20 @@ pub fn state_lines(o: &OverviewData, now: i64) -> Vec<StateLine> {
         .filter(|r| r.is_failed() || r.retrying > 0)
         .collect();
     for r in trouble.iter().take(PER_SYSTEM) {
-        let mut tail = Vec::new();
+        // What decides first: the error, since when, then how many refs.
+        let mut tail: Vec<String> = r
+            .last_error
+            .as_deref()
+            .map(short_error)
+            .into_iter()
+            .collect();
+        tail.extend(since(o.remote_since.get(&r.remote).copied()));
         if r.failed > 0 {
             tail.push(format!("{} refs failed", r.failed));
         }
         if r.retrying > 0 {
             tail.push(format!("{} retrying", r.retrying));
         }
-        tail.extend(since(o.remote_since.get(&r.remote).copied()));
-        tail.extend(r.last_error.as_deref().map(short_error));
         problems.push(StateLine {
             system: "Gerrit",
             severity: if r.is_failed() {
@@ -93,10 +98,19 @@ pub fn state_lines(o: &OverviewData, now: i64) -> Vec<StateLine> {
         });
     }
     if trouble.len() > PER_SYSTEM {
-        problems.push(more("Gerrit", trouble.len() - PER_SYSTEM, "remotes", Pane::Replication));
+        problems.push(more(
+            "Gerrit",
+            trouble.len() - PER_SYSTEM,
+            "remotes",
+            Pane::Replication,
+        ));
     }
     if trouble.is_empty() && !o.remotes.is_empty() {
-        fine.push(ok_line("Gerrit", format!("all {} remotes", o.remotes.len()), Pane::Replication));
+        fine.push(ok_line(
+            "Gerrit",
+            format!("all {} remotes", o.remotes.len()),
+            Pane::Replication,
+        ));
     }
 
     // ngit: targets down (their relays are unknown, not listed), then dead and degraded relays.
@@ -107,7 +121,10 @@ pub fn state_lines(o: &OverviewData, now: i64) -> Vec<StateLine> {
             let mut tail: Vec<String> = since(t.down_since.map(|d| d / 1_000_000_000))
                 .into_iter()
                 .collect();
-            tail.push(format!("{} relays unknown", t.relays.values().filter(|r| r.present).count()));
+            tail.push(format!(
+                "{} relays unknown",
+                t.relays.values().filter(|r| r.present).count()
+            ));
             tail.extend(t.error.as_deref().map(short_error));
             relay_problems.push(StateLine {
                 system: "ngit",
@@ -130,9 +147,8 @@ pub fn state_lines(o: &OverviewData, now: i64) -> Vec<StateLine> {
                     continue;
                 }
             };
-            let mut tail: Vec<String> = since(Some(r.since() / 1_000_000_000))
-                .into_iter()
-                .collect();
+            let mut tail: Vec<String> =
+                since(Some(r.since() / 1_000_000_000)).into_iter().collect();
             if r.streak > 0 {
                 tail.push(format!("{} failed attempts", r.streak));
             }
@@ -199,7 +215,10 @@ pub fn state_lines(o: &OverviewData, now: i64) -> Vec<StateLine> {
     if o.session_errors.is_empty() && (sd_events || !o.open_sessions.is_empty()) {
         fine.push(ok_line(
             "Spacedrive",
-            format!("no errors in the last hour · {} open sessions", o.open_sessions.len()),
+            format!(
+                "no errors in the last hour · {} open sessions",
+                o.open_sessions.len()
+            ),
             Pane::Timeline,
         ));
     }
@@ -216,7 +235,12 @@ pub fn state_lines(o: &OverviewData, now: i64) -> Vec<StateLine> {
         });
     }
     if o.ci_new.len() > PER_SYSTEM {
-        problems.push(more("CI", o.ci_new.len() - PER_SYSTEM, "new patterns", Pane::Ci));
+        problems.push(more(
+            "CI",
+            o.ci_new.len() - PER_SYSTEM,
+            "new patterns",
+            Pane::Ci,
+        ));
     }
     if let Some((night, hit, _)) = &o.ci {
         if o.ci_new.is_empty() {
@@ -326,7 +350,10 @@ mod tests {
             short_error("Cannot replicate to ssh://r@m:29418/p.git: org.eclipse.jgit.errors.TransportException: ssh://r@m:29418/p.git: Connection refused\n\tat x"),
             "Connection refused"
         );
-        assert_eq!(short_error("REJECTED_OTHER_REASON"), "REJECTED_OTHER_REASON");
+        assert_eq!(
+            short_error("REJECTED_OTHER_REASON"),
+            "REJECTED_OTHER_REASON"
+        );
         assert_eq!(
             compact_remote("ssh://replication@mirror-eu.example.org:29418/platform/core.git"),
             "mirror-eu/platform/core"
@@ -376,7 +403,13 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     } else {
         "Overview: All OK".to_string()
     };
-    title_line(frame, title, theme, &headline, &state.hint_for(&["enter", "correlation"]));
+    title_line(
+        frame,
+        title,
+        theme,
+        &headline,
+        &state.hint_for(&["enter", "correlation"]),
+    );
     render_state_lines(frame, systems, state, &lines, theme);
     if rates_h > 0 {
         render_rates(frame, rates, o, theme);

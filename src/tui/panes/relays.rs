@@ -42,7 +42,10 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
             list.len(),
             d.targets.len()
         ),
-        "strip: last hour, a column a minute (█ dead ▆ warning ▂ ok) · Enter: its events",
+        &format!(
+            "strip: last hour, a column a minute (█ dead ▆ warning ▂ ok) · {}",
+            state.hint_for(&["enter"])
+        ),
     );
     let mut lines: Vec<Line> = down
         .iter()

@@ -25,7 +25,7 @@ pub fn render_remotes(frame: &mut Frame, area: Rect, state: &AppState, theme: &T
         title,
         theme,
         &format!("Replication: {} remotes, {failed} FAILED", list.len()),
-        "Enter: the remote's refs · y: copy",
+        &state.hint_for(&["enter", "copy"]),
     );
     if state.data().is_none() {
         message(frame, body, theme.dim, "loading…");

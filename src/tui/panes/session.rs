@@ -28,7 +28,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, co
             frame,
             summary,
             theme.dim,
-            "no session open: select an event with a correlation id (Timeline, Overview) and press c, or :corr ID",
+            &format!("no session open: select an event with a correlation id (Timeline, Overview) and press {}, or {}corr ID", state.key("correlation"), state.key("command")),
         );
         return;
     };
@@ -37,7 +37,10 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, co
         title,
         theme,
         &format!("Session {corr}"),
-        "every source, oldest first · Enter: whole event · y: copy",
+        &format!(
+            "every source, oldest first · {}",
+            state.hint_for(&["enter", "copy"])
+        ),
     );
     let Some(w) = state.window() else {
         message(frame, body, theme.dim, "loading…");

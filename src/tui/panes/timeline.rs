@@ -18,16 +18,21 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     let following = state.paused.is_none()
         && matches!(state.timeline.anchor, crate::tui::worker::Anchor::Start);
     let note = if following {
-        "following newest · j/k to hold still · g to follow again"
+        format!(
+            "following newest · {}/{} hold still · {} follows again",
+            state.key("down"),
+            state.key("up"),
+            state.key("top")
+        )
     } else {
-        "held · g: back to newest and follow"
+        format!("held · {}: back to newest and follow", state.key("top"))
     };
     title_line(
         frame,
         title,
         theme,
         "Timeline: every event, newest first",
-        note,
+        &note,
     );
     match state.window() {
         Some(w) => table(frame, body, state, theme, w),
@@ -51,7 +56,10 @@ pub fn render_history(
         title,
         theme,
         &format!("Replication › {remote} › {project} {ref_name}"),
-        "events and log lines of this ref · Enter: whole event · c: its push",
+        &format!(
+            "this remote's events of the ref · {}",
+            state.hint_for(&["enter", "correlation"])
+        ),
     );
     match state.window() {
         Some(w) if w.rows.is_empty() => message(
@@ -101,12 +109,17 @@ pub fn render_relay(
 /// the filter's text underlined in the summary.
 pub fn table(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, w: &EventsWindow) {
     if w.rows.is_empty() {
+        // Say why: which filters found nothing.
         let why = if state.filters.is_empty() {
-            "no events yet"
+            "no events yet".to_string()
         } else {
-            "no events match the filters (Esc clears them)"
+            format!(
+                "no stored event matches {} ({} clears the filters)",
+                state.filters.describe(),
+                state.key("back")
+            )
         };
-        message(frame, area, theme.dim, why);
+        message(frame, area, theme.dim, &why);
         return;
     }
     let wide = area.width >= 120;
