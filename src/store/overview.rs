@@ -22,6 +22,34 @@ impl Reader {
     }
 }
 
+impl Reader {
+    /// A session's records counted once: the total its completion event reports when it has
+    /// one (the batches' records are in it), else the sum over its steps. (Summing every
+    /// event's count counts a completed session's records twice.)
+    pub fn session_records(&self, corr: &str) -> Result<i64> {
+        let mut st = self.connection().prepare_cached(
+            "SELECT
+               (SELECT max(e.record_count) FROM events e JOIN strings t ON t.id = e.event_type
+                 WHERE e.corr = c.id AND t.text LIKE '%\\_session\\_completed' ESCAPE '\\'
+                   AND e.record_count IS NOT NULL),
+               (SELECT coalesce(sum(e.record_count), 0) FROM events e JOIN strings t ON t.id = e.event_type
+                 WHERE e.corr = c.id AND t.text NOT LIKE '%\\_session\\_%' ESCAPE '\\')
+             FROM strings c WHERE c.text = ?1",
+        )?;
+        let found = st
+            .query_row([corr], |r| {
+                Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, i64>(1)?))
+            })
+            .optional()
+            .wrap_err_with(|| format!("cannot count the records of session {corr}"))?;
+        Ok(match found {
+            Some((Some(total), _)) => total,
+            Some((None, sum)) => sum,
+            None => 0,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -55,5 +83,39 @@ mod tests {
         assert_eq!(reader.remote_trouble_since("a").unwrap(), Some(200));
         assert_eq!(reader.remote_trouble_since("b").unwrap(), None);
         assert_eq!(reader.remote_trouble_since("nobody").unwrap(), None);
+    }
+
+    #[test]
+    fn a_completed_sessions_records_are_counted_once() {
+        use crate::model::{Event, Severity, Timestamp};
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("s.db");
+        let mut w = crate::store::Writer::open(&db).unwrap();
+        let ev = |i: i64, ty: &str, corr: &str, n: i64| {
+            let mut e = Event::new(
+                Timestamp::from_nanos(1_800_000_000_000_000_000 + i),
+                "spacedrive",
+                ty,
+                "sync",
+                Severity::Info,
+                format!("{ty} {i}"),
+            );
+            e.correlation_id = Some(corr.into());
+            e.record_count = Some(n);
+            e
+        };
+        let events = vec![
+            ev(1, "backfill_session_started", "s1", 0),
+            ev(2, "batch_ingestion", "s1", 100),
+            ev(3, "batch_ingestion", "s1", 50),
+            ev(4, "backfill_session_completed", "s1", 150),
+            ev(5, "batch_ingestion", "s2", 7),
+            ev(6, "batch_ingestion", "s2", 8),
+        ];
+        w.commit_batch("t", &events, &[], None).unwrap();
+        let r = crate::store::open_reader(&db).unwrap();
+        assert_eq!(r.session_records("s1").unwrap(), 150);
+        assert_eq!(r.session_records("s2").unwrap(), 15);
+        assert_eq!(r.session_records("nope").unwrap(), 0);
     }
 }

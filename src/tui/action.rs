@@ -25,6 +25,8 @@ pub enum Action {
     GoPane(Pane),
     /// Open the live text filter.
     StartFilter,
+    /// Open the find field: matches are highlighted in place and n/N jump; nothing is hidden.
+    StartFind,
     /// Open the `:` command line.
     StartCommand,
     ShowHelp,

@@ -49,6 +49,7 @@ pub enum Drill {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field {
     Filter,
+    Find,
     Command,
 }
 
@@ -155,6 +156,8 @@ pub struct AppState {
     pub field: Field,
     pub input: Input,
     pub filters: Filters,
+    /// The find text (`f`): highlighted in every column, nothing hidden; n/N jump.
+    pub find: String,
     /// The filters of the panes not shown (each pane keeps its own).
     pub pane_filters: Vec<(Pane, Filters)>,
     pub paused: Option<Paused>,
@@ -200,6 +203,7 @@ impl AppState {
             field: Field::Filter,
             input: Input::default(),
             filters: Filters::default(),
+            find: String::new(),
             pane_filters: Vec::new(),
             paused: None,
             theme,
@@ -297,6 +301,15 @@ impl AppState {
                 "pause",
                 "copy",
             ],
+        }
+    }
+
+    /// What the lists highlight: the find text, else the filter's.
+    pub fn match_text(&self) -> &str {
+        if self.find.is_empty() {
+            &self.filters.text
+        } else {
+            &self.find
         }
     }
 
@@ -777,6 +790,14 @@ fn apply_loaded(state: &mut AppState, l: Loaded) {
     state.query_error = l.error;
     state.last_query_ms = l.took.as_secs_f64() * 1000.0;
     if let Some(data) = l.data {
+        // Paused: every pane holds still, not only the event lists (those are snapshots by
+        // store id): a list already on hand for the same request keeps its rows.
+        let frozen = state.paused.is_some()
+            && !matches!(l.request.view, ViewRequest::Events { .. })
+            && state.cache.iter().any(|(v, _)| *v == l.request.view);
+        if frozen {
+            return;
+        }
         state.cache.retain(|(v, _)| !same_list(v, &l.request.view));
         state.cache.insert(0, (l.request.view, data));
         state.cache.truncate(6);
@@ -799,9 +820,11 @@ fn update_input(state: &mut AppState, action: Action) -> Option<Command> {
                 InputKey::Clear => InputRequest::DeleteLine,
             };
             state.input.handle(req);
-            if state.field == Field::Filter {
+            match state.field {
                 // Live as you type.
-                set_text_filter(state, state.input.value().to_string());
+                Field::Filter => set_text_filter(state, state.input.value().to_string()),
+                Field::Find => state.find = state.input.value().to_string(),
+                Field::Command => {}
             }
             None
         }
@@ -812,6 +835,18 @@ fn update_input(state: &mut AppState, action: Action) -> Option<Command> {
                     set_text_filter(state, state.input.value().to_string());
                     None
                 }
+                Field::Find => {
+                    state.find = state.input.value().to_string();
+                    // Enter jumps to the first match from the selection on.
+                    if !state.find.is_empty()
+                        && !state
+                            .selected_event()
+                            .is_some_and(|e| row_matches(e, &state.find))
+                    {
+                        find_match(state, true);
+                    }
+                    None
+                }
                 Field::Command => {
                     let line = state.input.value().to_string();
                     super::command::run_command(state, &line)
@@ -820,8 +855,10 @@ fn update_input(state: &mut AppState, action: Action) -> Option<Command> {
         }
         Action::Back => {
             state.mode = Mode::Normal;
-            if state.field == Field::Filter {
-                set_text_filter(state, String::new());
+            match state.field {
+                Field::Filter => set_text_filter(state, String::new()),
+                Field::Find => state.find.clear(),
+                Field::Command => {}
             }
             None
         }
@@ -897,6 +934,11 @@ fn update_normal(state: &mut AppState, action: Action) -> Option<Command> {
             state.mode = Mode::Input;
             state.field = Field::Filter;
             state.input = Input::new(state.filters.text.clone());
+        }
+        Action::StartFind => {
+            state.mode = Mode::Input;
+            state.field = Field::Find;
+            state.input = Input::new(state.find.clone());
         }
         Action::StartCommand => {
             state.mode = Mode::Input;
@@ -1203,10 +1245,38 @@ fn move_to_end(state: &mut AppState, end: bool) {
     }
 }
 
-/// `n` / `N`: the next / previous row (after the selection) containing the filter text.
+/// Whether any column an event row shows contains `text` (case-insensitive): time aside,
+/// the source, severity, type, subject, summary and correlation id.
+pub fn row_matches(e: &StoredEvent, text: &str) -> bool {
+    let ev = &e.event;
+    [
+        Some(ev.summary.as_str()),
+        Some(ev.event_type.as_str()),
+        Some(ev.source.as_str()),
+        Some(ev.severity.as_str()),
+        ev.subject.as_deref(),
+        ev.correlation_id.as_deref(),
+        ev.device_id.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|c| contains_ci(c, text))
+}
+
+/// `n` / `N`: the next / previous row (after the selection) matching the find text (or the
+/// filter's when nothing is being found).
 fn find_match(state: &mut AppState, forward: bool) {
-    if state.filters.text.is_empty() {
-        state.flash(format!("no filter: press {} first", state.key("filter")));
+    let text = if state.find.is_empty() {
+        state.filters.text.clone()
+    } else {
+        state.find.clone()
+    };
+    if text.is_empty() {
+        state.flash(format!(
+            "nothing to find: press {} (find) or {} (filter) first",
+            state.key("find"),
+            state.key("filter")
+        ));
         return;
     }
     let Some(i) = state.selected_index() else {
@@ -1215,15 +1285,8 @@ fn find_match(state: &mut AppState, forward: bool) {
     let Some(w) = state.window() else {
         return;
     };
-    let text = &state.filters.text;
-    let hit = |e: &StoredEvent| {
-        contains_ci(&e.event.summary, text)
-            || e.event
-                .subject
-                .as_deref()
-                .is_some_and(|s| contains_ci(s, text))
-            || contains_ci(&e.event.event_type, text)
-    };
+    let text = &text;
+    let hit = |e: &StoredEvent| row_matches(e, text);
     let found = if forward {
         (i + 1..w.rows.len()).find(|&j| hit(&w.rows[j]))
     } else {
@@ -1583,6 +1646,32 @@ pub(crate) mod tests {
         update(&mut s, Action::Correlation);
         assert!(s.stack.is_empty());
         assert!(s.flash.as_ref().unwrap().0.contains("no correlation id"));
+    }
+
+    #[test]
+    fn pause_freezes_the_state_panes_too() {
+        let mut s = state();
+        update(&mut s, Action::GoPane(Pane::Replication));
+        let answer = |s: &AppState, failed: u64| {
+            Action::Loaded(Box::new(Loaded {
+                request: s.request(),
+                status: StatusData::default(),
+                data: Some(ViewData::Remotes(vec![crate::store::RemoteSummary {
+                    remote: "m".into(),
+                    failed,
+                    ..Default::default()
+                }])),
+                error: None,
+                took: Duration::ZERO,
+            }))
+        };
+        update(&mut s, answer(&s, 0));
+        update(&mut s, Action::TogglePause);
+        update(&mut s, answer(&s, 3));
+        assert_eq!(s.remotes().0[0].failed, 0, "a paused pane changed");
+        update(&mut s, Action::TogglePause);
+        update(&mut s, answer(&s, 3));
+        assert_eq!(s.remotes().0[0].failed, 3);
     }
 
     #[test]

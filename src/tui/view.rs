@@ -143,9 +143,10 @@ fn render_line(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     if state.mode == Mode::Input {
         let prompt = match state.field {
             Field::Filter => "/",
+            Field::Find => "find: ",
             Field::Command => ":",
         };
-        let width = area.width.saturating_sub(2) as usize;
+        let width = area.width.saturating_sub(prompt.len() as u16 + 1) as usize;
         let scroll = state.input.visual_scroll(width);
         let value = one_line(state.input.value()).into_owned();
         let shown: String = value.chars().skip(scroll).collect();
@@ -156,7 +157,7 @@ fn render_line(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
             ])),
             area,
         );
-        let x = state.input.visual_cursor().saturating_sub(scroll) as u16 + 1;
+        let x = state.input.visual_cursor().saturating_sub(scroll) as u16 + prompt.len() as u16;
         frame.set_cursor_position((area.x + x.min(area.width.saturating_sub(1)), area.y));
         return;
     }
@@ -242,11 +243,10 @@ fn short_source(key: &str) -> String {
 
 fn render_status(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, keymap: &Keymap) {
     let st = &state.status;
+    // What decides first (the state, the filters in force), the store's name last: what does
+    // not fit is cut with an ellipsis from the end.
     let mut text = format!(
-        " {} · {} rows · {:.0} ev/s · {}",
-        one_line(&state.store_path),
-        group_thousands(st.rows),
-        st.events_per_sec,
+        " {}",
         if state.paused.is_some() {
             "PAUSED".to_string()
         } else if let Some(age) = state.stale() {
@@ -259,6 +259,15 @@ fn render_status(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme,
     if !filters.is_empty() {
         text.push_str(&format!(" · filter: {}", one_line(&filters)));
     }
+    if !state.find.is_empty() {
+        text.push_str(&format!(" · find: \"{}\"", one_line(&state.find)));
+    }
+    text.push_str(&format!(
+        " · {} rows · {:.0} ev/s · {}",
+        group_thousands(st.rows),
+        st.events_per_sec,
+        one_line(&state.store_path),
+    ));
     // The state first; key hints take what room is left, whole hints only.
     let room = (area.width as usize).saturating_sub(text.chars().count() + 2);
     let mut hints = String::new();

@@ -570,7 +570,10 @@ pub fn load_view(r: &Reader, req: &Request, now: Timestamp) -> Result<ViewData> 
         } => {
             let mut w = load_window(r, &snapshot(filter), *anchor, *order, req.rows.max(1))?;
             if let Some(corr) = session {
-                w.session = Some(r.session_summary(corr)?);
+                let mut summary = r.session_summary(corr)?;
+                // Counted once (a completed session reports its batches' total too).
+                summary.records = r.session_records(corr)?;
+                w.session = Some(summary);
             }
             ViewData::Events(w)
         }
@@ -726,8 +729,14 @@ fn load_relays(r: &Reader, now: Timestamp, minutes: usize) -> Result<RelaysData>
                 };
                 let mut state = initial;
                 let mut i = 0;
+                // A target that went down has no data since: those minutes stay empty.
+                let data_until = (!t.up).then_some(t.down_since).flatten();
                 for m in 0..minutes {
                     let end = start + (m as i64 + 1) * 60_000_000_000;
+                    if data_until.is_some_and(|d| end - 60_000_000_000 > d) {
+                        cells.push(None);
+                        continue;
+                    }
                     let mut worst: Option<Display> = state;
                     if let Some(evs) = evs {
                         while i < evs.len() && evs[i].0 < end {

@@ -16,16 +16,6 @@ use ratatui::Frame;
 use crate::model::Timestamp;
 use crate::tui::theme::Theme;
 
-/// A timestamp as the panes show it: local time, with the date when the screen is wide.
-pub fn clock(ts: Timestamp, wide: bool) -> String {
-    let dt = Local.timestamp_nanos(ts.as_nanos());
-    if wide {
-        dt.format("%m-%d %H:%M:%S%.3f").to_string()
-    } else {
-        dt.format("%H:%M:%S").to_string()
-    }
-}
-
 /// Seconds as people read them at a glance.
 pub fn age(secs: i64) -> String {
     crate::commands::age(secs)

@@ -93,6 +93,10 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         .min(HISTORY_MINUTES);
     let height = body.height.saturating_sub(1) as usize;
     let first = super::first_row(sel, height);
+    // The relay column: what the others leave (at least 26), cut with an ellipsis.
+    let name_w = (area.width as usize)
+        .saturating_sub(fixed + strip_width + 8)
+        .max(26);
     let rows =
         list.iter()
             .enumerate()
@@ -101,6 +105,9 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
             .filter_map(|(i, (target, name))| {
                 let t = d.targets.iter().find(|t| t.target == *target)?;
                 let s = t.relays.get(name)?;
+                // A target that does not answer says nothing of its relays now: they are
+                // unknown since it went down (the last known state greyed), never LIVE.
+                let down_since = (!t.up).then_some(t.down_since).flatten();
                 let disp = s.display();
                 let strip: Vec<Span> = d
                     .strips
@@ -115,18 +122,29 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
                             .collect()
                     })
                     .unwrap_or_default();
-                let style = if i == sel { theme.selected } else { theme.text };
+                let style = if i == sel {
+                    theme.selected
+                } else if down_since.is_some() {
+                    theme.dim
+                } else {
+                    theme.text
+                };
+                let (label, label_style) = match down_since {
+                    Some(_) => ("UNKNOWN (target down)", theme.dim),
+                    None => (disp.label(), theme.relay(disp)),
+                };
+                let in_state = down_since.unwrap_or_else(|| s.since());
                 Some(
                     Row::new(vec![
-                        Cell::from(disp.label()).style(theme.relay(disp)),
-                        Cell::from(one_line(name).into_owned()),
+                        Cell::from(label).style(label_style),
+                        Cell::from(super::ellipsize(&one_line(name), name_w)),
                         Cell::from(short_target(target)).style(theme.dim),
                         Cell::from(format!(
                             "{}/{}",
                             s.connection.map_or("-".into(), |c| c.name()),
                             s.health.map_or("-".into(), |h| h.name())
                         )),
-                        Cell::from(age((now - s.since()) / 1_000_000_000)),
+                        Cell::from(age((now - in_state) / 1_000_000_000)),
                         Cell::from(s.streak.to_string()).style(if s.streak > 0 {
                             theme.warn
                         } else {

@@ -6,7 +6,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::widgets::{Cell, Row};
 use ratatui::Frame;
 
-use super::{clock, millis};
+use super::millis;
 use crate::sanitize::one_line;
 use crate::tui::app::AppState;
 use crate::tui::theme::{severity_label, Theme};
@@ -111,31 +111,35 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, co
             Row::new(vec![
                 Cell::from(gap).style(theme.warn),
                 Cell::from(format!("+{}", millis(offset.max(0)))).style(theme.dim),
-                Cell::from(clock(ev.timestamp, wide)).style(theme.dim),
+                Cell::from(super::when(ev.timestamp, state.now)).style(theme.dim),
                 Cell::from(one_line(&ev.source).into_owned()),
                 Cell::from(severity_label(ev.severity)).style(theme.severity(ev.severity)),
-                Cell::from(one_line(&ev.event_type).into_owned()),
+                Cell::from(super::ellipsize(
+                    &one_line(&ev.event_type),
+                    if wide { 26 } else { 20 },
+                )),
                 Cell::from(ev.duration_ms.map(millis).unwrap_or_default()),
                 Cell::from(ev.record_count.map(|r| r.to_string()).unwrap_or_default()),
                 Cell::from(rate),
                 Cell::from(super::timeline::highlight(
                     &ev.summary,
-                    &state.filters.text,
+                    state.match_text(),
                     theme,
                 )),
             ])
             .style(style)
         });
+    // At 80 columns the source gives way (the step names it); records and rate stay.
     let widths = [
-        Constraint::Length(6),
+        Constraint::Length(if wide { 6 } else { 5 }),
+        Constraint::Length(if wide { 9 } else { 8 }),
+        Constraint::Length(if wide { 14 } else { 0 }),
+        Constraint::Length(if wide { 10 } else { 0 }),
+        Constraint::Length(7),
+        Constraint::Length(if wide { 26 } else { 20 }),
+        Constraint::Length(7),
+        Constraint::Length(8),
         Constraint::Length(9),
-        Constraint::Length(if wide { 18 } else { 0 }),
-        Constraint::Length(10),
-        Constraint::Length(7),
-        Constraint::Length(26),
-        Constraint::Length(7),
-        Constraint::Length(if wide { 8 } else { 0 }),
-        Constraint::Length(if wide { 9 } else { 0 }),
         Constraint::Min(10),
     ];
     super::table(

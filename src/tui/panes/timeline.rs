@@ -6,7 +6,6 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Row};
 use ratatui::Frame;
 
-use super::clock;
 use crate::sanitize::one_line;
 use crate::tui::app::{contains_ci, AppState};
 use crate::tui::theme::{severity_label, Theme};
@@ -126,6 +125,11 @@ pub fn table(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, w: 
     let height = area.height.saturating_sub(1) as usize;
     let first = state.first_visible();
     let selected = state.selected_index();
+    let needle = state.match_text();
+    // Time (14: the date when not today), source, severity, type, subject, summary.
+    let type_w = if wide { 26 } else { 20 };
+    let fixed = 14 + 10 + 7 + type_w + if wide { 30 } else { 0 } + 5;
+    let summary_w = (area.width as usize).saturating_sub(fixed).max(10);
     let rows = w
         .rows
         .iter()
@@ -141,32 +145,44 @@ pub fn table(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, w: 
             };
             let subject = ev.subject.as_deref().unwrap_or("");
             Row::new(vec![
-                Cell::from(clock(ev.timestamp, wide)).style(theme.dim),
-                Cell::from(one_line(&ev.source).into_owned()),
+                Cell::from(super::when(ev.timestamp, state.now)).style(theme.dim),
+                Cell::from(highlight(&ev.source, needle, theme)),
                 Cell::from(severity_label(ev.severity)).style(theme.severity(ev.severity)),
-                Cell::from(one_line(&ev.event_type).into_owned()),
-                Cell::from(one_line(subject).into_owned()),
-                Cell::from(highlight(&ev.summary, &state.filters.text, theme)),
+                Cell::from(highlight(
+                    &super::ellipsize(&one_line(&ev.event_type), type_w),
+                    needle,
+                    theme,
+                )),
+                Cell::from(highlight(
+                    &super::ellipsize(&one_line(subject), 30),
+                    needle,
+                    theme,
+                )),
+                Cell::from(highlight(
+                    &super::ellipsize(&one_line(&ev.summary), summary_w),
+                    needle,
+                    theme,
+                )),
             ])
             .style(style)
         });
     let widths = if wide {
         vec![
-            Constraint::Length(18),
+            Constraint::Length(14),
             Constraint::Length(10),
             Constraint::Length(7),
-            Constraint::Length(26),
+            Constraint::Length(type_w as u16),
             Constraint::Length(30),
-            Constraint::Min(20),
+            Constraint::Length(summary_w as u16),
         ]
     } else {
         vec![
-            Constraint::Length(8),
+            Constraint::Length(14),
             Constraint::Length(10),
             Constraint::Length(7),
-            Constraint::Length(20),
+            Constraint::Length(type_w as u16),
             Constraint::Length(0),
-            Constraint::Min(10),
+            Constraint::Length(summary_w as u16),
         ]
     };
     super::table(
