@@ -39,6 +39,8 @@ pub enum Action {
     /// The selected event's correlation id across all sources.
     Correlation,
     TogglePause,
+    /// Shift + a column's letter: sort the table by it (again: reverse).
+    SortBy(char),
     Copy,
     /// Ctrl-L: repaint everything.
     Redraw,
@@ -48,6 +50,8 @@ pub enum Action {
     Submit,
     /// The terminal changed size.
     Resize(u16, u16),
+    /// A message for the message line (the result of something the loop did).
+    Notice(String),
     /// A clock tick with the time (Unix nanoseconds): flash messages expire, ages move.
     Tick(i64),
     /// New data for the screen.

@@ -145,6 +145,8 @@ pub enum Command {
     Copy(String),
     /// Repaint every cell.
     Redraw,
+    /// `:w FILE`: write this table there.
+    Write(std::path::PathBuf, super::export::Table),
 }
 
 /// Everything the UI knows. One owner: the UI loop.
@@ -158,6 +160,8 @@ pub struct AppState {
     pub filters: Filters,
     /// The find text (`f`): highlighted in every column, nothing hidden; n/N jump.
     pub find: String,
+    /// Each pane's sort (Shift + a column's letter).
+    pub sorts: Vec<(Pane, super::sort::Sort)>,
     /// The filters of the panes not shown (each pane keeps its own).
     pub pane_filters: Vec<(Pane, Filters)>,
     pub paused: Option<Paused>,
@@ -205,6 +209,7 @@ impl AppState {
             filters: Filters::default(),
             find: String::new(),
             pane_filters: Vec::new(),
+            sorts: Vec::new(),
             paused: None,
             theme,
             size,
@@ -302,6 +307,11 @@ impl AppState {
                 "copy",
             ],
         }
+    }
+
+    /// The sort of a pane's table, if the user chose one.
+    pub fn sort_of(&self, pane: Pane) -> Option<super::sort::Sort> {
+        self.sorts.iter().find(|(p, _)| *p == pane).map(|(_, s)| *s)
     }
 
     /// What the lists highlight: the find text, else the filter's.
@@ -523,6 +533,10 @@ impl AppState {
                 .collect(),
             _ => Vec::new(),
         };
+        let mut list = list;
+        if let Some(s) = self.sort_of(Pane::Replication) {
+            super::sort::remotes(&mut list, s);
+        }
         let i = self
             .remote_selected
             .as_ref()
@@ -562,7 +576,18 @@ impl AppState {
             }
         }
         list.sort();
-        let list: Vec<(String, String)> = list.into_iter().map(|(_, t, n)| (t, n)).collect();
+        let mut list: Vec<(String, String)> = list.into_iter().map(|(_, t, n)| (t, n)).collect();
+        if let Some(s) = self.sort_of(Pane::Relays) {
+            let mut rows: Vec<(String, String, &crate::model::relay::RelayState)> = list
+                .iter()
+                .filter_map(|(t, n)| {
+                    let st = d.targets.iter().find(|x| x.target == *t)?.relays.get(n)?;
+                    Some((t.clone(), n.clone(), st))
+                })
+                .collect();
+            super::sort::relays(&mut rows, s);
+            list = rows.into_iter().map(|(t, n, _)| (t, n)).collect();
+        }
         let i = self
             .relay_selected
             .as_ref()
@@ -591,6 +616,9 @@ impl AppState {
             .collect();
         // Last night's first, NEW ones on top (prevalence order is kept inside each part).
         list.sort_by_key(|p| (p.jobs_last_night == 0, !p.is_new));
+        if let Some(s) = self.sort_of(Pane::Ci) {
+            super::sort::ci_patterns(&mut list, s);
+        }
         let i = self
             .ci_selected
             .as_ref()
@@ -733,6 +761,10 @@ pub fn update(state: &mut AppState, action: Action) -> Option<Command> {
         }
         Action::Loaded(l) => {
             apply_loaded(state, *l);
+            return None;
+        }
+        Action::Notice(msg) => {
+            state.flash(msg);
             return None;
         }
         Action::Tick(now) => {
@@ -964,6 +996,34 @@ fn update_normal(state: &mut AppState, action: Action) -> Option<Command> {
             reset_positions(state);
             let shown = state.filters.source.clone().unwrap_or_else(|| "all".into());
             state.flash(format!("source: {shown}"));
+        }
+        Action::SortBy(c) => {
+            let pane = state.pane;
+            let sortable = state.top().is_none()
+                && super::sort::columns(pane)
+                    .iter()
+                    .any(|(_, l)| *l == Some(c));
+            if !sortable {
+                let letters = super::sort::letters(pane);
+                state.flash(if letters.is_empty() || state.top().is_some() {
+                    format!("Shift+{c}: this view has no sortable table")
+                } else {
+                    format!("Shift+{c}: no such column here (sort by {letters})")
+                });
+                return None;
+            }
+            let next = match state.sort_of(pane) {
+                Some(s) if s.letter == c => super::sort::Sort {
+                    letter: c,
+                    descending: !s.descending,
+                },
+                _ => super::sort::Sort {
+                    letter: c,
+                    descending: false,
+                },
+            };
+            state.sorts.retain(|(p, _)| *p != pane);
+            state.sorts.push((pane, next));
         }
         Action::TogglePause => {
             state.paused = match state.paused {

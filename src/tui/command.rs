@@ -82,6 +82,16 @@ pub fn run_command(state: &mut AppState, line: &str) -> Option<Command> {
             }
         }
         "filter" => set_text_filter(state, arg.to_string()),
+        "w" | "write" => {
+            if arg.is_empty() {
+                state.flash(":w needs a file: :w refs.csv (json, csv or md)");
+            } else {
+                match super::export::table_of(state) {
+                    Some(t) => return Some(Command::Write(std::path::PathBuf::from(arg), t)),
+                    None => state.flash(":w: this view has no table to write"),
+                }
+            }
+        }
         "clear" => {
             state.filters = Filters::default();
             reset_positions(state);
@@ -92,7 +102,7 @@ pub fn run_command(state: &mut AppState, line: &str) -> Option<Command> {
         },
         "help" => state.mode = Mode::Help,
         other => state.flash(format!(
-            "unknown command :{other} (since, until, source, severity, goto, corr, filter, clear, theme, quit)"
+            "unknown command :{other} (since, until, source, severity, goto, corr, filter, w, clear, theme, quit)"
         )),
     }
     None

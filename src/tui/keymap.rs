@@ -464,10 +464,16 @@ impl Keymap {
             return Some(Action::ForceQuit);
         }
         match mode {
-            Mode::Normal => self
-                .normal
-                .get(&key)
-                .map(|&i| self.bindings[i].action.clone()),
+            Mode::Normal => match self.normal.get(&key) {
+                Some(&i) => Some(self.bindings[i].action.clone()),
+                // An unbound capital letter sorts by the column it marks (k9s).
+                None => match key.code {
+                    KeyCode::Char(c) if c.is_ascii_uppercase() && !key.ctrl && !key.alt => {
+                        Some(Action::SortBy(c))
+                    }
+                    _ => None,
+                },
+            },
             // Help scrolls with the move keys; Esc, q and ? close it; other keys do nothing.
             Mode::Help => match self.normal.get(&key).map(|&i| &self.bindings[i].action) {
                 Some(
@@ -554,7 +560,17 @@ impl Keymap {
         if !pane.is_empty() {
             out.push(("This pane", pane));
         }
+        let mut sort_section = Some((
+            "Sort",
+            vec![(
+                "Shift+letter".to_string(),
+                "sort the table by the column whose letter is underlined (again: reverse)",
+            )],
+        ));
         for b in &self.bindings {
+            if b.section == "Other" {
+                out.extend(sort_section.take());
+            }
             let keys = b
                 .keys
                 .iter()

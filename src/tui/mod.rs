@@ -9,8 +9,10 @@
 pub mod action;
 pub mod app;
 pub mod command;
+pub mod export;
 pub mod keymap;
 pub mod panes;
+pub mod sort;
 pub mod terminal;
 pub mod theme;
 pub mod view;
@@ -221,6 +223,19 @@ async fn ui_loop(
                 Some(Command::Quit) => return Ok(()),
                 Some(Command::Copy(text)) => term.copy(&text),
                 Some(Command::Redraw) => term.clear()?,
+                Some(Command::Write(path, table)) => {
+                    // The one write the UI does; the result is said on the message line.
+                    let msg = match export::write(&path, &table) {
+                        Ok(()) => format!(
+                            "wrote {} {} to {}",
+                            table.rows.len(),
+                            table.what,
+                            path.display()
+                        ),
+                        Err(e) => format!(":w failed: {e:#}"),
+                    };
+                    update(&mut state, Action::Notice(msg));
+                }
                 None => {}
             }
         }

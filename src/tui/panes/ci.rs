@@ -157,13 +157,14 @@ fn render_patterns(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
             Constraint::Length(0)
         },
     ];
-    super::table(
+    super::table_with_header(
         frame,
         area,
-        theme,
-        &[
-            "", "PATTERN", "ERROR", "JOBS", "PROJ", "14N", "30N", "FIRST", "ISSUE",
-        ],
+        crate::tui::sort::header(
+            crate::tui::sort::CI_PATTERNS,
+            state.sort_of(crate::tui::Pane::Ci),
+            theme,
+        ),
         &widths,
         rows,
     );

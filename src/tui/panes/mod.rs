@@ -48,6 +48,22 @@ pub fn table<'a>(
     );
 }
 
+/// A list with its header row given (a sortable table's, from `sort::header`).
+pub fn table_with_header<'a>(
+    frame: &mut Frame,
+    area: Rect,
+    header: Row<'a>,
+    widths: &[Constraint],
+    rows: impl IntoIterator<Item = Row<'a>>,
+) {
+    frame.render_widget(
+        Table::new(rows, widths.iter().copied())
+            .header(header)
+            .column_spacing(1),
+        area,
+    );
+}
+
 /// The first row to draw so that the selected one is on a screen of `height` rows.
 pub fn first_row(selected: usize, height: usize) -> usize {
     selected.saturating_sub(height.saturating_sub(1))

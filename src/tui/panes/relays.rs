@@ -166,20 +166,14 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         Constraint::Length(4),
         Constraint::Length(strip_width as u16),
     ];
-    super::table(
+    super::table_with_header(
         frame,
         body,
-        theme,
-        &[
-            "STATE",
-            "RELAY",
-            "TARGET",
-            "CONNECTION/HEALTH",
-            "IN",
-            "STREAK",
-            "FLAP",
-            "LAST HOUR",
-        ],
+        crate::tui::sort::header(
+            crate::tui::sort::RELAYS,
+            state.sort_of(crate::tui::Pane::Relays),
+            theme,
+        ),
         &widths,
         rows,
     );

@@ -107,22 +107,14 @@ pub fn render_remotes(frame: &mut Frame, area: Rect, state: &AppState, theme: &T
             Constraint::Length(0)
         },
     ];
-    super::table(
+    super::table_with_header(
         frame,
         body,
-        theme,
-        &[
-            "STATUS",
-            "REMOTE",
-            "PROJ",
-            "REFS",
-            "FAILED",
-            "RETRY",
-            "SCHED",
-            "EVENT",
-            "LAST OK",
-            "LAST ERROR",
-        ],
+        crate::tui::sort::header(
+            crate::tui::sort::REMOTES,
+            state.sort_of(crate::tui::Pane::Replication),
+            theme,
+        ),
         &widths,
         rows,
     );
