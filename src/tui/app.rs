@@ -1725,12 +1725,15 @@ pub(crate) mod tests {
                 took: Duration::ZERO,
             }))
         };
-        update(&mut s, answer(&s, 0));
+        let a = answer(&s, 0);
+        update(&mut s, a);
         update(&mut s, Action::TogglePause);
-        update(&mut s, answer(&s, 3));
+        let a = answer(&s, 3);
+        update(&mut s, a);
         assert_eq!(s.remotes().0[0].failed, 0, "a paused pane changed");
         update(&mut s, Action::TogglePause);
-        update(&mut s, answer(&s, 3));
+        let a = answer(&s, 3);
+        update(&mut s, a);
         assert_eq!(s.remotes().0[0].failed, 3);
     }
 

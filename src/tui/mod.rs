@@ -218,6 +218,11 @@ async fn ui_loop(
         let input_action = actions
             .iter()
             .any(|a| !matches!(a, Action::Loaded(_) | Action::Tick(_)));
+        // A tick alone redraws only when what it moves is shown: the second (ages, the
+        // pause clock) or a message expiring.
+        let ticks_only = actions.iter().all(|a| matches!(a, Action::Tick(_)));
+        let (second_before, flash_before) =
+            (state.now.as_nanos() / 1_000_000_000, state.flash.is_some());
         for a in actions {
             match update(&mut state, a) {
                 Some(Command::Quit) => return Ok(()),
@@ -240,6 +245,12 @@ async fn ui_loop(
             }
         }
         worker.request(state.request());
+        let moved = state.now.as_nanos() / 1_000_000_000 != second_before
+            || state.flash.is_some()
+            || flash_before;
+        if ticks_only && !moved {
+            continue;
+        }
         if input_action {
             // Keys answer at once, not at the next frame tick.
             term.draw(&state, keymap)?;

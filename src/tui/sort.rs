@@ -49,8 +49,8 @@ pub const CI_PATTERNS: &[(&str, Option<char>)] = &[
     ("ERROR", Some('E')),
     ("JOBS", Some('J')),
     ("PROJ", Some('R')),
-    ("14N", Some('D')),
-    ("30N", Some('M')),
+    ("D14", Some('D')),
+    ("M30", Some('M')),
     ("FIRST", Some('F')),
     ("ISSUE", Some('I')),
 ];
@@ -163,12 +163,14 @@ pub fn header<'a>(
             let pos = letter.and_then(|l| name.find(l));
             match pos {
                 Some(i) => {
-                    spans.push(Span::styled(&name[..i], theme.header));
+                    // Only the letter underlined (the mono theme underlines headers).
+                    let plain = theme.header.remove_modifier(Modifier::UNDERLINED);
+                    spans.push(Span::styled(&name[..i], plain));
                     spans.push(Span::styled(
                         &name[i..i + 1],
                         theme.header.add_modifier(Modifier::UNDERLINED),
                     ));
-                    spans.push(Span::styled(&name[i + 1..], theme.header));
+                    spans.push(Span::styled(&name[i + 1..], plain));
                 }
                 None => spans.push(Span::styled(*name, theme.header)),
             }

@@ -369,6 +369,12 @@ pub fn title_line(frame: &mut Frame, area: Rect, theme: &Theme, title: &str, not
 
 /// A plain centred-ish message in a pane (empty states and hints).
 pub fn message(frame: &mut Frame, area: Rect, style: Style, text: &str) {
+    if area.height == 1 {
+        // One line: cut with an ellipsis, never silently.
+        let text = panes::ellipsize(&one_line(text), area.width as usize);
+        frame.render_widget(Paragraph::new(text).style(style), area);
+        return;
+    }
     // Wrapped over the lines the area has, so the whole message is there.
     frame.render_widget(
         Paragraph::new(one_line(text).into_owned())

@@ -16,6 +16,19 @@ use ratatui::Frame;
 use crate::model::Timestamp;
 use crate::tui::theme::Theme;
 
+/// The TIME column's width for these rows: 8 when all are from today, 14 with the date.
+pub fn time_width<'a>(rows: impl IntoIterator<Item = &'a Timestamp>, now: Timestamp) -> usize {
+    let today = Local.timestamp_nanos(now.as_nanos()).date_naive();
+    if rows
+        .into_iter()
+        .all(|t| Local.timestamp_nanos(t.as_nanos()).date_naive() == today)
+    {
+        8
+    } else {
+        14
+    }
+}
+
 /// Seconds as people read them at a glance.
 pub fn age(secs: i64) -> String {
     crate::commands::age(secs)

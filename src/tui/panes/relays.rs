@@ -87,7 +87,13 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     }
     // The strip takes what the other columns leave, up to an hour; the relay name keeps 26.
     let wide = area.width >= 140;
-    let fixed = 22 + 16 + if wide { 24 } else { 0 } + 6 + 6 + 4 + 7;
+    let (state_w, target_w) = if area.width >= 100 {
+        (22, 16)
+    } else {
+        (14, 12)
+    };
+    // The columns and the 7 spaces between them.
+    let fixed = state_w + target_w + if wide { 24 } else { 0 } + 6 + 6 + 4 + 7;
     let strip_width = (area.width as usize)
         .saturating_sub(fixed + 26)
         .min(HISTORY_MINUTES);
@@ -95,8 +101,8 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     let first = super::first_row(sel, height);
     // The relay column: what the others leave (at least 26), cut with an ellipsis.
     let name_w = (area.width as usize)
-        .saturating_sub(fixed + strip_width + 8)
-        .max(26);
+        .saturating_sub(fixed + strip_width)
+        .max(10);
     let rows =
         list.iter()
             .enumerate()
@@ -130,15 +136,18 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
                     theme.text
                 };
                 let (label, label_style) = match down_since {
+                    Some(_) if state_w < 22 => ("UNKNOWN·DOWN", theme.dim),
                     Some(_) => ("UNKNOWN (target down)", theme.dim),
                     None => (disp.label(), theme.relay(disp)),
                 };
+                let label = super::ellipsize(label, state_w);
                 let in_state = down_since.unwrap_or_else(|| s.since());
                 Some(
                     Row::new(vec![
                         Cell::from(label).style(label_style),
                         Cell::from(super::ellipsize(&one_line(name), name_w)),
-                        Cell::from(short_target(target)).style(theme.dim),
+                        Cell::from(super::ellipsize(&short_target(target), target_w))
+                            .style(theme.dim),
                         Cell::from(format!(
                             "{}/{}",
                             s.connection.map_or("-".into(), |c| c.name()),
@@ -157,9 +166,9 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
                 )
             });
     let widths = [
-        Constraint::Length(22),
-        Constraint::Fill(1),
-        Constraint::Length(16),
+        Constraint::Length(state_w as u16),
+        Constraint::Length(name_w as u16),
+        Constraint::Length(target_w as u16),
         Constraint::Length(if wide { 24 } else { 0 }),
         Constraint::Length(6),
         Constraint::Length(6),

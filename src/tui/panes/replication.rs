@@ -43,6 +43,24 @@ pub fn render_remotes(frame: &mut Frame, area: Rect, state: &AppState, theme: &T
     let now = state.now.as_nanos() / 1_000_000_000;
     let height = body.height.saturating_sub(1) as usize;
     let first = super::first_row(sel, height);
+    // Narrow screens keep what decides: status, remote, failures, retries, age, last error;
+    // the remote and the error share the rest (every cut text gets an ellipsis).
+    let wide = area.width >= 110;
+    let fixed: [u16; 10] = if wide {
+        [8, 0, 5, 6, 6, 5, 5, 9, 9, 0]
+    } else {
+        [8, 0, 0, 0, 6, 5, 0, 9, 0, 0]
+    };
+    // The table puts a space after every column but the last, zero-width ones too.
+    let gaps = fixed.len() as u16 - 1;
+    let spare = area.width.saturating_sub(fixed.iter().sum::<u16>() + gaps);
+    let mut cols = fixed;
+    cols[1] = if wide {
+        spare * 2 / 3
+    } else {
+        (spare / 2).max(20)
+    };
+    cols[9] = spare.saturating_sub(cols[1]);
     let rows = list
         .iter()
         .enumerate()
@@ -59,7 +77,14 @@ pub fn render_remotes(frame: &mut Frame, area: Rect, state: &AppState, theme: &T
             let style = if i == sel { theme.selected } else { theme.text };
             Row::new(vec![
                 Cell::from(status).style(st),
-                Cell::from(short_remote(&r.remote, 48)),
+                Cell::from(super::ellipsize(
+                    &if wide {
+                        short_remote(&r.remote, usize::MAX)
+                    } else {
+                        super::overview::compact_remote(&r.remote)
+                    },
+                    cols[1] as usize,
+                )),
                 Cell::from(r.projects.to_string()),
                 Cell::from(r.refs.to_string()),
                 Cell::from(r.failed.to_string()).style(if r.failed > 0 {
@@ -78,35 +103,24 @@ pub fn render_remotes(frame: &mut Frame, area: Rect, state: &AppState, theme: &T
                     r.last_success
                         .map_or("never".into(), |t| format!("{} ago", age(now - t))),
                 ),
-                Cell::from(
-                    r.last_error
+                Cell::from(super::ellipsize(
+                    &r.last_error
                         .as_deref()
-                        .map(|e| one_line(e).into_owned())
+                        .map(|e| {
+                            if wide {
+                                one_line(e).into_owned()
+                            } else {
+                                super::overview::short_error(e)
+                            }
+                        })
                         .unwrap_or_default(),
-                )
+                    cols[9] as usize,
+                ))
                 .style(theme.bad),
             ])
             .style(style)
         });
-    // Narrow screens keep what decides: status, remote, failures, retries, age.
-    let wide = area.width >= 110;
-    let w = |n: u16| Constraint::Length(if wide { n } else { 0 });
-    let widths = [
-        Constraint::Length(8),
-        Constraint::Fill(2),
-        w(5),
-        Constraint::Length(6),
-        Constraint::Length(6),
-        Constraint::Length(5),
-        w(5),
-        Constraint::Length(9),
-        w(9),
-        if wide {
-            Constraint::Fill(1)
-        } else {
-            Constraint::Length(0)
-        },
-    ];
+    let widths: Vec<Constraint> = cols.iter().map(|w| Constraint::Length(*w)).collect();
     super::table_with_header(
         frame,
         body,
@@ -167,10 +181,10 @@ pub fn render_refs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
     } else {
         [9, 0, 0, 0, 8, 9, 0, 0, 0]
     };
-    let shown = fixed.iter().filter(|w| **w > 0).count() as u16 + 2;
+    // The table puts a space after every column but the last, zero-width ones too.
     let spare = area
         .width
-        .saturating_sub(fixed.iter().sum::<u16>() + shown.saturating_sub(1));
+        .saturating_sub(fixed.iter().sum::<u16>() + fixed.len() as u16 - 1);
     let mut cols = fixed;
     cols[3] = spare * 3 / 5;
     cols[8] = spare - cols[3];

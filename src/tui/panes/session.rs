@@ -81,6 +81,13 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, co
         .as_ref()
         .and_then(|s| s.first)
         .unwrap_or(w.rows[0].event.timestamp);
+    // The fixed columns and the 9 spaces between the 10 columns.
+    let fixed = if wide {
+        6 + 9 + 14 + 10 + 7 + 26 + 7 + 8 + 9 + 9
+    } else {
+        5 + 8 + 7 + 20 + 7 + 8 + 9 + 9
+    };
+    let summary_w = (area.width as usize).saturating_sub(fixed).max(10);
     let rows = w
         .rows
         .iter()
@@ -122,7 +129,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, co
                 Cell::from(ev.record_count.map(|r| r.to_string()).unwrap_or_default()),
                 Cell::from(rate),
                 Cell::from(super::timeline::highlight(
-                    &ev.summary,
+                    &super::ellipsize(&one_line(&ev.summary), summary_w),
                     state.match_text(),
                     theme,
                 )),

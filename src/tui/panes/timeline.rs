@@ -126,9 +126,18 @@ pub fn table(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, w: 
     let first = state.first_visible();
     let selected = state.selected_index();
     let needle = state.match_text();
-    // Time (14: the date when not today), source, severity, type, subject, summary.
+    // Time (with the date when a row is not from today), source, severity, type, subject,
+    // summary.
+    let time_w = super::time_width(
+        w.rows
+            .iter()
+            .skip(first)
+            .take(height)
+            .map(|e| &e.event.timestamp),
+        state.now,
+    );
     let type_w = if wide { 26 } else { 20 };
-    let fixed = 14 + 10 + 7 + type_w + if wide { 30 } else { 0 } + 5;
+    let fixed = time_w + 10 + 7 + type_w + if wide { 30 } else { 0 } + 5;
     let summary_w = (area.width as usize).saturating_sub(fixed).max(10);
     let rows = w
         .rows
@@ -168,7 +177,7 @@ pub fn table(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, w: 
         });
     let widths = if wide {
         vec![
-            Constraint::Length(14),
+            Constraint::Length(time_w as u16),
             Constraint::Length(10),
             Constraint::Length(7),
             Constraint::Length(type_w as u16),
@@ -177,7 +186,7 @@ pub fn table(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, w: 
         ]
     } else {
         vec![
-            Constraint::Length(14),
+            Constraint::Length(time_w as u16),
             Constraint::Length(10),
             Constraint::Length(7),
             Constraint::Length(type_w as u16),
