@@ -414,3 +414,128 @@ fn the_too_small_message_is_whole_at_30x8() {
     t.send("q");
     assert_eq!(t.wait_exit(10), 0);
 }
+
+/// The rows of the table under the header line that starts with `header`.
+fn rows_under(screen: &str, header: &str) -> Vec<String> {
+    screen
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with(header))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The sample store plus three more Gerrit remotes (one of them failing).
+fn store_with_remotes() -> Scratch {
+    let s = sample_store();
+    let extra = s.path("remotes.jsonl");
+    let line = |host: &str, status: &str, t: u32| {
+        format!(
+            r#"{{"type":"ref-replicated","project":"x/{host}","ref":"refs/heads/main","targetNode":"{host}:29418","targetUri":"ssh://r@{host}.example.org:29418/x/{host}.git","status":"{status}","refStatus":"OK","eventCreatedOn":{t}}}"#
+        )
+    };
+    let text = [
+        line("charlie", "succeeded", 1_700_000_001),
+        line("alpha", "failed", 1_700_000_002),
+        line("bravo", "succeeded", 1_700_000_003),
+    ]
+    .join("\n");
+    std::fs::write(&extra, format!("{text}\n")).unwrap();
+    let out = s.ingest_once(&[format!("gerrit-events:{}", extra.display())]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s
+}
+
+#[test]
+fn sort_find_and_write_at_80x24() {
+    let s = store_with_remotes();
+    let mut t = open(&s, 80, 24, &[]);
+    t.wait_for("Overview", 10);
+
+    // Sort: Shift + the column's letter, again to reverse; the header marks it.
+    t.send("2");
+    t.wait_for("Replication:", 5);
+    t.wait_for("STATUS", 5);
+    t.send("R");
+    t.wait_for("REMOTE▲", 5);
+    let remote = |l: &String| l.split_whitespace().nth(1).unwrap_or("").to_string();
+    let up: Vec<String> = rows_under(&t.screen(), "STATUS")
+        .iter()
+        .map(remote)
+        .collect();
+    assert!(up.len() >= 2, "too few remotes to see a sort: {up:?}");
+    let mut sorted = up.clone();
+    sorted.sort();
+    assert_eq!(up, sorted, "not sorted by remote");
+    t.send("R");
+    t.wait_for("REMOTE▼", 5);
+    let down: Vec<String> = rows_under(&t.screen(), "STATUS")
+        .iter()
+        .map(remote)
+        .collect();
+    let mut reversed = up.clone();
+    reversed.reverse();
+    assert_eq!(down, reversed, "the second press did not reverse");
+
+    // :w writes exactly the rows shown, in their order.
+    let out = s.path("remotes.csv");
+    t.send(":");
+    t.type_slowly(&format!("w {}", out.display()));
+    t.send("\r");
+    t.wait_for("wrote ", 5);
+    let csv = std::fs::read_to_string(&out).expect("the :w file");
+    let mut lines = csv.lines();
+    assert!(lines.next().unwrap().starts_with("status,remote,"), "{csv}");
+    let written: Vec<String> = lines
+        .map(|l| {
+            let short = l.split(',').nth(1).unwrap_or("");
+            short.to_string()
+        })
+        .collect();
+    assert_eq!(written.len(), down.len(), "{csv}");
+    for (w, shown) in written.iter().zip(&down) {
+        let shown = shown.trim_end_matches('…');
+        assert!(
+            w.contains(shown.split('/').next().unwrap_or(shown)),
+            "{w} vs {shown}"
+        );
+    }
+
+    // Find: matches in any column (here TYPE) are highlighted and jumped to; nothing hidden.
+    t.send("4");
+    t.wait_for("Timeline: every event", 5);
+    t.wait_until(5, "the timeline filled", |screen| {
+        rows_under(screen, "TIME").len() >= 15
+    });
+    let before = rows_under(&t.screen(), "TIME").len();
+    t.send("f");
+    t.type_slowly("state_transition");
+    t.send("\r");
+    t.wait_for("find: \"state_transition\"", 5);
+    t.wait_until(5, "the find field closed", |screen| {
+        !screen.lines().any(|l| l.starts_with("find: "))
+    });
+    let screen = t.screen();
+    assert_eq!(rows_under(&screen, "TIME").len(), before, "find hid rows");
+    assert!(screen.contains("batch_ingestion"), "find hid rows");
+    // The selection (reversed) is on a matching row.
+    let selected_matches = t.with_screen(|scr| {
+        (2..22).any(|r| {
+            scr.cell(r, 30).is_some_and(|c| c.inverse())
+                && scr
+                    .contents_between(r, 0, r, 80)
+                    .contains("state_transition")
+        })
+    });
+    assert!(
+        selected_matches,
+        "the selection is not on a match:\n{screen}"
+    );
+    t.send("q");
+    assert_eq!(t.wait_exit(10), 0);
+}
