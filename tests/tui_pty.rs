@@ -539,3 +539,38 @@ fn sort_find_and_write_at_80x24() {
     t.send("q");
     assert_eq!(t.wait_exit(10), 0);
 }
+
+#[test]
+fn a_16_colour_terminal_gets_no_256_colour_codes() {
+    let s = sample_store();
+    // Found 11: 256-colour codes were sent with TERM=screen.
+    let mut t = open(&s, 80, 24, &[("TERM", "screen")]);
+    t.wait_for("newest errors", 10);
+    t.send("4");
+    t.wait_for("✖ ERROR", 5);
+    let raw = String::from_utf8_lossy(&t.raw()).into_owned();
+    assert!(
+        !raw.contains("38;5;") && !raw.contains("48;5;"),
+        "256-colour codes sent"
+    );
+    let sgr: Vec<&str> = raw
+        .split("\x1b[")
+        .filter(|p| p.contains('m'))
+        .map(|p| &p[..p.find('m').unwrap_or(0) + 1])
+        .filter(|p| p.len() < 12)
+        .collect();
+    // Errors are red (31), in the classic code.
+    assert!(
+        sgr.iter()
+            .any(|p| p.starts_with("31;") || p.starts_with("31m")),
+        "no colour at all: {sgr:?}"
+    );
+    t.send("q");
+    assert_eq!(t.wait_exit(10), 0);
+    // A terminal that announces 256 colours still gets them.
+    let mut rich = open(&s, 80, 24, &[]);
+    rich.wait_for("newest errors", 10);
+    assert!(String::from_utf8_lossy(&rich.raw()).contains("38;5;"));
+    rich.send("q");
+    assert_eq!(rich.wait_exit(10), 0);
+}
