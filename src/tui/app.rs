@@ -645,6 +645,20 @@ impl AppState {
         }
     }
 
+    /// How many lines a job's log view holds (excerpt and tail, with their headings).
+    pub fn ci_log_lines(&self, project: &str, job: i64) -> usize {
+        self.ci_jobs_all()
+            .into_iter()
+            .find(|(p, j)| p.project == project && j.id == job)
+            .map_or(0, |(_, j)| {
+                [&j.excerpt, &j.tail]
+                    .into_iter()
+                    .flatten()
+                    .map(|t| t.lines().count() + 1)
+                    .sum()
+            })
+    }
+
     /// The failed jobs of a pattern on the night shown, with their pipelines.
     pub fn ci_jobs(
         &self,
@@ -1219,7 +1233,12 @@ fn move_by(state: &mut AppState, delta: i64) {
             let j = (i as i64 + delta).clamp(0, list.len().saturating_sub(1) as i64) as usize;
             state.ci_selected = list.get(j).map(|p| p.id.clone());
         }
-        (Some(Drill::Event(_)), _) | (Some(Drill::CiJob { .. }), _) => {
+        (Some(Drill::CiJob { project, job }), _) => {
+            // A job's log is scrolled from its end (where the job failed): up goes back.
+            let n = state.ci_log_lines(&project, job) as i64;
+            state.detail_scroll = (state.detail_scroll as i64 - delta).clamp(0, n) as u16;
+        }
+        (Some(Drill::Event(_)), _) => {
             let d = delta.clamp(-(u16::MAX as i64), u16::MAX as i64) as i32;
             state.detail_scroll = (state.detail_scroll as i32 + d).clamp(0, u16::MAX as i32) as u16;
         }
@@ -1274,9 +1293,11 @@ fn move_by(state: &mut AppState, delta: i64) {
 fn move_to_end(state: &mut AppState, end: bool) {
     let rows = state.list_rows();
     match (state.top().cloned(), state.pane) {
-        (Some(Drill::Event(_)), _) | (Some(Drill::CiJob { .. }), _) => {
-            state.detail_scroll = if end { u16::MAX / 2 } else { 0 }
+        (Some(Drill::CiJob { project, job }), _) => {
+            let n = state.ci_log_lines(&project, job) as u16;
+            state.detail_scroll = if end { 0 } else { n }
         }
+        (Some(Drill::Event(_)), _) => state.detail_scroll = if end { u16::MAX / 2 } else { 0 },
         (Some(Drill::CiJobs { .. }), _) | (None, Pane::Ci) => {
             move_by(state, if end { i64::MAX / 4 } else { -(i64::MAX / 4) })
         }
@@ -1946,6 +1967,57 @@ pub(crate) mod tests {
         // The text filter narrows the patterns.
         s.filters.text = "e0425".into();
         assert_eq!(s.ci_patterns().0.len(), 1);
+    }
+
+    #[test]
+    fn a_ci_jobs_log_opens_at_its_end_where_the_job_failed() {
+        let mut s = state();
+        update(&mut s, Action::GoPane(Pane::Ci));
+        let request = s.request();
+        update(
+            &mut s,
+            Action::Loaded(Box::new(Loaded {
+                request,
+                status: StatusData::default(),
+                data: Some(ViewData::Ci(Box::new(ci_data()))),
+                error: None,
+                took: Duration::ZERO,
+            })),
+        );
+        s.stack.push(Drill::CiJob {
+            project: "web/app".into(),
+            job: 7001,
+        });
+        // 0 lines up from the end: the failure is on screen.
+        assert_eq!(s.detail_scroll, 0);
+        let n = s.ci_log_lines("web/app", 7001) as u16;
+        assert_eq!(n, 4);
+        update(&mut s, Action::Up);
+        assert_eq!(s.detail_scroll, 1);
+        update(&mut s, Action::Top);
+        assert_eq!(s.detail_scroll, n);
+        update(&mut s, Action::Up);
+        assert_eq!(s.detail_scroll, n, "scrolled past the top");
+        update(&mut s, Action::Bottom);
+        assert_eq!(s.detail_scroll, 0);
+    }
+
+    #[test]
+    fn look_alike_rows_say_what_differs() {
+        use crate::tui::panes::timeline::{looks_alike, what_differs};
+        let a = ev(1, Some("s-aaaaaaaa-1"));
+        let mut b = a.clone();
+        b.id += 1;
+        b.event.correlation_id = Some("s-bbbbbbbb-2".into());
+        assert!(looks_alike(&a, &b));
+        assert_eq!(what_differs(&b, &a), "session s-bbbbbb");
+        let mut c = a.clone();
+        c.id += 2;
+        assert_eq!(what_differs(&c, &a), format!("#{}", c.id));
+        let mut d = a.clone();
+        d.id += 3;
+        d.event.summary = "other".into();
+        assert!(!looks_alike(&a, &d));
     }
 
     #[test]

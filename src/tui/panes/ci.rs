@@ -13,7 +13,7 @@ use crate::sanitize::{multi_line, one_line};
 use crate::store::ci::{CiJobRow, CiPipelineRow};
 use crate::tui::app::AppState;
 use crate::tui::theme::Theme;
-use crate::tui::view::{message, scrolled_text, title_line};
+use crate::tui::view::{message, title_line};
 use crate::tui::worker::CiData;
 
 /// The CI pane's data, or a message when there is none.
@@ -377,13 +377,31 @@ pub fn render_job(
     ));
     lines.push(field("section", j.section.clone().unwrap_or_default()));
     lines.push(field("log", j.log_state.clone()));
+    // The fields stay; the log below opens at its end, where the job failed, and scrolls
+    // back from there (detail_scroll counts lines up from the end).
+    let mut log: Vec<Line> = Vec::new();
     for (heading, text) in [("excerpt", &j.excerpt), ("log tail", &j.tail)] {
         if let Some(t) = text {
-            lines.push(Line::styled(heading.to_string(), theme.header));
+            log.push(Line::styled(heading.to_string(), theme.header));
             for l in multi_line(t).lines() {
-                lines.push(Line::styled(format!("  {l}"), theme.text));
+                log.push(Line::styled(format!("  {l}"), theme.text));
             }
         }
     }
-    scrolled_text(frame, body, lines, state.detail_scroll);
+    let head = (lines.len() as u16).min(body.height / 2);
+    let width = body.width as usize;
+    let log: Vec<Line> = log
+        .into_iter()
+        .map(|l| {
+            let text: String = l.spans.iter().map(|s| s.content.as_ref()).collect();
+            Line::styled(super::ellipsize(&text, width), l.style)
+        })
+        .collect();
+    let [fields, log_area] =
+        Layout::vertical([Constraint::Length(head), Constraint::Min(1)]).areas(body);
+    frame.render_widget(Paragraph::new(lines), fields);
+    // Unwrapped, so a line is a line (the scroll counts them); long lines are cut.
+    let max = (log.len() as u16).saturating_sub(log_area.height);
+    let from_top = max.saturating_sub(state.detail_scroll.min(max));
+    frame.render_widget(Paragraph::new(log).scroll((from_top, 0)), log_area);
 }

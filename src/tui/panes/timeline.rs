@@ -153,6 +153,16 @@ pub fn table(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, w: 
                 theme.text
             };
             let subject = ev.subject.as_deref().unwrap_or("");
+            // Two neighbours that would read the same say what tells them apart.
+            let twin = [i.checked_sub(1), Some(i + 1)]
+                .into_iter()
+                .flatten()
+                .filter_map(|j| w.rows.get(j))
+                .find(|o| looks_alike(o, e));
+            let summary = match twin {
+                Some(o) => format!("{} ({})", one_line(&ev.summary), what_differs(e, o)),
+                None => one_line(&ev.summary).into_owned(),
+            };
             Row::new(vec![
                 Cell::from(super::when(ev.timestamp, state.now)).style(theme.dim),
                 Cell::from(highlight(&ev.source, needle, theme)),
@@ -168,7 +178,7 @@ pub fn table(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, w: 
                     theme,
                 )),
                 Cell::from(highlight(
-                    &super::ellipsize(&one_line(&ev.summary), summary_w),
+                    &super::ellipsize(&summary, summary_w),
                     needle,
                     theme,
                 )),
@@ -202,6 +212,45 @@ pub fn table(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, w: 
         &widths,
         rows,
     );
+}
+
+/// Two events whose rows would show the same text (the second shown, to the second).
+pub fn looks_alike(a: &crate::model::StoredEvent, b: &crate::model::StoredEvent) -> bool {
+    let (x, y) = (&a.event, &b.event);
+    a.id != b.id
+        && x.timestamp.as_nanos() / 1_000_000_000 == y.timestamp.as_nanos() / 1_000_000_000
+        && x.source == y.source
+        && x.severity == y.severity
+        && x.event_type == y.event_type
+        && x.subject == y.subject
+        && x.summary == y.summary
+}
+
+/// What tells `a` from its look-alike `b`: the first field that differs (device, peer,
+/// session, the time in milliseconds, the details), else its store id.
+pub fn what_differs(a: &crate::model::StoredEvent, b: &crate::model::StoredEvent) -> String {
+    let (x, y) = (&a.event, &b.event);
+    let short = |s: &str| super::overview::short_id(s).to_string();
+    if x.device_id != y.device_id {
+        return format!("device {}", short(x.device_id.as_deref().unwrap_or("-")));
+    }
+    if x.peer_device_id != y.peer_device_id {
+        return format!("peer {}", short(x.peer_device_id.as_deref().unwrap_or("-")));
+    }
+    if x.correlation_id != y.correlation_id {
+        return format!(
+            "session {}",
+            short(x.correlation_id.as_deref().unwrap_or("-"))
+        );
+    }
+    if x.timestamp != y.timestamp {
+        let ms = (x.timestamp.as_nanos() / 1_000_000) % 1000;
+        return format!(".{ms:03}s");
+    }
+    if x.details != y.details {
+        return "other details: Enter".to_string();
+    }
+    format!("#{}", a.id)
 }
 
 /// `text` with every occurrence of `needle` (case-insensitive) styled as a match.
