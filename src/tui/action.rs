@@ -16,6 +16,9 @@ pub enum Action {
     PageDown,
     Top,
     Bottom,
+    /// Shift long rows' text left / right (what a cut column hides).
+    ScrollLeft,
+    ScrollRight,
     /// Drill down into the selected row.
     Enter,
     /// Pop a view, close an overlay, or clear the filter.

@@ -17,6 +17,8 @@ use crate::store::EventFilter;
 
 /// Minutes of history in the Overview's sparklines and the Relays pane's state strips.
 pub const HISTORY_MINUTES: usize = 60;
+/// ←/→ shift long texts by this many characters.
+pub const HSCROLL_STEP: u16 = 16;
 /// A store nobody in this process writes is STALE once unchanged this long.
 pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 /// Flash messages stay this many ticks (a tick is a quarter second).
@@ -182,6 +184,8 @@ pub struct AppState {
     pub ci_selected: Option<String>,
     pub ci_job_selected: usize,
     pub detail_scroll: u16,
+    /// How many characters long texts (summaries, errors) are shifted left: ←/→.
+    pub hscroll: u16,
     /// How far the help overlay is scrolled (the view keeps it in range).
     pub help_scroll: u16,
     pub status: StatusData,
@@ -227,6 +231,7 @@ impl AppState {
             ci_job_selected: 0,
             detail_scroll: 0,
             help_scroll: 0,
+            hscroll: 0,
             status: StatusData::default(),
             cache: Vec::new(),
             query_error: None,
@@ -939,6 +944,7 @@ fn update_normal(state: &mut AppState, action: Action) -> Option<Command> {
             state.flash(format!("{q} quits from a pane: {esc} goes back first"));
         }
         Action::Back => {
+            state.hscroll = 0;
             if state.stack.pop().is_some() {
                 state.detail_scroll = 0;
             } else if !state.filters.is_empty() {
@@ -960,6 +966,8 @@ fn update_normal(state: &mut AppState, action: Action) -> Option<Command> {
             };
             switch_pane(state, all[j]);
         }
+        Action::ScrollLeft => state.hscroll = state.hscroll.saturating_sub(HSCROLL_STEP),
+        Action::ScrollRight => state.hscroll = state.hscroll.saturating_add(HSCROLL_STEP).min(2000),
         Action::Up => move_by(state, -1),
         Action::Down => move_by(state, 1),
         Action::PageUp => move_by(state, -(state.list_rows() as i64)),
@@ -1052,8 +1060,8 @@ fn update_normal(state: &mut AppState, action: Action) -> Option<Command> {
             let text = copy_text(state);
             return match text {
                 Some(t) => {
-                    let shown: String = t.chars().take(40).collect();
-                    state.flash(format!("copied: {shown}"));
+                    // The whole text: the message line cuts it with an ellipsis if it must.
+                    state.flash(format!("copied {} characters: {t}", t.chars().count()));
                     Some(Command::Copy(t))
                 }
                 None => {
@@ -1176,6 +1184,7 @@ fn enter(state: &mut AppState) {
 /// drill-downs of the one left are closed.
 pub(crate) fn switch_pane(state: &mut AppState, p: Pane) {
     state.stack.clear();
+    state.hscroll = 0;
     if state.pane == p {
         return;
     }
@@ -1487,6 +1496,7 @@ pub(crate) mod tests {
                     more_before: false,
                     more_after: true,
                     session: None,
+                    session_ids: Vec::new(),
                 })),
                 error: None,
                 took: Duration::from_millis(1),

@@ -185,6 +185,22 @@ fn defaults() -> Vec<Row> {
             None,
         ),
         (
+            "scroll_left",
+            A::ScrollLeft,
+            &["left", "h"],
+            "scroll long rows left",
+            "Move",
+            None,
+        ),
+        (
+            "scroll_right",
+            A::ScrollRight,
+            &["right", "l"],
+            "scroll long rows right (the text a cut column hides)",
+            "Move",
+            None,
+        ),
+        (
             "enter",
             A::Enter,
             &["enter"],

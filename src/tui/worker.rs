@@ -127,6 +127,9 @@ pub struct EventsWindow {
     pub more_before: bool,
     pub more_after: bool,
     pub session: Option<SessionSummary>,
+    /// The session's ids among the rows, when the one asked for is a prefix (`7ceff8ba`):
+    /// one id is the session shown; several say the prefix is ambiguous.
+    pub session_ids: Vec<String>,
 }
 
 /// What the Overview pane shows.
@@ -570,10 +573,23 @@ pub fn load_view(r: &Reader, req: &Request, now: Timestamp) -> Result<ViewData> 
         } => {
             let mut w = load_window(r, &snapshot(filter), *anchor, *order, req.rows.max(1))?;
             if let Some(corr) = session {
-                let mut summary = r.session_summary(corr)?;
+                // A short id (a prefix, as the UI shows ids) is the full one of its rows.
+                let mut ids: Vec<String> = w
+                    .rows
+                    .iter()
+                    .filter_map(|e| e.event.correlation_id.clone())
+                    .collect();
+                ids.sort();
+                ids.dedup();
+                let full = match ids.as_slice() {
+                    [one] => one.clone(),
+                    _ => corr.clone(),
+                };
+                let mut summary = r.session_summary(&full)?;
                 // Counted once (a completed session reports its batches' total too).
-                summary.records = r.session_records(corr)?;
+                summary.records = r.session_records(&full)?;
                 w.session = Some(summary);
+                w.session_ids = ids;
             }
             ViewData::Events(w)
         }
@@ -667,6 +683,7 @@ pub fn load_window(
         more_before,
         more_after,
         session: None,
+        session_ids: Vec::new(),
     })
 }
 

@@ -87,6 +87,23 @@ pub fn width_of(s: &str) -> usize {
     ratatui::text::Span::raw(s).width()
 }
 
+/// `s` shifted left by the horizontal scroll (`…` marks the hidden start), then cut to
+/// `width` with an ellipsis.
+pub fn shifted(s: &str, hscroll: u16, width: usize) -> String {
+    if hscroll == 0 {
+        return ellipsize(s, width);
+    }
+    let rest: String = s.chars().skip(hscroll as usize).collect();
+    if rest.is_empty() {
+        return if s.is_empty() {
+            String::new()
+        } else {
+            "…".into()
+        };
+    }
+    ellipsize(&format!("…{rest}"), width)
+}
+
 /// `s` cut to `width` columns with an ellipsis where it was cut (never silently).
 pub fn ellipsize(s: &str, width: usize) -> String {
     if width_of(s) <= width {
@@ -132,5 +149,10 @@ mod tests {
         assert_eq!(super::ellipsize("short", 26), "short");
         assert_eq!(super::ellipsize("abc", 1), "…");
         assert_eq!(super::ellipsize("日本語テキスト", 7), "日本語…");
+        // Scrolled right: the hidden start is marked too, and the end shows.
+        let s = "ws://relay.slow.example:7777";
+        assert_eq!(super::shifted(s, 0, 10), "ws://rela…");
+        assert_eq!(super::shifted(s, 16, 14), "…example:7777");
+        assert_eq!(super::shifted(s, 100, 10), "…");
     }
 }

@@ -461,7 +461,7 @@ fn render_state_lines(
             let name = one_line(&l.name).into_owned();
             let name_w = width_of(&name).min(room.saturating_sub(width_of(&tail)).max(24));
             let name = ellipsize(&name, name_w);
-            let tail = ellipsize(&tail, room.saturating_sub(width_of(&name)));
+            let tail = super::shifted(&tail, state.hscroll, room.saturating_sub(width_of(&name)));
             let selected = state.overview_selected == i;
             let mut spans = vec![
                 Span::styled(head, theme.key),
@@ -551,7 +551,11 @@ fn render_errors(
                 Cell::from(super::when(e.event.timestamp, state.now)).style(theme.dim),
                 Cell::from(one_line(&e.event.source).into_owned()),
                 Cell::from(one_line(&e.event.event_type).into_owned()).style(theme.bad),
-                Cell::from(ellipsize(&one_line(&e.event.summary), summary_w)),
+                Cell::from(super::shifted(
+                    &one_line(&e.event.summary),
+                    state.hscroll,
+                    summary_w,
+                )),
             ])
             .style(style)
         });

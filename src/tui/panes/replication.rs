@@ -103,7 +103,7 @@ pub fn render_remotes(frame: &mut Frame, area: Rect, state: &AppState, theme: &T
                     r.last_success
                         .map_or("never".into(), |t| format!("{} ago", age(now - t))),
                 ),
-                Cell::from(super::ellipsize(
+                Cell::from(super::shifted(
                     &r.last_error
                         .as_deref()
                         .map(|e| {
@@ -114,6 +114,7 @@ pub fn render_remotes(frame: &mut Frame, area: Rect, state: &AppState, theme: &T
                             }
                         })
                         .unwrap_or_default(),
+                    state.hscroll,
                     cols[9] as usize,
                 ))
                 .style(theme.bad),
@@ -240,7 +241,7 @@ pub fn render_refs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
                     r.last_success
                         .map_or("never".into(), |t| format!("{} ago", age(now - t))),
                 ),
-                Cell::from(cut(&err, cols[8])).style(theme.bad),
+                Cell::from(super::shifted(&err, state.hscroll, cols[8] as usize)).style(theme.bad),
             ])
             .style(style)
         });

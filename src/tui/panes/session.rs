@@ -32,11 +32,16 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, co
         );
         return;
     };
+    // A prefix shows the full id it stands for.
+    let full = match state.window().map(|w| w.session_ids.as_slice()) {
+        Some([one]) if one != corr => format!("{one} (from {corr})"),
+        _ => corr.to_string(),
+    };
     title_line(
         frame,
         title,
         theme,
-        &format!("Session {corr}"),
+        &format!("Session {full}"),
         &format!(
             "every source, oldest first · {}",
             state.hint_for(&["enter", "copy"])
@@ -69,8 +74,35 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, co
         message(frame, summary, style, &text);
     }
     if w.rows.is_empty() {
-        message(frame, body, theme.dim, "no events with this correlation id");
+        // Say why nothing matched.
+        message(
+            frame,
+            body,
+            theme.dim,
+            &format!(
+                "no stored event has the correlation id {corr}: an id matches exactly, or by a prefix of at least 4 characters{}",
+                if corr.chars().count() < 4 { " (this one is shorter)" } else { "" }
+            ),
+        );
         return;
+    }
+    if w.session_ids.len() > 1 {
+        let shown: Vec<&str> = w
+            .session_ids
+            .iter()
+            .take(3)
+            .map(|s| super::overview::short_id(s))
+            .collect();
+        message(
+            frame,
+            summary,
+            theme.warn,
+            &format!(
+                "{corr} is the prefix of {} sessions ({}…): give more of the id",
+                w.session_ids.len(),
+                shown.join(", ")
+            ),
+        );
     }
     let wide = area.width >= 120;
     let height = body.height.saturating_sub(1) as usize;
@@ -129,7 +161,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, co
                 Cell::from(ev.record_count.map(|r| r.to_string()).unwrap_or_default()),
                 Cell::from(rate),
                 Cell::from(super::timeline::highlight(
-                    &super::ellipsize(&one_line(&ev.summary), summary_w),
+                    &super::shifted(&one_line(&ev.summary), state.hscroll, summary_w),
                     state.match_text(),
                     theme,
                 )),

@@ -178,7 +178,7 @@ pub fn table(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, w: 
                     theme,
                 )),
                 Cell::from(highlight(
-                    &super::ellipsize(&summary, summary_w),
+                    &super::shifted(&summary, state.hscroll, summary_w),
                     needle,
                     theme,
                 )),
