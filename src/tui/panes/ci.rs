@@ -11,7 +11,7 @@ use ratatui::Frame;
 use crate::model::ci::NightCell;
 use crate::sanitize::{multi_line, one_line};
 use crate::store::ci::{CiJobRow, CiPipelineRow};
-use crate::tui::app::AppState;
+use crate::tui::app::{AppState, Drill};
 use crate::tui::theme::Theme;
 use crate::tui::view::{message, title_line};
 use crate::tui::worker::CiData;
@@ -404,4 +404,174 @@ pub fn render_job(
     let max = (log.len() as u16).saturating_sub(log_area.height);
     let from_top = max.saturating_sub(state.detail_scroll.min(max));
     frame.render_widget(Paragraph::new(log).scroll((from_top, 0)), log_area);
+}
+
+/// What the pane shows, from the state (its part of `AppState`).
+impl AppState {
+    /// The CI patterns as shown (those that hit the night first, text filter applied) and the
+    /// selected index.
+    pub fn ci_patterns(&self) -> (Vec<&crate::store::ci::CiPatternRow>, usize) {
+        let Some(crate::tui::worker::ViewData::Ci(d)) =
+            self.cache_of(&crate::tui::worker::ViewRequest::Ci)
+        else {
+            return (Vec::new(), 0);
+        };
+        let mut list: Vec<&crate::store::ci::CiPatternRow> = d
+            .patterns
+            .iter()
+            .filter(|p| {
+                self.filters.matches_text(&format!(
+                    "{} {} {}",
+                    p.name,
+                    p.identity,
+                    p.projects.join(" ")
+                ))
+            })
+            .collect();
+        // Last night's first, NEW ones on top (prevalence order is kept inside each part).
+        list.sort_by_key(|p| (p.jobs_last_night == 0, !p.is_new));
+        if let Some(s) = self.sort_of(crate::tui::Pane::Ci) {
+            crate::tui::sort::ci_patterns(&mut list, s);
+        }
+        let i = self
+            .ci_selected
+            .as_ref()
+            .and_then(|s| list.iter().position(|p| p.id == *s))
+            .unwrap_or(0);
+        (list, i)
+    }
+    /// Every job of the night shown, with its pipeline.
+    pub fn ci_jobs_all(
+        &self,
+    ) -> Vec<(
+        &crate::store::ci::CiPipelineRow,
+        &crate::store::ci::CiJobRow,
+    )> {
+        match self.cache_of(&crate::tui::worker::ViewRequest::Ci) {
+            Some(crate::tui::worker::ViewData::Ci(d)) => d
+                .night
+                .iter()
+                .flat_map(|n| n.pipelines.iter())
+                .flat_map(|p| p.jobs.iter().map(move |j| (p, j)))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+    /// How many lines a job's log view holds (excerpt and tail, with their headings).
+    pub fn ci_log_lines(&self, project: &str, job: i64) -> usize {
+        self.ci_jobs_all()
+            .into_iter()
+            .find(|(p, j)| p.project == project && j.id == job)
+            .map_or(0, |(_, j)| {
+                [&j.excerpt, &j.tail]
+                    .into_iter()
+                    .flatten()
+                    .map(|t| t.lines().count() + 1)
+                    .sum()
+            })
+    }
+    /// The failed jobs of a pattern on the night shown, with their pipelines.
+    pub fn ci_jobs(
+        &self,
+        pattern: &str,
+    ) -> Vec<(
+        &crate::store::ci::CiPipelineRow,
+        &crate::store::ci::CiJobRow,
+    )> {
+        let Some(crate::tui::worker::ViewData::Ci(d)) =
+            self.cache_of(&crate::tui::worker::ViewRequest::Ci)
+        else {
+            return Vec::new();
+        };
+        let Some(night) = &d.night else {
+            return Vec::new();
+        };
+        night
+            .pipelines
+            .iter()
+            .flat_map(|p| p.jobs.iter().map(move |j| (p, j)))
+            .filter(|(_, j)| j.pattern_id.as_deref() == Some(pattern))
+            .collect()
+    }
+}
+
+/// The CI pane's keys: its patterns, a pattern's jobs, a job's log.
+pub(crate) fn enter(state: &mut AppState) {
+    match state.top().cloned() {
+        Some(Drill::CiJobs { pattern }) => {
+            let jobs = state.ci_jobs(&pattern);
+            if let Some((p, j)) = jobs.get(state.ci_job_selected.min(jobs.len().saturating_sub(1)))
+            {
+                let d = Drill::CiJob {
+                    project: p.project.clone(),
+                    job: j.id,
+                };
+                state.detail_scroll = 0;
+                state.stack.push(d);
+            }
+        }
+        Some(_) => {}
+        None => {
+            let (list, i) = state.ci_patterns();
+            if let Some(p) = list.get(i) {
+                let pattern = p.id.clone();
+                state.ci_selected = Some(pattern.clone());
+                state.ci_job_selected = 0;
+                state.stack.push(Drill::CiJobs { pattern });
+            }
+        }
+    }
+}
+
+pub(crate) fn move_by(state: &mut AppState, delta: i64) {
+    match state.top().cloned() {
+        Some(Drill::CiJobs { pattern }) => {
+            let n = state.ci_jobs(&pattern).len();
+            state.ci_job_selected = (state.ci_job_selected as i64 + delta)
+                .clamp(0, n.saturating_sub(1) as i64) as usize;
+        }
+        Some(Drill::CiJob { project, job }) => {
+            // A job's log is scrolled from its end (where the job failed): up goes back.
+            let n = state.ci_log_lines(&project, job) as i64;
+            state.detail_scroll = (state.detail_scroll as i64 - delta).clamp(0, n) as u16;
+        }
+        Some(_) => {}
+        None => {
+            let (list, i) = state.ci_patterns();
+            let j = (i as i64 + delta).clamp(0, list.len().saturating_sub(1) as i64) as usize;
+            state.ci_selected = list.get(j).map(|p| p.id.clone());
+        }
+    }
+}
+
+pub(crate) fn move_to_end(state: &mut AppState, end: bool) {
+    match state.top().cloned() {
+        Some(Drill::CiJob { project, job }) => {
+            let n = state.ci_log_lines(&project, job) as u16;
+            state.detail_scroll = if end { 0 } else { n }
+        }
+        _ => move_by(state, if end { i64::MAX / 4 } else { -(i64::MAX / 4) }),
+    }
+}
+
+/// `y`: a pattern's id and name; a job's URL.
+pub(crate) fn copy(state: &AppState) -> Option<String> {
+    match state.top() {
+        Some(Drill::CiJobs { pattern }) => {
+            let jobs = state.ci_jobs(pattern);
+            jobs.get(state.ci_job_selected.min(jobs.len().saturating_sub(1)))
+                .and_then(|(_, j)| j.web_url.clone())
+        }
+        Some(Drill::CiJob { project, job }) => state
+            .ci_jobs_all()
+            .into_iter()
+            .find(|(p, j)| p.project == *project && j.id == *job)
+            .and_then(|(_, j)| j.web_url.clone()),
+        Some(_) => None,
+        None => {
+            let (list, i) = state.ci_patterns();
+            list.get(i)
+                .map(|p| format!("{} {} {}", p.id, p.name, p.identity))
+        }
+    }
 }

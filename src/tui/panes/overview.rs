@@ -13,7 +13,7 @@ use crate::sanitize::one_line;
 use crate::tui::app::AppState;
 use crate::tui::theme::{severity_label, Theme};
 use crate::tui::view::{message, title_line};
-use crate::tui::worker::{OverviewData, ViewData};
+use crate::tui::worker::OverviewData;
 use crate::tui::Pane;
 
 /// Where Enter on an Overview line goes.
@@ -340,6 +340,21 @@ pub fn short_error(e: &str) -> String {
     }
 }
 
+/// What the pane shows, from the state (its part of `AppState`).
+impl AppState {
+    /// The Overview's state lines (what is broken, by name), as drawn.
+    pub fn overview_lines(&self) -> Vec<crate::tui::panes::overview::StateLine> {
+        match self.data() {
+            Some(crate::tui::worker::ViewData::Overview(o))
+                if self.top().is_none() || self.pane == crate::tui::Pane::Overview =>
+            {
+                crate::tui::panes::overview::state_lines(o, self.now.as_nanos() / 1_000_000_000)
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -371,7 +386,7 @@ pub fn all_ok(lines: &[StateLine]) -> bool {
 }
 
 pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
-    let Some(ViewData::Overview(o)) = state.data() else {
+    let Some(crate::tui::worker::ViewData::Overview(o)) = state.data() else {
         title_line(frame, area, theme, "Overview", "");
         let [_, rest] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
         message(frame, rest, theme.dim, "loading…");
@@ -566,4 +581,49 @@ fn render_errors(
         Constraint::Min(10),
     ];
     frame.render_widget(Table::new(rows, widths).column_spacing(1), body);
+}
+
+/// The Overview's keys. Enter on a state line opens what it names; on an error, the event.
+pub(crate) fn enter(state: &mut AppState) {
+    let lines = state.overview_lines();
+    match lines.get(state.overview_selected) {
+        Some(l) => open_line(state, l.open.clone()),
+        None => crate::tui::app::open_selected_event(state),
+    }
+}
+
+pub(crate) fn move_by(state: &mut AppState, delta: i64) {
+    let n = match state.data() {
+        Some(crate::tui::worker::ViewData::Overview(o)) => {
+            o.newest_errors.len() + state.overview_lines().len()
+        }
+        _ => 0,
+    };
+    state.overview_selected =
+        (state.overview_selected as i64 + delta).clamp(0, n.saturating_sub(1) as i64) as usize;
+}
+
+/// Enter on an Overview line: its detail, on top of the Overview (Esc comes back).
+fn open_line(state: &mut AppState, open: Open) {
+    match open {
+        Open::Remote(remote) => {
+            state.remote_selected = Some(remote.clone());
+            state.ref_selected = 0;
+            state.stack.push(crate::tui::app::Drill::Refs { remote });
+        }
+        Open::Relay(target, relay) => {
+            state.relay_selected = Some((target.clone(), relay.clone()));
+            state.history_nav = crate::tui::app::EventsNav::default();
+            state
+                .stack
+                .push(crate::tui::app::Drill::RelayEvents { target, relay });
+        }
+        Open::Session(corr) => crate::tui::app::open_session(state, corr),
+        Open::CiPattern(pattern) => {
+            state.ci_selected = Some(pattern.clone());
+            state.ci_job_selected = 0;
+            state.stack.push(crate::tui::app::Drill::CiJobs { pattern });
+        }
+        Open::Pane(p) => crate::tui::app::switch_pane(state, p),
+    }
 }

@@ -193,3 +193,76 @@ pub fn short_target(t: &str) -> String {
     let rest = t.split_once("://").map_or(t, |(_, r)| r);
     one_line(rest.split('/').next().unwrap_or(rest)).into_owned()
 }
+
+/// What the pane shows, from the state (its part of `AppState`).
+impl AppState {
+    /// The relays as shown, worst first: `(target, relay name)`, and the selected index.
+    pub fn relays(&self) -> (Vec<(String, String)>, usize) {
+        let Some(crate::tui::worker::ViewData::Relays(d)) =
+            self.cache_of(&crate::tui::worker::ViewRequest::Relays {
+                strip_minutes: HISTORY_MINUTES,
+            })
+        else {
+            return (Vec::new(), 0);
+        };
+        let mut list: Vec<(i64, String, String)> = Vec::new();
+        for t in &d.targets {
+            for (name, s) in t.relays.iter().filter(|(_, s)| s.present) {
+                let sev = s.display().severity();
+                let shown = match self.filters.min_severity {
+                    Some(min) => sev >= min,
+                    None => true,
+                };
+                if shown && self.filters.matches_text(name) {
+                    list.push((
+                        -(sev.rank() * 2 + i64::from(s.flapping)),
+                        t.target.clone(),
+                        name.clone(),
+                    ));
+                }
+            }
+        }
+        list.sort();
+        let mut list: Vec<(String, String)> = list.into_iter().map(|(_, t, n)| (t, n)).collect();
+        if let Some(s) = self.sort_of(crate::tui::Pane::Relays) {
+            let mut rows: Vec<(String, String, &crate::model::relay::RelayState)> = list
+                .iter()
+                .filter_map(|(t, n)| {
+                    let st = d.targets.iter().find(|x| x.target == *t)?.relays.get(n)?;
+                    Some((t.clone(), n.clone(), st))
+                })
+                .collect();
+            crate::tui::sort::relays(&mut rows, s);
+            list = rows.into_iter().map(|(t, n, _)| (t, n)).collect();
+        }
+        let i = self
+            .relay_selected
+            .as_ref()
+            .and_then(|s| list.iter().position(|x| x == s))
+            .unwrap_or(0);
+        (list, i)
+    }
+}
+
+/// The Relays pane's keys. Enter: a relay's own events, a drill-down with its breadcrumb.
+pub(crate) fn enter(state: &mut AppState) {
+    let (list, i) = state.relays();
+    if let Some((target, relay)) = list.get(i).cloned() {
+        state.history_nav = crate::tui::app::EventsNav::default();
+        state
+            .stack
+            .push(crate::tui::app::Drill::RelayEvents { target, relay });
+    }
+}
+
+pub(crate) fn move_by(state: &mut AppState, delta: i64) {
+    let (list, i) = state.relays();
+    let j = (i as i64 + delta).clamp(0, list.len().saturating_sub(1) as i64) as usize;
+    state.relay_selected = list.get(j).cloned();
+}
+
+/// `y`: the relay's URL.
+pub(crate) fn copy(state: &AppState) -> Option<String> {
+    let (list, i) = state.relays();
+    list.get(i).map(|(_, r)| r.clone())
+}

@@ -8,7 +8,7 @@ use ratatui::Frame;
 use super::age;
 use crate::model::gerrit::RefStatus;
 use crate::sanitize::one_line;
-use crate::tui::app::AppState;
+use crate::tui::app::{AppState, Drill, EventsNav};
 use crate::tui::theme::Theme;
 use crate::tui::view::{message, title_line};
 use crate::tui::worker::ViewData;
@@ -137,7 +137,7 @@ pub fn render_remotes(frame: &mut Frame, area: Rect, state: &AppState, theme: &T
 
 pub fn render_refs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, remote: &str) {
     let [title, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
-    let Some(ViewData::Refs {
+    let Some(crate::tui::worker::ViewData::Refs {
         refs,
         total,
         offset,
@@ -292,6 +292,41 @@ pub fn short_remote(remote: &str, max: usize) -> String {
     format!("{head}…{tail}")
 }
 
+/// What the pane shows, from the state (its part of `AppState`).
+impl AppState {
+    /// The remotes list as shown (text filter applied), and the selected index in it.
+    pub fn remotes(&self) -> (Vec<&crate::store::RemoteSummary>, usize) {
+        let list: Vec<&crate::store::RemoteSummary> =
+            match self.cache_of(&crate::tui::worker::ViewRequest::Remotes) {
+                Some(crate::tui::worker::ViewData::Remotes(r)) => r
+                    .iter()
+                    .filter(|r| self.filters.matches_text(&r.remote))
+                    .filter(|r| match self.filters.min_severity {
+                        Some(crate::model::Severity::Error) => r.is_failed(),
+                        Some(crate::model::Severity::Warning) => r.is_failed() || r.retrying > 0,
+                        _ => true,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+        let mut list = list;
+        if let Some(s) = self.sort_of(crate::tui::Pane::Replication) {
+            crate::tui::sort::remotes(&mut list, s);
+        }
+        let i = self
+            .remote_selected
+            .as_ref()
+            .and_then(|s| list.iter().position(|r| r.remote == *s))
+            .unwrap_or(0);
+        (list, i)
+    }
+    /// The refs page offset to load and the selected index within the whole list.
+    pub fn refs_window(&self) -> (u64, u64) {
+        let rows = self.list_rows() as u64;
+        (self.ref_selected.saturating_sub(rows), self.ref_selected)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::short_remote;
@@ -316,5 +351,86 @@ mod tests {
             "{s}"
         );
         assert_eq!(short_remote("mirror-node-1", 60), "mirror-node-1");
+    }
+}
+
+/// The Replication pane's keys: its remotes and a remote's refs.
+pub(crate) fn enter(state: &mut AppState) {
+    match state.top().cloned() {
+        Some(Drill::Refs { remote }) => {
+            let (offset, sel) = state.refs_window();
+            let r = match state.data() {
+                Some(ViewData::Refs { refs, .. }) => refs.get((sel - offset) as usize).cloned(),
+                _ => None,
+            };
+            if let Some(r) = r {
+                state.history_nav = EventsNav::default();
+                state.stack.push(Drill::RefHistory {
+                    remote,
+                    project: r.project,
+                    ref_name: r.ref_name,
+                });
+            }
+        }
+        Some(_) => {}
+        None => {
+            let (list, i) = state.remotes();
+            if let Some(r) = list.get(i) {
+                let remote = r.remote.clone();
+                state.remote_selected = Some(remote.clone());
+                state.ref_selected = 0;
+                state.stack.push(Drill::Refs { remote });
+            }
+        }
+    }
+}
+
+fn refs_total(state: &AppState) -> u64 {
+    match state.data() {
+        Some(ViewData::Refs { total, .. }) => *total,
+        _ => 0,
+    }
+}
+
+pub(crate) fn move_by(state: &mut AppState, delta: i64) {
+    if state.top().is_some() {
+        let max = refs_total(state).saturating_sub(1) as i64;
+        state.ref_selected = (state.ref_selected as i64 + delta).clamp(0, max) as u64;
+    } else {
+        let (list, i) = state.remotes();
+        let j = (i as i64 + delta).clamp(0, list.len().saturating_sub(1) as i64) as usize;
+        state.remote_selected = list.get(j).map(|r| r.remote.clone());
+    }
+}
+
+pub(crate) fn move_to_end(state: &mut AppState, end: bool) {
+    if state.top().is_some() {
+        state.ref_selected = if end {
+            refs_total(state).saturating_sub(1)
+        } else {
+            0
+        };
+    } else {
+        move_by(state, if end { i64::MAX / 4 } else { -(i64::MAX / 4) });
+    }
+}
+
+/// `y`: the remote, or the ref's remote, project, name and status.
+pub(crate) fn copy(state: &AppState) -> Option<String> {
+    match state.top() {
+        Some(Drill::Refs { remote }) => {
+            let (offset, sel) = state.refs_window();
+            match state.data() {
+                Some(ViewData::Refs { refs, .. }) => refs
+                    .get((sel - offset) as usize)
+                    .map(|r| format!("{} {} {} {}", remote, r.project, r.ref_name, r.status)),
+                _ => None,
+            }
+        }
+        Some(_) => None,
+        None => {
+            let (list, i) = state.remotes();
+            list.get(i).map(|r| r.remote.clone())
+        }
     }
 }
