@@ -355,31 +355,6 @@ impl AppState {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn errors_and_remotes_are_named_by_what_decides() {
-        assert_eq!(
-            short_error("Cannot replicate to ssh://r@m:29418/p.git: org.eclipse.jgit.errors.TransportException: ssh://r@m:29418/p.git: Connection refused\n\tat x"),
-            "Connection refused"
-        );
-        assert_eq!(
-            short_error("REJECTED_OTHER_REASON"),
-            "REJECTED_OTHER_REASON"
-        );
-        assert_eq!(
-            compact_remote("ssh://replication@mirror-eu.example.org:29418/platform/core.git"),
-            "mirror-eu/platform/core"
-        );
-        assert_eq!(compact_remote("file:///var/x.git"), "file:///var/x.git");
-        assert_eq!(compact_remote("10.0.0.2:29418/a.git"), "10.0.0.2/a");
-        assert_eq!(short_id("7ceff8ba-1234-5678"), "7ceff8ba");
-        assert_eq!(short_id("abc"), "abc");
-    }
-}
-
 /// Whether everything the store knows of is well (and there is something it knows of).
 pub fn all_ok(lines: &[StateLine]) -> bool {
     !lines.is_empty() && lines.iter().all(|l| !l.is_problem())
@@ -625,5 +600,30 @@ fn open_line(state: &mut AppState, open: Open) {
             state.stack.push(crate::tui::app::Drill::CiJobs { pattern });
         }
         Open::Pane(p) => crate::tui::app::switch_pane(state, p),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_and_remotes_are_named_by_what_decides() {
+        assert_eq!(
+            short_error("Cannot replicate to ssh://r@m:29418/p.git: org.eclipse.jgit.errors.TransportException: ssh://r@m:29418/p.git: Connection refused\n\tat x"),
+            "Connection refused"
+        );
+        assert_eq!(
+            short_error("REJECTED_OTHER_REASON"),
+            "REJECTED_OTHER_REASON"
+        );
+        assert_eq!(
+            compact_remote("ssh://replication@mirror-eu.example.org:29418/platform/core.git"),
+            "mirror-eu/platform/core"
+        );
+        assert_eq!(compact_remote("file:///var/x.git"), "file:///var/x.git");
+        assert_eq!(compact_remote("10.0.0.2:29418/a.git"), "10.0.0.2/a");
+        assert_eq!(short_id("7ceff8ba-1234-5678"), "7ceff8ba");
+        assert_eq!(short_id("abc"), "abc");
     }
 }

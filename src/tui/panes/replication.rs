@@ -327,33 +327,6 @@ impl AppState {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::short_remote;
-
-    #[test]
-    fn remotes_are_shortened_where_they_are_alike() {
-        assert_eq!(
-            short_remote(
-                "ssh://replication@mirror-eu.example.org:29418/platform/core.git",
-                60
-            ),
-            "mirror-eu.example.org/platform/core.git"
-        );
-        assert_eq!(short_remote("file:///var/x.git", 60), "file:///var/x.git");
-        let s = short_remote(
-            "https://github.com/example-org/a-very-long-repository-name.git",
-            24,
-        );
-        assert_eq!(s.chars().count(), 24);
-        assert!(
-            s.starts_with("https://gi") && s.ends_with("name.git"),
-            "{s}"
-        );
-        assert_eq!(short_remote("mirror-node-1", 60), "mirror-node-1");
-    }
-}
-
 /// The Replication pane's keys: its remotes and a remote's refs.
 pub(crate) fn enter(state: &mut AppState) {
     match state.top().cloned() {
@@ -432,5 +405,32 @@ pub(crate) fn copy(state: &AppState) -> Option<String> {
             let (list, i) = state.remotes();
             list.get(i).map(|r| r.remote.clone())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_remote;
+
+    #[test]
+    fn remotes_are_shortened_where_they_are_alike() {
+        assert_eq!(
+            short_remote(
+                "ssh://replication@mirror-eu.example.org:29418/platform/core.git",
+                60
+            ),
+            "mirror-eu.example.org/platform/core.git"
+        );
+        assert_eq!(short_remote("file:///var/x.git", 60), "file:///var/x.git");
+        let s = short_remote(
+            "https://github.com/example-org/a-very-long-repository-name.git",
+            24,
+        );
+        assert_eq!(s.chars().count(), 24);
+        assert!(
+            s.starts_with("https://gi") && s.ends_with("name.git"),
+            "{s}"
+        );
+        assert_eq!(short_remote("mirror-node-1", 60), "mirror-node-1");
     }
 }
