@@ -227,7 +227,7 @@ fn main() {
     // Input latency while the demo ingests 20,000 events/s: a key until the screen changes.
     let mut latency = Vec::new();
     let mut demo = Pty::spawn(&["demo", "--rate", "20000"], 160, 45, &[], home.path());
-    demo.wait_for("open sync sessions", 30);
+    demo.wait_for("Spacedrive", 30);
     std::thread::sleep(Duration::from_secs(3));
     let ingest_rate = demo.screen();
     for i in 0..40 {
