@@ -57,8 +57,11 @@ fn filter_then_enter_then_c_reaches_the_session_and_q_restores_the_terminal() {
     t.wait_for("correlation  34ecf2ed", 5);
     t.send("c");
     t.wait_for("Session 34ecf2ed-e4cd-6075-2055-2f5f4b2220a4", 5);
-    t.wait_for("145000 records", 5);
-    t.wait_for("backfill_session_started", 5);
+    // Found 2: the header counted the records twice (the batches and the completion's total).
+    t.wait_for("72500 records", 5);
+    assert!(!t.screen().contains("145000 records"));
+    // The STEP column is cut (with an ellipsis) below 120 columns.
+    t.wait_for("backfill_session_st", 5);
     // Esc goes back through the views; q quits from a top-level pane only.
     t.send("\x1b");
     t.wait_for("Event ", 5);
@@ -266,7 +269,10 @@ fn demo_shows_every_pane_with_live_data_and_cleans_up() {
     t.send("\r");
     t.wait_for("failed jobs", 10);
     t.send("\r");
-    t.wait_for("log tail", 10);
+    // Finding 12: the log opens at its end, where the job failed, and scrolls back to the top.
+    t.wait_for("Cleaning up project directory", 10);
+    t.send("g");
+    t.wait_for("excerpt", 10);
     t.send("\x1b");
     t.wait_for("failed jobs", 10);
     t.send("\x1b");
@@ -521,7 +527,7 @@ fn sort_find_and_write_at_80x24() {
         !screen.lines().any(|l| l.starts_with("find: "))
     });
     let screen = t.screen();
-    assert_eq!(rows_under(&screen, "TIME").len(), before, "find hid rows");
+    assert!(rows_under(&screen, "TIME").len() >= before, "find hid rows");
     assert!(screen.contains("batch_ingestion"), "find hid rows");
     // The selection (reversed) is on a matching row.
     let selected_matches = t.with_screen(|scr| {
