@@ -127,14 +127,18 @@ fn render_tabs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
                 theme.warn,
             )
         }
+        // The age is on the status bar; here the word, so the tabs keep their room.
         None => match state.stale() {
-            Some(age) => Span::styled(format!(" {} ", stale_text(age)), theme.warn),
+            Some(age) if area.width >= 100 => {
+                Span::styled(format!(" {} ", stale_text(age)), theme.warn)
+            }
+            Some(_) => Span::styled(" STALE ", theme.warn),
             None => Span::styled(" LIVE ", theme.ok),
         },
     };
     let [l, r] = Layout::horizontal([Constraint::Min(10), Constraint::Length(mode.width() as u16)])
         .areas(area);
-    frame.render_widget(Paragraph::new(left), l);
+    frame.render_widget(Paragraph::new(fit_spans(left.spans, l.width as usize)), l);
     frame.render_widget(Paragraph::new(Line::from(mode)), r);
 }
 

@@ -38,9 +38,14 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         title,
         theme,
         &format!(
-            "Relays: {} relays on {} targets",
+            "Relays: {} relays on {} targets{}",
             list.len(),
-            d.targets.len()
+            d.targets.len(),
+            if state.stale().is_some() {
+                " (STALE: the last known states)"
+            } else {
+                ""
+            }
         ),
         &format!(
             "strip: last hour, a column a minute (█ dead ▆ warning ▂ ok) · {}",
@@ -135,9 +140,12 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
                 } else {
                     theme.text
                 };
+                // A store nobody writes: the states are the last known ones, greyed.
+                let stale = state.stale().is_some();
                 let (label, label_style) = match down_since {
                     Some(_) if state_w < 22 => ("UNKNOWN·DOWN", theme.dim),
                     Some(_) => ("UNKNOWN (target down)", theme.dim),
+                    None if stale => (disp.label(), theme.dim),
                     None => (disp.label(), theme.relay(disp)),
                 };
                 let label = super::ellipsize(label, state_w);
@@ -148,10 +156,13 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
                         Cell::from(super::ellipsize(&one_line(name), name_w)),
                         Cell::from(super::ellipsize(&short_target(target), target_w))
                             .style(theme.dim),
-                        Cell::from(format!(
-                            "{}/{}",
-                            s.connection.map_or("-".into(), |c| c.name()),
-                            s.health.map_or("-".into(), |h| h.name())
+                        Cell::from(super::ellipsize(
+                            &format!(
+                                "{}/{}",
+                                s.connection.map_or("-".into(), |c| c.name()),
+                                s.health.map_or("-".into(), |h| h.name())
+                            ),
+                            24,
                         )),
                         Cell::from(age((now - in_state) / 1_000_000_000)),
                         Cell::from(s.streak.to_string()).style(if s.streak > 0 {

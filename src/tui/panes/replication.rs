@@ -107,8 +107,9 @@ pub fn render_remotes(frame: &mut Frame, area: Rect, state: &AppState, theme: &T
                     &r.last_error
                         .as_deref()
                         .map(|e| {
-                            if wide {
-                                one_line(e).into_owned()
+                            let full = one_line(e).into_owned();
+                            if wide && super::width_of(&full) <= cols[9] as usize {
+                                full
                             } else {
                                 super::overview::short_error(e)
                             }
@@ -187,7 +188,13 @@ pub fn render_refs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
         .width
         .saturating_sub(fixed.iter().sum::<u16>() + fixed.len() as u16 - 1);
     let mut cols = fixed;
-    cols[3] = spare * 3 / 5;
+    // The ref takes what its longest name on screen needs (up to 3/5), the error the rest.
+    let longest = refs
+        .iter()
+        .map(|r| super::width_of(&one_line(&r.ref_name)))
+        .max()
+        .unwrap_or(0) as u16;
+    cols[3] = longest.clamp(20.min(spare), (spare * 3 / 5).max(20.min(spare)));
     cols[8] = spare - cols[3];
     let rows = refs
         .iter()
@@ -223,7 +230,8 @@ pub fn render_refs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
                 .filter(|_| status != RefStatus::Succeeded)
                 .map(|e| one_line(e).into_owned())
                 .unwrap_or_default();
-            let err = if wide {
+            // The whole error when it fits, else its decisive clause.
+            let err = if wide && super::width_of(&err) <= cols[8] as usize {
                 err
             } else {
                 super::overview::short_error(&err)
