@@ -356,7 +356,7 @@ fn defaults() -> Vec<Row> {
             "command",
             A::StartCommand,
             &[":"],
-            ":since 2h  :until  :source X  :goto 14:02  :corr ID  :theme",
+            ":since 2h  :until  :source X  :goto 14:02  :corr ID  :w FILE  :theme",
             "Filter",
             None,
         ),

@@ -121,10 +121,10 @@ pub fn state_lines(o: &OverviewData, now: i64) -> Vec<StateLine> {
             let mut tail: Vec<String> = since(t.down_since.map(|d| d / 1_000_000_000))
                 .into_iter()
                 .collect();
-            tail.push(format!(
-                "{} relays unknown",
-                t.relays.values().filter(|r| r.present).count()
-            ));
+            let unknown = t.relays.values().filter(|r| r.present).count();
+            if unknown > 0 {
+                tail.push(format!("{unknown} relays unknown"));
+            }
             tail.extend(t.error.as_deref().map(short_error));
             relay_problems.push(StateLine {
                 system: "ngit",
