@@ -618,3 +618,34 @@ fn resize_keeps_the_selection_on_screen() {
     update(&mut s, Action::Resize(80, 10));
     assert!(s.timeline.screen_row < s.list_rows());
 }
+
+#[test]
+fn the_remotes_filter_matches_every_column_shown() {
+    let mut s = state();
+    update(&mut s, Action::GoPane(Pane::Replication));
+    let request = s.request();
+    let remote = |name: &str, failed: u64, err: Option<&str>| crate::store::RemoteSummary {
+        remote: name.into(),
+        failed,
+        last_error: err.map(str::to_string),
+        ..Default::default()
+    };
+    update(
+        &mut s,
+        Action::Loaded(Box::new(Loaded {
+            request,
+            status: StatusData::default(),
+            data: Some(ViewData::Remotes(vec![
+                remote("ssh://m-eu/p.git", 2, Some("x: Connection refused")),
+                remote("ssh://m-us/p.git", 0, None),
+            ])),
+            error: None,
+            took: Duration::ZERO,
+        })),
+    );
+    s.filters.text = "connection refused".into();
+    let shown: Vec<&str> = s.remotes().0.iter().map(|r| r.remote.as_str()).collect();
+    assert_eq!(shown, ["ssh://m-eu/p.git"]);
+    s.filters.text = "failed".into();
+    assert_eq!(s.remotes().0.len(), 1, "the STATUS column is matched too");
+}

@@ -224,7 +224,16 @@ impl AppState {
                     Some(min) => sev >= min,
                     None => true,
                 };
-                if shown && self.filters.matches_text(name) {
+                // The filter matches every column the row shows.
+                let row = format!(
+                    "{} {} {} {}/{}",
+                    s.display().label(),
+                    name,
+                    t.target,
+                    s.connection.map_or("-".into(), |c| c.name()),
+                    s.health.map_or("-".into(), |h| h.name())
+                );
+                if shown && self.filters.matches_text(&row) {
                     list.push((
                         -(sev.rank() * 2 + i64::from(s.flapping)),
                         t.target.clone(),

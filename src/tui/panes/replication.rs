@@ -308,7 +308,21 @@ impl AppState {
             match self.cache_of(&crate::tui::worker::ViewRequest::Remotes) {
                 Some(crate::tui::worker::ViewData::Remotes(r)) => r
                     .iter()
-                    .filter(|r| self.filters.matches_text(&r.remote))
+                    // The filter matches every column the row shows.
+                    .filter(|r| {
+                        let status = if r.is_failed() {
+                            "FAILED"
+                        } else if r.retrying > 0 {
+                            "RETRYING"
+                        } else {
+                            "OK"
+                        };
+                        self.filters.matches_text(&format!(
+                            "{status} {} {}",
+                            r.remote,
+                            r.last_error.as_deref().unwrap_or("")
+                        ))
+                    })
                     .filter(|r| match self.filters.min_severity {
                         Some(crate::model::Severity::Error) => r.is_failed(),
                         Some(crate::model::Severity::Warning) => r.is_failed() || r.retrying > 0,
