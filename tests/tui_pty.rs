@@ -193,7 +193,7 @@ fn replication_drills_from_remote_to_refs_to_history() {
     t.wait_for("refs/heads/master", 5);
     t.send("j");
     t.send("\r");
-    t.wait_for("› platform/core refs/heads/master", 5);
+    t.wait_for("platform/core › refs/heads/master", 5);
     t.wait_for("ref-replicated", 5);
     t.send("\x1b");
     t.wait_for("worst first", 5);

@@ -54,7 +54,7 @@ pub fn render_history(
         frame,
         title,
         theme,
-        &format!("Replication › {remote} › {project} {ref_name}"),
+        &breadcrumb(remote, project, ref_name),
         &format!(
             "this remote's events of the ref · {}",
             state.hint_for(&["enter", "correlation"])
@@ -69,6 +69,17 @@ pub fn render_history(
         ),
         Some(w) => table(frame, body, state, theme, w),
         None => message(frame, body, theme.dim, "loading…"),
+    }
+}
+
+/// `Replication › mirror-eu/platform/core › refs/heads/master`: the remote compact, so the
+/// ref is not cut away; the project named when the remote does not say it.
+fn breadcrumb(remote: &str, project: &str, ref_name: &str) -> String {
+    let r = super::overview::compact_remote(remote);
+    if r.ends_with(project) {
+        format!("Replication › {r} › {ref_name}")
+    } else {
+        format!("Replication › {r} › {project} {ref_name}")
     }
 }
 
