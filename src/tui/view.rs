@@ -26,6 +26,9 @@ use super::theme::Theme;
 use super::Pane;
 use crate::sanitize::one_line;
 
+/// A source's last batch older than this (seconds) is shown on the sources line.
+const SOURCE_LAG_SHOWN: i64 = 60;
+
 /// Below this the layout cannot work: a message says so instead.
 pub const MIN_WIDTH: u16 = 60;
 pub const MIN_HEIGHT: u16 = 15;
@@ -203,6 +206,18 @@ fn render_line(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         spans.push(Span::styled(st.to_string(), style));
         if !matches!(st, "ok" | "done") && !s.message.is_empty() {
             spans.push(Span::styled(format!(" ({})", one_line(&s.message)), style));
+        }
+        // Its lag: a source that is meant to be delivering but has not committed lately.
+        if st != "done" {
+            if let Some(last) = s.last_batch {
+                let lag = state.now.as_nanos() / 1_000_000_000 - last;
+                if lag >= SOURCE_LAG_SHOWN {
+                    spans.push(Span::styled(
+                        format!(" last batch {} ago", panes::age(lag)),
+                        theme.dim,
+                    ));
+                }
+            }
         }
     }
     frame.render_widget(Paragraph::new(fit_spans(spans, area.width as usize)), area);
