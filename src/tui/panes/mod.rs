@@ -3,6 +3,7 @@
 pub mod ci;
 pub mod detail;
 pub mod overview;
+pub mod problems;
 pub mod relays;
 pub mod replication;
 pub mod session;
