@@ -10,6 +10,7 @@ pub mod action;
 pub mod app;
 pub mod command;
 pub mod export;
+pub mod filters;
 pub mod keymap;
 pub mod panes;
 pub mod sort;
