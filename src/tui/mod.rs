@@ -2,9 +2,11 @@
 //! actions through the keymap, the query worker's answers arrive as actions too, `update`
 //! applies them, and `view` draws the visible window at most 15 times a second.
 //!
-//! Where things live: `app` (state + pure `update`), `action`, `keymap` (the one key table),
-//! `worker` (the query worker), `view` (layout, status bar, help), `panes/` (one per pane),
-//! `theme`, `terminal` (raw mode, restore on quit, panic and signals).
+//! Where things live: `app` (state + pure `update`, routing keys to the pane on screen),
+//! `action`, `keymap` (the one key table), `command` (the `:` line), `filters` (filter and
+//! find), `sort` (sortable columns), `export` (`:w`), `worker` (the query worker), `view`
+//! (layout, status bar, help), `panes/` (one per pane: its accessors, keys and render),
+//! `theme`, `terminal` (raw mode, 16 colours, restore on quit, panic and signals).
 
 pub mod action;
 pub mod app;
