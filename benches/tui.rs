@@ -22,10 +22,10 @@ use syncscope::model::Timestamp;
 use syncscope::store::{self, Reader};
 use syncscope::tui::action::{Action, InputKey};
 use syncscope::tui::app::{update, AppState};
-use syncscope::tui::backend::{load_view, CiData, Loaded, StatusData, ViewData};
 use syncscope::tui::keymap::Keymap;
 use syncscope::tui::theme::ThemeName;
 use syncscope::tui::view::view;
+use syncscope::tui::worker::{load_view, CiData, Loaded, StatusData, ViewData};
 use syncscope::tui::Pane;
 
 use support::{count_arg, median_max, ms, store_for};
@@ -46,6 +46,10 @@ const SAMPLES: usize = 30;
 fn main() {
     support::launcher_if_requested();
     let n = count_arg(10_000_000);
+    if std::env::args().any(|a| a == "idle") {
+        idle_cpu(n);
+        return;
+    }
     let db = store_for(n);
     let reader = store::open_reader(&db).expect("open store");
     let newest: i64 = reader
@@ -223,7 +227,7 @@ fn main() {
     // Input latency while the demo ingests 20,000 events/s: a key until the screen changes.
     let mut latency = Vec::new();
     let mut demo = Pty::spawn(&["demo", "--rate", "20000"], 160, 45, &[], home.path());
-    demo.wait_for("open sync sessions", 30);
+    demo.wait_for("Spacedrive", 30);
     std::thread::sleep(Duration::from_secs(3));
     let ingest_rate = demo.screen();
     for i in 0..40 {
@@ -388,6 +392,61 @@ fn big_ci(projects: usize, nights: usize, patterns: usize, failed: usize) -> CiD
         }),
         patterns,
         history,
+    }
+}
+
+/// Idle CPU of the real binary, read-only (`--no-ingest`) on a store of `n` events whose
+/// newest hour is full and that nothing writes: each pane for `IDLE_SECS` (30 unless
+/// `SYNCSCOPE_BENCH_IDLE_SECS` says otherwise), CPU from /proc. Target: at most 1% of a core.
+fn idle_cpu(n: u64) {
+    let secs: u64 = std::env::var("SYNCSCOPE_BENCH_IDLE_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    let db = support::store_ending_now(n);
+    let home = tempfile::tempdir().expect("home");
+    println!("\nidle CPU, {n} events, newest hour full, nothing writing, {secs} s per pane, 80×24");
+    println!("{:<14} {:>10} {:>8}", "pane", "CPU", "target");
+    let mut all_met = true;
+    for (key, pane) in [
+        ("1", Pane::Overview),
+        ("2", Pane::Replication),
+        ("3", Pane::Relays),
+        ("4", Pane::Timeline),
+        ("5", Pane::Session),
+        ("6", Pane::Ci),
+    ] {
+        let mut p = Pty::spawn(
+            &["--db", db.to_str().unwrap_or_default(), "--no-ingest"],
+            80,
+            24,
+            &[],
+            home.path(),
+        );
+        p.wait_for("syncscope", 20);
+        p.send(key);
+        // Let the first answers (the pane's queries on a cold cache) settle.
+        std::thread::sleep(Duration::from_secs(5));
+        let pid = p.pid() as u32;
+        let (c0, t0) = (support::cpu_time(pid), Instant::now());
+        std::thread::sleep(Duration::from_secs(secs));
+        let (c1, t1) = (support::cpu_time(pid), Instant::now());
+        let share = (c1 - c0).as_secs_f64() / (t1 - t0).as_secs_f64() * 100.0;
+        let met = share <= 1.0;
+        all_met &= met;
+        println!(
+            "{:<14} {:>9.2}% {:>8}{}",
+            pane.title(),
+            share,
+            "1%",
+            if met { "" } else { "  MISSED" }
+        );
+        p.send("q");
+        p.wait_exit(10);
+    }
+    println!("idle CPU target met on every pane: {all_met}");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
 }
 

@@ -507,3 +507,48 @@ pub fn store_for(n: u64) -> std::path::PathBuf {
     );
     db
 }
+
+/// A store of `n` events whose newest one is now (its newest hour full, as a store written in
+/// the last minutes): built fresh through the real writer each time (a cached one would age).
+pub fn store_ending_now(n: u64) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let db = dir.join(format!("bench-now-store-{n}.db"));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    let t = std::time::Instant::now();
+    let gap = std::time::Duration::from_millis(40);
+    // The generator's gaps average `gap`: start so the last event lands about now.
+    let start = Timestamp::now().as_nanos() - (n as i64) * gap.as_nanos() as i64;
+    let mut w = syncscope::store::Writer::open(&db).expect("open writer");
+    let mut gen = Generator::new(42, Timestamp::from_nanos(start), gap);
+    let mut left = n;
+    let mut batch = Vec::with_capacity(BUILD_BATCH);
+    while left > 0 {
+        batch.clear();
+        batch.extend(gen.by_ref().take(left.min(BUILD_BATCH as u64) as usize));
+        left -= batch.len() as u64;
+        w.commit_batch("spacedrive", &batch, &[], None)
+            .expect("commit");
+    }
+    w.connection()
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .expect("checkpoint");
+    println!(
+        "built a store of {n} events ending now in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    db
+}
+
+/// CPU time (user + system) a process has used so far, from /proc/PID/stat.
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name (which is in parentheses and may hold spaces).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // utime and stime are fields 14 and 15 of stat: 12 and 13 after the state (field 3).
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_nanos((ticks(11) + ticks(12)) * 1_000_000_000 / hz)
+}

@@ -6,6 +6,7 @@
 pub mod checkpointer;
 pub mod ci;
 pub mod explain;
+pub mod overview;
 pub mod query;
 mod rekey;
 pub mod relays;

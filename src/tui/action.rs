@@ -1,9 +1,9 @@
-//! What the user (through the keymap) and the backend ask of the app.
+//! What the user (through the keymap) and the query worker ask of the app.
 
-use super::backend::Loaded;
+use super::worker::Loaded;
 use super::Pane;
 
-/// An intent. Keys become actions in `keymap`; the backend's results arrive as `Loaded`.
+/// An intent. Keys become actions in `keymap`; the query worker's results arrive as `Loaded`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// `q`: leave the top view (quits from a pane, pops a drill-down otherwise).
@@ -16,6 +16,9 @@ pub enum Action {
     PageDown,
     Top,
     Bottom,
+    /// Shift long rows' text left / right (what a cut column hides).
+    ScrollLeft,
+    ScrollRight,
     /// Drill down into the selected row.
     Enter,
     /// Pop a view, close an overlay, or clear the filter.
@@ -25,6 +28,8 @@ pub enum Action {
     GoPane(Pane),
     /// Open the live text filter.
     StartFilter,
+    /// Open the find field: matches are highlighted in place and n/N jump; nothing is hidden.
+    StartFind,
     /// Open the `:` command line.
     StartCommand,
     ShowHelp,
@@ -37,6 +42,8 @@ pub enum Action {
     /// The selected event's correlation id across all sources.
     Correlation,
     TogglePause,
+    /// Shift + a column's letter: sort the table by it (again: reverse).
+    SortBy(char),
     Copy,
     /// Ctrl-L: repaint everything.
     Redraw,
@@ -46,6 +53,8 @@ pub enum Action {
     Submit,
     /// The terminal changed size.
     Resize(u16, u16),
+    /// A message for the message line (the result of something the loop did).
+    Notice(String),
     /// A clock tick with the time (Unix nanoseconds): flash messages expire, ages move.
     Tick(i64),
     /// New data for the screen.

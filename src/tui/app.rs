@@ -5,11 +5,13 @@
 use tui_input::{Input, InputRequest};
 
 use super::action::{Action, InputKey};
-use super::backend::{
-    Anchor, EventsWindow, Loaded, Order, Request, StatusData, ViewData, ViewRequest,
-};
+use super::filters::find_match;
+pub use super::filters::{contains_ci, row_matches, Filters};
 use super::keymap::Mode;
 use super::theme::ThemeName;
+use super::worker::{
+    Anchor, EventsWindow, Loaded, Order, Request, StatusData, ViewData, ViewRequest,
+};
 use super::Pane;
 use crate::model::{Severity, StoredEvent, Timestamp};
 use crate::store::query::Cursor;
@@ -17,6 +19,10 @@ use crate::store::EventFilter;
 
 /// Minutes of history in the Overview's sparklines and the Relays pane's state strips.
 pub const HISTORY_MINUTES: usize = 60;
+/// ←/→ shift long texts by this many characters.
+pub const HSCROLL_STEP: u16 = 16;
+/// A store nobody in this process writes is STALE once unchanged this long.
+pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 /// Flash messages stay this many ticks (a tick is a quarter second).
 const FLASH_TICKS: u32 = 16;
 
@@ -35,6 +41,8 @@ pub enum Drill {
     Event(Box<StoredEvent>),
     /// One correlation id across all sources.
     Session { corr: String },
+    /// One relay's events (ngit), from the Relays pane or the Overview.
+    RelayEvents { target: String, relay: String },
     /// One CI error pattern's failed jobs of the night.
     CiJobs { pattern: String },
     /// One failed CI job: excerpt, tail, URL.
@@ -45,6 +53,7 @@ pub enum Drill {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field {
     Filter,
+    Find,
     Command,
 }
 
@@ -64,67 +73,6 @@ impl Default for EventsNav {
     }
 }
 
-/// The filters the status bar lists; all apply to the timeline, the text and severity ones to
-/// the other lists too.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Filters {
-    pub text: String,
-    pub min_severity: Option<Severity>,
-    pub source: Option<String>,
-    pub since: Option<Timestamp>,
-    pub until: Option<Timestamp>,
-}
-
-impl Filters {
-    pub fn is_empty(&self) -> bool {
-        *self == Filters::default()
-    }
-
-    /// The filters as the status bar shows them: `errors · source gerrit · "mirror"`.
-    pub fn describe(&self) -> String {
-        let mut parts = Vec::new();
-        match self.min_severity {
-            Some(Severity::Error) => parts.push("errors".to_string()),
-            Some(Severity::Warning) => parts.push("warnings+".to_string()),
-            Some(s) => parts.push(format!("{}+", s.as_str())),
-            None => {}
-        }
-        if let Some(s) = &self.source {
-            parts.push(format!("source {s}"));
-        }
-        if let Some(t) = self.since {
-            parts.push(format!("since {}", crate::model::format_rfc3339(t)));
-        }
-        if let Some(t) = self.until {
-            parts.push(format!("until {}", crate::model::format_rfc3339(t)));
-        }
-        if !self.text.is_empty() {
-            parts.push(format!("\"{}\"", self.text));
-        }
-        parts.join(" · ")
-    }
-
-    fn event_filter(&self) -> EventFilter {
-        EventFilter {
-            min_severity: self.min_severity,
-            sources: self.source.iter().cloned().collect(),
-            since: self.since,
-            until: self.until,
-            grep: Some(self.text.clone()).filter(|t| !t.is_empty()),
-            ..EventFilter::default()
-        }
-    }
-
-    /// Whether `text` passes the text filter (case-insensitive).
-    pub fn matches_text(&self, text: &str) -> bool {
-        self.text.is_empty() || contains_ci(text, &self.text)
-    }
-}
-
-pub fn contains_ci(haystack: &str, needle: &str) -> bool {
-    haystack.to_lowercase().contains(&needle.to_lowercase())
-}
-
 /// A pause: the snapshot's store id and when it was taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Paused {
@@ -140,6 +88,8 @@ pub enum Command {
     Copy(String),
     /// Repaint every cell.
     Redraw,
+    /// `:w FILE`: write this table there.
+    Write(std::path::PathBuf, super::export::Table),
 }
 
 /// Everything the UI knows. One owner: the UI loop.
@@ -151,6 +101,12 @@ pub struct AppState {
     pub field: Field,
     pub input: Input,
     pub filters: Filters,
+    /// The find text (`f`): highlighted in every column, nothing hidden; n/N jump.
+    pub find: String,
+    /// Each pane's sort (Shift + a column's letter).
+    pub sorts: Vec<(Pane, super::sort::Sort)>,
+    /// The filters of the panes not shown (each pane keeps its own).
+    pub pane_filters: Vec<(Pane, Filters)>,
     pub paused: Option<Paused>,
     pub theme: ThemeName,
     pub size: (u16, u16),
@@ -164,11 +120,15 @@ pub struct AppState {
     pub remote_selected: Option<String>,
     pub ref_selected: u64,
     pub relay_selected: Option<(String, String)>,
-    pub error_selected: usize,
+    pub overview_selected: usize,
     /// The selected CI pattern (by id: it follows the item) and job.
     pub ci_selected: Option<String>,
     pub ci_job_selected: usize,
     pub detail_scroll: u16,
+    /// How many characters long texts (summaries, errors) are shifted left: ←/→.
+    pub hscroll: u16,
+    /// How far the help overlay is scrolled (the view keeps it in range).
+    pub help_scroll: u16,
     pub status: StatusData,
     /// Loaded pane data, most recent first (a few lists, so going back shows data at once).
     pub cache: Vec<(ViewRequest, ViewData)>,
@@ -176,6 +136,11 @@ pub struct AppState {
     pub last_query_ms: f64,
     pub flash: Option<(String, u32)>,
     pub quit: bool,
+    /// Sources run in this process (else the store is only read: it may be STALE).
+    pub ingesting: bool,
+    /// Each keymap action's first key and short label, by action name: every hint a pane
+    /// draws comes from here (so `[keys]` rebinding shows).
+    pub keys: std::collections::BTreeMap<&'static str, (String, &'static str)>,
 }
 
 impl AppState {
@@ -187,6 +152,9 @@ impl AppState {
             field: Field::Filter,
             input: Input::default(),
             filters: Filters::default(),
+            find: String::new(),
+            pane_filters: Vec::new(),
+            sorts: Vec::new(),
             paused: None,
             theme,
             size,
@@ -199,16 +167,109 @@ impl AppState {
             remote_selected: None,
             ref_selected: 0,
             relay_selected: None,
-            error_selected: 0,
+            overview_selected: 0,
             ci_selected: None,
             ci_job_selected: 0,
             detail_scroll: 0,
+            help_scroll: 0,
+            hscroll: 0,
             status: StatusData::default(),
             cache: Vec::new(),
             query_error: None,
             last_query_ms: 0.0,
             flash: None,
             quit: false,
+            ingesting: false,
+            keys: key_labels(&super::keymap::Keymap::default()),
+        }
+    }
+
+    /// Takes the key labels of the keymap in use.
+    pub fn set_keymap(&mut self, keymap: &super::keymap::Keymap) {
+        self.keys = key_labels(keymap);
+    }
+
+    /// The key of an action as the user must press it (`?` when unbound).
+    pub fn key(&self, name: &str) -> String {
+        self.keys
+            .get(name)
+            .map_or_else(|| "?".to_string(), |(k, _)| k.clone())
+    }
+
+    /// Hints for these actions, from the keymap: `Enter: open · c: session`.
+    pub fn hint_for(&self, names: &[&str]) -> String {
+        names
+            .iter()
+            .filter_map(|n| self.keys.get(n))
+            .map(|(k, l)| format!("{k}: {l}"))
+            .collect::<Vec<_>>()
+            .join(" · ")
+    }
+
+    /// Nothing ingests (no source in this process) and the store has been unchanged for a
+    /// while: Some(age in seconds of the newest stored event), or Some(-1) for an empty store.
+    pub fn stale(&self) -> Option<i64> {
+        if self.ingesting || self.status.unchanged_for < STALE_AFTER {
+            return None;
+        }
+        Some(match self.status.newest {
+            Some(t) => ((self.now.as_nanos() - t.as_nanos()) / 1_000_000_000).max(0),
+            None => -1,
+        })
+    }
+
+    /// The keymap actions that do something in the view on screen, for help's first section.
+    pub fn pane_actions(&self) -> &'static [&'static str] {
+        match (self.top(), self.pane) {
+            (Some(Drill::Event(_)), _) | (Some(Drill::CiJob { .. }), _) => {
+                &["down", "up", "page_down", "correlation", "copy", "back"]
+            }
+            (Some(_), _) => &[
+                "enter",
+                "back",
+                "filter",
+                "find",
+                "errors_only",
+                "copy",
+                "correlation",
+                "scroll_right",
+            ],
+            (None, Pane::Overview) => &["down", "enter", "correlation", "copy", "pause"],
+            (None, Pane::Replication) | (None, Pane::Relays) | (None, Pane::Ci) => &[
+                "enter",
+                "filter",
+                "errors_only",
+                "warnings_up",
+                "command",
+                "copy",
+                "pause",
+            ],
+            (None, Pane::Timeline) | (None, Pane::Session) => &[
+                "enter",
+                "correlation",
+                "filter",
+                "find",
+                "next_match",
+                "errors_only",
+                "cycle_source",
+                "command",
+                "pause",
+                "copy",
+            ],
+        }
+    }
+
+    /// The sort of a pane's table, if the user chose one.
+    pub fn sort_of(&self, pane: Pane) -> Option<super::sort::Sort> {
+        self.sorts.iter().find(|(p, _)| *p == pane).map(|(_, s)| *s)
+    }
+
+    /// What the lists highlight: the find text, else the filter's.
+    pub fn match_text(&self) -> &str {
+        if self.find.is_empty() {
+            &self.filters.text
+        } else {
+            &self.find
         }
     }
 
@@ -236,11 +297,15 @@ impl AppState {
                 }
             }
             Some(Drill::RefHistory {
-                project, ref_name, ..
+                remote,
+                project,
+                ref_name,
             }) => ViewRequest::Events {
                 filter: Box::new(EventFilter {
                     sources: vec!["gerrit".into()],
                     subjects: vec![ref_name.clone()],
+                    // This remote's pushes only (a replication event names its remote).
+                    peers: vec![remote.clone()],
                     grep: Some(project.clone()),
                     min_severity: self.filters.min_severity,
                     ..EventFilter::default()
@@ -250,6 +315,19 @@ impl AppState {
                 session: None,
             },
             Some(Drill::Session { corr }) => self.session_request(corr),
+            Some(Drill::RelayEvents { target, relay }) => ViewRequest::Events {
+                filter: Box::new(EventFilter {
+                    sources: vec!["ngit".into()],
+                    devices: vec![target.clone()],
+                    subjects: vec![relay.clone()],
+                    min_severity: self.filters.min_severity,
+                    grep: Some(self.filters.text.clone()).filter(|t| !t.is_empty()),
+                    ..EventFilter::default()
+                }),
+                anchor: self.history_nav.anchor,
+                order: Order::NewestFirst,
+                session: None,
+            },
             Some(Drill::Event(_)) => ViewRequest::Nothing,
             Some(Drill::CiJobs { .. }) | Some(Drill::CiJob { .. }) => ViewRequest::Ci,
             None => match self.pane {
@@ -312,7 +390,9 @@ impl AppState {
 
     fn nav(&self) -> Option<EventsNav> {
         match (self.top(), self.pane) {
-            (Some(Drill::RefHistory { .. }), _) => Some(self.history_nav),
+            (Some(Drill::RefHistory { .. }), _) | (Some(Drill::RelayEvents { .. }), _) => {
+                Some(self.history_nav)
+            }
             (Some(Drill::Session { .. }), _) => Some(self.session_nav),
             (Some(_), _) => None,
             (None, Pane::Timeline) => Some(self.timeline),
@@ -323,7 +403,9 @@ impl AppState {
 
     fn nav_mut(&mut self) -> Option<&mut EventsNav> {
         match (self.stack.last(), self.pane) {
-            (Some(Drill::RefHistory { .. }), _) => Some(&mut self.history_nav),
+            (Some(Drill::RefHistory { .. }), _) | (Some(Drill::RelayEvents { .. }), _) => {
+                Some(&mut self.history_nav)
+            }
             (Some(Drill::Session { .. }), _) => Some(&mut self.session_nav),
             (Some(_), _) => None,
             (None, Pane::Timeline) => Some(&mut self.timeline),
@@ -356,8 +438,12 @@ impl AppState {
             return Some(e);
         }
         if self.top().is_none() && self.pane == Pane::Overview {
+            let before = self.overview_lines().len();
             return match self.data() {
-                Some(ViewData::Overview(o)) => o.newest_errors.get(self.error_selected),
+                Some(ViewData::Overview(o)) => self
+                    .overview_selected
+                    .checked_sub(before)
+                    .and_then(|i| o.newest_errors.get(i)),
                 _ => None,
             };
         }
@@ -373,144 +459,14 @@ impl AppState {
         i.saturating_sub(nav.screen_row.min(self.list_rows().saturating_sub(1)))
     }
 
-    /// The remotes list as shown (text filter applied), and the selected index in it.
-    pub fn remotes(&self) -> (Vec<&crate::store::RemoteSummary>, usize) {
-        let list: Vec<&crate::store::RemoteSummary> = match self.cache_of(&ViewRequest::Remotes) {
-            Some(ViewData::Remotes(r)) => r
-                .iter()
-                .filter(|r| self.filters.matches_text(&r.remote))
-                .filter(|r| match self.filters.min_severity {
-                    Some(Severity::Error) => r.is_failed(),
-                    Some(Severity::Warning) => r.is_failed() || r.retrying > 0,
-                    _ => true,
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
-        let i = self
-            .remote_selected
-            .as_ref()
-            .and_then(|s| list.iter().position(|r| r.remote == *s))
-            .unwrap_or(0);
-        (list, i)
-    }
-
-    /// The refs page offset to load and the selected index within the whole list.
-    pub fn refs_window(&self) -> (u64, u64) {
-        let rows = self.list_rows() as u64;
-        (self.ref_selected.saturating_sub(rows), self.ref_selected)
-    }
-
-    /// The relays as shown, worst first: `(target, relay name)`, and the selected index.
-    pub fn relays(&self) -> (Vec<(String, String)>, usize) {
-        let Some(ViewData::Relays(d)) = self.cache_of(&ViewRequest::Relays {
-            strip_minutes: HISTORY_MINUTES,
-        }) else {
-            return (Vec::new(), 0);
-        };
-        let mut list: Vec<(i64, String, String)> = Vec::new();
-        for t in &d.targets {
-            for (name, s) in t.relays.iter().filter(|(_, s)| s.present) {
-                let sev = s.display().severity();
-                let shown = match self.filters.min_severity {
-                    Some(min) => sev >= min,
-                    None => true,
-                };
-                if shown && self.filters.matches_text(name) {
-                    list.push((
-                        -(sev.rank() * 2 + i64::from(s.flapping)),
-                        t.target.clone(),
-                        name.clone(),
-                    ));
-                }
-            }
-        }
-        list.sort();
-        let list: Vec<(String, String)> = list.into_iter().map(|(_, t, n)| (t, n)).collect();
-        let i = self
-            .relay_selected
-            .as_ref()
-            .and_then(|s| list.iter().position(|x| x == s))
-            .unwrap_or(0);
-        (list, i)
-    }
-
-    /// The CI patterns as shown (those that hit the night first, text filter applied) and the
-    /// selected index.
-    pub fn ci_patterns(&self) -> (Vec<&crate::store::ci::CiPatternRow>, usize) {
-        let Some(ViewData::Ci(d)) = self.cache_of(&ViewRequest::Ci) else {
-            return (Vec::new(), 0);
-        };
-        let mut list: Vec<&crate::store::ci::CiPatternRow> = d
-            .patterns
-            .iter()
-            .filter(|p| {
-                self.filters.matches_text(&format!(
-                    "{} {} {}",
-                    p.name,
-                    p.identity,
-                    p.projects.join(" ")
-                ))
-            })
-            .collect();
-        // Last night's first, NEW ones on top (prevalence order is kept inside each part).
-        list.sort_by_key(|p| (p.jobs_last_night == 0, !p.is_new));
-        let i = self
-            .ci_selected
-            .as_ref()
-            .and_then(|s| list.iter().position(|p| p.id == *s))
-            .unwrap_or(0);
-        (list, i)
-    }
-
-    /// Every job of the night shown, with its pipeline.
-    pub fn ci_jobs_all(
-        &self,
-    ) -> Vec<(
-        &crate::store::ci::CiPipelineRow,
-        &crate::store::ci::CiJobRow,
-    )> {
-        match self.cache_of(&ViewRequest::Ci) {
-            Some(ViewData::Ci(d)) => d
-                .night
-                .iter()
-                .flat_map(|n| n.pipelines.iter())
-                .flat_map(|p| p.jobs.iter().map(move |j| (p, j)))
-                .collect(),
-            _ => Vec::new(),
-        }
-    }
-
-    /// The failed jobs of a pattern on the night shown, with their pipelines.
-    pub fn ci_jobs(
-        &self,
-        pattern: &str,
-    ) -> Vec<(
-        &crate::store::ci::CiPipelineRow,
-        &crate::store::ci::CiJobRow,
-    )> {
-        let Some(ViewData::Ci(d)) = self.cache_of(&ViewRequest::Ci) else {
-            return Vec::new();
-        };
-        let Some(night) = &d.night else {
-            return Vec::new();
-        };
-        night
-            .pipelines
-            .iter()
-            .flat_map(|p| p.jobs.iter().map(move |j| (p, j)))
-            .filter(|(_, j)| j.pattern_id.as_deref() == Some(pattern))
-            .collect()
-    }
-
-    fn cache_of(&self, v: &ViewRequest) -> Option<&ViewData> {
+    pub(crate) fn cache_of(&self, v: &ViewRequest) -> Option<&ViewData> {
         self.cache
             .iter()
             .find(|(k, _)| same_list(k, v))
             .map(|(_, d)| d)
     }
 
-    fn flash(&mut self, text: impl Into<String>) {
+    pub(crate) fn flash(&mut self, text: impl Into<String>) {
         self.flash = Some((text.into(), FLASH_TICKS));
     }
 }
@@ -550,6 +506,20 @@ fn same_list(a: &ViewRequest, b: &ViewRequest) -> bool {
     }
 }
 
+/// Each action's first key and short label, by action name.
+fn key_labels(
+    keymap: &super::keymap::Keymap,
+) -> std::collections::BTreeMap<&'static str, (String, &'static str)> {
+    keymap
+        .bindings
+        .iter()
+        .filter_map(|b| {
+            let k = b.keys.first()?;
+            Some((b.name, (k.to_string(), b.hint.unwrap_or(b.help))))
+        })
+        .collect()
+}
+
 pub fn cursor_of(e: &StoredEvent) -> Cursor {
     Cursor {
         ts: e.event.timestamp.as_nanos(),
@@ -585,6 +555,10 @@ pub fn update(state: &mut AppState, action: Action) -> Option<Command> {
             apply_loaded(state, *l);
             return None;
         }
+        Action::Notice(msg) => {
+            state.flash(msg);
+            return None;
+        }
         Action::Tick(now) => {
             state.now = Timestamp::from_nanos(now);
             if let Some((_, left)) = &mut state.flash {
@@ -611,8 +585,23 @@ pub fn update(state: &mut AppState, action: Action) -> Option<Command> {
     }
     match state.mode {
         Mode::Help => {
-            // Any key closes help.
-            state.mode = Mode::Normal;
+            // The move keys scroll it; Back (Esc, q, ?) closes it.
+            let page = state.list_rows() as i32;
+            let d: i32 = match action {
+                Action::Up => -1,
+                Action::Down => 1,
+                Action::PageUp => -page,
+                Action::PageDown => page,
+                Action::Top => -(u16::MAX as i32),
+                Action::Bottom => u16::MAX as i32,
+                Action::Back => {
+                    state.mode = Mode::Normal;
+                    state.help_scroll = 0;
+                    return None;
+                }
+                _ => 0,
+            };
+            state.help_scroll = (state.help_scroll as i32 + d).clamp(0, u16::MAX as i32) as u16;
             None
         }
         Mode::Input => update_input(state, action),
@@ -625,6 +614,14 @@ fn apply_loaded(state: &mut AppState, l: Loaded) {
     state.query_error = l.error;
     state.last_query_ms = l.took.as_secs_f64() * 1000.0;
     if let Some(data) = l.data {
+        // Paused: every pane holds still, not only the event lists (those are snapshots by
+        // store id): a list already on hand for the same request keeps its rows.
+        let frozen = state.paused.is_some()
+            && !matches!(l.request.view, ViewRequest::Events { .. })
+            && state.cache.iter().any(|(v, _)| *v == l.request.view);
+        if frozen {
+            return;
+        }
         state.cache.retain(|(v, _)| !same_list(v, &l.request.view));
         state.cache.insert(0, (l.request.view, data));
         state.cache.truncate(6);
@@ -647,9 +644,11 @@ fn update_input(state: &mut AppState, action: Action) -> Option<Command> {
                 InputKey::Clear => InputRequest::DeleteLine,
             };
             state.input.handle(req);
-            if state.field == Field::Filter {
+            match state.field {
                 // Live as you type.
-                set_text_filter(state, state.input.value().to_string());
+                Field::Filter => set_text_filter(state, state.input.value().to_string()),
+                Field::Find => state.find = state.input.value().to_string(),
+                Field::Command => {}
             }
             None
         }
@@ -660,16 +659,30 @@ fn update_input(state: &mut AppState, action: Action) -> Option<Command> {
                     set_text_filter(state, state.input.value().to_string());
                     None
                 }
+                Field::Find => {
+                    state.find = state.input.value().to_string();
+                    // Enter jumps to the first match from the selection on.
+                    if !state.find.is_empty()
+                        && !state
+                            .selected_event()
+                            .is_some_and(|e| row_matches(e, &state.find))
+                    {
+                        find_match(state, true);
+                    }
+                    None
+                }
                 Field::Command => {
                     let line = state.input.value().to_string();
-                    run_command(state, &line)
+                    super::command::run_command(state, &line)
                 }
             }
         }
         Action::Back => {
             state.mode = Mode::Normal;
-            if state.field == Field::Filter {
-                set_text_filter(state, String::new());
+            match state.field {
+                Field::Filter => set_text_filter(state, String::new()),
+                Field::Find => state.find.clear(),
+                Field::Command => {}
             }
             None
         }
@@ -677,7 +690,7 @@ fn update_input(state: &mut AppState, action: Action) -> Option<Command> {
     }
 }
 
-fn set_text_filter(state: &mut AppState, text: String) {
+pub(crate) fn set_text_filter(state: &mut AppState, text: String) {
     if state.filters.text != text {
         state.filters.text = text;
         reset_positions(state);
@@ -685,23 +698,26 @@ fn set_text_filter(state: &mut AppState, text: String) {
 }
 
 /// A filter changed: lists start again from their top.
-fn reset_positions(state: &mut AppState) {
+pub(crate) fn reset_positions(state: &mut AppState) {
     state.timeline = EventsNav::default();
     state.history_nav = EventsNav::default();
     state.ref_selected = 0;
-    state.error_selected = 0;
+    state.overview_selected = 0;
 }
 
 fn update_normal(state: &mut AppState, action: Action) -> Option<Command> {
     match action {
         Action::Quit => {
-            if state.stack.pop().is_none() {
+            // One rule everywhere: q quits from a top-level pane only; Esc goes back.
+            if state.stack.is_empty() {
                 state.quit = true;
                 return Some(Command::Quit);
             }
-            state.detail_scroll = 0;
+            let (q, esc) = (state.key("quit"), state.key("back"));
+            state.flash(format!("{q} quits from a pane: {esc} goes back first"));
         }
         Action::Back => {
+            state.hscroll = 0;
             if state.stack.pop().is_some() {
                 state.detail_scroll = 0;
             } else if !state.filters.is_empty() {
@@ -711,10 +727,7 @@ fn update_normal(state: &mut AppState, action: Action) -> Option<Command> {
                 state.flash("filters cleared");
             }
         }
-        Action::GoPane(p) => {
-            state.stack.clear();
-            state.pane = p;
-        }
+        Action::GoPane(p) => switch_pane(state, p),
         Action::NextPane | Action::PrevPane => {
             let all = Pane::ALL;
             let i = all.iter().position(|p| *p == state.pane).unwrap_or(0);
@@ -724,9 +737,10 @@ fn update_normal(state: &mut AppState, action: Action) -> Option<Command> {
             } else {
                 (i + n - 1) % n
             };
-            state.stack.clear();
-            state.pane = all[j];
+            switch_pane(state, all[j]);
         }
+        Action::ScrollLeft => state.hscroll = state.hscroll.saturating_sub(HSCROLL_STEP),
+        Action::ScrollRight => state.hscroll = state.hscroll.saturating_add(HSCROLL_STEP).min(2000),
         Action::Up => move_by(state, -1),
         Action::Down => move_by(state, 1),
         Action::PageUp => move_by(state, -(state.list_rows() as i64)),
@@ -747,6 +761,11 @@ fn update_normal(state: &mut AppState, action: Action) -> Option<Command> {
             state.mode = Mode::Input;
             state.field = Field::Filter;
             state.input = Input::new(state.filters.text.clone());
+        }
+        Action::StartFind => {
+            state.mode = Mode::Input;
+            state.field = Field::Find;
+            state.input = Input::new(state.find.clone());
         }
         Action::StartCommand => {
             state.mode = Mode::Input;
@@ -773,6 +792,34 @@ fn update_normal(state: &mut AppState, action: Action) -> Option<Command> {
             let shown = state.filters.source.clone().unwrap_or_else(|| "all".into());
             state.flash(format!("source: {shown}"));
         }
+        Action::SortBy(c) => {
+            let pane = state.pane;
+            let sortable = state.top().is_none()
+                && super::sort::columns(pane)
+                    .iter()
+                    .any(|(_, l)| *l == Some(c));
+            if !sortable {
+                let letters = super::sort::letters(pane);
+                state.flash(if letters.is_empty() || state.top().is_some() {
+                    format!("Shift+{c}: this view has no sortable table")
+                } else {
+                    format!("Shift+{c}: no such column here (sort by {letters})")
+                });
+                return None;
+            }
+            let next = match state.sort_of(pane) {
+                Some(s) if s.letter == c => super::sort::Sort {
+                    letter: c,
+                    descending: !s.descending,
+                },
+                _ => super::sort::Sort {
+                    letter: c,
+                    descending: false,
+                },
+            };
+            state.sorts.retain(|(p, _)| *p != pane);
+            state.sorts.push((pane, next));
+        }
         Action::TogglePause => {
             state.paused = match state.paused {
                 Some(_) => None,
@@ -786,8 +833,8 @@ fn update_normal(state: &mut AppState, action: Action) -> Option<Command> {
             let text = copy_text(state);
             return match text {
                 Some(t) => {
-                    let shown: String = t.chars().take(40).collect();
-                    state.flash(format!("copied: {shown}"));
+                    // The whole text: the message line cuts it with an ellipsis if it must.
+                    state.flash(format!("copied {} characters: {t}", t.chars().count()));
                     Some(Command::Copy(t))
                 }
                 None => {
@@ -802,7 +849,7 @@ fn update_normal(state: &mut AppState, action: Action) -> Option<Command> {
     None
 }
 
-fn set_severity(state: &mut AppState, s: Option<Severity>) {
+pub(crate) fn set_severity(state: &mut AppState, s: Option<Severity>) {
     if state.filters.min_severity != s {
         state.filters.min_severity = s;
         reset_positions(state);
@@ -815,7 +862,7 @@ fn set_severity(state: &mut AppState, s: Option<Severity>) {
     state.flash(shown);
 }
 
-fn open_session(state: &mut AppState, corr: String) {
+pub(crate) fn open_session(state: &mut AppState, corr: String) {
     state.session = Some(corr.clone());
     state.session_nav = EventsNav::default();
     if state.top().is_none() && state.pane == Pane::Session {
@@ -829,161 +876,128 @@ fn open_session(state: &mut AppState, corr: String) {
     }
 }
 
+/// Enter: the pane (or drill-down) on screen handles it in its module.
 fn enter(state: &mut AppState) {
-    match (state.top().cloned(), state.pane) {
-        (Some(Drill::Refs { remote }), _) => {
-            let (offset, sel) = state.refs_window();
-            let r = match state.data() {
-                Some(ViewData::Refs { refs, .. }) => refs.get((sel - offset) as usize).cloned(),
-                _ => None,
-            };
-            if let Some(r) = r {
-                state.history_nav = EventsNav::default();
-                state.stack.push(Drill::RefHistory {
-                    remote,
-                    project: r.project,
-                    ref_name: r.ref_name,
-                });
-            }
-        }
-        (Some(Drill::Event(_)), _) | (Some(Drill::CiJob { .. }), _) => {}
-        (Some(Drill::CiJobs { pattern }), _) => {
-            let jobs = state.ci_jobs(&pattern);
-            if let Some((p, j)) = jobs.get(state.ci_job_selected.min(jobs.len().saturating_sub(1)))
-            {
-                let d = Drill::CiJob {
-                    project: p.project.clone(),
-                    job: j.id,
-                };
-                state.detail_scroll = 0;
-                state.stack.push(d);
-            }
-        }
-        (None, Pane::Ci) => {
-            let (list, i) = state.ci_patterns();
-            if let Some(p) = list.get(i) {
-                let pattern = p.id.clone();
-                state.ci_selected = Some(pattern.clone());
-                state.ci_job_selected = 0;
-                state.stack.push(Drill::CiJobs { pattern });
-            }
-        }
-        (None, Pane::Replication) => {
-            let (list, i) = state.remotes();
-            if let Some(r) = list.get(i) {
-                let remote = r.remote.clone();
-                state.remote_selected = Some(remote.clone());
-                state.ref_selected = 0;
-                state.stack.push(Drill::Refs { remote });
-            }
-        }
-        (None, Pane::Relays) => {
-            // A relay's own events: the timeline filtered to it.
-            let (list, i) = state.relays();
-            if let Some((_, relay)) = list.get(i) {
-                state.filters = Filters {
-                    text: relay.clone(),
-                    source: Some("ngit".into()),
-                    ..Filters::default()
-                };
-                reset_positions(state);
-                state.pane = Pane::Timeline;
-            }
-        }
-        _ => {
-            if let Some(e) = state.selected_event().cloned() {
-                state.detail_scroll = 0;
-                state.stack.push(Drill::Event(Box::new(e)));
-            }
+    use super::panes;
+    match state.on() {
+        On::Ci => panes::ci::enter(state),
+        On::Replication => panes::replication::enter(state),
+        On::Relays => panes::relays::enter(state),
+        On::Overview => panes::overview::enter(state),
+        On::Detail => {}
+        On::Events => open_selected_event(state),
+    }
+}
+
+/// Which module's keys apply: the drill-down on top belongs to the pane it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum On {
+    Overview,
+    /// The remotes and a remote's refs.
+    Replication,
+    Relays,
+    /// The patterns, a pattern's jobs and a job.
+    Ci,
+    /// One event, whole.
+    Detail,
+    /// An event list: the Timeline, a session, a ref's or a relay's history.
+    Events,
+}
+
+impl AppState {
+    pub(crate) fn on(&self) -> On {
+        match (self.top(), self.pane) {
+            (Some(Drill::Refs { .. }), _) => On::Replication,
+            (Some(Drill::CiJobs { .. }), _) | (Some(Drill::CiJob { .. }), _) => On::Ci,
+            (Some(Drill::Event(_)), _) => On::Detail,
+            (Some(_), _) => On::Events,
+            (None, Pane::Overview) => On::Overview,
+            (None, Pane::Replication) => On::Replication,
+            (None, Pane::Relays) => On::Relays,
+            (None, Pane::Ci) => On::Ci,
+            (None, Pane::Timeline) | (None, Pane::Session) => On::Events,
         }
     }
 }
 
+/// Enter on an event: the whole event, on top.
+pub(crate) fn open_selected_event(state: &mut AppState) {
+    if let Some(e) = state.selected_event().cloned() {
+        state.detail_scroll = 0;
+        state.stack.push(Drill::Event(Box::new(e)));
+    }
+}
+
+/// To another pane: its own filters come back (filters are scoped per pane) and the
+/// drill-downs of the one left are closed.
+pub(crate) fn switch_pane(state: &mut AppState, p: Pane) {
+    state.stack.clear();
+    state.hscroll = 0;
+    if state.pane == p {
+        return;
+    }
+    let old = state.pane;
+    let current = std::mem::take(&mut state.filters);
+    state.pane_filters.retain(|(q, _)| *q != old);
+    if !current.is_empty() {
+        state.pane_filters.push((old, current));
+    }
+    state.filters = state
+        .pane_filters
+        .iter()
+        .position(|(q, _)| *q == p)
+        .map(|i| state.pane_filters.swap_remove(i).1)
+        .unwrap_or_default();
+    state.input = Input::default();
+    state.pane = p;
+}
+
 /// Moves the selection by `delta` rows in whichever list is on screen.
-fn move_by(state: &mut AppState, delta: i64) {
-    let rows = state.list_rows();
-    match (state.top().cloned(), state.pane) {
-        (Some(Drill::CiJobs { pattern }), _) => {
-            let n = state.ci_jobs(&pattern).len();
-            state.ci_job_selected = (state.ci_job_selected as i64 + delta)
-                .clamp(0, n.saturating_sub(1) as i64) as usize;
-        }
-        (None, Pane::Ci) => {
-            let (list, i) = state.ci_patterns();
-            let j = (i as i64 + delta).clamp(0, list.len().saturating_sub(1) as i64) as usize;
-            state.ci_selected = list.get(j).map(|p| p.id.clone());
-        }
-        (Some(Drill::Event(_)), _) | (Some(Drill::CiJob { .. }), _) => {
+pub(crate) fn move_by(state: &mut AppState, delta: i64) {
+    use super::panes;
+    match state.on() {
+        On::Ci => panes::ci::move_by(state, delta),
+        On::Replication => panes::replication::move_by(state, delta),
+        On::Relays => panes::relays::move_by(state, delta),
+        On::Overview => panes::overview::move_by(state, delta),
+        On::Detail => {
             let d = delta.clamp(-(u16::MAX as i64), u16::MAX as i64) as i32;
             state.detail_scroll = (state.detail_scroll as i32 + d).clamp(0, u16::MAX as i32) as u16;
         }
-        (Some(Drill::Refs { .. }), _) => {
-            let total = match state.data() {
-                Some(ViewData::Refs { total, .. }) => *total,
-                _ => 0,
-            };
-            let max = total.saturating_sub(1) as i64;
-            state.ref_selected = (state.ref_selected as i64 + delta).clamp(0, max) as u64;
-        }
-        (None, Pane::Overview) => {
-            let n = match state.data() {
-                Some(ViewData::Overview(o)) => o.newest_errors.len(),
-                _ => 0,
-            };
-            state.error_selected =
-                (state.error_selected as i64 + delta).clamp(0, n.saturating_sub(1) as i64) as usize;
-        }
-        (None, Pane::Replication) => {
-            let (list, i) = state.remotes();
-            let j = (i as i64 + delta).clamp(0, list.len().saturating_sub(1) as i64) as usize;
-            state.remote_selected = list.get(j).map(|r| r.remote.clone());
-        }
-        (None, Pane::Relays) => {
-            let (list, i) = state.relays();
-            let j = (i as i64 + delta).clamp(0, list.len().saturating_sub(1) as i64) as usize;
-            state.relay_selected = list.get(j).cloned();
-        }
-        _ => {
-            let Some(i) = state.selected_index() else {
-                return;
-            };
-            let Some(w) = state.window() else {
-                return;
-            };
-            let j = (i as i64 + delta).clamp(0, w.rows.len().saturating_sub(1) as i64) as usize;
-            if j == i {
-                return;
-            }
-            let c = cursor_of(&w.rows[j]);
-            if let Some(nav) = state.nav_mut() {
-                nav.anchor = Anchor::At(c);
-                let sr = nav.screen_row as i64 + (j as i64 - i as i64);
-                nav.screen_row = sr.clamp(0, rows.saturating_sub(1) as i64) as usize;
-            }
-        }
+        On::Events => move_in_events(state, delta),
+    }
+}
+
+/// Moves the selection of an event list: the anchor follows the row.
+fn move_in_events(state: &mut AppState, delta: i64) {
+    let rows = state.list_rows();
+    let Some(i) = state.selected_index() else {
+        return;
+    };
+    let Some(w) = state.window() else {
+        return;
+    };
+    let j = (i as i64 + delta).clamp(0, w.rows.len().saturating_sub(1) as i64) as usize;
+    if j == i {
+        return;
+    }
+    let c = cursor_of(&w.rows[j]);
+    if let Some(nav) = state.nav_mut() {
+        nav.anchor = Anchor::At(c);
+        let sr = nav.screen_row as i64 + (j as i64 - i as i64);
+        nav.screen_row = sr.clamp(0, rows.saturating_sub(1) as i64) as usize;
     }
 }
 
 fn move_to_end(state: &mut AppState, end: bool) {
     let rows = state.list_rows();
-    match (state.top().cloned(), state.pane) {
-        (Some(Drill::Event(_)), _) | (Some(Drill::CiJob { .. }), _) => {
-            state.detail_scroll = if end { u16::MAX / 2 } else { 0 }
-        }
-        (Some(Drill::CiJobs { .. }), _) | (None, Pane::Ci) => {
-            move_by(state, if end { i64::MAX / 4 } else { -(i64::MAX / 4) })
-        }
-        (Some(Drill::Refs { .. }), _) => {
-            let total = match state.data() {
-                Some(ViewData::Refs { total, .. }) => *total,
-                _ => 0,
-            };
-            state.ref_selected = if end { total.saturating_sub(1) } else { 0 };
-        }
-        (None, Pane::Overview) | (None, Pane::Replication) | (None, Pane::Relays) => {
-            move_by(state, if end { i64::MAX / 4 } else { -(i64::MAX / 4) })
-        }
-        _ => {
+    let far = if end { i64::MAX / 4 } else { -(i64::MAX / 4) };
+    match state.on() {
+        On::Ci => super::panes::ci::move_to_end(state, end),
+        On::Replication => super::panes::replication::move_to_end(state, end),
+        On::Relays | On::Overview => move_by(state, far),
+        On::Detail => state.detail_scroll = if end { u16::MAX / 2 } else { 0 },
+        On::Events => {
             if let Some(nav) = state.nav_mut() {
                 *nav = if end {
                     EventsNav {
@@ -998,688 +1012,20 @@ fn move_to_end(state: &mut AppState, end: bool) {
     }
 }
 
-/// `n` / `N`: the next / previous row (after the selection) containing the filter text.
-fn find_match(state: &mut AppState, forward: bool) {
-    if state.filters.text.is_empty() {
-        state.flash("no filter: press / first");
-        return;
-    }
-    let Some(i) = state.selected_index() else {
-        return;
-    };
-    let Some(w) = state.window() else {
-        return;
-    };
-    let text = &state.filters.text;
-    let hit = |e: &StoredEvent| {
-        contains_ci(&e.event.summary, text)
-            || e.event
-                .subject
-                .as_deref()
-                .is_some_and(|s| contains_ci(s, text))
-            || contains_ci(&e.event.event_type, text)
-    };
-    let found = if forward {
-        (i + 1..w.rows.len()).find(|&j| hit(&w.rows[j]))
-    } else {
-        (0..i).rev().find(|&j| hit(&w.rows[j]))
-    };
-    match found {
-        Some(j) => move_by(state, j as i64 - i as i64),
-        None => {
-            let more = if forward { w.more_after } else { w.more_before };
-            if more {
-                // Move to the window's edge; the next answer brings more rows to search.
-                let edge = if forward { w.rows.len() - 1 } else { 0 };
-                move_by(state, edge as i64 - i as i64);
-                state.flash("searching further…");
-            } else {
-                state.flash(format!("no more matches of \"{text}\""));
-            }
-        }
-    }
-}
-
 fn copy_text(state: &AppState) -> Option<String> {
-    match (state.top(), state.pane) {
-        (Some(Drill::Refs { remote }), _) => {
-            let (offset, sel) = state.refs_window();
-            match state.data() {
-                Some(ViewData::Refs { refs, .. }) => refs
-                    .get((sel - offset) as usize)
-                    .map(|r| format!("{} {} {} {}", remote, r.project, r.ref_name, r.status)),
-                _ => None,
-            }
-        }
-        (Some(Drill::Session { corr }), _) if state.selected_event().is_none() => {
-            Some(corr.clone())
-        }
-        (None, Pane::Replication) => {
-            let (list, i) = state.remotes();
-            list.get(i).map(|r| r.remote.clone())
-        }
-        (None, Pane::Ci) => {
-            let (list, i) = state.ci_patterns();
-            list.get(i)
-                .map(|p| format!("{} {} {}", p.id, p.name, p.identity))
-        }
-        (Some(Drill::CiJobs { pattern }), _) => {
-            let jobs = state.ci_jobs(pattern);
-            jobs.get(state.ci_job_selected.min(jobs.len().saturating_sub(1)))
-                .and_then(|(_, j)| j.web_url.clone())
-        }
-        (Some(Drill::CiJob { project, job }), _) => state
-            .ci_jobs_all()
-            .into_iter()
-            .find(|(p, j)| p.project == *project && j.id == *job)
-            .and_then(|(_, j)| j.web_url.clone()),
-        (None, Pane::Relays) => {
-            let (list, i) = state.relays();
-            list.get(i).map(|(_, r)| r.clone())
-        }
-        _ => state.selected_event().map(row_text),
+    use super::panes;
+    match state.on() {
+        On::Ci => panes::ci::copy(state),
+        On::Replication => panes::replication::copy(state),
+        On::Relays => panes::relays::copy(state),
+        _ => match state.top() {
+            Some(Drill::Session { corr }) if state.selected_event().is_none() => Some(corr.clone()),
+            _ => state.selected_event().map(row_text),
+        },
     }
     .map(|t| crate::sanitize::one_line(&t).into_owned())
 }
 
-/// `:` commands. Errors are flashed, never fatal.
-fn run_command(state: &mut AppState, line: &str) -> Option<Command> {
-    let line = line.trim();
-    let (cmd, arg) = match line.split_once(char::is_whitespace) {
-        Some((c, a)) => (c, a.trim()),
-        None => (line, ""),
-    };
-    let now = state.now;
-    match cmd {
-        "" => {}
-        "q" | "quit" => {
-            state.quit = true;
-            return Some(Command::Quit);
-        }
-        "since" | "until" => {
-            let t = if arg.is_empty() || arg == "all" {
-                Ok(None)
-            } else {
-                crate::model::parse_time_spec(arg, utc(now)).map(Some)
-            };
-            match t {
-                Ok(t) => {
-                    if cmd == "since" {
-                        state.filters.since = t;
-                    } else {
-                        state.filters.until = t;
-                    }
-                    reset_positions(state);
-                    state.pane = Pane::Timeline;
-                    state.stack.clear();
-                }
-                Err(e) => state.flash(format!(":{cmd}: {e}")),
-            }
-        }
-        "source" | "src" => {
-            state.filters.source = match arg {
-                "" | "all" | "*" => None,
-                s => Some(s.to_string()),
-            };
-            reset_positions(state);
-        }
-        "severity" | "sev" => match arg {
-            "" | "all" => set_severity(state, None),
-            s => match Severity::parse(s) {
-                Some(s) => set_severity(state, Some(s)),
-                None => state.flash(format!(":severity: unknown {s:?} (error, warning, info, debug, all)")),
-            },
-        },
-        "goto" | "g" => match goto_time(arg, now) {
-            Ok(t) => {
-                state.stack.clear();
-                state.pane = Pane::Timeline;
-                state.timeline = EventsNav {
-                    anchor: Anchor::At(Cursor {
-                        ts: t.as_nanos(),
-                        key: i64::MAX - 1,
-                    }),
-                    screen_row: state.list_rows() / 2,
-                };
-            }
-            Err(e) => state.flash(format!(":goto: {e}")),
-        },
-        "corr" | "session" => {
-            if arg.is_empty() {
-                state.flash(":corr needs an id");
-            } else {
-                open_session(state, arg.to_string());
-            }
-        }
-        "filter" => set_text_filter(state, arg.to_string()),
-        "clear" => {
-            state.filters = Filters::default();
-            reset_positions(state);
-        }
-        "theme" => match ThemeName::parse(arg) {
-            Some(t) => state.theme = t,
-            None => state.flash(":theme: dark, light or mono"),
-        },
-        "help" => state.mode = Mode::Help,
-        other => state.flash(format!(
-            "unknown command :{other} (since, until, source, severity, goto, corr, filter, clear, theme, quit)"
-        )),
-    }
-    None
-}
-
-fn utc(t: Timestamp) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::from_timestamp_nanos(t.as_nanos())
-}
-
-/// `:goto 14:02` (today, local time; yesterday if that is still ahead), or any time spec.
-fn goto_time(arg: &str, now: Timestamp) -> Result<Timestamp, String> {
-    use chrono::{Local, NaiveTime, TimeZone};
-    let arg = arg.trim();
-    if arg.is_empty() {
-        return Err("needs a time, like 14:02 or 2025-12-03 10:15".into());
-    }
-    let parsed = NaiveTime::parse_from_str(arg, "%H:%M")
-        .or_else(|_| NaiveTime::parse_from_str(arg, "%H:%M:%S"));
-    if let Ok(t) = parsed {
-        let now_local =
-            chrono::DateTime::from_timestamp_nanos(now.as_nanos()).with_timezone(&Local);
-        let mut day = now_local.date_naive();
-        let at = |d: chrono::NaiveDate| Local.from_local_datetime(&d.and_time(t)).earliest();
-        if at(day).is_some_and(|x| x > now_local) {
-            day = day.pred_opt().unwrap_or(day);
-        }
-        return at(day)
-            .and_then(|x| x.timestamp_nanos_opt())
-            .map(Timestamp::from_nanos)
-            .ok_or_else(|| format!("{arg} does not exist in the local zone today"));
-    }
-    crate::model::parse_time_spec(arg, utc(now))
-}
-
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use crate::model::Event;
-    use std::time::Duration;
-
-    const T0: i64 = 1_800_000_000_000_000_000;
-
-    fn state() -> AppState {
-        AppState::new(
-            "/tmp/s.db".into(),
-            ThemeName::Dark,
-            (100, 30),
-            Timestamp::from_nanos(T0),
-        )
-    }
-
-    fn ev(i: i64, corr: Option<&str>) -> StoredEvent {
-        let mut e = Event::new(
-            Timestamp::from_nanos(T0 - i * 1_000_000_000),
-            "spacedrive",
-            "batch_ingestion",
-            "data_flow",
-            if i % 5 == 0 {
-                Severity::Error
-            } else {
-                Severity::Info
-            },
-            format!("row {i}"),
-        );
-        e.correlation_id = corr.map(str::to_string);
-        StoredEvent {
-            id: 1000 - i,
-            key: i,
-            event: e,
-        }
-    }
-
-    /// Feeds the window the worker would answer for the current request.
-    fn load(s: &mut AppState, rows: Vec<StoredEvent>, anchor_index: usize) {
-        let request = s.request();
-        update(
-            s,
-            Action::Loaded(Box::new(Loaded {
-                request,
-                status: StatusData {
-                    max_id: 5000,
-                    systems: vec!["gerrit".into(), "ngit".into(), "spacedrive".into()],
-                    ..StatusData::default()
-                },
-                data: Some(ViewData::Events(EventsWindow {
-                    rows,
-                    anchor_index,
-                    more_before: false,
-                    more_after: true,
-                    session: None,
-                })),
-                error: None,
-                took: Duration::from_millis(1),
-            })),
-        );
-    }
-
-    fn timeline() -> AppState {
-        let mut s = state();
-        update(&mut s, Action::GoPane(Pane::Timeline));
-        load(&mut s, (0..40).map(|i| ev(i, Some("sess-1"))).collect(), 0);
-        s
-    }
-
-    #[test]
-    fn panes_switch_by_number_and_tab_and_drill_downs_pop_with_esc() {
-        let mut s = state();
-        update(&mut s, Action::GoPane(Pane::Relays));
-        assert_eq!(s.pane, Pane::Relays);
-        update(&mut s, Action::NextPane);
-        assert_eq!(s.pane, Pane::Timeline);
-        update(&mut s, Action::PrevPane);
-        update(&mut s, Action::PrevPane);
-        assert_eq!(s.pane, Pane::Replication);
-        s.stack.push(Drill::Refs { remote: "r".into() });
-        assert_eq!(update(&mut s, Action::Back), None);
-        assert!(s.stack.is_empty());
-        assert!(!s.quit);
-        // q quits only from the top view.
-        s.stack.push(Drill::Refs { remote: "r".into() });
-        assert_eq!(update(&mut s, Action::Quit), None);
-        assert_eq!(update(&mut s, Action::Quit), Some(Command::Quit));
-        assert!(s.quit);
-    }
-
-    #[test]
-    fn ctrl_c_quits_from_anywhere() {
-        let mut s = timeline();
-        update(&mut s, Action::StartFilter);
-        assert_eq!(update(&mut s, Action::ForceQuit), Some(Command::Quit));
-        let mut h = state();
-        update(&mut h, Action::ShowHelp);
-        assert_eq!(update(&mut h, Action::ForceQuit), Some(Command::Quit));
-    }
-
-    #[test]
-    fn moving_down_anchors_the_list_and_top_resumes_live() {
-        let mut s = timeline();
-        assert_eq!(s.request().view.anchor(), Some(Anchor::Start));
-        update(&mut s, Action::Down);
-        update(&mut s, Action::Down);
-        assert_eq!(s.selected_event().unwrap().event.summary, "row 2");
-        assert_eq!(s.timeline.screen_row, 2);
-        let Some(Anchor::At(c)) = s.request().view.anchor() else {
-            panic!("not anchored: {:?}", s.request())
-        };
-        assert_eq!(c.key, 2);
-        update(&mut s, Action::PageDown);
-        assert_eq!(s.selected_event().unwrap().event.summary, "row 27");
-        assert_eq!(s.timeline.screen_row, s.list_rows() - 1);
-        update(&mut s, Action::Up);
-        assert_eq!(s.selected_event().unwrap().event.summary, "row 26");
-        update(&mut s, Action::Top);
-        assert_eq!(s.request().view.anchor(), Some(Anchor::Start));
-        update(&mut s, Action::Bottom);
-        assert_eq!(s.request().view.anchor(), Some(Anchor::End));
-    }
-
-    #[test]
-    fn severity_keys_and_source_cycling_filter_the_timeline() {
-        let mut s = timeline();
-        update(&mut s, Action::Down);
-        update(&mut s, Action::ErrorsOnly);
-        let f = s.request().view.filter().cloned().unwrap();
-        assert_eq!(f.min_severity, Some(Severity::Error));
-        // A new filter starts from the top again.
-        assert_eq!(s.request().view.anchor(), Some(Anchor::Start));
-        update(&mut s, Action::WarningsUp);
-        assert_eq!(
-            s.request().view.filter().unwrap().min_severity,
-            Some(Severity::Warning)
-        );
-        update(&mut s, Action::AllSeverities);
-        assert_eq!(s.request().view.filter().unwrap().min_severity, None);
-        update(&mut s, Action::CycleSource);
-        assert_eq!(s.request().view.filter().unwrap().sources, ["gerrit"]);
-        update(&mut s, Action::CycleSource);
-        update(&mut s, Action::CycleSource);
-        assert_eq!(s.filters.source.as_deref(), Some("spacedrive"));
-        update(&mut s, Action::CycleSource);
-        assert_eq!(s.filters.source, None);
-        assert!(s.filters.describe().is_empty());
-    }
-
-    #[test]
-    fn the_filter_applies_as_you_type_and_esc_clears_it() {
-        let mut s = timeline();
-        update(&mut s, Action::StartFilter);
-        assert_eq!(s.mode, Mode::Input);
-        for c in "row 1".chars() {
-            update(&mut s, Action::Input(InputKey::Char(c)));
-        }
-        assert_eq!(
-            s.request().view.filter().unwrap().grep.as_deref(),
-            Some("row 1")
-        );
-        update(&mut s, Action::Input(InputKey::Backspace));
-        assert_eq!(s.filters.text, "row ");
-        // Keys in the field are text: `q` does not quit.
-        update(&mut s, Action::Input(InputKey::Char('q')));
-        assert!(!s.quit);
-        update(&mut s, Action::Submit);
-        assert_eq!(s.mode, Mode::Normal);
-        assert_eq!(s.filters.text, "row q");
-        // Esc in normal mode clears the filters.
-        update(&mut s, Action::Back);
-        assert!(s.filters.is_empty());
-        // Esc while typing cancels the filter too.
-        update(&mut s, Action::StartFilter);
-        update(&mut s, Action::Input(InputKey::Char('x')));
-        update(&mut s, Action::Back);
-        assert_eq!((s.mode, s.filters.text.as_str()), (Mode::Normal, ""));
-    }
-
-    #[test]
-    fn n_and_shift_n_jump_between_matches() {
-        let mut s = timeline();
-        s.filters.text = "row 1".into();
-        load(&mut s, (0..40).map(|i| ev(i, None)).collect(), 0);
-        update(&mut s, Action::NextMatch);
-        assert_eq!(s.selected_event().unwrap().event.summary, "row 1");
-        update(&mut s, Action::NextMatch);
-        assert_eq!(s.selected_event().unwrap().event.summary, "row 10");
-        update(&mut s, Action::PrevMatch);
-        assert_eq!(s.selected_event().unwrap().event.summary, "row 1");
-        update(&mut s, Action::PrevMatch);
-        assert!(s.flash.as_ref().unwrap().0.contains("no more matches"));
-    }
-
-    #[test]
-    fn enter_shows_the_event_and_c_opens_its_session() {
-        let mut s = timeline();
-        update(&mut s, Action::Down);
-        update(&mut s, Action::Enter);
-        let Some(Drill::Event(e)) = s.top() else {
-            panic!("no detail view")
-        };
-        assert_eq!(e.event.summary, "row 1");
-        assert_eq!(s.request().view, ViewRequest::Nothing);
-        update(&mut s, Action::Correlation);
-        assert_eq!(
-            s.top(),
-            Some(&Drill::Session {
-                corr: "sess-1".into()
-            })
-        );
-        let ViewRequest::Events {
-            filter,
-            order,
-            session,
-            ..
-        } = s.request().view
-        else {
-            panic!()
-        };
-        assert_eq!(filter.correlation_ids, ["sess-1"]);
-        assert_eq!(
-            (order, session.as_deref()),
-            (Order::OldestFirst, Some("sess-1"))
-        );
-        assert_eq!(s.session.as_deref(), Some("sess-1"));
-        update(&mut s, Action::Back);
-        update(&mut s, Action::Back);
-        assert_eq!((s.pane, s.stack.len()), (Pane::Timeline, 0));
-        // The Session pane keeps the last one.
-        update(&mut s, Action::GoPane(Pane::Session));
-        assert!(matches!(s.request().view, ViewRequest::Events { .. }));
-    }
-
-    #[test]
-    fn c_without_a_correlation_id_says_so() {
-        let mut s = state();
-        update(&mut s, Action::GoPane(Pane::Timeline));
-        load(&mut s, vec![ev(1, None)], 0);
-        update(&mut s, Action::Correlation);
-        assert!(s.stack.is_empty());
-        assert!(s.flash.as_ref().unwrap().0.contains("no correlation id"));
-    }
-
-    #[test]
-    fn pause_freezes_at_a_store_id_and_resumes() {
-        let mut s = timeline();
-        update(&mut s, Action::TogglePause);
-        assert_eq!(s.request().paused_upto, Some(5000));
-        update(&mut s, Action::TogglePause);
-        assert_eq!(s.request().paused_upto, None);
-    }
-
-    #[test]
-    fn y_copies_the_selected_row_sanitized() {
-        let mut s = state();
-        update(&mut s, Action::GoPane(Pane::Timeline));
-        let mut evil = ev(0, Some("c1"));
-        evil.event.summary = "x\x1b]52;c;AAAA\x07y".into();
-        load(&mut s, vec![evil], 0);
-        let Some(Command::Copy(t)) = update(&mut s, Action::Copy) else {
-            panic!()
-        };
-        assert!(t.contains("[c1]") && !t.contains('\x1b'), "{t:?}");
-    }
-
-    #[test]
-    fn commands_set_filters_jump_and_report_errors() {
-        let mut s = state();
-        let run = |s: &mut AppState, line: &str| {
-            update(s, Action::StartCommand);
-            for c in line.chars() {
-                update(s, Action::Input(InputKey::Char(c)));
-            }
-            update(s, Action::Submit)
-        };
-        run(&mut s, "since 2h");
-        assert_eq!(s.pane, Pane::Timeline);
-        assert_eq!(
-            s.filters.since,
-            Some(Timestamp::from_nanos(T0 - 7200 * 1_000_000_000))
-        );
-        run(&mut s, "source gerrit");
-        assert_eq!(s.filters.source.as_deref(), Some("gerrit"));
-        run(&mut s, "goto 2027-01-15T08:00:00Z");
-        assert!(matches!(s.timeline.anchor, Anchor::At(_)));
-        run(&mut s, "goto 14:02");
-        let Anchor::At(c) = s.timeline.anchor else {
-            panic!()
-        };
-        assert!(c.ts <= T0 && c.ts > T0 - 86_400 * 1_000_000_000);
-        run(&mut s, "frobnicate");
-        assert!(s.flash.as_ref().unwrap().0.contains("unknown command"));
-        run(&mut s, "since yesterdayish");
-        assert!(s.flash.as_ref().unwrap().0.starts_with(":since"));
-        run(&mut s, "theme light");
-        assert_eq!(s.theme, ThemeName::Light);
-        run(&mut s, "corr abc-123");
-        assert_eq!(s.session.as_deref(), Some("abc-123"));
-        assert_eq!(run(&mut s, "q"), Some(Command::Quit));
-    }
-
-    /// A night with two patterns (one NEW) over two pipelines.
-    pub(crate) fn ci_data() -> crate::tui::backend::CiData {
-        use crate::model::ci::NightCell;
-        use crate::store::ci::{
-            CiHistory, CiJobRow, CiNight, CiPatternRow, CiPipelineRow, CiStrip,
-        };
-        let pattern = |id: &str, name: &str, identity: &str, jobs: u32, new: bool| CiPatternRow {
-            id: id.into(),
-            kind: "rule".into(),
-            name: name.into(),
-            identity: identity.into(),
-            issue_url: (id == "aaaa00000001").then(|| "https://issues.example/42".into()),
-            jobs_last_night: jobs,
-            projects_last_night: if jobs > 0 {
-                vec!["web/app".into()]
-            } else {
-                vec![]
-            },
-            nights_14: if new { 1 } else { 9 },
-            nights_30: if new { 1 } else { 20 },
-            first_seen: if new {
-                "2026-11-25".into()
-            } else {
-                "2026-10-20".into()
-            },
-            last_seen: "2026-11-25".into(),
-            is_new: new,
-            projects: vec!["web/app".into()],
-            examples: vec![],
-        };
-        let job = |id: i64, name: &str, pattern: &str| CiJobRow {
-            id,
-            name: name.into(),
-            stage: Some("test".into()),
-            allow_failure: false,
-            failure_reason: Some("script_failure".into()),
-            web_url: Some(format!("https://gitlab.example/web/app/-/jobs/{id}")),
-            log_state: "fetched".into(),
-            pattern_id: Some(pattern.into()),
-            pattern_name: Some("test failure".into()),
-            pattern_identity: Some("test_login".into()),
-            pattern_new: pattern == "bbbb00000002",
-            issue_url: None,
-            section: Some("step_script".into()),
-            excerpt: Some("FAILED tests/test_login.py::test_login - \x1b[31mAssertionError".into()),
-            tail: Some("ERROR: Job failed: exit code 1".into()),
-            chain: None,
-        };
-        crate::tui::backend::CiData {
-            night: Some(CiNight {
-                night: "2026-11-25".into(),
-                pipelines: vec![CiPipelineRow {
-                    project: "web/app".into(),
-                    project_url: None,
-                    id: 901,
-                    status: "failed".into(),
-                    cell: NightCell::Failed,
-                    ref_name: Some("main".into()),
-                    web_url: None,
-                    created_at: 0,
-                    updated_at: 0,
-                    downstream_failed: false,
-                    jobs: vec![
-                        job(7001, "pytest", "aaaa00000001"),
-                        job(7002, "build", "bbbb00000002"),
-                    ],
-                }],
-                failed: 1,
-                warnings: 0,
-                passed: 3,
-                other: 0,
-                projects: 4,
-            }),
-            patterns: vec![
-                pattern("cccc00000003", "timeout", "job timed out", 0, false),
-                pattern(
-                    "aaaa00000001",
-                    "Python: test failed",
-                    "test_login",
-                    1,
-                    false,
-                ),
-                pattern("bbbb00000002", "Rust: compile error", "E0425", 1, true),
-            ],
-            history: CiHistory {
-                nights: vec!["2026-11-24".into(), "2026-11-25".into()],
-                projects: vec![CiStrip {
-                    project: "web/app".into(),
-                    cells: vec![NightCell::Passed, NightCell::Failed],
-                }],
-            },
-        }
-    }
-
-    #[test]
-    fn ci_patterns_new_first_then_jobs_then_a_job_and_its_url() {
-        let mut s = state();
-        update(&mut s, Action::GoPane(Pane::Ci));
-        assert_eq!(s.request().view, ViewRequest::Ci);
-        let request = s.request();
-        update(
-            &mut s,
-            Action::Loaded(Box::new(Loaded {
-                request,
-                status: StatusData::default(),
-                data: Some(ViewData::Ci(Box::new(ci_data()))),
-                error: None,
-                took: Duration::ZERO,
-            })),
-        );
-        let (list, i) = s.ci_patterns();
-        let ids: Vec<&str> = list.iter().map(|p| p.id.as_str()).collect();
-        // Last night's patterns first, the NEW one on top; the one not seen last night last.
-        assert_eq!(ids, ["bbbb00000002", "aaaa00000001", "cccc00000003"]);
-        assert_eq!(i, 0);
-        update(&mut s, Action::Down);
-        assert_eq!(s.ci_selected.as_deref(), Some("aaaa00000001"));
-        update(&mut s, Action::Enter);
-        assert_eq!(
-            s.top(),
-            Some(&Drill::CiJobs {
-                pattern: "aaaa00000001".into()
-            })
-        );
-        // The drill-downs read the pane's data: nothing new to load.
-        assert_eq!(s.request().view, ViewRequest::Ci);
-        assert_eq!(s.ci_jobs("aaaa00000001").len(), 1);
-        assert_eq!(
-            update(&mut s, Action::Copy),
-            Some(Command::Copy(
-                "https://gitlab.example/web/app/-/jobs/7001".into()
-            ))
-        );
-        update(&mut s, Action::Enter);
-        assert_eq!(
-            s.top(),
-            Some(&Drill::CiJob {
-                project: "web/app".into(),
-                job: 7001
-            })
-        );
-        assert_eq!(
-            update(&mut s, Action::Copy),
-            Some(Command::Copy(
-                "https://gitlab.example/web/app/-/jobs/7001".into()
-            ))
-        );
-        update(&mut s, Action::Back);
-        update(&mut s, Action::Back);
-        assert_eq!((s.pane, s.stack.len()), (Pane::Ci, 0));
-        // The text filter narrows the patterns.
-        s.filters.text = "e0425".into();
-        assert_eq!(s.ci_patterns().0.len(), 1);
-    }
-
-    #[test]
-    fn help_opens_and_any_key_closes_it() {
-        let mut s = state();
-        update(&mut s, Action::ShowHelp);
-        assert_eq!(s.mode, Mode::Help);
-        update(&mut s, Action::Down);
-        assert_eq!(s.mode, Mode::Normal);
-    }
-
-    #[test]
-    fn flash_messages_expire_with_ticks() {
-        let mut s = state();
-        update(&mut s, Action::AllSeverities);
-        assert!(s.flash.is_some());
-        for i in 0..FLASH_TICKS {
-            update(&mut s, Action::Tick(T0 + i as i64));
-        }
-        assert!(s.flash.is_none());
-    }
-
-    #[test]
-    fn resize_keeps_the_selection_on_screen() {
-        let mut s = timeline();
-        update(&mut s, Action::PageDown);
-        update(&mut s, Action::Resize(80, 10));
-        assert!(s.timeline.screen_row < s.list_rows());
-    }
-}
+#[path = "app_tests.rs"]
+pub(crate) mod tests;

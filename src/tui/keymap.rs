@@ -17,7 +17,7 @@ pub enum Mode {
     Normal,
     /// Typing into the `/` filter or the `:` command line.
     Input,
-    /// The `?` overlay: any key closes it (and Ctrl-C quits).
+    /// The `?` overlay: the move keys scroll it, Esc / q / ? close it (and Ctrl-C quits).
     Help,
 }
 
@@ -185,6 +185,22 @@ fn defaults() -> Vec<Row> {
             None,
         ),
         (
+            "scroll_left",
+            A::ScrollLeft,
+            &["left", "h"],
+            "scroll long rows left",
+            "Move",
+            None,
+        ),
+        (
+            "scroll_right",
+            A::ScrollRight,
+            &["right", "l"],
+            "scroll long rows right (the text a cut column hides)",
+            "Move",
+            None,
+        ),
+        (
             "enter",
             A::Enter,
             &["enter"],
@@ -196,7 +212,7 @@ fn defaults() -> Vec<Row> {
             "back",
             A::Back,
             &["esc"],
-            "back (and clears the filter)",
+            "back one level (at a pane: clears its filters)",
             "Views",
             Some("back"),
         ),
@@ -281,10 +297,18 @@ fn defaults() -> Vec<Row> {
             Some("filter"),
         ),
         (
+            "find",
+            A::StartFind,
+            &["f"],
+            "find: highlight matches in every column, hide nothing (n/N jump)",
+            "Filter",
+            Some("find"),
+        ),
+        (
             "next_match",
             A::NextMatch,
             &["n"],
-            "next match of the filter",
+            "next match of the find (else of the filter)",
             "Filter",
             None,
         ),
@@ -292,7 +316,7 @@ fn defaults() -> Vec<Row> {
             "prev_match",
             A::PrevMatch,
             &["N"],
-            "previous match of the filter",
+            "previous match of the find (else of the filter)",
             "Filter",
             None,
         ),
@@ -332,7 +356,7 @@ fn defaults() -> Vec<Row> {
             "command",
             A::StartCommand,
             &[":"],
-            ":since 2h  :until  :source X  :goto 14:02  :corr ID  :theme",
+            ":since 2h  :until  :source X  :goto 14:02  :corr ID  :w FILE  :theme",
             "Filter",
             None,
         ),
@@ -372,7 +396,7 @@ fn defaults() -> Vec<Row> {
             "quit",
             A::Quit,
             &["q"],
-            "quit (from a drill-down: back)",
+            "quit (from a top-level pane; in a drill-down Esc goes back)",
             "Other",
             Some("quit"),
         ),
@@ -456,11 +480,29 @@ impl Keymap {
             return Some(Action::ForceQuit);
         }
         match mode {
-            Mode::Normal => self
-                .normal
-                .get(&key)
-                .map(|&i| self.bindings[i].action.clone()),
-            Mode::Help => Some(Action::Back),
+            Mode::Normal => match self.normal.get(&key) {
+                Some(&i) => Some(self.bindings[i].action.clone()),
+                // An unbound capital letter sorts by the column it marks (k9s).
+                None => match key.code {
+                    KeyCode::Char(c) if c.is_ascii_uppercase() && !key.ctrl && !key.alt => {
+                        Some(Action::SortBy(c))
+                    }
+                    _ => None,
+                },
+            },
+            // Help scrolls with the move keys; Esc, q and ? close it; other keys do nothing.
+            Mode::Help => match self.normal.get(&key).map(|&i| &self.bindings[i].action) {
+                Some(
+                    a @ (Action::Up
+                    | Action::Down
+                    | Action::PageUp
+                    | Action::PageDown
+                    | Action::Top
+                    | Action::Bottom),
+                ) => Some(a.clone()),
+                Some(Action::Back | Action::Quit | Action::ShowHelp) => Some(Action::Back),
+                _ => None,
+            },
             Mode::Input => Some(match (key.code, key.ctrl || key.alt) {
                 (KeyCode::Enter, _) => Action::Submit,
                 (KeyCode::Esc, _) => Action::Back,
@@ -512,8 +554,39 @@ impl Keymap {
 
     /// Help lines by section: `(section, [(keys, help)])`, in table order.
     pub fn help(&self) -> Vec<(&'static str, Vec<(String, &'static str)>)> {
+        self.help_for(&[])
+    }
+
+    /// Help with the keys of `first` (action names: the current pane's) in a first section
+    /// "This pane", then every section in table order.
+    pub fn help_for(&self, first: &[&str]) -> Vec<(&'static str, Vec<(String, &'static str)>)> {
         let mut out: Vec<(&'static str, Vec<(String, &'static str)>)> = Vec::new();
+        let keys_of = |b: &Binding| {
+            b.keys
+                .iter()
+                .map(Key::to_string)
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let pane: Vec<(String, &'static str)> = first
+            .iter()
+            .filter_map(|n| self.bindings.iter().find(|b| b.name == *n))
+            .map(|b| (keys_of(b), b.help))
+            .collect();
+        if !pane.is_empty() {
+            out.push(("This pane", pane));
+        }
+        let mut sort_section = Some((
+            "Sort",
+            vec![(
+                "Shift+letter".to_string(),
+                "sort the table by the column whose letter is underlined (again: reverse)",
+            )],
+        ));
         for b in &self.bindings {
+            if b.section == "Other" {
+                out.extend(sort_section.take());
+            }
             let keys = b
                 .keys
                 .iter()

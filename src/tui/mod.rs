@@ -2,18 +2,24 @@
 //! actions through the keymap, the query worker's answers arrive as actions too, `update`
 //! applies them, and `view` draws the visible window at most 15 times a second.
 //!
-//! Where things live: `app` (state + pure `update`), `action`, `keymap` (the one key table),
-//! `backend` (the query worker), `view` (layout, status bar, help), `panes/` (one per pane),
-//! `theme`, `terminal` (raw mode, restore on quit, panic and signals).
+//! Where things live: `app` (state + pure `update`, routing keys to the pane on screen),
+//! `action`, `keymap` (the one key table), `command` (the `:` line), `filters` (filter and
+//! find), `sort` (sortable columns), `export` (`:w`), `worker` (the query worker), `view`
+//! (layout, status bar, help), `panes/` (one per pane: its accessors, keys and render),
+//! `theme`, `terminal` (raw mode, 16 colours, restore on quit, panic and signals).
 
 pub mod action;
 pub mod app;
-pub mod backend;
+pub mod command;
+pub mod export;
+pub mod filters;
 pub mod keymap;
 pub mod panes;
+pub mod sort;
 pub mod terminal;
 pub mod theme;
 pub mod view;
+pub mod worker;
 
 #[cfg(test)]
 mod render_tests;
@@ -32,9 +38,9 @@ use crate::model::Timestamp;
 use crate::sources::SourceSpec;
 use action::Action;
 use app::{update, AppState, Command};
-use backend::Backend;
 use keymap::Keymap;
 use theme::ThemeName;
+use worker::QueryWorker;
 
 /// The panes, switched with 1-6 and Tab.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,7 +129,7 @@ async fn run_async(opts: TuiOptions) -> Result<()> {
         _ => None,
     };
     let (tx, rx) = mpsc::channel(8);
-    let backend = match Backend::start(opts.db.clone(), tx) {
+    let worker = match QueryWorker::start(opts.db.clone(), tx) {
         Ok(b) => b,
         Err(e) => {
             cancel.cancel();
@@ -131,11 +137,14 @@ async fn run_async(opts: TuiOptions) -> Result<()> {
         }
     };
     let label = opts.label.unwrap_or_else(|| opts.db.display().to_string());
+    let ingesting = ingest.is_some();
     let result = {
         let mut term = terminal::Terminal::enter()?;
         let size = term.size();
-        let state = AppState::new(label, opts.theme, size, Timestamp::now());
-        let run = ui_loop(&mut term, state, &opts.keymap, backend, rx);
+        let mut state = AppState::new(label, opts.theme, size, Timestamp::now());
+        state.ingesting = ingesting;
+        state.set_keymap(&opts.keymap);
+        let run = ui_loop(&mut term, state, &opts.keymap, worker, rx);
         match opts.duration {
             Some(d) => tokio::time::timeout(d, run).await.unwrap_or(Ok(())),
             None => run.await,
@@ -162,15 +171,15 @@ async fn ui_loop(
     term: &mut terminal::Terminal,
     mut state: AppState,
     keymap: &Keymap,
-    mut backend: Backend,
-    mut rx: mpsc::Receiver<Box<backend::Loaded>>,
+    mut worker: QueryWorker,
+    mut rx: mpsc::Receiver<Box<worker::Loaded>>,
 ) -> Result<()> {
     let mut input = EventStream::new();
     let mut tick = tokio::time::interval(TICK);
     let mut frame = tokio::time::interval(FRAME);
     frame.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut signals = terminal::Signals::new()?;
-    backend.request(state.request());
+    worker.request(state.request());
     term.draw(&state, keymap)?;
     // Debug builds only: lets the PTY tests check that a panic restores the terminal.
     #[cfg(debug_assertions)]
@@ -212,15 +221,39 @@ async fn ui_loop(
         let input_action = actions
             .iter()
             .any(|a| !matches!(a, Action::Loaded(_) | Action::Tick(_)));
+        // A tick alone redraws only when what it moves is shown: the second (ages, the
+        // pause clock) or a message expiring.
+        let ticks_only = actions.iter().all(|a| matches!(a, Action::Tick(_)));
+        let (second_before, flash_before) =
+            (state.now.as_nanos() / 1_000_000_000, state.flash.is_some());
         for a in actions {
             match update(&mut state, a) {
                 Some(Command::Quit) => return Ok(()),
                 Some(Command::Copy(text)) => term.copy(&text),
                 Some(Command::Redraw) => term.clear()?,
+                Some(Command::Write(path, table)) => {
+                    // The one write the UI does; the result is said on the message line.
+                    let msg = match export::write(&path, &table) {
+                        Ok(()) => format!(
+                            "wrote {} {} to {}",
+                            table.rows.len(),
+                            table.what,
+                            path.display()
+                        ),
+                        Err(e) => format!(":w failed: {e:#}"),
+                    };
+                    update(&mut state, Action::Notice(msg));
+                }
                 None => {}
             }
         }
-        backend.request(state.request());
+        worker.request(state.request());
+        let moved = state.now.as_nanos() / 1_000_000_000 != second_before
+            || state.flash.is_some()
+            || flash_before;
+        if ticks_only && !moved {
+            continue;
+        }
         if input_action {
             // Keys answer at once, not at the next frame tick.
             term.draw(&state, keymap)?;

@@ -12,10 +12,10 @@ use ratatui::Terminal;
 
 use super::action::Action;
 use super::app::{update, AppState, Drill};
-use super::backend::{load_view, Loaded, StatusData, ViewData};
 use super::keymap::Keymap;
 use super::theme::ThemeName;
 use super::view::view;
+use super::worker::{load_view, Loaded, StatusData, ViewData};
 use super::Pane;
 use crate::model::relay::TargetState;
 use crate::model::Timestamp;
@@ -225,6 +225,32 @@ fn screens() -> Vec<(&'static str, AppState)> {
     assert!(matches!(s.top(), Some(Drill::Refs { .. })));
     load(&mut s, &r);
     list.push(("refs", s));
+    // A relay's events: a drill-down with its breadcrumb.
+    let mut s = base(ThemeName::Dark);
+    update(&mut s, Action::GoPane(Pane::Relays));
+    load(&mut s, &r);
+    update(&mut s, Action::Enter);
+    assert!(matches!(s.top(), Some(Drill::RelayEvents { .. })));
+    load(&mut s, &r);
+    list.push(("relay_events", s));
+    // A filter that finds nothing says which.
+    let mut s = base(ThemeName::Dark);
+    update(&mut s, Action::GoPane(Pane::Timeline));
+    s.filters.text = "no event says this".into();
+    load(&mut s, &r);
+    list.push(("timeline_nothing", s));
+    // Help over the Timeline: the pane's keys first.
+    let mut s = base(ThemeName::Dark);
+    update(&mut s, Action::GoPane(Pane::Timeline));
+    load(&mut s, &r);
+    update(&mut s, Action::ShowHelp);
+    list.push(("help", s));
+    // A store nobody writes: STALE with the newest event's age.
+    let mut s = base(ThemeName::Dark);
+    load(&mut s, &r);
+    s.status.unchanged_for = std::time::Duration::from_secs(60);
+    s.status.newest = Some(Timestamp::from_nanos(NOW - 3 * 3_600_000_000_000));
+    list.push(("overview_stale", s));
     list
 }
 

@@ -26,6 +26,9 @@ use super::theme::Theme;
 use super::Pane;
 use crate::sanitize::one_line;
 
+/// A source's last batch older than this (seconds) is shown on the sources line.
+const SOURCE_LAG_SHOWN: i64 = 60;
+
 /// Below this the layout cannot work: a message says so instead.
 pub const MIN_WIDTH: u16 = 60;
 pub const MIN_HEIGHT: u16 = 15;
@@ -38,7 +41,13 @@ pub fn view(frame: &mut Frame, state: &AppState, keymap: &Keymap) {
             "terminal too small: {}×{}, need {MIN_WIDTH}×{MIN_HEIGHT}",
             area.width, area.height
         );
-        frame.render_widget(Paragraph::new(msg).style(theme.warn), area);
+        // Wrapped, so it is whole on the smallest screen too.
+        frame.render_widget(
+            Paragraph::new(msg)
+                .style(theme.warn)
+                .wrap(ratatui::widgets::Wrap { trim: true }),
+            area,
+        );
         return;
     }
     let [tabs, body, line, status] = Layout::vertical([
@@ -61,6 +70,9 @@ pub fn view(frame: &mut Frame, state: &AppState, keymap: &Keymap) {
             panes::timeline::render_history(frame, body, state, &theme, remote, project, ref_name)
         }
         Some(Drill::Event(e)) => panes::detail::render(frame, body, state, &theme, e),
+        Some(Drill::RelayEvents { target, relay }) => {
+            panes::timeline::render_relay(frame, body, state, &theme, target, relay)
+        }
         Some(Drill::CiJobs { pattern }) => {
             panes::ci::render_jobs(frame, body, state, &theme, pattern)
         }
@@ -84,7 +96,7 @@ pub fn view(frame: &mut Frame, state: &AppState, keymap: &Keymap) {
     render_line(frame, line, state, &theme);
     render_status(frame, status, state, &theme, keymap);
     if state.mode == Mode::Help {
-        render_help(frame, area, &theme, keymap);
+        render_help(frame, area, state, &theme, keymap);
     }
 }
 
@@ -118,11 +130,18 @@ fn render_tabs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
                 theme.warn,
             )
         }
-        None => Span::styled(" LIVE ", theme.ok),
+        // The age is on the status bar; here the word, so the tabs keep their room.
+        None => match state.stale() {
+            Some(age) if area.width >= 100 => {
+                Span::styled(format!(" {} ", stale_text(age)), theme.warn)
+            }
+            Some(_) => Span::styled(" STALE ", theme.warn),
+            None => Span::styled(" LIVE ", theme.ok),
+        },
     };
     let [l, r] = Layout::horizontal([Constraint::Min(10), Constraint::Length(mode.width() as u16)])
         .areas(area);
-    frame.render_widget(Paragraph::new(left), l);
+    frame.render_widget(Paragraph::new(fit_spans(left.spans, l.width as usize)), l);
     frame.render_widget(Paragraph::new(Line::from(mode)), r);
 }
 
@@ -131,9 +150,10 @@ fn render_line(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     if state.mode == Mode::Input {
         let prompt = match state.field {
             Field::Filter => "/",
+            Field::Find => "find: ",
             Field::Command => ":",
         };
-        let width = area.width.saturating_sub(2) as usize;
+        let width = area.width.saturating_sub(prompt.len() as u16 + 1) as usize;
         let scroll = state.input.visual_scroll(width);
         let value = one_line(state.input.value()).into_owned();
         let shown: String = value.chars().skip(scroll).collect();
@@ -144,20 +164,24 @@ fn render_line(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
             ])),
             area,
         );
-        let x = state.input.visual_cursor().saturating_sub(scroll) as u16 + 1;
+        let x = state.input.visual_cursor().saturating_sub(scroll) as u16 + prompt.len() as u16;
         frame.set_cursor_position((area.x + x.min(area.width.saturating_sub(1)), area.y));
         return;
     }
     if let Some((msg, _)) = &state.flash {
         frame.render_widget(
-            Paragraph::new(one_line(msg).into_owned()).style(theme.warn),
+            Paragraph::new(panes::ellipsize(&one_line(msg), area.width as usize)).style(theme.warn),
             area,
         );
         return;
     }
     if let Some(e) = &state.query_error {
         frame.render_widget(
-            Paragraph::new(format!("query failed: {}", one_line(e))).style(theme.bad),
+            Paragraph::new(panes::ellipsize(
+                &format!("query failed: {}", one_line(e)),
+                area.width as usize,
+            ))
+            .style(theme.bad),
             area,
         );
         return;
@@ -183,8 +207,42 @@ fn render_line(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         if !matches!(st, "ok" | "done") && !s.message.is_empty() {
             spans.push(Span::styled(format!(" ({})", one_line(&s.message)), style));
         }
+        // Its lag: a source that is meant to be delivering but has not committed lately.
+        if st != "done" {
+            if let Some(last) = s.last_batch {
+                let lag = state.now.as_nanos() / 1_000_000_000 - last;
+                if lag >= SOURCE_LAG_SHOWN {
+                    spans.push(Span::styled(
+                        format!(" last batch {} ago", panes::age(lag)),
+                        theme.dim,
+                    ));
+                }
+            }
+        }
     }
-    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    frame.render_widget(Paragraph::new(fit_spans(spans, area.width as usize)), area);
+}
+
+/// Spans cut to `width` columns, an ellipsis where the cut is.
+pub fn fit_spans(spans: Vec<Span<'_>>, width: usize) -> Line<'_> {
+    let total: usize = spans.iter().map(|s| s.width()).sum();
+    if total <= width {
+        return Line::from(spans);
+    }
+    let mut out = Vec::new();
+    let mut used = 0;
+    for s in spans {
+        let w = s.width();
+        if used + w < width {
+            used += w;
+            out.push(s);
+        } else {
+            let cut = panes::ellipsize(&s.content, width - used);
+            out.push(Span::styled(cut, s.style));
+            break;
+        }
+    }
+    Line::from(out)
 }
 
 /// `gerrit-events:/var/log/x/stream.jsonl` → `gerrit-events:stream.jsonl`.
@@ -204,21 +262,31 @@ fn short_source(key: &str) -> String {
 
 fn render_status(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, keymap: &Keymap) {
     let st = &state.status;
+    // What decides first (the state, the filters in force), the store's name last: what does
+    // not fit is cut with an ellipsis from the end.
     let mut text = format!(
-        " {} · {} rows · {:.0} ev/s · {}",
-        one_line(&state.store_path),
-        group_thousands(st.rows),
-        st.events_per_sec,
+        " {}",
         if state.paused.is_some() {
-            "PAUSED"
+            "PAUSED".to_string()
+        } else if let Some(age) = state.stale() {
+            stale_text(age)
         } else {
-            "LIVE"
+            "LIVE".to_string()
         },
     );
     let filters = state.filters.describe();
     if !filters.is_empty() {
         text.push_str(&format!(" · filter: {}", one_line(&filters)));
     }
+    if !state.find.is_empty() {
+        text.push_str(&format!(" · find: \"{}\"", one_line(&state.find)));
+    }
+    text.push_str(&format!(
+        " · {} rows · {:.0} ev/s · {}",
+        group_thousands(st.rows),
+        st.events_per_sec,
+        one_line(&state.store_path),
+    ));
     // The state first; key hints take what room is left, whole hints only.
     let room = (area.width as usize).saturating_sub(text.chars().count() + 2);
     let mut hints = String::new();
@@ -234,8 +302,18 @@ fn render_status(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme,
         Constraint::Length(hints.chars().count() as u16 + 1),
     ])
     .areas(area);
+    let text = panes::ellipsize(&text, l.width as usize);
     frame.render_widget(Paragraph::new(text).style(theme.status), l);
     frame.render_widget(Paragraph::new(format!("{hints} ")).style(theme.status), r);
+}
+
+/// `STALE · newest 3h ago`: nothing ingests and the store is unchanged.
+pub fn stale_text(age: i64) -> String {
+    if age < 0 {
+        "STALE · empty store".to_string()
+    } else {
+        format!("STALE · newest {} ago", panes::age(age))
+    }
 }
 
 pub fn group_thousands(n: u64) -> String {
@@ -250,10 +328,11 @@ pub fn group_thousands(n: u64) -> String {
     out
 }
 
-/// The `?` overlay, generated from the keymap table.
-fn render_help(frame: &mut Frame, area: Rect, theme: &Theme, keymap: &Keymap) {
+/// The `?` overlay, generated from the keymap table: the current pane's keys first, then
+/// every key; it scrolls (the move keys) when it is taller than the screen.
+fn render_help(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, keymap: &Keymap) {
     let mut lines: Vec<Line> = Vec::new();
-    for (section, entries) in keymap.help() {
+    for (section, entries) in keymap.help_for(state.pane_actions()) {
         lines.push(Line::styled(section, theme.header));
         for (keys, help) in entries {
             lines.push(Line::from(vec![
@@ -262,42 +341,33 @@ fn render_help(frame: &mut Frame, area: Rect, theme: &Theme, keymap: &Keymap) {
             ]));
         }
     }
-    lines.push(Line::styled("any key closes this help", theme.dim));
-    let two_columns = lines.len() as u16 + 2 > area.height && area.width >= 82;
-    let needed = if two_columns {
-        lines.len().div_ceil(2)
-    } else {
-        lines.len()
-    };
-    let h = (needed as u16 + 2).min(area.height);
-    let w = if two_columns {
-        140.min(area.width)
-    } else {
-        90.min(area.width)
-    };
-    // Two columns when the screen is short.
+    let h = (lines.len() as u16 + 2).min(area.height);
+    let w = 90.min(area.width);
     let popup = Rect {
         x: area.x + (area.width - w) / 2,
         y: area.y + (area.height - h) / 2,
         width: w,
         height: h,
     };
+    let inner_h = h.saturating_sub(2);
+    let max_scroll = (lines.len() as u16).saturating_sub(inner_h);
+    let scroll = state.help_scroll.min(max_scroll);
+    let title = format!(
+        " keys {}-{} of {} · {}/{} scroll · {} closes ",
+        scroll + 1,
+        (scroll + inner_h).min(lines.len() as u16),
+        lines.len(),
+        state.key("down"),
+        state.key("up"),
+        state.key("back"),
+    );
     frame.render_widget(Clear, popup);
     let block = ratatui::widgets::Block::bordered()
-        .title(" keys ")
+        .title(panes::ellipsize(&title, w.saturating_sub(2) as usize))
         .border_style(theme.border);
     let inner = block.inner(popup);
     frame.render_widget(block, popup);
-    if two_columns {
-        let half = lines.len().div_ceil(2);
-        let right = lines.split_off(half);
-        let [a, b] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
-            .areas(inner);
-        frame.render_widget(Paragraph::new(lines), a);
-        frame.render_widget(Paragraph::new(right), b);
-    } else {
-        frame.render_widget(Paragraph::new(lines), inner);
-    }
+    frame.render_widget(Paragraph::new(lines).scroll((scroll, 0)), inner);
 }
 
 /// A title line for a pane: the breadcrumb, and a right-aligned note when there is room.
@@ -306,6 +376,7 @@ pub fn title_line(frame: &mut Frame, area: Rect, theme: &Theme, title: &str, not
     let note = one_line(note).into_owned();
     let (tw, nw) = (title.chars().count(), note.chars().count());
     if tw + nw + 2 > area.width as usize {
+        let title = panes::ellipsize(&title, area.width as usize);
         frame.render_widget(Paragraph::new(title).style(theme.title), area);
         return;
     }
@@ -317,8 +388,17 @@ pub fn title_line(frame: &mut Frame, area: Rect, theme: &Theme, title: &str, not
 
 /// A plain centred-ish message in a pane (empty states and hints).
 pub fn message(frame: &mut Frame, area: Rect, style: Style, text: &str) {
+    if area.height == 1 {
+        // One line: cut with an ellipsis, never silently.
+        let text = panes::ellipsize(&one_line(text), area.width as usize);
+        frame.render_widget(Paragraph::new(text).style(style), area);
+        return;
+    }
+    // Wrapped over the lines the area has, so the whole message is there.
     frame.render_widget(
-        Paragraph::new(one_line(text).into_owned()).style(style),
+        Paragraph::new(one_line(text).into_owned())
+            .style(style)
+            .wrap(ratatui::widgets::Wrap { trim: true }),
         area,
     );
 }

@@ -11,15 +11,15 @@ use ratatui::Frame;
 use crate::model::ci::NightCell;
 use crate::sanitize::{multi_line, one_line};
 use crate::store::ci::{CiJobRow, CiPipelineRow};
-use crate::tui::app::AppState;
-use crate::tui::backend::CiData;
+use crate::tui::app::{AppState, Drill};
 use crate::tui::theme::Theme;
-use crate::tui::view::{message, scrolled_text, title_line};
+use crate::tui::view::{message, title_line};
+use crate::tui::worker::CiData;
 
 /// The CI pane's data, or a message when there is none.
 fn data(state: &AppState) -> Option<&CiData> {
     match state.data() {
-        Some(crate::tui::backend::ViewData::Ci(d)) => Some(d),
+        Some(crate::tui::worker::ViewData::Ci(d)) => Some(d),
         _ => None,
     }
 }
@@ -54,7 +54,13 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
             night.night, night.failed, night.warnings, night.passed
         )
     };
-    title_line(frame, title, theme, &text, "Enter: jobs · y: copy");
+    title_line(
+        frame,
+        title,
+        theme,
+        &text,
+        &state.hint_for(&["enter", "copy"]),
+    );
     let strips = (d.history.projects.len() as u16).min((body.height / 3).max(4));
     let warned: Vec<&CiPipelineRow> = night
         .pipelines
@@ -94,7 +100,10 @@ fn render_patterns(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
                 frame,
                 area,
                 theme.dim,
-                "no pattern matches the filter (Esc clears it)",
+                &format!(
+                    "no pattern matches the filter ({} clears it)",
+                    state.key("back")
+                ),
             );
         }
         return;
@@ -148,13 +157,14 @@ fn render_patterns(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
             Constraint::Length(0)
         },
     ];
-    super::table(
+    super::table_with_header(
         frame,
         area,
-        theme,
-        &[
-            "", "PATTERN", "ERROR", "JOBS", "PROJ", "14N", "30N", "FIRST", "ISSUE",
-        ],
+        crate::tui::sort::header(
+            crate::tui::sort::CI_PATTERNS,
+            state.sort_of(crate::tui::Pane::Ci),
+            theme,
+        ),
         &widths,
         rows,
     );
@@ -233,7 +243,7 @@ pub fn render_jobs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
         title,
         theme,
         &format!("CI › {name}: {} failed jobs", jobs.len()),
-        "Enter: log excerpt · y: job URL · Esc: back",
+        &state.hint_for(&["enter", "copy", "back"]),
     );
     if jobs.is_empty() {
         message(
@@ -338,7 +348,7 @@ pub fn render_job(
         title,
         theme,
         &format!("CI › {} #{} › {}", p.project, p.id, j.name),
-        "y: copy the job URL · j/k scroll · Esc: back",
+        &state.hint_for(&["copy", "down", "back"]),
     );
     let mut lines: Vec<Line> = Vec::new();
     let field = |k: &str, v: String| {
@@ -371,13 +381,201 @@ pub fn render_job(
     ));
     lines.push(field("section", j.section.clone().unwrap_or_default()));
     lines.push(field("log", j.log_state.clone()));
+    // The fields stay; the log below opens at its end, where the job failed, and scrolls
+    // back from there (detail_scroll counts lines up from the end).
+    let mut log: Vec<Line> = Vec::new();
     for (heading, text) in [("excerpt", &j.excerpt), ("log tail", &j.tail)] {
         if let Some(t) = text {
-            lines.push(Line::styled(heading.to_string(), theme.header));
+            log.push(Line::styled(heading.to_string(), theme.header));
             for l in multi_line(t).lines() {
-                lines.push(Line::styled(format!("  {l}"), theme.text));
+                log.push(Line::styled(format!("  {l}"), theme.text));
             }
         }
     }
-    scrolled_text(frame, body, lines, state.detail_scroll);
+    let head = (lines.len() as u16).min(body.height / 2);
+    let width = body.width as usize;
+    let log: Vec<Line> = log
+        .into_iter()
+        .map(|l| {
+            let text: String = l.spans.iter().map(|s| s.content.as_ref()).collect();
+            Line::styled(super::ellipsize(&text, width), l.style)
+        })
+        .collect();
+    let [fields, log_area] =
+        Layout::vertical([Constraint::Length(head), Constraint::Min(1)]).areas(body);
+    frame.render_widget(Paragraph::new(lines), fields);
+    // Unwrapped, so a line is a line (the scroll counts them); long lines are cut.
+    let max = (log.len() as u16).saturating_sub(log_area.height);
+    let from_top = max.saturating_sub(state.detail_scroll.min(max));
+    frame.render_widget(Paragraph::new(log).scroll((from_top, 0)), log_area);
+}
+
+/// What the pane shows, from the state (its part of `AppState`).
+impl AppState {
+    /// The CI patterns as shown (those that hit the night first, text filter applied) and the
+    /// selected index.
+    pub fn ci_patterns(&self) -> (Vec<&crate::store::ci::CiPatternRow>, usize) {
+        let Some(crate::tui::worker::ViewData::Ci(d)) =
+            self.cache_of(&crate::tui::worker::ViewRequest::Ci)
+        else {
+            return (Vec::new(), 0);
+        };
+        let mut list: Vec<&crate::store::ci::CiPatternRow> = d
+            .patterns
+            .iter()
+            .filter(|p| {
+                self.filters.matches_text(&format!(
+                    "{} {} {}",
+                    p.name,
+                    p.identity,
+                    p.projects.join(" ")
+                ))
+            })
+            .collect();
+        // Last night's first, NEW ones on top (prevalence order is kept inside each part).
+        list.sort_by_key(|p| (p.jobs_last_night == 0, !p.is_new));
+        if let Some(s) = self.sort_of(crate::tui::Pane::Ci) {
+            crate::tui::sort::ci_patterns(&mut list, s);
+        }
+        let i = self
+            .ci_selected
+            .as_ref()
+            .and_then(|s| list.iter().position(|p| p.id == *s))
+            .unwrap_or(0);
+        (list, i)
+    }
+    /// Every job of the night shown, with its pipeline.
+    pub fn ci_jobs_all(
+        &self,
+    ) -> Vec<(
+        &crate::store::ci::CiPipelineRow,
+        &crate::store::ci::CiJobRow,
+    )> {
+        match self.cache_of(&crate::tui::worker::ViewRequest::Ci) {
+            Some(crate::tui::worker::ViewData::Ci(d)) => d
+                .night
+                .iter()
+                .flat_map(|n| n.pipelines.iter())
+                .flat_map(|p| p.jobs.iter().map(move |j| (p, j)))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+    /// How many lines a job's log view holds (excerpt and tail, with their headings).
+    pub fn ci_log_lines(&self, project: &str, job: i64) -> usize {
+        self.ci_jobs_all()
+            .into_iter()
+            .find(|(p, j)| p.project == project && j.id == job)
+            .map_or(0, |(_, j)| {
+                [&j.excerpt, &j.tail]
+                    .into_iter()
+                    .flatten()
+                    .map(|t| t.lines().count() + 1)
+                    .sum()
+            })
+    }
+    /// The failed jobs of a pattern on the night shown, with their pipelines.
+    pub fn ci_jobs(
+        &self,
+        pattern: &str,
+    ) -> Vec<(
+        &crate::store::ci::CiPipelineRow,
+        &crate::store::ci::CiJobRow,
+    )> {
+        let Some(crate::tui::worker::ViewData::Ci(d)) =
+            self.cache_of(&crate::tui::worker::ViewRequest::Ci)
+        else {
+            return Vec::new();
+        };
+        let Some(night) = &d.night else {
+            return Vec::new();
+        };
+        night
+            .pipelines
+            .iter()
+            .flat_map(|p| p.jobs.iter().map(move |j| (p, j)))
+            .filter(|(_, j)| j.pattern_id.as_deref() == Some(pattern))
+            .collect()
+    }
+}
+
+/// The CI pane's keys: its patterns, a pattern's jobs, a job's log.
+pub(crate) fn enter(state: &mut AppState) {
+    match state.top().cloned() {
+        Some(Drill::CiJobs { pattern }) => {
+            let jobs = state.ci_jobs(&pattern);
+            if let Some((p, j)) = jobs.get(state.ci_job_selected.min(jobs.len().saturating_sub(1)))
+            {
+                let d = Drill::CiJob {
+                    project: p.project.clone(),
+                    job: j.id,
+                };
+                state.detail_scroll = 0;
+                state.stack.push(d);
+            }
+        }
+        Some(_) => {}
+        None => {
+            let (list, i) = state.ci_patterns();
+            if let Some(p) = list.get(i) {
+                let pattern = p.id.clone();
+                state.ci_selected = Some(pattern.clone());
+                state.ci_job_selected = 0;
+                state.stack.push(Drill::CiJobs { pattern });
+            }
+        }
+    }
+}
+
+pub(crate) fn move_by(state: &mut AppState, delta: i64) {
+    match state.top().cloned() {
+        Some(Drill::CiJobs { pattern }) => {
+            let n = state.ci_jobs(&pattern).len();
+            state.ci_job_selected = (state.ci_job_selected as i64 + delta)
+                .clamp(0, n.saturating_sub(1) as i64) as usize;
+        }
+        Some(Drill::CiJob { project, job }) => {
+            // A job's log is scrolled from its end (where the job failed): up goes back.
+            let n = state.ci_log_lines(&project, job) as i64;
+            state.detail_scroll = (state.detail_scroll as i64 - delta).clamp(0, n) as u16;
+        }
+        Some(_) => {}
+        None => {
+            let (list, i) = state.ci_patterns();
+            let j = (i as i64 + delta).clamp(0, list.len().saturating_sub(1) as i64) as usize;
+            state.ci_selected = list.get(j).map(|p| p.id.clone());
+        }
+    }
+}
+
+pub(crate) fn move_to_end(state: &mut AppState, end: bool) {
+    match state.top().cloned() {
+        Some(Drill::CiJob { project, job }) => {
+            let n = state.ci_log_lines(&project, job) as u16;
+            state.detail_scroll = if end { 0 } else { n }
+        }
+        _ => move_by(state, if end { i64::MAX / 4 } else { -(i64::MAX / 4) }),
+    }
+}
+
+/// `y`: a pattern's id and name; a job's URL.
+pub(crate) fn copy(state: &AppState) -> Option<String> {
+    match state.top() {
+        Some(Drill::CiJobs { pattern }) => {
+            let jobs = state.ci_jobs(pattern);
+            jobs.get(state.ci_job_selected.min(jobs.len().saturating_sub(1)))
+                .and_then(|(_, j)| j.web_url.clone())
+        }
+        Some(Drill::CiJob { project, job }) => state
+            .ci_jobs_all()
+            .into_iter()
+            .find(|(p, j)| p.project == *project && j.id == *job)
+            .and_then(|(_, j)| j.web_url.clone()),
+        Some(_) => None,
+        None => {
+            let (list, i) = state.ci_patterns();
+            list.get(i)
+                .map(|p| format!("{} {} {}", p.id, p.name, p.identity))
+        }
+    }
 }

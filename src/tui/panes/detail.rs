@@ -17,7 +17,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, e:
         title,
         theme,
         &format!("Event {}", e.id),
-        "j/k scroll · c: its correlation id · y: copy · Esc: back",
+        &state.hint_for(&["down", "correlation", "copy", "back"]),
     );
     let ev = &e.event;
     let mut lines: Vec<Line> = Vec::new();

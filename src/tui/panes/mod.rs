@@ -3,6 +3,7 @@
 pub mod ci;
 pub mod detail;
 pub mod overview;
+pub mod problems;
 pub mod relays;
 pub mod replication;
 pub mod session;
@@ -16,13 +17,16 @@ use ratatui::Frame;
 use crate::model::Timestamp;
 use crate::tui::theme::Theme;
 
-/// A timestamp as the panes show it: local time, with the date when the screen is wide.
-pub fn clock(ts: Timestamp, wide: bool) -> String {
-    let dt = Local.timestamp_nanos(ts.as_nanos());
-    if wide {
-        dt.format("%m-%d %H:%M:%S%.3f").to_string()
+/// The TIME column's width for these rows: 8 when all are from today, 14 with the date.
+pub fn time_width<'a>(rows: impl IntoIterator<Item = &'a Timestamp>, now: Timestamp) -> usize {
+    let today = Local.timestamp_nanos(now.as_nanos()).date_naive();
+    if rows
+        .into_iter()
+        .all(|t| Local.timestamp_nanos(t.as_nanos()).date_naive() == today)
+    {
+        8
     } else {
-        dt.format("%H:%M:%S").to_string()
+        14
     }
 }
 
@@ -58,7 +62,98 @@ pub fn table<'a>(
     );
 }
 
+/// A list with its header row given (a sortable table's, from `sort::header`).
+pub fn table_with_header<'a>(
+    frame: &mut Frame,
+    area: Rect,
+    header: Row<'a>,
+    widths: &[Constraint],
+    rows: impl IntoIterator<Item = Row<'a>>,
+) {
+    frame.render_widget(
+        Table::new(rows, widths.iter().copied())
+            .header(header)
+            .column_spacing(1),
+        area,
+    );
+}
+
 /// The first row to draw so that the selected one is on a screen of `height` rows.
 pub fn first_row(selected: usize, height: usize) -> usize {
     selected.saturating_sub(height.saturating_sub(1))
+}
+
+/// The display width of `s` (what the terminal takes for it).
+pub fn width_of(s: &str) -> usize {
+    ratatui::text::Span::raw(s).width()
+}
+
+/// `s` shifted left by the horizontal scroll (`…` marks the hidden start), then cut to
+/// `width` with an ellipsis.
+pub fn shifted(s: &str, hscroll: u16, width: usize) -> String {
+    if hscroll == 0 {
+        return ellipsize(s, width);
+    }
+    let rest: String = s.chars().skip(hscroll as usize).collect();
+    if rest.is_empty() {
+        return if s.is_empty() {
+            String::new()
+        } else {
+            "…".into()
+        };
+    }
+    ellipsize(&format!("…{rest}"), width)
+}
+
+/// `s` cut to `width` columns with an ellipsis where it was cut (never silently).
+pub fn ellipsize(s: &str, width: usize) -> String {
+    if width_of(s) <= width {
+        return s.to_string();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let mut out = String::new();
+    let mut w = 0;
+    for c in s.chars() {
+        let cw = width_of(c.encode_utf8(&mut [0; 4]));
+        if w + cw + 1 > width {
+            break;
+        }
+        out.push(c);
+        w += cw;
+    }
+    out.push('…');
+    out
+}
+
+/// A time as a list shows it: the clock for today, the date too for any other day (local
+/// time), so rows of three days never look mis-ordered. At most 14 columns.
+pub fn when(ts: Timestamp, now: Timestamp) -> String {
+    let dt = Local.timestamp_nanos(ts.as_nanos());
+    let today = Local.timestamp_nanos(now.as_nanos()).date_naive();
+    if dt.date_naive() == today {
+        dt.format("%H:%M:%S").to_string()
+    } else {
+        dt.format("%m-%d %H:%M:%S").to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ellipsize_marks_every_cut() {
+        assert_eq!(
+            super::ellipsize("ws://relay.slow.example:7777", 26),
+            "ws://relay.slow.example:7…"
+        );
+        assert_eq!(super::ellipsize("short", 26), "short");
+        assert_eq!(super::ellipsize("abc", 1), "…");
+        assert_eq!(super::ellipsize("日本語テキスト", 7), "日本語…");
+        // Scrolled right: the hidden start is marked too, and the end shows.
+        let s = "ws://relay.slow.example:7777";
+        assert_eq!(super::shifted(s, 0, 10), "ws://rela…");
+        assert_eq!(super::shifted(s, 16, 14), "…example:7777");
+        assert_eq!(super::shifted(s, 100, 10), "…");
+    }
 }

@@ -6,228 +6,143 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table};
 use ratatui::Frame;
 
-use super::{age, clock};
-use crate::model::relay::{Display, Health};
+pub use super::problems::{compact_remote, short_error, short_id, state_lines, Open, StateLine};
+use super::{ellipsize, width_of};
 use crate::model::Severity;
 use crate::sanitize::one_line;
 use crate::tui::app::AppState;
-use crate::tui::backend::{OverviewData, ViewData};
 use crate::tui::theme::{severity_label, Theme};
 use crate::tui::view::{message, title_line};
+use crate::tui::worker::OverviewData;
+
+/// What the pane shows, from the state (its part of `AppState`).
+impl AppState {
+    /// The Overview's state lines (what is broken, by name), as drawn.
+    pub fn overview_lines(&self) -> Vec<crate::tui::panes::overview::StateLine> {
+        match self.data() {
+            Some(crate::tui::worker::ViewData::Overview(o))
+                if self.top().is_none() || self.pane == crate::tui::Pane::Overview =>
+            {
+                crate::tui::panes::overview::state_lines(o, self.now.as_nanos() / 1_000_000_000)
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Whether everything the store knows of is well (and there is something it knows of).
+pub fn all_ok(lines: &[StateLine]) -> bool {
+    !lines.is_empty() && lines.iter().all(|l| !l.is_problem())
+}
 
 pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
-    let Some(ViewData::Overview(o)) = state.data() else {
+    let Some(crate::tui::worker::ViewData::Overview(o)) = state.data() else {
         title_line(frame, area, theme, "Overview", "");
         let [_, rest] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
         message(frame, rest, theme.dim, "loading…");
         return;
     };
+    let now = state.now.as_nanos() / 1_000_000_000;
+    let lines = state_lines(o, now);
+    let shown = lines.len().clamp(1, MAX_STATE_LINES);
+    let rest = area.height.saturating_sub(1 + shown as u16);
+    let rates_h = if rest >= 9 { 5 } else { 0 };
     let [title, systems, rates, errors] = Layout::vertical([
         Constraint::Length(1),
-        Constraint::Length(4 + u16::from(o.ci.is_some())),
-        Constraint::Length(5),
-        Constraint::Min(2),
+        Constraint::Length(shown as u16),
+        Constraint::Length(rates_h),
+        Constraint::Min(0),
     ])
     .areas(area);
+    let problems = lines.iter().filter(|l| l.is_problem()).count();
+    let stale = state.stale();
+    let headline = if lines.is_empty() {
+        "Overview: no data yet".to_string()
+    } else if problems > 0 {
+        format!(
+            "Overview: {problems} problem{}, worst first",
+            if problems == 1 { "" } else { "s" }
+        )
+    } else if stale.is_some() {
+        "Overview: no problems in the stored data (STALE)".to_string()
+    } else {
+        "Overview: All OK".to_string()
+    };
     title_line(
         frame,
         title,
         theme,
-        "Overview",
-        "Enter: event · c: its session · 2/3/4: details",
+        &headline,
+        &state.hint_for(&["enter", "correlation"]),
     );
-    frame.render_widget(Paragraph::new(system_lines(o, state, theme)), systems);
-    render_rates(frame, rates, o, theme);
-    render_errors(frame, errors, state, o, theme);
+    render_state_lines(frame, systems, state, &lines, theme);
+    if rates_h > 0 {
+        render_rates(frame, rates, o, theme);
+    }
+    render_errors(frame, errors, state, o, lines.len(), theme);
 }
 
-fn system_lines<'a>(o: &'a OverviewData, state: &AppState, theme: &Theme) -> Vec<Line<'a>> {
-    let now = state.now.as_nanos() / 1_000_000_000;
-    let label = |s: &'static str| Span::styled(format!("{s:<12}"), theme.key);
-    let mut lines = Vec::new();
+/// The state list shows at most this many lines (the rest is in the panes).
+pub const MAX_STATE_LINES: usize = 9;
 
-    // Gerrit.
-    let failed: Vec<_> = o.remotes.iter().filter(|r| r.is_failed()).collect();
-    let mut g = vec![label("Gerrit")];
-    if o.remotes.is_empty() {
-        g.push(Span::styled("no replication events yet", theme.dim));
-    } else {
-        if failed.is_empty() {
-            g.push(Span::styled(
-                format!("all {} remotes OK", o.remotes.len()),
-                theme.ok,
-            ));
-        } else {
-            g.push(Span::styled(format!("{} FAILED", failed.len()), theme.bad));
-            g.push(Span::raw(format!(
-                ", {} OK",
-                o.remotes.len() - failed.len()
-            )));
-        }
-        if let Some(w) = failed.first() {
-            let mut t = format!(" · worst {}: {} refs failed", one_line(&w.remote), w.failed);
-            if w.retrying > 0 {
-                t.push_str(&format!(", {} retrying", w.retrying));
-            }
-            if let Some(e) = &w.last_error {
-                t.push_str(&format!(" · {}", one_line(e)));
-            }
-            g.push(Span::styled(t, theme.text));
-        }
-        let retrying: u64 = o.remotes.iter().map(|r| r.retrying).sum();
-        if failed.is_empty() && retrying > 0 {
-            g.push(Span::styled(
-                format!(" · {retrying} refs retrying"),
-                theme.warn,
-            ));
-        }
+fn render_state_lines(
+    frame: &mut Frame,
+    area: Rect,
+    state: &AppState,
+    lines: &[StateLine],
+    theme: &Theme,
+) {
+    if lines.is_empty() {
+        message(
+            frame,
+            area,
+            theme.dim,
+            "nothing stored yet: add sources (gerrit-events, ngit-metrics, spacedrive-db, gitlab-ci)",
+        );
+        return;
     }
-    lines.push(Line::from(g));
-
-    // ngit relays.
-    let mut n = vec![label("ngit relays")];
-    let relays: Vec<_> = o
-        .relays
+    let width = area.width as usize;
+    let out: Vec<Line> = lines
         .iter()
-        .flat_map(|t| t.relays.values())
-        .filter(|r| r.present)
-        .collect();
-    let down: Vec<_> = o.relays.iter().filter(|t| !t.up).collect();
-    if o.relays.is_empty() {
-        n.push(Span::styled("no relay targets scraped yet", theme.dim));
-    } else {
-        let count = |f: &dyn Fn(&&crate::model::relay::RelayState) -> bool| {
-            relays.iter().filter(|r| f(r)).count()
-        };
-        let dead = count(&|r| r.display() == Display::Dead);
-        let degraded = count(&|r| r.health == Some(Health::Degraded));
-        let syncing =
-            count(&|r| r.display() == Display::Syncing || r.display() == Display::Connecting);
-        let live = count(&|r| {
-            matches!(
-                r.display(),
-                Display::Live | Display::LiveStabilising | Display::LivePartialHistory
-            )
-        });
-        n.push(Span::raw(format!("{} relays: ", relays.len())));
-        n.push(Span::styled(format!("{live} live"), theme.ok));
-        if syncing > 0 {
-            n.push(Span::styled(format!(", {syncing} catching up"), theme.text));
-        }
-        if degraded > 0 {
-            n.push(Span::styled(format!(", {degraded} degraded"), theme.warn));
-        }
-        if dead > 0 {
-            n.push(Span::styled(format!(", {dead} DEAD"), theme.bad));
-        }
-        let flapping = count(&|r| r.flapping);
-        if flapping > 0 {
-            n.push(Span::styled(format!(", {flapping} flapping"), theme.warn));
-        }
-        for t in &down {
-            let since = t
-                .down_since
-                .map(|d| age(now - d / 1_000_000_000))
-                .unwrap_or_default();
-            n.push(Span::styled(
-                format!(" · target {} DOWN {since}", one_line(&t.target)),
-                theme.bad,
-            ));
-        }
-    }
-    lines.push(Line::from(n));
-
-    // Spacedrive.
-    let mut s = vec![label("Spacedrive")];
-    let sd = o
-        .last_hour
-        .iter()
-        .find(|(src, _)| src == "spacedrive")
-        .map(|(_, c)| *c);
-    match sd {
-        None if o.open_sessions.is_empty() => {
-            s.push(Span::styled("no sync events in the last hour", theme.dim))
-        }
-        _ => {
-            let c = sd.unwrap_or([0; 4]);
-            s.push(Span::raw(format!(
-                "{} open sync sessions",
-                o.open_sessions.len()
-            )));
-            if let Some((corr, since)) = o.open_sessions.first() {
-                s.push(Span::styled(
-                    format!(
-                        " (newest {} {} ago)",
-                        one_line(corr),
-                        age(now - since.as_nanos() / 1_000_000_000)
-                    ),
-                    theme.dim,
-                ));
-            }
-            let (e, w) = (c[3], c[2]);
-            s.push(Span::raw(" · last hour: "));
-            s.push(Span::styled(
-                format!("{e} errors"),
-                if e > 0 { theme.bad } else { theme.ok },
-            ));
-            s.push(Span::styled(
-                format!(", {w} warnings"),
-                if w > 0 { theme.warn } else { theme.text },
-            ));
-        }
-    }
-    lines.push(Line::from(s));
-
-    // GitLab CI: the latest night.
-    if let Some((night, hit, new)) = &o.ci {
-        let mut c = vec![label("CI")];
-        c.push(Span::raw(format!("night {}: ", night.night)));
-        c.push(Span::styled(
-            format!("{} failed pipelines", night.failed),
-            if night.failed > 0 {
-                theme.bad
+        .take(area.height as usize)
+        .enumerate()
+        .map(|(i, l)| {
+            let style = match l.severity {
+                Severity::Error => theme.bad,
+                Severity::Warning => theme.warn,
+                Severity::Info => theme.ok,
+                Severity::Debug => theme.dim,
+            };
+            let head = format!("{:<11}", l.system);
+            let state_word = format!("{:<8} ", l.state);
+            let tail = if l.tail.is_empty() {
+                String::new()
             } else {
-                theme.ok
-            },
-        ));
-        c.push(Span::raw(format!(
-            " in {} projects, {hit} patterns",
-            night.projects
-        )));
-        if *new > 0 {
-            c.push(Span::styled(format!(" ({new} NEW)"), theme.bad));
-        }
-        if night.warnings > 0 {
-            c.push(Span::styled(
-                format!(", {} passed with warnings", night.warnings),
-                theme.warn,
-            ));
-        }
-        lines.push(Line::from(c));
-    }
-
-    // Errors per other system in the last hour.
-    let mut other = vec![label("last hour")];
-    if o.last_hour.is_empty() {
-        other.push(Span::styled("no events", theme.dim));
-    }
-    for (i, (src, c)) in o.last_hour.iter().enumerate() {
-        if i > 0 {
-            other.push(Span::styled(" · ", theme.dim));
-        }
-        other.push(Span::raw(format!("{} ", one_line(src))));
-        other.push(Span::styled(
-            format!("{}E", c[3]),
-            if c[3] > 0 { theme.bad } else { theme.dim },
-        ));
-        other.push(Span::styled(
-            format!(" {}W", c[2]),
-            if c[2] > 0 { theme.warn } else { theme.dim },
-        ));
-        other.push(Span::styled(format!(" {}", c[0] + c[1]), theme.dim));
-    }
-    lines.push(Line::from(other));
-    lines
+                format!(" · {}", one_line(&l.tail))
+            };
+            // The name gives way first (down to 14 columns), then the tail is cut.
+            let fixed = width_of(&head) + width_of(&state_word);
+            let room = width.saturating_sub(fixed);
+            let name = one_line(&l.name).into_owned();
+            let name_w = width_of(&name).min(room.saturating_sub(width_of(&tail)).max(24));
+            let name = ellipsize(&name, name_w);
+            let tail = super::shifted(&tail, state.hscroll, room.saturating_sub(width_of(&name)));
+            let selected = state.overview_selected == i;
+            let mut spans = vec![
+                Span::styled(head, theme.key),
+                Span::styled(state_word, style),
+                Span::styled(name, theme.text),
+                Span::styled(tail, theme.dim),
+            ];
+            if selected {
+                for s in &mut spans {
+                    s.style = s.style.patch(theme.selected);
+                }
+            }
+            Line::from(spans)
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(out), area);
 }
 
 const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
@@ -261,7 +176,17 @@ fn render_rates(frame: &mut Frame, area: Rect, o: &OverviewData, theme: &Theme) 
     frame.render_widget(Paragraph::new(lines), area);
 }
 
-fn render_errors(frame: &mut Frame, area: Rect, state: &AppState, o: &OverviewData, theme: &Theme) {
+fn render_errors(
+    frame: &mut Frame,
+    area: Rect,
+    state: &AppState,
+    o: &OverviewData,
+    before: usize,
+    theme: &Theme,
+) {
+    if area.height < 2 {
+        return;
+    }
     let [title, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
     frame.render_widget(
         Paragraph::new(Line::styled("newest errors", theme.header)),
@@ -271,9 +196,10 @@ fn render_errors(frame: &mut Frame, area: Rect, state: &AppState, o: &OverviewDa
         message(frame, body, theme.ok, "no errors stored");
         return;
     }
-    let wide = area.width >= 120;
     let height = body.height as usize;
-    let first = super::first_row(state.error_selected, height);
+    let summary_w = (body.width as usize).saturating_sub(14 + 10 + 22 + 3);
+    let sel = state.overview_selected.checked_sub(before);
+    let first = super::first_row(sel.unwrap_or(0), height);
     let rows = o
         .newest_errors
         .iter()
@@ -281,24 +207,73 @@ fn render_errors(frame: &mut Frame, area: Rect, state: &AppState, o: &OverviewDa
         .skip(first)
         .take(height)
         .map(|(i, e)| {
-            let style = if i == state.error_selected {
+            let style = if Some(i) == sel {
                 theme.selected
             } else {
                 theme.text
             };
             Row::new(vec![
-                Cell::from(clock(e.event.timestamp, wide)).style(theme.dim),
+                Cell::from(super::when(e.event.timestamp, state.now)).style(theme.dim),
                 Cell::from(one_line(&e.event.source).into_owned()),
                 Cell::from(one_line(&e.event.event_type).into_owned()).style(theme.bad),
-                Cell::from(one_line(&e.event.summary).into_owned()),
+                Cell::from(super::shifted(
+                    &one_line(&e.event.summary),
+                    state.hscroll,
+                    summary_w,
+                )),
             ])
             .style(style)
         });
     let widths = [
-        Constraint::Length(if wide { 18 } else { 8 }),
+        Constraint::Length(14),
         Constraint::Length(10),
         Constraint::Length(22),
         Constraint::Min(10),
     ];
     frame.render_widget(Table::new(rows, widths).column_spacing(1), body);
+}
+
+/// The Overview's keys. Enter on a state line opens what it names; on an error, the event.
+pub(crate) fn enter(state: &mut AppState) {
+    let lines = state.overview_lines();
+    match lines.get(state.overview_selected) {
+        Some(l) => open_line(state, l.open.clone()),
+        None => crate::tui::app::open_selected_event(state),
+    }
+}
+
+pub(crate) fn move_by(state: &mut AppState, delta: i64) {
+    let n = match state.data() {
+        Some(crate::tui::worker::ViewData::Overview(o)) => {
+            o.newest_errors.len() + state.overview_lines().len()
+        }
+        _ => 0,
+    };
+    state.overview_selected =
+        (state.overview_selected as i64 + delta).clamp(0, n.saturating_sub(1) as i64) as usize;
+}
+
+/// Enter on an Overview line: its detail, on top of the Overview (Esc comes back).
+fn open_line(state: &mut AppState, open: Open) {
+    match open {
+        Open::Remote(remote) => {
+            state.remote_selected = Some(remote.clone());
+            state.ref_selected = 0;
+            state.stack.push(crate::tui::app::Drill::Refs { remote });
+        }
+        Open::Relay(target, relay) => {
+            state.relay_selected = Some((target.clone(), relay.clone()));
+            state.history_nav = crate::tui::app::EventsNav::default();
+            state
+                .stack
+                .push(crate::tui::app::Drill::RelayEvents { target, relay });
+        }
+        Open::Session(corr) => crate::tui::app::open_session(state, corr),
+        Open::CiPattern(pattern) => {
+            state.ci_selected = Some(pattern.clone());
+            state.ci_job_selected = 0;
+            state.stack.push(crate::tui::app::Drill::CiJobs { pattern });
+        }
+        Open::Pane(p) => crate::tui::app::switch_pane(state, p),
+    }
 }

@@ -9,9 +9,9 @@ use ratatui::Frame;
 use super::age;
 use crate::sanitize::one_line;
 use crate::tui::app::{AppState, HISTORY_MINUTES};
-use crate::tui::backend::ViewData;
 use crate::tui::theme::{strip_glyph, Theme};
 use crate::tui::view::{message, title_line};
+use crate::tui::worker::ViewData;
 
 pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     let data = state.data().and_then(|d| match d {
@@ -38,11 +38,19 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         title,
         theme,
         &format!(
-            "Relays: {} relays on {} targets",
+            "Relays: {} relays on {} targets{}",
             list.len(),
-            d.targets.len()
+            d.targets.len(),
+            if state.stale().is_some() {
+                " (STALE: the last known states)"
+            } else {
+                ""
+            }
         ),
-        "strip: last hour, a column a minute (█ dead ▆ warning ▂ ok) · Enter: its events",
+        &format!(
+            "strip: last hour, a column a minute (█ dead ▆ warning ▂ ok) · {}",
+            state.hint_for(&["enter"])
+        ),
     );
     let mut lines: Vec<Line> = down
         .iter()
@@ -84,12 +92,22 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     }
     // The strip takes what the other columns leave, up to an hour; the relay name keeps 26.
     let wide = area.width >= 140;
-    let fixed = 22 + 16 + if wide { 24 } else { 0 } + 6 + 6 + 4 + 7;
+    let (state_w, target_w) = if area.width >= 100 {
+        (22, 16)
+    } else {
+        (14, 12)
+    };
+    // The columns and the 7 spaces between them.
+    let fixed = state_w + target_w + if wide { 24 } else { 0 } + 6 + 6 + 4 + 7;
     let strip_width = (area.width as usize)
         .saturating_sub(fixed + 26)
         .min(HISTORY_MINUTES);
     let height = body.height.saturating_sub(1) as usize;
     let first = super::first_row(sel, height);
+    // The relay column: what the others leave (at least 26), cut with an ellipsis.
+    let name_w = (area.width as usize)
+        .saturating_sub(fixed + strip_width)
+        .max(10);
     let rows =
         list.iter()
             .enumerate()
@@ -98,6 +116,9 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
             .filter_map(|(i, (target, name))| {
                 let t = d.targets.iter().find(|t| t.target == *target)?;
                 let s = t.relays.get(name)?;
+                // A target that does not answer says nothing of its relays now: they are
+                // unknown since it went down (the last known state greyed), never LIVE.
+                let down_since = (!t.up).then_some(t.down_since).flatten();
                 let disp = s.display();
                 let strip: Vec<Span> = d
                     .strips
@@ -112,18 +133,38 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
                             .collect()
                     })
                     .unwrap_or_default();
-                let style = if i == sel { theme.selected } else { theme.text };
+                let style = if i == sel {
+                    theme.selected
+                } else if down_since.is_some() {
+                    theme.dim
+                } else {
+                    theme.text
+                };
+                // A store nobody writes: the states are the last known ones, greyed.
+                let stale = state.stale().is_some();
+                let (label, label_style) = match down_since {
+                    Some(_) if state_w < 22 => ("UNKNOWN·DOWN", theme.dim),
+                    Some(_) => ("UNKNOWN (target down)", theme.dim),
+                    None if stale => (disp.label(), theme.dim),
+                    None => (disp.label(), theme.relay(disp)),
+                };
+                let label = super::ellipsize(label, state_w);
+                let in_state = down_since.unwrap_or_else(|| s.since());
                 Some(
                     Row::new(vec![
-                        Cell::from(disp.label()).style(theme.relay(disp)),
-                        Cell::from(one_line(name).into_owned()),
-                        Cell::from(short_target(target)).style(theme.dim),
-                        Cell::from(format!(
-                            "{}/{}",
-                            s.connection.map_or("-".into(), |c| c.name()),
-                            s.health.map_or("-".into(), |h| h.name())
+                        Cell::from(label).style(label_style),
+                        Cell::from(super::ellipsize(&one_line(name), name_w)),
+                        Cell::from(super::ellipsize(&short_target(target), target_w))
+                            .style(theme.dim),
+                        Cell::from(super::ellipsize(
+                            &format!(
+                                "{}/{}",
+                                s.connection.map_or("-".into(), |c| c.name()),
+                                s.health.map_or("-".into(), |h| h.name())
+                            ),
+                            24,
                         )),
-                        Cell::from(age((now - s.since()) / 1_000_000_000)),
+                        Cell::from(age((now - in_state) / 1_000_000_000)),
                         Cell::from(s.streak.to_string()).style(if s.streak > 0 {
                             theme.warn
                         } else {
@@ -136,36 +177,112 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
                 )
             });
     let widths = [
-        Constraint::Length(22),
-        Constraint::Fill(1),
-        Constraint::Length(16),
+        Constraint::Length(state_w as u16),
+        Constraint::Length(name_w as u16),
+        Constraint::Length(target_w as u16),
         Constraint::Length(if wide { 24 } else { 0 }),
         Constraint::Length(6),
         Constraint::Length(6),
         Constraint::Length(4),
         Constraint::Length(strip_width as u16),
     ];
-    super::table(
+    super::table_with_header(
         frame,
         body,
-        theme,
-        &[
-            "STATE",
-            "RELAY",
-            "TARGET",
-            "CONNECTION/HEALTH",
-            "IN",
-            "STREAK",
-            "FLAP",
-            "LAST HOUR",
-        ],
+        crate::tui::sort::header(
+            crate::tui::sort::RELAYS,
+            state.sort_of(crate::tui::Pane::Relays),
+            theme,
+        ),
         &widths,
         rows,
     );
 }
 
 /// `http://127.0.0.1:7334/metrics` → `127.0.0.1:7334`: which target a relay was seen on.
-fn short_target(t: &str) -> String {
+pub fn short_target(t: &str) -> String {
     let rest = t.split_once("://").map_or(t, |(_, r)| r);
     one_line(rest.split('/').next().unwrap_or(rest)).into_owned()
+}
+
+/// What the pane shows, from the state (its part of `AppState`).
+impl AppState {
+    /// The relays as shown, worst first: `(target, relay name)`, and the selected index.
+    pub fn relays(&self) -> (Vec<(String, String)>, usize) {
+        let Some(crate::tui::worker::ViewData::Relays(d)) =
+            self.cache_of(&crate::tui::worker::ViewRequest::Relays {
+                strip_minutes: HISTORY_MINUTES,
+            })
+        else {
+            return (Vec::new(), 0);
+        };
+        let mut list: Vec<(i64, String, String)> = Vec::new();
+        for t in &d.targets {
+            for (name, s) in t.relays.iter().filter(|(_, s)| s.present) {
+                let sev = s.display().severity();
+                let shown = match self.filters.min_severity {
+                    Some(min) => sev >= min,
+                    None => true,
+                };
+                // The filter matches every column the row shows.
+                let row = format!(
+                    "{} {} {} {}/{}",
+                    s.display().label(),
+                    name,
+                    t.target,
+                    s.connection.map_or("-".into(), |c| c.name()),
+                    s.health.map_or("-".into(), |h| h.name())
+                );
+                if shown && self.filters.matches_text(&row) {
+                    list.push((
+                        -(sev.rank() * 2 + i64::from(s.flapping)),
+                        t.target.clone(),
+                        name.clone(),
+                    ));
+                }
+            }
+        }
+        list.sort();
+        let mut list: Vec<(String, String)> = list.into_iter().map(|(_, t, n)| (t, n)).collect();
+        if let Some(s) = self.sort_of(crate::tui::Pane::Relays) {
+            let mut rows: Vec<(String, String, &crate::model::relay::RelayState)> = list
+                .iter()
+                .filter_map(|(t, n)| {
+                    let st = d.targets.iter().find(|x| x.target == *t)?.relays.get(n)?;
+                    Some((t.clone(), n.clone(), st))
+                })
+                .collect();
+            crate::tui::sort::relays(&mut rows, s);
+            list = rows.into_iter().map(|(t, n, _)| (t, n)).collect();
+        }
+        let i = self
+            .relay_selected
+            .as_ref()
+            .and_then(|s| list.iter().position(|x| x == s))
+            .unwrap_or(0);
+        (list, i)
+    }
+}
+
+/// The Relays pane's keys. Enter: a relay's own events, a drill-down with its breadcrumb.
+pub(crate) fn enter(state: &mut AppState) {
+    let (list, i) = state.relays();
+    if let Some((target, relay)) = list.get(i).cloned() {
+        state.history_nav = crate::tui::app::EventsNav::default();
+        state
+            .stack
+            .push(crate::tui::app::Drill::RelayEvents { target, relay });
+    }
+}
+
+pub(crate) fn move_by(state: &mut AppState, delta: i64) {
+    let (list, i) = state.relays();
+    let j = (i as i64 + delta).clamp(0, list.len().saturating_sub(1) as i64) as usize;
+    state.relay_selected = list.get(j).cloned();
+}
+
+/// `y`: the relay's URL.
+pub(crate) fn copy(state: &AppState) -> Option<String> {
+    let (list, i) = state.relays();
+    list.get(i).map(|(_, r)| r.clone())
 }

@@ -8,10 +8,10 @@ use ratatui::Frame;
 use super::age;
 use crate::model::gerrit::RefStatus;
 use crate::sanitize::one_line;
-use crate::tui::app::AppState;
-use crate::tui::backend::ViewData;
+use crate::tui::app::{AppState, Drill, EventsNav};
 use crate::tui::theme::Theme;
 use crate::tui::view::{message, title_line};
+use crate::tui::worker::ViewData;
 
 /// A ref SCHEDULED for longer than this is flagged stuck (as `status --stuck-after`).
 pub const STUCK_AFTER_SECS: i64 = 3600;
@@ -25,7 +25,7 @@ pub fn render_remotes(frame: &mut Frame, area: Rect, state: &AppState, theme: &T
         title,
         theme,
         &format!("Replication: {} remotes, {failed} FAILED", list.len()),
-        "Enter: the remote's refs · y: copy",
+        &state.hint_for(&["enter", "copy"]),
     );
     if state.data().is_none() {
         message(frame, body, theme.dim, "loading…");
@@ -43,6 +43,24 @@ pub fn render_remotes(frame: &mut Frame, area: Rect, state: &AppState, theme: &T
     let now = state.now.as_nanos() / 1_000_000_000;
     let height = body.height.saturating_sub(1) as usize;
     let first = super::first_row(sel, height);
+    // Narrow screens keep what decides: status, remote, failures, retries, age, last error;
+    // the remote and the error share the rest (every cut text gets an ellipsis).
+    let wide = area.width >= 110;
+    let fixed: [u16; 10] = if wide {
+        [8, 0, 5, 6, 6, 5, 5, 9, 9, 0]
+    } else {
+        [8, 0, 0, 0, 6, 5, 0, 9, 0, 0]
+    };
+    // The table puts a space after every column but the last, zero-width ones too.
+    let gaps = fixed.len() as u16 - 1;
+    let spare = area.width.saturating_sub(fixed.iter().sum::<u16>() + gaps);
+    let mut cols = fixed;
+    cols[1] = if wide {
+        spare * 2 / 3
+    } else {
+        (spare / 2).max(20)
+    };
+    cols[9] = spare.saturating_sub(cols[1]);
     let rows = list
         .iter()
         .enumerate()
@@ -59,7 +77,14 @@ pub fn render_remotes(frame: &mut Frame, area: Rect, state: &AppState, theme: &T
             let style = if i == sel { theme.selected } else { theme.text };
             Row::new(vec![
                 Cell::from(status).style(st),
-                Cell::from(short_remote(&r.remote, 48)),
+                Cell::from(super::ellipsize(
+                    &if wide {
+                        short_remote(&r.remote, usize::MAX)
+                    } else {
+                        super::overview::compact_remote(&r.remote)
+                    },
+                    cols[1] as usize,
+                )),
                 Cell::from(r.projects.to_string()),
                 Cell::from(r.refs.to_string()),
                 Cell::from(r.failed.to_string()).style(if r.failed > 0 {
@@ -78,51 +103,34 @@ pub fn render_remotes(frame: &mut Frame, area: Rect, state: &AppState, theme: &T
                     r.last_success
                         .map_or("never".into(), |t| format!("{} ago", age(now - t))),
                 ),
-                Cell::from(
-                    r.last_error
+                Cell::from(super::shifted(
+                    &r.last_error
                         .as_deref()
-                        .map(|e| one_line(e).into_owned())
+                        .map(|e| {
+                            let full = one_line(e).into_owned();
+                            if wide && super::width_of(&full) <= cols[9] as usize {
+                                full
+                            } else {
+                                super::overview::short_error(e)
+                            }
+                        })
                         .unwrap_or_default(),
-                )
+                    state.hscroll,
+                    cols[9] as usize,
+                ))
                 .style(theme.bad),
             ])
             .style(style)
         });
-    // Narrow screens keep what decides: status, remote, failures, retries, age.
-    let wide = area.width >= 110;
-    let w = |n: u16| Constraint::Length(if wide { n } else { 0 });
-    let widths = [
-        Constraint::Length(8),
-        Constraint::Fill(2),
-        w(5),
-        Constraint::Length(6),
-        Constraint::Length(6),
-        Constraint::Length(5),
-        w(5),
-        Constraint::Length(9),
-        w(9),
-        if wide {
-            Constraint::Fill(1)
-        } else {
-            Constraint::Length(0)
-        },
-    ];
-    super::table(
+    let widths: Vec<Constraint> = cols.iter().map(|w| Constraint::Length(*w)).collect();
+    super::table_with_header(
         frame,
         body,
-        theme,
-        &[
-            "STATUS",
-            "REMOTE",
-            "PROJ",
-            "REFS",
-            "FAILED",
-            "RETRY",
-            "SCHED",
-            "EVENT",
-            "LAST OK",
-            "LAST ERROR",
-        ],
+        crate::tui::sort::header(
+            crate::tui::sort::REMOTES,
+            state.sort_of(crate::tui::Pane::Replication),
+            theme,
+        ),
         &widths,
         rows,
     );
@@ -130,14 +138,20 @@ pub fn render_remotes(frame: &mut Frame, area: Rect, state: &AppState, theme: &T
 
 pub fn render_refs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, remote: &str) {
     let [title, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
-    let Some(ViewData::Refs {
+    let Some(crate::tui::worker::ViewData::Refs {
         refs,
         total,
         offset,
         ..
     }) = state.data()
     else {
-        title_line(frame, title, theme, &format!("Replication › {remote}"), "");
+        title_line(
+            frame,
+            title,
+            theme,
+            &format!("Replication › {}", super::overview::compact_remote(remote)),
+            "",
+        );
         message(frame, body, theme.dim, "loading…");
         return;
     };
@@ -146,14 +160,19 @@ pub fn render_refs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
         frame,
         title,
         theme,
-        &format!("Replication › {remote}: {total} refs, worst first"),
-        "Enter: the ref's history · Esc: back",
+        &format!(
+            "Replication › {}: {total} refs, worst first",
+            super::overview::compact_remote(remote)
+        ),
+        &state.hint_for(&["enter", "back"]),
     );
     if refs.is_empty() {
         message(frame, body, theme.dim, "no refs for this remote");
         return;
     }
     let now = state.now.as_nanos() / 1_000_000_000;
+    // Below 120 columns the decisive ones stay: status, ref, when, flags, the last error.
+    let wide = area.width >= 120;
     // Several instances (multi-site): each one's state side by side, in a column of its own.
     let several = refs
         .iter()
@@ -161,9 +180,31 @@ pub fn render_refs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
         .collect::<std::collections::BTreeSet<_>>()
         .len()
         > 1;
+    let instance_w: u16 = if several { 12 } else { 0 };
     let height = body.height.saturating_sub(1) as usize;
     let sel_in_page = sel.saturating_sub(*offset) as usize;
     let first = super::first_row(sel_in_page, height);
+    // Column widths, computed here so every cut text gets its ellipsis: the ref and the
+    // error share what the fixed columns leave (the ref 3 parts, the error 2).
+    let fixed: [u16; 9] = if wide {
+        [13, 4, 20, 0, 8, 14, 4, 9, 0]
+    } else {
+        [9, 0, 0, 0, 8, 9, 0, 0, 0]
+    };
+    // The table puts a space after every column but the last, zero-width ones too.
+    let spare = area
+        .width
+        .saturating_sub(fixed.iter().sum::<u16>() + fixed.len() as u16 - 1)
+        .saturating_sub(if several { instance_w + 1 } else { 0 });
+    let mut cols = fixed;
+    // The ref takes what its longest name on screen needs (up to 3/5), the error the rest.
+    let longest = refs
+        .iter()
+        .map(|r| super::width_of(&one_line(&r.ref_name)))
+        .max()
+        .unwrap_or(0) as u16;
+    cols[3] = longest.clamp(20.min(spare), (spare * 3 / 5).max(20.min(spare)));
+    cols[8] = spare - cols[3];
     let rows = refs
         .iter()
         .enumerate()
@@ -172,16 +213,12 @@ pub fn render_refs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
         .map(|(i, r)| {
             let status = RefStatus::parse(&r.status);
             let st = match status {
-                _ if r.deleted.is_some() => theme.warn,
                 RefStatus::Failed | RefStatus::Unknown => theme.bad,
                 RefStatus::Scheduled => theme.warn,
                 RefStatus::Succeeded => theme.ok,
                 RefStatus::NotAttempted => theme.dim,
             };
             let mut flags = Vec::new();
-            if r.deletion_not_replicated() {
-                flags.push("deletion not replicated".to_string());
-            }
             if r.retrying {
                 flags.push("retrying".to_string());
             }
@@ -202,41 +239,38 @@ pub fn render_refs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
                 .filter(|_| status != RefStatus::Succeeded)
                 .map(|e| one_line(e).into_owned())
                 .unwrap_or_default();
-            let shown_status = if r.deleted.is_some() {
-                "NOT DELETED".to_string()
+            // The whole error when it fits, else its decisive clause.
+            let err = if wide && super::width_of(&err) <= cols[8] as usize {
+                err
             } else {
-                r.status.clone()
+                super::overview::short_error(&err)
             };
-            let mut cells = vec![Cell::from(shown_status).style(st)];
+            let cut = |t: &str, w: u16| super::ellipsize(t, w as usize);
+            let shown_status = if r.deleted.is_some() {
+                "NOT DELETED"
+            } else {
+                r.status.as_str()
+            };
+            let mut cells = vec![Cell::from(cut(shown_status, cols[0])).style(st)];
             if several {
-                cells.push(Cell::from(one_line(r.instance_name()).into_owned()));
+                cells.push(Cell::from(cut(&one_line(r.instance_name()), instance_w)));
             }
             cells.extend([
                 Cell::from(r.direction.as_str()),
-                Cell::from(one_line(&r.project).into_owned()),
-                Cell::from(one_line(&r.ref_name).into_owned()),
+                Cell::from(cut(&one_line(&r.project), cols[2])),
+                Cell::from(cut(&one_line(&r.ref_name), cols[3])),
                 Cell::from(format!("{} ago", age(now - r.when))),
-                Cell::from(flags.join(",")).style(theme.warn),
+                Cell::from(cut(&flags.join(","), cols[5])).style(theme.warn),
                 Cell::from(r.attempts.to_string()),
                 Cell::from(
                     r.last_success
                         .map_or("never".into(), |t| format!("{} ago", age(now - t))),
                 ),
-                Cell::from(err).style(theme.bad),
+                Cell::from(super::shifted(&err, state.hscroll, cols[8] as usize)).style(theme.bad),
             ]);
             Row::new(cells).style(style)
         });
-    let mut widths = vec![
-        Constraint::Length(13),
-        Constraint::Length(4),
-        Constraint::Length(20),
-        Constraint::Fill(2),
-        Constraint::Length(8),
-        Constraint::Length(14),
-        Constraint::Length(4),
-        Constraint::Length(9),
-        Constraint::Fill(1),
-    ];
+    let mut widths: Vec<Constraint> = cols.iter().map(|w| Constraint::Length(*w)).collect();
     let mut header = vec![
         "STATUS",
         "TYPE",
@@ -249,7 +283,7 @@ pub fn render_refs(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
         "LAST ERROR",
     ];
     if several {
-        widths.insert(1, Constraint::Length(12));
+        widths.insert(1, Constraint::Length(instance_w));
         header.insert(1, "INSTANCE");
     }
     super::table(frame, body, theme, &header, &widths, rows);
@@ -279,6 +313,136 @@ pub fn short_remote(remote: &str, max: usize) -> String {
     let head: String = s.chars().take(keep / 2).collect();
     let tail: String = s.chars().skip(n - (keep - keep / 2)).collect();
     format!("{head}…{tail}")
+}
+
+/// What the pane shows, from the state (its part of `AppState`).
+impl AppState {
+    /// The remotes list as shown (text filter applied), and the selected index in it.
+    pub fn remotes(&self) -> (Vec<&crate::store::RemoteSummary>, usize) {
+        let list: Vec<&crate::store::RemoteSummary> =
+            match self.cache_of(&crate::tui::worker::ViewRequest::Remotes) {
+                Some(crate::tui::worker::ViewData::Remotes(r)) => r
+                    .iter()
+                    // The filter matches every column the row shows.
+                    .filter(|r| {
+                        let status = if r.is_failed() {
+                            "FAILED"
+                        } else if r.retrying > 0 {
+                            "RETRYING"
+                        } else {
+                            "OK"
+                        };
+                        self.filters.matches_text(&format!(
+                            "{status} {} {}",
+                            r.remote,
+                            r.last_error.as_deref().unwrap_or("")
+                        ))
+                    })
+                    .filter(|r| match self.filters.min_severity {
+                        Some(crate::model::Severity::Error) => r.is_failed(),
+                        Some(crate::model::Severity::Warning) => r.is_failed() || r.retrying > 0,
+                        _ => true,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+        let mut list = list;
+        if let Some(s) = self.sort_of(crate::tui::Pane::Replication) {
+            crate::tui::sort::remotes(&mut list, s);
+        }
+        let i = self
+            .remote_selected
+            .as_ref()
+            .and_then(|s| list.iter().position(|r| r.remote == *s))
+            .unwrap_or(0);
+        (list, i)
+    }
+    /// The refs page offset to load and the selected index within the whole list.
+    pub fn refs_window(&self) -> (u64, u64) {
+        let rows = self.list_rows() as u64;
+        (self.ref_selected.saturating_sub(rows), self.ref_selected)
+    }
+}
+
+/// The Replication pane's keys: its remotes and a remote's refs.
+pub(crate) fn enter(state: &mut AppState) {
+    match state.top().cloned() {
+        Some(Drill::Refs { remote }) => {
+            let (offset, sel) = state.refs_window();
+            let r = match state.data() {
+                Some(ViewData::Refs { refs, .. }) => refs.get((sel - offset) as usize).cloned(),
+                _ => None,
+            };
+            if let Some(r) = r {
+                state.history_nav = EventsNav::default();
+                state.stack.push(Drill::RefHistory {
+                    remote,
+                    project: r.project,
+                    ref_name: r.ref_name,
+                });
+            }
+        }
+        Some(_) => {}
+        None => {
+            let (list, i) = state.remotes();
+            if let Some(r) = list.get(i) {
+                let remote = r.remote.clone();
+                state.remote_selected = Some(remote.clone());
+                state.ref_selected = 0;
+                state.stack.push(Drill::Refs { remote });
+            }
+        }
+    }
+}
+
+fn refs_total(state: &AppState) -> u64 {
+    match state.data() {
+        Some(ViewData::Refs { total, .. }) => *total,
+        _ => 0,
+    }
+}
+
+pub(crate) fn move_by(state: &mut AppState, delta: i64) {
+    if state.top().is_some() {
+        let max = refs_total(state).saturating_sub(1) as i64;
+        state.ref_selected = (state.ref_selected as i64 + delta).clamp(0, max) as u64;
+    } else {
+        let (list, i) = state.remotes();
+        let j = (i as i64 + delta).clamp(0, list.len().saturating_sub(1) as i64) as usize;
+        state.remote_selected = list.get(j).map(|r| r.remote.clone());
+    }
+}
+
+pub(crate) fn move_to_end(state: &mut AppState, end: bool) {
+    if state.top().is_some() {
+        state.ref_selected = if end {
+            refs_total(state).saturating_sub(1)
+        } else {
+            0
+        };
+    } else {
+        move_by(state, if end { i64::MAX / 4 } else { -(i64::MAX / 4) });
+    }
+}
+
+/// `y`: the remote, or the ref's remote, project, name and status.
+pub(crate) fn copy(state: &AppState) -> Option<String> {
+    match state.top() {
+        Some(Drill::Refs { remote }) => {
+            let (offset, sel) = state.refs_window();
+            match state.data() {
+                Some(ViewData::Refs { refs, .. }) => refs
+                    .get((sel - offset) as usize)
+                    .map(|r| format!("{} {} {} {}", remote, r.project, r.ref_name, r.status)),
+                _ => None,
+            }
+        }
+        Some(_) => None,
+        None => {
+            let (list, i) = state.remotes();
+            list.get(i).map(|r| r.remote.clone())
+        }
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::widgets::{Cell, Row};
 use ratatui::Frame;
 
-use super::{clock, millis};
+use super::millis;
 use crate::sanitize::one_line;
 use crate::tui::app::AppState;
 use crate::tui::theme::{severity_label, Theme};
@@ -28,16 +28,24 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, co
             frame,
             summary,
             theme.dim,
-            "no session open: select an event with a correlation id (Timeline, Overview) and press c, or :corr ID",
+            &format!("no session open: select an event with a correlation id (Timeline, Overview) and press {}, or {}corr ID", state.key("correlation"), state.key("command")),
         );
         return;
+    };
+    // A prefix shows the full id it stands for.
+    let full = match state.window().map(|w| w.session_ids.as_slice()) {
+        Some([one]) if one != corr => format!("{one} (from {corr})"),
+        _ => corr.to_string(),
     };
     title_line(
         frame,
         title,
         theme,
-        &format!("Session {corr}"),
-        "every source, oldest first · Enter: whole event · y: copy",
+        &format!("Session {full}"),
+        &format!(
+            "every source, oldest first · {}",
+            state.hint_for(&["enter", "copy"])
+        ),
     );
     let Some(w) = state.window() else {
         message(frame, body, theme.dim, "loading…");
@@ -66,8 +74,35 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, co
         message(frame, summary, style, &text);
     }
     if w.rows.is_empty() {
-        message(frame, body, theme.dim, "no events with this correlation id");
+        // Say why nothing matched.
+        message(
+            frame,
+            body,
+            theme.dim,
+            &format!(
+                "no stored event has the correlation id {corr}: an id matches exactly, or by a prefix of at least 4 characters{}",
+                if corr.chars().count() < 4 { " (this one is shorter)" } else { "" }
+            ),
+        );
         return;
+    }
+    if w.session_ids.len() > 1 {
+        let shown: Vec<&str> = w
+            .session_ids
+            .iter()
+            .take(3)
+            .map(|s| super::overview::short_id(s))
+            .collect();
+        message(
+            frame,
+            summary,
+            theme.warn,
+            &format!(
+                "{corr} is the prefix of {} sessions ({}…): give more of the id",
+                w.session_ids.len(),
+                shown.join(", ")
+            ),
+        );
     }
     let wide = area.width >= 120;
     let height = body.height.saturating_sub(1) as usize;
@@ -78,6 +113,13 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, co
         .as_ref()
         .and_then(|s| s.first)
         .unwrap_or(w.rows[0].event.timestamp);
+    // The fixed columns and the 9 spaces between the 10 columns.
+    let fixed = if wide {
+        6 + 9 + 14 + 10 + 7 + 26 + 7 + 8 + 9 + 9
+    } else {
+        5 + 8 + 7 + 20 + 7 + 8 + 9 + 9
+    };
+    let summary_w = (area.width as usize).saturating_sub(fixed).max(10);
     let rows = w
         .rows
         .iter()
@@ -108,31 +150,35 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme, co
             Row::new(vec![
                 Cell::from(gap).style(theme.warn),
                 Cell::from(format!("+{}", millis(offset.max(0)))).style(theme.dim),
-                Cell::from(clock(ev.timestamp, wide)).style(theme.dim),
+                Cell::from(super::when(ev.timestamp, state.now)).style(theme.dim),
                 Cell::from(one_line(&ev.source).into_owned()),
                 Cell::from(severity_label(ev.severity)).style(theme.severity(ev.severity)),
-                Cell::from(one_line(&ev.event_type).into_owned()),
+                Cell::from(super::ellipsize(
+                    &one_line(&ev.event_type),
+                    if wide { 26 } else { 20 },
+                )),
                 Cell::from(ev.duration_ms.map(millis).unwrap_or_default()),
                 Cell::from(ev.record_count.map(|r| r.to_string()).unwrap_or_default()),
                 Cell::from(rate),
                 Cell::from(super::timeline::highlight(
-                    &ev.summary,
-                    &state.filters.text,
+                    &super::shifted(&one_line(&ev.summary), state.hscroll, summary_w),
+                    state.match_text(),
                     theme,
                 )),
             ])
             .style(style)
         });
+    // At 80 columns the source gives way (the step names it); records and rate stay.
     let widths = [
-        Constraint::Length(6),
+        Constraint::Length(if wide { 6 } else { 5 }),
+        Constraint::Length(if wide { 9 } else { 8 }),
+        Constraint::Length(if wide { 14 } else { 0 }),
+        Constraint::Length(if wide { 10 } else { 0 }),
+        Constraint::Length(7),
+        Constraint::Length(if wide { 26 } else { 20 }),
+        Constraint::Length(7),
+        Constraint::Length(8),
         Constraint::Length(9),
-        Constraint::Length(if wide { 18 } else { 0 }),
-        Constraint::Length(10),
-        Constraint::Length(7),
-        Constraint::Length(26),
-        Constraint::Length(7),
-        Constraint::Length(if wide { 8 } else { 0 }),
-        Constraint::Length(if wide { 9 } else { 0 }),
         Constraint::Min(10),
     ];
     super::table(

@@ -23,6 +23,12 @@ const POLL: Duration = Duration::from_millis(100);
 const MIN_REFRESH: Duration = Duration::from_millis(250);
 /// The window over which events/s is measured.
 const RATE_WINDOW: Duration = Duration::from_secs(3);
+/// On an unchanged store a view whose answer moves with the clock (the Overview's hour, the
+/// relay strips) is loaded again at most this often, and never more often than
+/// [`IDLE_SHARE`] of the time its last load took allows: the idle UI stays near 0% CPU.
+const TIME_REFRESH: Duration = Duration::from_secs(10);
+/// Its last load × this is the least time between two loads of an unchanged store (1%).
+const IDLE_SHARE: u32 = 100;
 
 /// Where an event list is anchored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +87,15 @@ impl ViewRequest {
         }
     }
 
+    /// Whether the answer changes with the clock alone (a window ending now), so an unchanged
+    /// store still needs an occasional load.
+    pub fn moves_with_time(&self) -> bool {
+        matches!(
+            self,
+            ViewRequest::Overview { .. } | ViewRequest::Relays { .. }
+        )
+    }
+
     /// The filter of an event list.
     pub fn filter(&self) -> Option<&EventFilter> {
         match self {
@@ -112,6 +127,9 @@ pub struct EventsWindow {
     pub more_before: bool,
     pub more_after: bool,
     pub session: Option<SessionSummary>,
+    /// The session's ids among the rows, when the one asked for is a prefix (`7ceff8ba`):
+    /// one id is the session shown; several say the prefix is ambiguous.
+    pub session_ids: Vec<String>,
 }
 
 /// What the Overview pane shows.
@@ -127,7 +145,27 @@ pub struct OverviewData {
     pub newest_errors: Vec<StoredEvent>,
     /// The latest CI night, and how many of its patterns are new.
     pub ci: Option<(crate::store::ci::CiNight, usize, usize)>,
+    /// Since when (Unix seconds) each remote in trouble (FAILED or retrying refs) has been.
+    pub remote_since: BTreeMap<String, i64>,
+    /// Spacedrive sessions with errors in the last hour, newest first.
+    pub session_errors: Vec<SessionErrors>,
+    /// Last night's NEW CI patterns: (id, name, identity, jobs).
+    pub ci_new: Vec<(String, String, String, u32)>,
 }
+
+/// One Spacedrive sync session (or device, for errors without a session) with errors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionErrors {
+    pub corr: Option<String>,
+    pub device: Option<String>,
+    /// The newest error's summary.
+    pub error: String,
+    pub newest: Timestamp,
+    pub count: u64,
+}
+
+/// How many Spacedrive errors of the last hour the Overview reads to name their sessions.
+const SESSION_ERRORS_READ: u64 = 500;
 
 /// What the CI pane shows: the latest night, the patterns up to it, the projects' strips.
 #[derive(Debug, Clone, PartialEq)]
@@ -175,6 +213,10 @@ pub struct StatusData {
     pub new_since_pause: u64,
     /// The systems that have events (for source cycling).
     pub systems: Vec<String>,
+    /// The timestamp of the newest stored event (None: an empty store).
+    pub newest: Option<Timestamp>,
+    /// How long the store has been unchanged (no commit by any connection) as the worker saw it.
+    pub unchanged_for: Duration,
 }
 
 /// One answer of the worker.
@@ -191,16 +233,16 @@ pub struct Loaded {
 }
 
 /// The UI's handle on the worker.
-pub struct Backend {
+pub struct QueryWorker {
     tx: std_mpsc::Sender<Request>,
     interrupt: Arc<rusqlite::InterruptHandle>,
     busy: Arc<AtomicBool>,
     last: Option<Request>,
 }
 
-impl Backend {
+impl QueryWorker {
     /// Opens the store for reading and starts the worker, which sends its answers on `out`.
-    pub fn start(db: PathBuf, out: mpsc::Sender<Box<Loaded>>) -> Result<Backend> {
+    pub fn start(db: PathBuf, out: mpsc::Sender<Box<Loaded>>) -> Result<QueryWorker> {
         let reader = store::open_reader(&db)?;
         let interrupt = Arc::new(reader.connection().get_interrupt_handle());
         let busy = Arc::new(AtomicBool::new(false));
@@ -213,7 +255,7 @@ impl Backend {
                 Worker::new(reader, worker_busy).run(rx, out)
             })
             .wrap_err("cannot start the query thread")?;
-        Ok(Backend {
+        Ok(QueryWorker {
             tx,
             interrupt,
             busy,
@@ -239,6 +281,10 @@ struct Worker {
     busy: Arc<AtomicBool>,
     samples: std::collections::VecDeque<(Instant, i64)>,
     rows_cache: Option<(Instant, u64)>,
+    /// The last status, reused while the store is unchanged.
+    last_status: Option<StatusData>,
+    /// When the worker last saw the store change (or started).
+    changed_at: Instant,
 }
 
 impl Worker {
@@ -248,13 +294,19 @@ impl Worker {
             busy,
             samples: std::collections::VecDeque::new(),
             rows_cache: None,
+            last_status: None,
+            changed_at: Instant::now(),
         }
     }
 
     fn run(mut self, rx: std_mpsc::Receiver<Request>, out: mpsc::Sender<Box<Loaded>>) {
         let mut current: Option<Request> = None;
+        // The version the screen's data was loaded at, and the last one seen.
         let mut version = self.data_version();
-        let mut last_run = Instant::now();
+        let mut seen = version;
+        let mut last_view = Instant::now();
+        let mut last_took = Duration::ZERO;
+        let mut last_status = Instant::now();
         loop {
             let fresh = match rx.recv_timeout(POLL) {
                 Ok(mut r) => {
@@ -272,20 +324,34 @@ impl Worker {
                 continue;
             };
             let v = self.data_version();
-            let changed = v != version;
-            if !(fresh || changed && last_run.elapsed() >= MIN_REFRESH) {
-                // Keep events/s moving on a quiet screen too.
-                if last_run.elapsed() < Duration::from_secs(1) {
-                    continue;
-                }
+            if v != seen {
+                seen = v;
+                self.changed_at = Instant::now();
             }
-            version = v;
-            last_run = Instant::now();
-            let status_only = !fresh && req.paused_upto.is_some();
+            let changed = v != version;
+            let since_view = last_view.elapsed();
+            // Nothing changed: only a view that moves with the clock is loaded again, rarely.
+            let clock_due = req.view.moves_with_time()
+                && since_view >= TIME_REFRESH.max(last_took * IDLE_SHARE);
+            let view_due = fresh || changed && since_view >= MIN_REFRESH || clock_due;
+            // The status bar: events/s and STALE move with the clock once a second.
+            let status_due = view_due || last_status.elapsed() >= Duration::from_secs(1);
+            if !status_due {
+                continue;
+            }
+            let status_only = !view_due || !fresh && req.paused_upto.is_some();
+            if !status_only {
+                version = v;
+                last_view = Instant::now();
+            }
+            last_status = Instant::now();
             self.busy.store(true, Ordering::Release);
             let started = Instant::now();
-            let answer = self.answer(&req, status_only);
+            let answer = self.answer(&req, status_only, changed || fresh);
             self.busy.store(false, Ordering::Release);
+            if !status_only {
+                last_took = started.elapsed();
+            }
             let loaded = match answer {
                 Ok((status, data)) => Loaded {
                     request: req,
@@ -325,8 +391,9 @@ impl Worker {
         &mut self,
         req: &Request,
         status_only: bool,
+        changed: bool,
     ) -> Result<(StatusData, Option<ViewData>)> {
-        let status = self.status(req)?;
+        let status = self.status(req, changed)?;
         if status_only {
             return Ok((status, None));
         }
@@ -334,24 +401,19 @@ impl Worker {
         Ok((status, Some(data)))
     }
 
-    fn status(&mut self, req: &Request) -> Result<StatusData> {
-        let r = &self.reader;
-        let max_id = r.max_event_id()?;
+    /// The status bar's data; on an unchanged store only what moves with the clock is new.
+    fn status(&mut self, req: &Request, changed: bool) -> Result<StatusData> {
         let now = Instant::now();
-        self.samples.push_back((now, max_id));
-        while self
-            .samples
-            .front()
-            .is_some_and(|(t, _)| now.duration_since(*t) > RATE_WINDOW)
-        {
-            self.samples.pop_front();
+        if let Some(last) = self.last_status.as_ref().filter(|_| !changed) {
+            let mut s = last.clone();
+            s.events_per_sec = self.rate(now, s.max_id);
+            s.unchanged_for = self.changed_at.elapsed();
+            self.last_status = Some(s.clone());
+            return Ok(s);
         }
-        let events_per_sec = match self.samples.front() {
-            Some((t, id)) if now.duration_since(*t) > Duration::from_millis(200) => {
-                (max_id - id).max(0) as f64 / now.duration_since(*t).as_secs_f64()
-            }
-            _ => 0.0,
-        };
+        let max_id = self.reader.max_event_id()?;
+        let events_per_sec = self.rate(now, max_id);
+        let r = &self.reader;
         // The total reads event_counts: refreshed once a second, not on every answer.
         let rows = match self.rows_cache {
             Some((t, n)) if t.elapsed() < Duration::from_secs(1) => n,
@@ -365,14 +427,40 @@ impl Worker {
             Some(upto) if max_id > upto => r.count_after_id(upto, &req.count_filter)?,
             _ => 0,
         };
-        Ok(StatusData {
+        let newest = r
+            .page_before(&EventFilter::default(), None, 1)?
+            .first()
+            .map(|e| e.event.timestamp);
+        let s = StatusData {
             sources: r.source_overview()?,
             rows,
             events_per_sec,
             max_id,
             new_since_pause,
             systems: r.event_sources()?,
-        })
+            newest,
+            unchanged_for: self.changed_at.elapsed(),
+        };
+        self.last_status = Some(s.clone());
+        Ok(s)
+    }
+
+    /// Events/s over the last few seconds, from the store ids seen.
+    fn rate(&mut self, now: Instant, max_id: i64) -> f64 {
+        self.samples.push_back((now, max_id));
+        while self
+            .samples
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > RATE_WINDOW)
+        {
+            self.samples.pop_front();
+        }
+        match self.samples.front() {
+            Some((t, id)) if now.duration_since(*t) > Duration::from_millis(200) => {
+                (max_id - id).max(0) as f64 / now.duration_since(*t).as_secs_f64()
+            }
+            _ => 0.0,
+        }
     }
 }
 
@@ -395,12 +483,48 @@ pub fn load_view(r: &Reader, req: &Request, now: Timestamp) -> Result<ViewData> 
         ViewRequest::Overview { errors, minutes } => {
             let hour_ago = Timestamp::from_nanos(now.as_nanos() - 3_600_000_000_000);
             let (relays, _) = r.relay_targets()?;
+            let remotes = r.remote_summaries()?;
+            let mut remote_since = BTreeMap::new();
+            for rs in remotes
+                .iter()
+                .filter(|x| x.is_failed() || x.retrying > 0)
+                .take(8)
+            {
+                if let Some(t) = r.remote_trouble_since(&rs.remote)? {
+                    remote_since.insert(rs.remote.clone(), t);
+                }
+            }
+            let sd_errors = r.page_before(
+                &snapshot(&EventFilter {
+                    sources: vec!["spacedrive".into()],
+                    min_severity: Some(crate::model::Severity::Error),
+                    since: Some(hour_ago),
+                    ..EventFilter::default()
+                }),
+                None,
+                SESSION_ERRORS_READ,
+            )?;
             let error_filter = snapshot(&EventFilter {
                 min_severity: Some(crate::model::Severity::Error),
                 ..EventFilter::default()
             });
+            let ci_patterns = r.ci_patterns(None, None)?;
             ViewData::Overview(OverviewData {
-                remotes: r.remote_summaries()?,
+                remotes,
+                remote_since,
+                session_errors: group_session_errors(&sd_errors),
+                ci_new: ci_patterns
+                    .iter()
+                    .filter(|p| p.is_new && p.jobs_last_night > 0)
+                    .map(|p| {
+                        (
+                            p.id.clone(),
+                            p.name.clone(),
+                            p.identity.clone(),
+                            p.jobs_last_night,
+                        )
+                    })
+                    .collect(),
                 relays,
                 open_sessions: r
                     .open_sessions(Timestamp::from_nanos(now.as_nanos() - 600_000_000_000), 50)?,
@@ -409,7 +533,7 @@ pub fn load_view(r: &Reader, req: &Request, now: Timestamp) -> Result<ViewData> 
                 newest_errors: r.page_before(&error_filter, None, *errors as u64)?,
                 ci: match r.ci_night(None, None)? {
                     Some(n) => {
-                        let p = r.ci_patterns(None, None)?;
+                        let p = &ci_patterns;
                         let hit = p.iter().filter(|p| p.jobs_last_night > 0).count();
                         let new = p.iter().filter(|p| p.is_new).count();
                         Some((n, hit, new))
@@ -449,11 +573,51 @@ pub fn load_view(r: &Reader, req: &Request, now: Timestamp) -> Result<ViewData> 
         } => {
             let mut w = load_window(r, &snapshot(filter), *anchor, *order, req.rows.max(1))?;
             if let Some(corr) = session {
-                w.session = Some(r.session_summary(corr)?);
+                // A short id (a prefix, as the UI shows ids) is the full one of its rows.
+                let mut ids: Vec<String> = w
+                    .rows
+                    .iter()
+                    .filter_map(|e| e.event.correlation_id.clone())
+                    .collect();
+                ids.sort();
+                ids.dedup();
+                let full = match ids.as_slice() {
+                    [one] => one.clone(),
+                    _ => corr.clone(),
+                };
+                let mut summary = r.session_summary(&full)?;
+                // Counted once (a completed session reports its batches' total too).
+                summary.records = r.session_records(&full)?;
+                w.session = Some(summary);
+                w.session_ids = ids;
             }
             ViewData::Events(w)
         }
     })
+}
+
+/// Errors (newest first) grouped by session, or by device when they have none; newest first.
+fn group_session_errors(errors: &[StoredEvent]) -> Vec<SessionErrors> {
+    let mut out: Vec<SessionErrors> = Vec::new();
+    for e in errors {
+        let ev = &e.event;
+        let key = (ev.correlation_id.clone(), ev.device_id.clone());
+        let same = |g: &SessionErrors| match &key.0 {
+            Some(c) => g.corr.as_ref() == Some(c),
+            None => g.corr.is_none() && g.device == key.1,
+        };
+        match out.iter_mut().find(|g| same(g)) {
+            Some(g) => g.count += 1,
+            None => out.push(SessionErrors {
+                corr: key.0,
+                device: key.1,
+                error: ev.summary.clone(),
+                newest: ev.timestamp,
+                count: 1,
+            }),
+        }
+    }
+    out
 }
 
 /// About `rows` rows before the anchor and `2 × rows` from it on, in screen order.
@@ -519,6 +683,7 @@ pub fn load_window(
         more_before,
         more_after,
         session: None,
+        session_ids: Vec::new(),
     })
 }
 
@@ -581,8 +746,14 @@ fn load_relays(r: &Reader, now: Timestamp, minutes: usize) -> Result<RelaysData>
                 };
                 let mut state = initial;
                 let mut i = 0;
+                // A target that went down has no data since: those minutes stay empty.
+                let data_until = (!t.up).then_some(t.down_since).flatten();
                 for m in 0..minutes {
                     let end = start + (m as i64 + 1) * 60_000_000_000;
+                    if data_until.is_some_and(|d| end - 60_000_000_000 > d) {
+                        cells.push(None);
+                        continue;
+                    }
                     let mut worst: Option<Display> = state;
                     if let Some(evs) = evs {
                         while i < evs.len() && evs[i].0 < end {
