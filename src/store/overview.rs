@@ -8,12 +8,14 @@ use super::query::Reader;
 
 impl Reader {
     /// Since when (Unix seconds) a remote has had a ref in trouble: the earliest failure or
-    /// scheduling among its refs that are FAILED, UNKNOWN or retrying. None when it has none.
+    /// scheduling among its refs that are FAILED, UNKNOWN or retrying (a deletion that did not
+    /// replicate is shown apart, not as trouble). None when it has none.
     pub fn remote_trouble_since(&self, remote: &str) -> Result<Option<i64>> {
         let mut st = self.connection().prepare_cached(
             "SELECT min(coalesce(s.last_failure, s.scheduled_since, s.when_s))
              FROM ref_state s JOIN strings m ON m.id = s.remote
-             WHERE m.text = ?1 AND (s.status IN ('FAILED', 'UNKNOWN') OR s.retrying)",
+             WHERE m.text = ?1 AND s.deleted_at IS NULL
+               AND (s.status IN ('FAILED', 'UNKNOWN') OR s.retrying)",
         )?;
         st.query_row([remote], |r| r.get::<_, Option<i64>>(0))
             .optional()
@@ -73,8 +75,9 @@ mod tests {
             (4, 2, "SUCCEEDED", 0, None),
         ] {
             c.execute(
-                "INSERT INTO ref_state (ref, remote, project, direction, status, when_s, retrying,
-                   attempts, last_failure, scheduled_since) VALUES (?1, ?2, 3, 'PUSH', ?3, 500, ?4, 1, ?5, 400)",
+                "INSERT INTO ref_state (ref, remote, project, instance, direction, status, when_s,
+                   retrying, attempts, last_failure, scheduled_since)
+                 VALUES (?1, ?2, 3, 0, 'PUSH', ?3, 500, ?4, 1, ?5, 400)",
                 rusqlite::params![r, remote, status, retrying, fail],
             )
             .unwrap();

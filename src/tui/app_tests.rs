@@ -428,6 +428,7 @@ pub(crate) fn ci_data() -> crate::tui::worker::CiData {
         section: Some("step_script".into()),
         excerpt: Some("FAILED tests/test_login.py::test_login - \x1b[31mAssertionError".into()),
         tail: Some("ERROR: Job failed: exit code 1".into()),
+        chain: None,
     };
     crate::tui::worker::CiData {
         night: Some(CiNight {
@@ -442,6 +443,7 @@ pub(crate) fn ci_data() -> crate::tui::worker::CiData {
                 web_url: None,
                 created_at: 0,
                 updated_at: 0,
+                downstream_failed: false,
                 jobs: vec![
                     job(7001, "pytest", "aaaa00000001"),
                     job(7002, "build", "bbbb00000002"),
