@@ -7,9 +7,10 @@
 //! whole ingest budget (300,000 events/s is 3.3 µs). This index is far cheaper:
 //!
 //! - events are cut into blocks of [`EVENT_BLOCK`] consecutive store ids; each block has a
-//!   Bloom filter (`text_blocks`) of the 3- and 4-byte grams of its summaries (ASCII letters
-//!   folded to lower case, as SQLite's `LIKE` folds them) and of the string ids of its
-//!   interned columns;
+//!   Bloom filter (`text_blocks.bits`) of the 3- and 4-byte grams of its summaries (ASCII
+//!   letters folded to lower case, as SQLite's `LIKE` folds them) and the exact set of the
+//!   string ids of its interned columns (`text_blocks.ids`, sorted, delta varints: a few
+//!   hundred per block; in a Bloom filter they were false positives in a block of seven);
 //! - strings are cut the same way (`string_blocks`) with the grams of their text (and of the
 //!   snake_case spelling of a type name);
 //! - a search computes the grams of its text, finds the strings that contain it (reading only
@@ -87,18 +88,9 @@ impl Bloom {
         for_each_gram(text.as_bytes(), |h| self.insert_hash(h));
     }
 
-    pub fn insert_string_id(&mut self, id: i64) {
-        self.insert_hash(string_id_hash(id));
-    }
-
     #[cfg(test)]
     fn has_all(&self, grams: &[u64]) -> bool {
         grams.iter().all(|&h| self.has_hash(h))
-    }
-
-    #[cfg(test)]
-    fn has_any_string(&self, ids: &[u64]) -> bool {
-        ids.iter().any(|&h| self.has_hash(h))
     }
 }
 
@@ -116,8 +108,55 @@ fn gram_hash(bytes: &[u8]) -> u64 {
     mix(v ^ 0x6772_616d_0000_0000)
 }
 
-fn string_id_hash(id: i64) -> u64 {
-    mix((id as u64) ^ 0x5354_5200_0000_0000)
+/// Sorted ids as delta LEB128 varints.
+fn encode_ids(ids: &std::collections::BTreeSet<i64>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(ids.len() * 3);
+    let mut prev = 0i64;
+    for &id in ids {
+        let mut d = id.wrapping_sub(prev) as u64;
+        prev = id;
+        loop {
+            let b = (d & 0x7f) as u8;
+            d >>= 7;
+            if d == 0 {
+                out.push(b);
+                break;
+            }
+            out.push(b | 0x80);
+        }
+    }
+    out
+}
+
+/// The ids of [`encode_ids`]; stops at a truncated varint.
+fn decode_ids(mut b: &[u8], mut f: impl FnMut(i64) -> bool) -> bool {
+    let mut prev = 0i64;
+    while !b.is_empty() {
+        let (mut d, mut shift) = (0u64, 0u32);
+        loop {
+            let Some((&byte, rest)) = b.split_first() else {
+                return false;
+            };
+            b = rest;
+            if shift < 64 {
+                d |= u64::from(byte & 0x7f) << shift;
+            }
+            shift += 7;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        prev = prev.wrapping_add(d as i64);
+        if f(prev) {
+            return true;
+        }
+    }
+    false
+}
+
+/// Does the encoded set hold one of `sorted`?
+fn ids_intersect(encoded: &[u8], sorted: &[i64]) -> bool {
+    !sorted.is_empty() && decode_ids(encoded, |id| sorted.binary_search(&id).is_ok())
 }
 
 fn for_each_gram(b: &[u8], mut f: impl FnMut(u64)) {
@@ -197,51 +236,88 @@ fn set_meta(tx: &Connection, key: &str, value: i64) -> Result<()> {
     Ok(())
 }
 
+/// One block being updated: its filter and (for events) its string ids.
+struct Block {
+    number: i64,
+    bloom: Bloom,
+    ids: std::collections::BTreeSet<i64>,
+}
+
 /// Filters being updated, by block, read from the store on first use.
 struct Pending<'t> {
     table: &'static str,
     shift: u32,
-    current: Option<(i64, Bloom)>,
+    /// Keeps the exact set of string ids (`text_blocks.ids`).
+    with_ids: bool,
+    current: Option<Block>,
     conn: &'t Connection,
 }
 
 impl<'t> Pending<'t> {
-    fn new(conn: &'t Connection, table: &'static str, shift: u32) -> Self {
+    fn new(conn: &'t Connection, table: &'static str, shift: u32, with_ids: bool) -> Self {
         Pending {
             table,
             shift,
+            with_ids,
             current: None,
             conn,
         }
     }
 
-    fn bloom_for(&mut self, id: i64) -> Result<&mut Bloom> {
-        let block = id >> self.shift;
-        if self.current.as_ref().map(|c| c.0) != Some(block) {
+    fn block_for(&mut self, id: i64) -> Result<&mut Block> {
+        let number = id >> self.shift;
+        if self.current.as_ref().map(|c| c.number) != Some(number) {
             self.flush()?;
-            let stored: Option<Vec<u8>> = self
+            let cols = if self.with_ids {
+                "bits, ids"
+            } else {
+                "bits, NULL"
+            };
+            let stored: Option<(Vec<u8>, Option<Vec<u8>>)> = self
                 .conn
-                .prepare_cached(&format!("SELECT bits FROM {} WHERE block = ?1", self.table))?
-                .query_row([block], |r| r.get(0))
+                .prepare_cached(&format!(
+                    "SELECT {cols} FROM {} WHERE block = ?1",
+                    self.table
+                ))?
+                .query_row([number], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
-            let bloom = stored.and_then(Bloom::from_blob).unwrap_or_default();
-            self.current = Some((block, bloom));
+            let (bits, ids) = stored.unwrap_or_default();
+            let mut set = std::collections::BTreeSet::new();
+            decode_ids(ids.as_deref().unwrap_or_default(), |id| {
+                set.insert(id);
+                false
+            });
+            self.current = Some(Block {
+                number,
+                bloom: Bloom::from_blob(bits).unwrap_or_default(),
+                ids: set,
+            });
         }
         match self.current.as_mut() {
-            Some((_, b)) => Ok(b),
+            Some(b) => Ok(b),
             None => unreachable!("set just above"),
         }
     }
 
     fn flush(&mut self) -> Result<()> {
-        if let Some((block, bloom)) = self.current.take() {
-            self.conn
-                .prepare_cached(&format!(
-                    "INSERT INTO {} (block, bits) VALUES (?1, ?2)
-                     ON CONFLICT (block) DO UPDATE SET bits = excluded.bits",
-                    self.table
-                ))?
-                .execute(params![block, bloom.0])?;
+        if let Some(b) = self.current.take() {
+            if self.with_ids {
+                self.conn
+                    .prepare_cached(&format!(
+                        "INSERT INTO {} (block, bits, ids) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (block) DO UPDATE SET bits = excluded.bits, ids = excluded.ids",
+                        self.table
+                    ))?
+                    .execute(params![b.number, b.bloom.0, encode_ids(&b.ids)])?;
+            } else {
+                self.conn
+                    .prepare_cached(&format!(
+                        "INSERT INTO {} (block, bits) VALUES (?1, ?2)
+                         ON CONFLICT (block) DO UPDATE SET bits = excluded.bits",
+                        self.table
+                    ))?
+                    .execute(params![b.number, b.bloom.0])?;
+            }
         }
         Ok(())
     }
@@ -252,7 +328,7 @@ impl<'t> Pending<'t> {
 /// that creates the index. Returns how many events it indexed.
 pub fn update(conn: &Connection) -> Result<u64> {
     let s_upto = meta(conn, STRINGS_UPTO)?;
-    let mut strings = Pending::new(conn, "string_blocks", STRING_BLOCK_SHIFT);
+    let mut strings = Pending::new(conn, "string_blocks", STRING_BLOCK_SHIFT, false);
     let mut s_max = s_upto;
     {
         let mut st =
@@ -261,7 +337,7 @@ pub fn update(conn: &Connection) -> Result<u64> {
         while let Some(r) = rows.next()? {
             let id: i64 = r.get(0)?;
             let text = r.get_ref(1)?.as_str().unwrap_or_default();
-            let b = strings.bloom_for(id)?;
+            let b = &mut strings.block_for(id)?.bloom;
             b.insert_text(text);
             if let std::borrow::Cow::Owned(snake) = canonical_type(text) {
                 b.insert_text(&snake);
@@ -275,7 +351,7 @@ pub fn update(conn: &Connection) -> Result<u64> {
     }
 
     let e_upto = meta(conn, EVENTS_UPTO)?;
-    let mut events = Pending::new(conn, "text_blocks", EVENT_BLOCK_SHIFT);
+    let mut events = Pending::new(conn, "text_blocks", EVENT_BLOCK_SHIFT, true);
     let (mut e_max, mut n) = (e_upto, 0u64);
     {
         let mut st = conn.prepare_cached(
@@ -285,11 +361,12 @@ pub fn update(conn: &Connection) -> Result<u64> {
         let mut rows = st.query([e_upto])?;
         while let Some(r) = rows.next()? {
             let id: i64 = r.get(0)?;
-            let b = events.bloom_for(id)?;
-            b.insert_text(r.get_ref(1)?.as_str().unwrap_or_default());
+            let b = events.block_for(id)?;
+            b.bloom
+                .insert_text(r.get_ref(1)?.as_str().unwrap_or_default());
             for col in 2..10 {
                 if let Some(sid) = r.get::<_, Option<i64>>(col)? {
-                    b.insert_string_id(sid);
+                    b.ids.insert(sid);
                 }
             }
             e_max = id;
@@ -347,17 +424,19 @@ pub fn find(conn: &Connection, needle: &str) -> Result<TextMatch> {
             ranges: None,
         });
     };
-    let tokens: Vec<u64> = string_ids.iter().map(|&id| string_id_hash(id)).collect();
+    let mut sorted = string_ids.clone();
+    sorted.sort_unstable();
     let upto = meta(conn, EVENTS_UPTO)?;
     let mut ranges: Vec<(i64, i64)> = Vec::new();
-    let mut st = conn.prepare_cached("SELECT block, bits FROM text_blocks ORDER BY block")?;
+    let mut st = conn.prepare_cached("SELECT block, bits, ids FROM text_blocks ORDER BY block")?;
     let mut rows = st.query([])?;
     let (mut too_many, mut blocks) = (false, 0usize);
     while let Some(r) = rows.next()? {
         let block: i64 = r.get(0)?;
         let bits = r.get_ref(1)?.as_blob().unwrap_or_default();
         let bloom = BloomRef(bits);
-        if bloom.is_unusable() || bloom.has_all(&grams) || bloom.has_any(&tokens) {
+        let ids = r.get_ref(2)?.as_blob_or_null()?.unwrap_or_default();
+        if bloom.is_unusable() || bloom.has_all(&grams) || ids_intersect(ids, &sorted) {
             blocks += 1;
             if blocks > MAX_BLOCKS {
                 too_many = true;
@@ -405,9 +484,6 @@ impl BloomRef<'_> {
     }
     fn has_all(&self, grams: &[u64]) -> bool {
         grams.iter().all(|&h| self.has(h))
-    }
-    fn has_any(&self, hashes: &[u64]) -> bool {
-        hashes.iter().any(|&h| self.has(h))
     }
 }
 
@@ -469,9 +545,21 @@ mod tests {
         let absent = needle_grams("zzqx-nothing-here").unwrap();
         assert!(!b.has_all(&absent));
         assert_eq!(needle_grams("ab"), None);
-        b.insert_string_id(42);
-        assert!(b.has_any_string(&[string_id_hash(42)]));
-        assert!(!b.has_any_string(&[string_id_hash(43), string_id_hash(44)]));
+        let set: std::collections::BTreeSet<i64> = [3, 42, 300, 1 << 40].into_iter().collect();
+        let enc = encode_ids(&set);
+        let mut back = Vec::new();
+        decode_ids(&enc, |id| {
+            back.push(id);
+            false
+        });
+        assert_eq!(back, [3, 42, 300, 1 << 40]);
+        assert!(ids_intersect(&enc, &[1, 42]));
+        assert!(!ids_intersect(&enc, &[43, 44]));
+        assert!(!ids_intersect(&enc, &[]));
+        assert!(
+            !ids_intersect(&enc[..enc.len() - 1], &[1 << 40]),
+            "truncated"
+        );
     }
 
     #[test]
