@@ -7,12 +7,12 @@
 //! whole ingest budget (300,000 events/s is 3.3 µs). This index is far cheaper:
 //!
 //! - events are cut into blocks of [`EVENT_BLOCK`] consecutive store ids; each block has a
-//!   Bloom filter (`text_blocks.bits`) of the 3- and 4-byte grams of its summaries (ASCII
+//!   Bloom filter (`text_blocks.bits`) of the 3-byte grams of its summaries (ASCII
 //!   letters folded to lower case, as SQLite's `LIKE` folds them) and the exact set of the
 //!   string ids of its interned columns (`text_blocks.ids`, sorted, delta varints: a few
 //!   hundred per block; in a Bloom filter they were false positives in a block of seven);
-//! - strings are cut the same way (`string_blocks`) with the grams of their text (and of the
-//!   snake_case spelling of a type name);
+//! - strings are cut the same way (`string_blocks`) with the 3- and 4-byte grams of their
+//!   text (and of the snake_case spelling of a type name);
 //! - a search computes the grams of its text, finds the strings that contain it (reading only
 //!   the string blocks whose filter has every gram) and the event blocks whose filter has every
 //!   gram or one of those strings, and the query reads only those id ranges.
@@ -83,9 +83,16 @@ impl Bloom {
             .all(|&p| self.0[p / 8] & (1 << (p % 8)) != 0)
     }
 
-    /// Adds every 3- and 4-byte gram of `text` (ASCII folded to lower case).
+    /// Adds every 3- and 4-byte gram of `text` (ASCII folded to lower case): for strings,
+    /// where ids made of hex digits fill every 3-gram of hex in a block of a thousand.
     pub fn insert_text(&mut self, text: &str) {
-        for_each_gram(text.as_bytes(), |h| self.insert_hash(h));
+        for_each_gram(text.as_bytes(), STRING_GRAMS, |h| self.insert_hash(h));
+    }
+
+    /// Adds every 3-byte gram of an event's summary (half the work of 3- and 4-grams; the
+    /// ids are interned, so summaries hold few runs of hex).
+    pub fn insert_summary(&mut self, text: &str) {
+        for_each_gram(text.as_bytes(), SUMMARY_GRAMS, |h| self.insert_hash(h));
     }
 
     #[cfg(test)]
@@ -109,7 +116,7 @@ fn gram_hash(bytes: &[u8]) -> u64 {
 }
 
 /// Sorted ids as delta LEB128 varints.
-fn encode_ids(ids: &std::collections::BTreeSet<i64>) -> Vec<u8> {
+fn encode_ids(ids: &[i64]) -> Vec<u8> {
     let mut out = Vec::with_capacity(ids.len() * 3);
     let mut prev = 0i64;
     for &id in ids {
@@ -159,8 +166,12 @@ fn ids_intersect(encoded: &[u8], sorted: &[i64]) -> bool {
     !sorted.is_empty() && decode_ids(encoded, |id| sorted.binary_search(&id).is_ok())
 }
 
-fn for_each_gram(b: &[u8], mut f: impl FnMut(u64)) {
-    for n in [3usize, 4] {
+/// The gram lengths of each filter.
+const STRING_GRAMS: &[usize] = &[3, 4];
+const SUMMARY_GRAMS: &[usize] = &[3];
+
+fn for_each_gram(b: &[u8], sizes: &[usize], mut f: impl FnMut(u64)) {
+    for &n in sizes {
         if b.len() >= n {
             for w in b.windows(n) {
                 f(gram_hash(w));
@@ -169,14 +180,19 @@ fn for_each_gram(b: &[u8], mut f: impl FnMut(u64)) {
     }
 }
 
-/// The grams a text to find must have, or None when it is too short to use the index.
+/// The grams a text to find must have in a string's filter, or None when it is too short to
+/// use the index.
 pub fn needle_grams(needle: &str) -> Option<Vec<u64>> {
+    grams_of(needle, STRING_GRAMS)
+}
+
+fn grams_of(needle: &str, sizes: &[usize]) -> Option<Vec<u64>> {
     let b = needle.as_bytes();
     if b.len() < 3 {
         return None;
     }
     let mut v = Vec::new();
-    for_each_gram(b, |h| v.push(h));
+    for_each_gram(b, sizes, |h| v.push(h));
     v.sort_unstable();
     v.dedup();
     Some(v)
@@ -240,7 +256,8 @@ fn set_meta(tx: &Connection, key: &str, value: i64) -> Result<()> {
 struct Block {
     number: i64,
     bloom: Bloom,
-    ids: std::collections::BTreeSet<i64>,
+    /// Sorted and deduplicated when written.
+    ids: Vec<i64>,
 }
 
 /// Filters being updated, by block, read from the store on first use.
@@ -282,9 +299,9 @@ impl<'t> Pending<'t> {
                 .query_row([number], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
             let (bits, ids) = stored.unwrap_or_default();
-            let mut set = std::collections::BTreeSet::new();
+            let mut set = Vec::new();
             decode_ids(ids.as_deref().unwrap_or_default(), |id| {
-                set.insert(id);
+                set.push(id);
                 false
             });
             self.current = Some(Block {
@@ -300,8 +317,10 @@ impl<'t> Pending<'t> {
     }
 
     fn flush(&mut self) -> Result<()> {
-        if let Some(b) = self.current.take() {
+        if let Some(mut b) = self.current.take() {
             if self.with_ids {
+                b.ids.sort_unstable();
+                b.ids.dedup();
                 self.conn
                     .prepare_cached(&format!(
                         "INSERT INTO {} (block, bits, ids) VALUES (?1, ?2, ?3)
@@ -359,14 +378,22 @@ pub fn update(conn: &Connection) -> Result<u64> {
              FROM events WHERE id > ?1 ORDER BY id",
         )?;
         let mut rows = st.query([e_upto])?;
+        // The last id of each column: most repeat from one event to the next.
+        let mut last = [0i64; 8];
         while let Some(r) = rows.next()? {
             let id: i64 = r.get(0)?;
             let b = events.block_for(id)?;
+            if b.ids.is_empty() {
+                last = [0; 8];
+            }
             b.bloom
-                .insert_text(r.get_ref(1)?.as_str().unwrap_or_default());
-            for col in 2..10 {
+                .insert_summary(r.get_ref(1)?.as_str().unwrap_or_default());
+            for (col, prev) in (2..10).zip(last.iter_mut()) {
                 if let Some(sid) = r.get::<_, Option<i64>>(col)? {
-                    b.ids.insert(sid);
+                    if sid != *prev {
+                        b.ids.push(sid);
+                        *prev = sid;
+                    }
                 }
             }
             e_max = id;
@@ -418,14 +445,14 @@ pub fn find(conn: &Connection, needle: &str) -> Result<TextMatch> {
     let grams = needle_grams(needle);
     let string_ids = matching_strings(conn, &lower, grams.as_deref())
         .wrap_err("cannot search the interned strings")?;
-    let Some(grams) = grams else {
+    let mut sorted = string_ids.clone();
+    sorted.sort_unstable();
+    let Some(grams) = grams_of(needle, SUMMARY_GRAMS) else {
         return Ok(TextMatch {
             string_ids,
             ranges: None,
         });
     };
-    let mut sorted = string_ids.clone();
-    sorted.sort_unstable();
     let upto = meta(conn, EVENTS_UPTO)?;
     let mut ranges: Vec<(i64, i64)> = Vec::new();
     let mut st = conn.prepare_cached("SELECT block, bits, ids FROM text_blocks ORDER BY block")?;
@@ -537,16 +564,22 @@ mod tests {
     #[test]
     fn a_filter_has_every_gram_of_what_it_holds() {
         let mut b = Bloom::new();
-        b.insert_text("Peer 7ceff8ba disconnected: Connection REFUSED");
+        let text = "Peer 7ceff8ba disconnected: Connection REFUSED";
+        b.insert_text(text);
+        let mut summary = Bloom::new();
+        summary.insert_summary(text);
         for needle in ["connection refused", "7CEFF8BA", "ed: C", "Pee", "refused"] {
             let g = needle_grams(needle).unwrap();
             assert!(b.has_all(&g), "{needle}");
+            assert!(
+                summary.has_all(&grams_of(needle, SUMMARY_GRAMS).unwrap()),
+                "{needle}"
+            );
         }
         let absent = needle_grams("zzqx-nothing-here").unwrap();
         assert!(!b.has_all(&absent));
         assert_eq!(needle_grams("ab"), None);
-        let set: std::collections::BTreeSet<i64> = [3, 42, 300, 1 << 40].into_iter().collect();
-        let enc = encode_ids(&set);
+        let enc = encode_ids(&[3, 42, 300, 1 << 40]);
         let mut back = Vec::new();
         decode_ids(&enc, |id| {
             back.push(id);
