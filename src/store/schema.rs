@@ -207,7 +207,7 @@ pub const MIGRATIONS: &[&str] = &[
     "#,
     // 5 -> 6: the text index of `EventFilter::grep` (store/textindex.rs), and an index of
     // batches by source (per-source freshness): a Bloom filter of grams per block of 4096
-    // events (with the set of its string ids) and of 1024 strings, kept by the writer in
+    // events (with the set of its string ids) and of 256 strings, kept by the writer in
     // the transaction of its events; built for the events already stored by
     // `build_text_index` (RUST_STEPS).
     r#"

@@ -31,8 +31,8 @@ use crate::model::canonical_type;
 /// Events per block (a power of two): a candidate block costs a scan of this many rows.
 pub const EVENT_BLOCK_SHIFT: u32 = 12;
 pub const EVENT_BLOCK: i64 = 1 << EVENT_BLOCK_SHIFT;
-/// Strings per block.
-pub const STRING_BLOCK_SHIFT: u32 = 10;
+/// Strings per block: 256 random UUIDs leave a filter a third full (1024 filled it).
+pub const STRING_BLOCK_SHIFT: u32 = 8;
 /// Bytes of each block's filter (32,768 bits).
 pub const BLOOM_BYTES: usize = 4096;
 const BLOOM_BITS: u64 = (BLOOM_BYTES * 8) as u64;
@@ -83,8 +83,9 @@ impl Bloom {
             .all(|&p| self.0[p / 8] & (1 << (p % 8)) != 0)
     }
 
-    /// Adds every 3- and 4-byte gram of `text` (ASCII folded to lower case): for strings,
-    /// where ids made of hex digits fill every 3-gram of hex in a block of a thousand.
+    /// Adds every 4-byte gram of `text` (ASCII folded to lower case): for strings, where ids
+    /// made of hex digits hold every 3-gram of hex in a few hundred (a text under 4 bytes
+    /// reads every string).
     pub fn insert_text(&mut self, text: &str) {
         for_each_gram(text.as_bytes(), STRING_GRAMS, |h| self.insert_hash(h));
     }
@@ -167,7 +168,7 @@ fn ids_intersect(encoded: &[u8], sorted: &[i64]) -> bool {
 }
 
 /// The gram lengths of each filter.
-const STRING_GRAMS: &[usize] = &[3, 4];
+const STRING_GRAMS: &[usize] = &[4];
 const SUMMARY_GRAMS: &[usize] = &[3];
 
 fn for_each_gram(b: &[u8], sizes: &[usize], mut f: impl FnMut(u64)) {
@@ -188,7 +189,7 @@ pub fn needle_grams(needle: &str) -> Option<Vec<u64>> {
 
 fn grams_of(needle: &str, sizes: &[usize]) -> Option<Vec<u64>> {
     let b = needle.as_bytes();
-    if b.len() < 3 {
+    if sizes.iter().any(|&n| b.len() < n) {
         return None;
     }
     let mut v = Vec::new();
@@ -213,7 +214,20 @@ fn contains_folded(hay: &str, needle_lower: &str) -> bool {
 /// Does an interned string, as a row shows it, contain the text? A type also matches in its
 /// snake_case spelling (`relay_dead` finds `RelayDead`).
 pub fn string_matches(text: &str, needle_lower: &str) -> bool {
-    contains_folded(text, needle_lower) || contains_folded(&canonical_type(text), needle_lower)
+    contains_folded(text, needle_lower)
+        || snake_spelling(text).is_some_and(|s| contains_folded(&s, needle_lower))
+}
+
+/// The snake_case spelling a row may show a name in, for names with capitals
+/// (`RelayDead`); ids and lower-case names have none (no work for the many ids).
+fn snake_spelling(text: &str) -> Option<String> {
+    if !text.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    match canonical_type(text) {
+        std::borrow::Cow::Owned(s) => Some(s),
+        std::borrow::Cow::Borrowed(_) => None,
+    }
 }
 
 /// Does an event match a text search, exactly as the store's `grep` filter decides (for a
@@ -358,7 +372,7 @@ pub fn update(conn: &Connection) -> Result<u64> {
             let text = r.get_ref(1)?.as_str().unwrap_or_default();
             let b = &mut strings.block_for(id)?.bloom;
             b.insert_text(text);
-            if let std::borrow::Cow::Owned(snake) = canonical_type(text) {
+            if let Some(snake) = snake_spelling(text) {
                 b.insert_text(&snake);
             }
             s_max = id;
@@ -569,8 +583,9 @@ mod tests {
         let mut summary = Bloom::new();
         summary.insert_summary(text);
         for needle in ["connection refused", "7CEFF8BA", "ed: C", "Pee", "refused"] {
-            let g = needle_grams(needle).unwrap();
-            assert!(b.has_all(&g), "{needle}");
+            if let Some(g) = needle_grams(needle) {
+                assert!(b.has_all(&g), "{needle}");
+            }
             assert!(
                 summary.has_all(&grams_of(needle, SUMMARY_GRAMS).unwrap()),
                 "{needle}"
@@ -578,7 +593,9 @@ mod tests {
         }
         let absent = needle_grams("zzqx-nothing-here").unwrap();
         assert!(!b.has_all(&absent));
-        assert_eq!(needle_grams("ab"), None);
+        assert_eq!(needle_grams("abc"), None, "strings: 4-grams");
+        assert!(grams_of("abc", SUMMARY_GRAMS).is_some());
+        assert_eq!(grams_of("ab", SUMMARY_GRAMS), None);
         let enc = encode_ids(&[3, 42, 300, 1 << 40]);
         let mut back = Vec::new();
         decode_ids(&enc, |id| {
