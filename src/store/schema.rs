@@ -214,7 +214,8 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE TABLE text_blocks (
         block  INTEGER PRIMARY KEY,
         bits   BLOB NOT NULL,
-        ids    BLOB
+        ids    BLOB,
+        digits INTEGER
     );
     CREATE TABLE string_blocks (
         block  INTEGER PRIMARY KEY,

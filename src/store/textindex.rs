@@ -272,6 +272,24 @@ struct Block {
     bloom: Bloom,
     /// Sorted and deduplicated when written.
     ids: Vec<i64>,
+    /// The longest run of ASCII digits in its summaries (None: not known, e.g. a block a
+    /// build without it wrote). Digits fill every digit gram of a block's filter (counts,
+    /// numbers), so a text of more digits in a row than any summary has is ruled out here.
+    digits: Option<i64>,
+}
+
+/// The longest run of ASCII digits in `b`.
+fn digit_run(b: &[u8]) -> i64 {
+    let (mut best, mut run) = (0i64, 0i64);
+    for &c in b {
+        if c.is_ascii_digit() {
+            run += 1;
+            best = best.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    best
 }
 
 /// Filters being updated, by block, read from the store on first use.
@@ -300,19 +318,23 @@ impl<'t> Pending<'t> {
         if self.current.as_ref().map(|c| c.number) != Some(number) {
             self.flush()?;
             let cols = if self.with_ids {
-                "bits, ids"
+                "bits, ids, digits"
             } else {
-                "bits, NULL"
+                "bits, NULL, NULL"
             };
-            let stored: Option<(Vec<u8>, Option<Vec<u8>>)> = self
+            let stored: Option<(Vec<u8>, Option<Vec<u8>>, Option<i64>)> = self
                 .conn
                 .prepare_cached(&format!(
                     "SELECT {cols} FROM {} WHERE block = ?1",
                     self.table
                 ))?
-                .query_row([number], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_row([number], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()?;
-            let (bits, ids) = stored.unwrap_or_default();
+            let digits = match &stored {
+                None => Some(0),
+                Some((_, _, d)) => *d,
+            };
+            let (bits, ids, _) = stored.unwrap_or_default();
             let mut set = Vec::new();
             decode_ids(ids.as_deref().unwrap_or_default(), |id| {
                 set.push(id);
@@ -322,6 +344,7 @@ impl<'t> Pending<'t> {
                 number,
                 bloom: Bloom::from_blob(bits).unwrap_or_default(),
                 ids: set,
+                digits,
             });
         }
         match self.current.as_mut() {
@@ -337,11 +360,12 @@ impl<'t> Pending<'t> {
                 b.ids.dedup();
                 self.conn
                     .prepare_cached(&format!(
-                        "INSERT INTO {} (block, bits, ids) VALUES (?1, ?2, ?3)
-                         ON CONFLICT (block) DO UPDATE SET bits = excluded.bits, ids = excluded.ids",
+                        "INSERT INTO {} (block, bits, ids, digits) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (block) DO UPDATE SET bits = excluded.bits, ids = excluded.ids,
+                             digits = excluded.digits",
                         self.table
                     ))?
-                    .execute(params![b.number, b.bloom.0, encode_ids(&b.ids)])?;
+                    .execute(params![b.number, b.bloom.0, encode_ids(&b.ids), b.digits])?;
             } else {
                 self.conn
                     .prepare_cached(&format!(
@@ -400,8 +424,11 @@ pub fn update(conn: &Connection) -> Result<u64> {
             if b.ids.is_empty() {
                 last = [0; 8];
             }
-            b.bloom
-                .insert_summary(r.get_ref(1)?.as_str().unwrap_or_default());
+            let summary = r.get_ref(1)?.as_str().unwrap_or_default();
+            b.bloom.insert_summary(summary);
+            if let Some(d) = b.digits.as_mut() {
+                *d = (*d).max(digit_run(summary.as_bytes()));
+            }
             for (col, prev) in (2..10).zip(last.iter_mut()) {
                 if let Some(sid) = r.get::<_, Option<i64>>(col)? {
                     if sid != *prev {
@@ -477,7 +504,9 @@ pub fn find(conn: &Connection, needle: &str) -> Result<TextMatch> {
     };
     let upto = meta(conn, EVENTS_UPTO)?;
     let mut ranges: Vec<(i64, i64)> = Vec::new();
-    let mut st = conn.prepare_cached("SELECT block, bits, ids FROM text_blocks ORDER BY block")?;
+    let needle_digits = digit_run(needle.as_bytes());
+    let mut st =
+        conn.prepare_cached("SELECT block, bits, ids, digits FROM text_blocks ORDER BY block")?;
     let mut rows = st.query([])?;
     let (mut blocks, mut total) = (0usize, 0usize);
     while let Some(r) = rows.next()? {
@@ -486,7 +515,10 @@ pub fn find(conn: &Connection, needle: &str) -> Result<TextMatch> {
         let bits = r.get_ref(1)?.as_blob().unwrap_or_default();
         let bloom = BloomRef(bits);
         let ids = r.get_ref(2)?.as_blob_or_null()?.unwrap_or_default();
-        if bloom.is_unusable() || bloom.has_all(&grams) || ids_intersect(ids, &sorted) {
+        let digits: Option<i64> = r.get(3)?;
+        let summary_may = bloom.is_unusable()
+            || (digits.is_none_or(|d| d >= needle_digits) && bloom.has_all(&grams));
+        if summary_may || ids_intersect(ids, &sorted) {
             blocks += 1;
             let lo = block << EVENT_BLOCK_SHIFT;
             let hi = lo + EVENT_BLOCK - 1;
