@@ -278,6 +278,9 @@ struct Block {
     digits: Option<i64>,
 }
 
+/// A block row as read: filter, string ids, longest digit run.
+type StoredBlock = (Vec<u8>, Option<Vec<u8>>, Option<i64>);
+
 /// The longest run of ASCII digits in `b`.
 fn digit_run(b: &[u8]) -> i64 {
     let (mut best, mut run) = (0i64, 0i64);
@@ -322,7 +325,7 @@ impl<'t> Pending<'t> {
             } else {
                 "bits, NULL, NULL"
             };
-            let stored: Option<(Vec<u8>, Option<Vec<u8>>, Option<i64>)> = self
+            let stored: Option<StoredBlock> = self
                 .conn
                 .prepare_cached(&format!(
                     "SELECT {cols} FROM {} WHERE block = ?1",
