@@ -921,6 +921,8 @@ mod tests {
             ("event 9999 ", 1),
             ("lifecycle", 10_001),
             ("nothing-like-this", 0),
+            ("1234567", 0),
+            ("event 100", 11),
             ("zq", 0),
             ("ev", 10_001),
         ] {
@@ -932,6 +934,10 @@ mod tests {
         let c = r.compile(&grep("connection refused")).unwrap();
         assert!(c.by_id_ranges);
         assert!(r.compile(&grep("nothing-like-this")).unwrap().impossible);
+        assert!(
+            r.compile(&grep("1234567")).unwrap().impossible,
+            "longer than any run of digits in a summary"
+        );
         let p = plan(&r, &grep("connection refused"));
         assert!(p.contains("INTEGER PRIMARY KEY"), "{p}");
     }

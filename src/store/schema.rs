@@ -214,15 +214,17 @@ pub const MIGRATIONS: &[&str] = &[
     -- rust: rekey_spacedrive
     "#,
     // 7 -> 8: the text index of `EventFilter::grep` (store/textindex.rs), and an index of
-    // batches by source (per-source freshness): a Bloom filter of
-    // grams and string ids per block of 4096 events and of 1024 strings, kept by the writer in
+    // batches by source (per-source freshness): a Bloom filter of grams per block of 4096
+    // events (with the set of its string ids) and of 256 strings, kept by the writer in
     // the transaction of its events; built for the events already stored by
     // `build_text_index` (RUST_STEPS).
     r#"
     -- rust: build_text_index
     CREATE TABLE text_blocks (
         block  INTEGER PRIMARY KEY,
-        bits   BLOB NOT NULL
+        bits   BLOB NOT NULL,
+        ids    BLOB,
+        digits INTEGER
     );
     CREATE TABLE string_blocks (
         block  INTEGER PRIMARY KEY,

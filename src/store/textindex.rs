@@ -7,11 +7,12 @@
 //! whole ingest budget (300,000 events/s is 3.3 µs). This index is far cheaper:
 //!
 //! - events are cut into blocks of [`EVENT_BLOCK`] consecutive store ids; each block has a
-//!   Bloom filter (`text_blocks`) of the 3- and 4-byte grams of its summaries (ASCII letters
-//!   folded to lower case, as SQLite's `LIKE` folds them) and of the string ids of its
-//!   interned columns;
-//! - strings are cut the same way (`string_blocks`) with the grams of their text (and of the
-//!   snake_case spelling of a type name);
+//!   Bloom filter (`text_blocks.bits`) of the 3-byte grams of its summaries (ASCII
+//!   letters folded to lower case, as SQLite's `LIKE` folds them) and the exact set of the
+//!   string ids of its interned columns (`text_blocks.ids`, sorted, delta varints: a few
+//!   hundred per block; in a Bloom filter they were false positives in a block of seven);
+//! - strings are cut the same way (`string_blocks`) with the 3- and 4-byte grams of their
+//!   text (and of the snake_case spelling of a type name);
 //! - a search computes the grams of its text, finds the strings that contain it (reading only
 //!   the string blocks whose filter has every gram) and the event blocks whose filter has every
 //!   gram or one of those strings, and the query reads only those id ranges.
@@ -30,8 +31,8 @@ use crate::model::canonical_type;
 /// Events per block (a power of two): a candidate block costs a scan of this many rows.
 pub const EVENT_BLOCK_SHIFT: u32 = 12;
 pub const EVENT_BLOCK: i64 = 1 << EVENT_BLOCK_SHIFT;
-/// Strings per block.
-pub const STRING_BLOCK_SHIFT: u32 = 10;
+/// Strings per block: 256 random UUIDs leave a filter a third full (1024 filled it).
+pub const STRING_BLOCK_SHIFT: u32 = 8;
 /// Bytes of each block's filter (32,768 bits).
 pub const BLOOM_BYTES: usize = 4096;
 const BLOOM_BITS: u64 = (BLOOM_BYTES * 8) as u64;
@@ -82,23 +83,22 @@ impl Bloom {
             .all(|&p| self.0[p / 8] & (1 << (p % 8)) != 0)
     }
 
-    /// Adds every 3- and 4-byte gram of `text` (ASCII folded to lower case).
+    /// Adds every 4-byte gram of `text` (ASCII folded to lower case): for strings, where ids
+    /// made of hex digits hold every 3-gram of hex in a few hundred (a text under 4 bytes
+    /// reads every string).
     pub fn insert_text(&mut self, text: &str) {
-        for_each_gram(text.as_bytes(), |h| self.insert_hash(h));
+        for_each_gram(text.as_bytes(), STRING_GRAMS, |h| self.insert_hash(h));
     }
 
-    pub fn insert_string_id(&mut self, id: i64) {
-        self.insert_hash(string_id_hash(id));
+    /// Adds every 3-byte gram of an event's summary (half the work of 3- and 4-grams; the
+    /// ids are interned, so summaries hold few runs of hex).
+    pub fn insert_summary(&mut self, text: &str) {
+        for_each_gram(text.as_bytes(), SUMMARY_GRAMS, |h| self.insert_hash(h));
     }
 
     #[cfg(test)]
     fn has_all(&self, grams: &[u64]) -> bool {
         grams.iter().all(|&h| self.has_hash(h))
-    }
-
-    #[cfg(test)]
-    fn has_any_string(&self, ids: &[u64]) -> bool {
-        ids.iter().any(|&h| self.has_hash(h))
     }
 }
 
@@ -116,12 +116,63 @@ fn gram_hash(bytes: &[u8]) -> u64 {
     mix(v ^ 0x6772_616d_0000_0000)
 }
 
-fn string_id_hash(id: i64) -> u64 {
-    mix((id as u64) ^ 0x5354_5200_0000_0000)
+/// Sorted ids as delta LEB128 varints.
+fn encode_ids(ids: &[i64]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(ids.len() * 3);
+    let mut prev = 0i64;
+    for &id in ids {
+        let mut d = id.wrapping_sub(prev) as u64;
+        prev = id;
+        loop {
+            let b = (d & 0x7f) as u8;
+            d >>= 7;
+            if d == 0 {
+                out.push(b);
+                break;
+            }
+            out.push(b | 0x80);
+        }
+    }
+    out
 }
 
-fn for_each_gram(b: &[u8], mut f: impl FnMut(u64)) {
-    for n in [3usize, 4] {
+/// The ids of [`encode_ids`]; stops at a truncated varint.
+fn decode_ids(mut b: &[u8], mut f: impl FnMut(i64) -> bool) -> bool {
+    let mut prev = 0i64;
+    while !b.is_empty() {
+        let (mut d, mut shift) = (0u64, 0u32);
+        loop {
+            let Some((&byte, rest)) = b.split_first() else {
+                return false;
+            };
+            b = rest;
+            if shift < 64 {
+                d |= u64::from(byte & 0x7f) << shift;
+            }
+            shift += 7;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        prev = prev.wrapping_add(d as i64);
+        if f(prev) {
+            return true;
+        }
+    }
+    false
+}
+
+/// Does the encoded set hold one of `sorted`?
+fn ids_intersect(encoded: &[u8], sorted: &[i64]) -> bool {
+    !sorted.is_empty() && decode_ids(encoded, |id| sorted.binary_search(&id).is_ok())
+}
+
+/// The gram lengths of each filter.
+const STRING_GRAMS: &[usize] = &[4];
+const SUMMARY_GRAMS: &[usize] = &[3];
+
+fn for_each_gram(b: &[u8], sizes: &[usize], mut f: impl FnMut(u64)) {
+    for &n in sizes {
         if b.len() >= n {
             for w in b.windows(n) {
                 f(gram_hash(w));
@@ -130,14 +181,19 @@ fn for_each_gram(b: &[u8], mut f: impl FnMut(u64)) {
     }
 }
 
-/// The grams a text to find must have, or None when it is too short to use the index.
+/// The grams a text to find must have in a string's filter, or None when it is too short to
+/// use the index.
 pub fn needle_grams(needle: &str) -> Option<Vec<u64>> {
+    grams_of(needle, STRING_GRAMS)
+}
+
+fn grams_of(needle: &str, sizes: &[usize]) -> Option<Vec<u64>> {
     let b = needle.as_bytes();
-    if b.len() < 3 {
+    if sizes.iter().any(|&n| b.len() < n) {
         return None;
     }
     let mut v = Vec::new();
-    for_each_gram(b, |h| v.push(h));
+    for_each_gram(b, sizes, |h| v.push(h));
     v.sort_unstable();
     v.dedup();
     Some(v)
@@ -158,7 +214,20 @@ fn contains_folded(hay: &str, needle_lower: &str) -> bool {
 /// Does an interned string, as a row shows it, contain the text? A type also matches in its
 /// snake_case spelling (`relay_dead` finds `RelayDead`).
 pub fn string_matches(text: &str, needle_lower: &str) -> bool {
-    contains_folded(text, needle_lower) || contains_folded(&canonical_type(text), needle_lower)
+    contains_folded(text, needle_lower)
+        || snake_spelling(text).is_some_and(|s| contains_folded(&s, needle_lower))
+}
+
+/// The snake_case spelling a row may show a name in, for names with capitals
+/// (`RelayDead`); ids and lower-case names have none (no work for the many ids).
+fn snake_spelling(text: &str) -> Option<String> {
+    if !text.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    match canonical_type(text) {
+        std::borrow::Cow::Owned(s) => Some(s),
+        std::borrow::Cow::Borrowed(_) => None,
+    }
 }
 
 /// Does an event match a text search, exactly as the store's `grep` filter decides (for a
@@ -197,51 +266,118 @@ fn set_meta(tx: &Connection, key: &str, value: i64) -> Result<()> {
     Ok(())
 }
 
+/// One block being updated: its filter and (for events) its string ids.
+struct Block {
+    number: i64,
+    bloom: Bloom,
+    /// Sorted and deduplicated when written.
+    ids: Vec<i64>,
+    /// The longest run of ASCII digits in its summaries (None: not known, e.g. a block a
+    /// build without it wrote). Digits fill every digit gram of a block's filter (counts,
+    /// numbers), so a text of more digits in a row than any summary has is ruled out here.
+    digits: Option<i64>,
+}
+
+/// A block row as read: filter, string ids, longest digit run.
+type StoredBlock = (Vec<u8>, Option<Vec<u8>>, Option<i64>);
+
+/// The longest run of ASCII digits in `b`.
+fn digit_run(b: &[u8]) -> i64 {
+    let (mut best, mut run) = (0i64, 0i64);
+    for &c in b {
+        if c.is_ascii_digit() {
+            run += 1;
+            best = best.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    best
+}
+
 /// Filters being updated, by block, read from the store on first use.
 struct Pending<'t> {
     table: &'static str,
     shift: u32,
-    current: Option<(i64, Bloom)>,
+    /// Keeps the exact set of string ids (`text_blocks.ids`).
+    with_ids: bool,
+    current: Option<Block>,
     conn: &'t Connection,
 }
 
 impl<'t> Pending<'t> {
-    fn new(conn: &'t Connection, table: &'static str, shift: u32) -> Self {
+    fn new(conn: &'t Connection, table: &'static str, shift: u32, with_ids: bool) -> Self {
         Pending {
             table,
             shift,
+            with_ids,
             current: None,
             conn,
         }
     }
 
-    fn bloom_for(&mut self, id: i64) -> Result<&mut Bloom> {
-        let block = id >> self.shift;
-        if self.current.as_ref().map(|c| c.0) != Some(block) {
+    fn block_for(&mut self, id: i64) -> Result<&mut Block> {
+        let number = id >> self.shift;
+        if self.current.as_ref().map(|c| c.number) != Some(number) {
             self.flush()?;
-            let stored: Option<Vec<u8>> = self
+            let cols = if self.with_ids {
+                "bits, ids, digits"
+            } else {
+                "bits, NULL, NULL"
+            };
+            let stored: Option<StoredBlock> = self
                 .conn
-                .prepare_cached(&format!("SELECT bits FROM {} WHERE block = ?1", self.table))?
-                .query_row([block], |r| r.get(0))
+                .prepare_cached(&format!(
+                    "SELECT {cols} FROM {} WHERE block = ?1",
+                    self.table
+                ))?
+                .query_row([number], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()?;
-            let bloom = stored.and_then(Bloom::from_blob).unwrap_or_default();
-            self.current = Some((block, bloom));
+            let digits = match &stored {
+                None => Some(0),
+                Some((_, _, d)) => *d,
+            };
+            let (bits, ids, _) = stored.unwrap_or_default();
+            let mut set = Vec::new();
+            decode_ids(ids.as_deref().unwrap_or_default(), |id| {
+                set.push(id);
+                false
+            });
+            self.current = Some(Block {
+                number,
+                bloom: Bloom::from_blob(bits).unwrap_or_default(),
+                ids: set,
+                digits,
+            });
         }
         match self.current.as_mut() {
-            Some((_, b)) => Ok(b),
+            Some(b) => Ok(b),
             None => unreachable!("set just above"),
         }
     }
 
     fn flush(&mut self) -> Result<()> {
-        if let Some((block, bloom)) = self.current.take() {
-            self.conn
-                .prepare_cached(&format!(
-                    "INSERT INTO {} (block, bits) VALUES (?1, ?2)
-                     ON CONFLICT (block) DO UPDATE SET bits = excluded.bits",
-                    self.table
-                ))?
-                .execute(params![block, bloom.0])?;
+        if let Some(mut b) = self.current.take() {
+            if self.with_ids {
+                b.ids.sort_unstable();
+                b.ids.dedup();
+                self.conn
+                    .prepare_cached(&format!(
+                        "INSERT INTO {} (block, bits, ids, digits) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (block) DO UPDATE SET bits = excluded.bits, ids = excluded.ids,
+                             digits = excluded.digits",
+                        self.table
+                    ))?
+                    .execute(params![b.number, b.bloom.0, encode_ids(&b.ids), b.digits])?;
+            } else {
+                self.conn
+                    .prepare_cached(&format!(
+                        "INSERT INTO {} (block, bits) VALUES (?1, ?2)
+                         ON CONFLICT (block) DO UPDATE SET bits = excluded.bits",
+                        self.table
+                    ))?
+                    .execute(params![b.number, b.bloom.0])?;
+            }
         }
         Ok(())
     }
@@ -252,7 +388,7 @@ impl<'t> Pending<'t> {
 /// that creates the index. Returns how many events it indexed.
 pub fn update(conn: &Connection) -> Result<u64> {
     let s_upto = meta(conn, STRINGS_UPTO)?;
-    let mut strings = Pending::new(conn, "string_blocks", STRING_BLOCK_SHIFT);
+    let mut strings = Pending::new(conn, "string_blocks", STRING_BLOCK_SHIFT, false);
     let mut s_max = s_upto;
     {
         let mut st =
@@ -261,9 +397,9 @@ pub fn update(conn: &Connection) -> Result<u64> {
         while let Some(r) = rows.next()? {
             let id: i64 = r.get(0)?;
             let text = r.get_ref(1)?.as_str().unwrap_or_default();
-            let b = strings.bloom_for(id)?;
+            let b = &mut strings.block_for(id)?.bloom;
             b.insert_text(text);
-            if let std::borrow::Cow::Owned(snake) = canonical_type(text) {
+            if let Some(snake) = snake_spelling(text) {
                 b.insert_text(&snake);
             }
             s_max = id;
@@ -275,7 +411,7 @@ pub fn update(conn: &Connection) -> Result<u64> {
     }
 
     let e_upto = meta(conn, EVENTS_UPTO)?;
-    let mut events = Pending::new(conn, "text_blocks", EVENT_BLOCK_SHIFT);
+    let mut events = Pending::new(conn, "text_blocks", EVENT_BLOCK_SHIFT, true);
     let (mut e_max, mut n) = (e_upto, 0u64);
     {
         let mut st = conn.prepare_cached(
@@ -283,13 +419,25 @@ pub fn update(conn: &Connection) -> Result<u64> {
              FROM events WHERE id > ?1 ORDER BY id",
         )?;
         let mut rows = st.query([e_upto])?;
+        // The last id of each column: most repeat from one event to the next.
+        let mut last = [0i64; 8];
         while let Some(r) = rows.next()? {
             let id: i64 = r.get(0)?;
-            let b = events.bloom_for(id)?;
-            b.insert_text(r.get_ref(1)?.as_str().unwrap_or_default());
-            for col in 2..10 {
+            let b = events.block_for(id)?;
+            if b.ids.is_empty() {
+                last = [0; 8];
+            }
+            let summary = r.get_ref(1)?.as_str().unwrap_or_default();
+            b.bloom.insert_summary(summary);
+            if let Some(d) = b.digits.as_mut() {
+                *d = (*d).max(digit_run(summary.as_bytes()));
+            }
+            for (col, prev) in (2..10).zip(last.iter_mut()) {
                 if let Some(sid) = r.get::<_, Option<i64>>(col)? {
-                    b.insert_string_id(sid);
+                    if sid != *prev {
+                        b.ids.push(sid);
+                        *prev = sid;
+                    }
                 }
             }
             e_max = id;
@@ -322,11 +470,14 @@ pub struct TextMatch {
     pub ranges: Option<Vec<(i64, i64)>>,
 }
 
-/// At most this many candidate blocks are read by id range (then sorted by time); more means
-/// the text is common, and the ordinary scan in time order finds a screenful of it sooner than
-/// reading and sorting every candidate (measured: a common word's first screen 140 ms by
+/// Up to this many candidate blocks are always read by id range (then sorted by time); more
+/// are read so only when they are at most one block in [`SPARSE`] of the store: then the text
+/// is rare (a long session's id over an hour of blocks: 10 s by the scan in time order at 10M
+/// events, measured). Otherwise it is common, and the scan in time order finds a screenful
+/// sooner than reading and sorting every candidate (a common word's first screen: 140 ms by
 /// ranges at 200,000 events, under 1 ms by the scan).
 pub const MAX_BLOCKS: usize = 12;
+pub const SPARSE: usize = 8;
 
 /// The interned strings that contain `needle` as a row shows them (without the event blocks).
 pub fn strings_containing(conn: &Connection, needle: &str) -> Result<Vec<i64>> {
@@ -335,34 +486,43 @@ pub fn strings_containing(conn: &Connection, needle: &str) -> Result<Vec<i64>> {
         .wrap_err("cannot search the interned strings")
 }
 
+/// Are `candidates` of `total` blocks few enough to read by id range?
+fn read_by_ranges(candidates: usize, total: usize) -> bool {
+    candidates <= MAX_BLOCKS || candidates * SPARSE <= total
+}
+
 /// Finds the strings that contain `needle` and the event blocks that can.
 pub fn find(conn: &Connection, needle: &str) -> Result<TextMatch> {
     let lower = needle.to_ascii_lowercase();
     let grams = needle_grams(needle);
     let string_ids = matching_strings(conn, &lower, grams.as_deref())
         .wrap_err("cannot search the interned strings")?;
-    let Some(grams) = grams else {
+    let mut sorted = string_ids.clone();
+    sorted.sort_unstable();
+    let Some(grams) = grams_of(needle, SUMMARY_GRAMS) else {
         return Ok(TextMatch {
             string_ids,
             ranges: None,
         });
     };
-    let tokens: Vec<u64> = string_ids.iter().map(|&id| string_id_hash(id)).collect();
     let upto = meta(conn, EVENTS_UPTO)?;
     let mut ranges: Vec<(i64, i64)> = Vec::new();
-    let mut st = conn.prepare_cached("SELECT block, bits FROM text_blocks ORDER BY block")?;
+    let needle_digits = digit_run(needle.as_bytes());
+    let mut st =
+        conn.prepare_cached("SELECT block, bits, ids, digits FROM text_blocks ORDER BY block")?;
     let mut rows = st.query([])?;
-    let (mut too_many, mut blocks) = (false, 0usize);
+    let (mut blocks, mut total) = (0usize, 0usize);
     while let Some(r) = rows.next()? {
+        total += 1;
         let block: i64 = r.get(0)?;
         let bits = r.get_ref(1)?.as_blob().unwrap_or_default();
         let bloom = BloomRef(bits);
-        if bloom.is_unusable() || bloom.has_all(&grams) || bloom.has_any(&tokens) {
+        let ids = r.get_ref(2)?.as_blob_or_null()?.unwrap_or_default();
+        let digits: Option<i64> = r.get(3)?;
+        let summary_may = bloom.is_unusable()
+            || (digits.is_none_or(|d| d >= needle_digits) && bloom.has_all(&grams));
+        if summary_may || ids_intersect(ids, &sorted) {
             blocks += 1;
-            if blocks > MAX_BLOCKS {
-                too_many = true;
-                break;
-            }
             let lo = block << EVENT_BLOCK_SHIFT;
             let hi = lo + EVENT_BLOCK - 1;
             match ranges.last_mut() {
@@ -371,7 +531,7 @@ pub fn find(conn: &Connection, needle: &str) -> Result<TextMatch> {
             }
         }
     }
-    if too_many {
+    if !read_by_ranges(blocks, total) {
         return Ok(TextMatch {
             string_ids,
             ranges: None,
@@ -405,9 +565,6 @@ impl BloomRef<'_> {
     }
     fn has_all(&self, grams: &[u64]) -> bool {
         grams.iter().all(|&h| self.has(h))
-    }
-    fn has_any(&self, hashes: &[u64]) -> bool {
-        hashes.iter().any(|&h| self.has(h))
     }
 }
 
@@ -461,17 +618,47 @@ mod tests {
     #[test]
     fn a_filter_has_every_gram_of_what_it_holds() {
         let mut b = Bloom::new();
-        b.insert_text("Peer 7ceff8ba disconnected: Connection REFUSED");
+        let text = "Peer 7ceff8ba disconnected: Connection REFUSED";
+        b.insert_text(text);
+        let mut summary = Bloom::new();
+        summary.insert_summary(text);
         for needle in ["connection refused", "7CEFF8BA", "ed: C", "Pee", "refused"] {
-            let g = needle_grams(needle).unwrap();
-            assert!(b.has_all(&g), "{needle}");
+            if let Some(g) = needle_grams(needle) {
+                assert!(b.has_all(&g), "{needle}");
+            }
+            assert!(
+                summary.has_all(&grams_of(needle, SUMMARY_GRAMS).unwrap()),
+                "{needle}"
+            );
         }
         let absent = needle_grams("zzqx-nothing-here").unwrap();
         assert!(!b.has_all(&absent));
-        assert_eq!(needle_grams("ab"), None);
-        b.insert_string_id(42);
-        assert!(b.has_any_string(&[string_id_hash(42)]));
-        assert!(!b.has_any_string(&[string_id_hash(43), string_id_hash(44)]));
+        assert_eq!(needle_grams("abc"), None, "strings: 4-grams");
+        assert!(grams_of("abc", SUMMARY_GRAMS).is_some());
+        assert_eq!(grams_of("ab", SUMMARY_GRAMS), None);
+        let enc = encode_ids(&[3, 42, 300, 1 << 40]);
+        let mut back = Vec::new();
+        decode_ids(&enc, |id| {
+            back.push(id);
+            false
+        });
+        assert_eq!(back, [3, 42, 300, 1 << 40]);
+        assert!(ids_intersect(&enc, &[1, 42]));
+        assert!(!ids_intersect(&enc, &[43, 44]));
+        assert!(!ids_intersect(&enc, &[]));
+        assert!(
+            !ids_intersect(&enc[..enc.len() - 1], &[1 << 40]),
+            "truncated"
+        );
+    }
+
+    #[test]
+    fn few_or_sparse_candidates_are_read_by_range() {
+        assert!(read_by_ranges(0, 2442));
+        assert!(read_by_ranges(12, 12));
+        assert!(!read_by_ranges(13, 13), "every block: a common text");
+        assert!(read_by_ranges(300, 2442), "one block in eight: rare");
+        assert!(!read_by_ranges(400, 2442));
     }
 
     #[test]

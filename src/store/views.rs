@@ -290,8 +290,7 @@ impl Reader {
 
     /// Sync sessions started since `since` that have not completed or failed (by correlation
     /// id), newest first, at most `limit`. The session types are found through the text index
-    /// of the strings (a few dozen of them), then only the window's events are read, each
-    /// start checked for an end through the correlation-id index.
+    /// of the strings (a few dozen of them), then only the window's events are read (twice).
     pub fn open_sessions(&self, since: Timestamp, limit: u64) -> Result<Vec<(String, Timestamp)>> {
         let types = |suffixes: &[&str]| -> Result<String> {
             let mut ids = Vec::new();
@@ -314,10 +313,13 @@ impl Reader {
             return Ok(Vec::new());
         }
         let ends = types(&SESSION_END)?;
+        // A session ends after it starts: the ends of the sessions started in the window are
+        // in the window too, found in one pass over it (not one lookup per start).
         let sql = format!(
             "SELECT c.text, e.ts FROM events e JOIN strings c ON c.id = e.corr
              WHERE e.ts >= ?1 AND e.corr IS NOT NULL AND e.event_type IN ({starts})
-               AND NOT EXISTS (SELECT 1 FROM events f WHERE f.corr = e.corr AND f.event_type IN ({ends}))
+               AND e.corr NOT IN (SELECT f.corr FROM events f
+                                  WHERE f.ts >= ?1 AND f.corr IS NOT NULL AND f.event_type IN ({ends}))
              ORDER BY e.ts DESC LIMIT ?2"
         );
         let mut st = self.connection().prepare_cached(&sql)?;
