@@ -129,10 +129,16 @@ pub fn state_lines(o: &OverviewData, now: i64) -> Vec<StateLine> {
             });
             continue;
         }
-        for (name, r) in t.relays.iter().filter(|(_, r)| r.present) {
+        // A relay whose series vanished is GONE (a warning) for as long as it is listed.
+        for (name, r) in t
+            .relays
+            .iter()
+            .filter(|(_, r)| r.listed_at(now.saturating_mul(1_000_000_000)))
+        {
             let d = r.display();
             let (state, severity) = match (d, r.health) {
                 (Display::Dead, _) => ("DEAD", Severity::Error),
+                (Display::Gone, _) => ("GONE", Severity::Warning),
                 (_, Some(Health::Degraded)) => ("DEGRADED", Severity::Warning),
                 _ if r.flapping => ("FLAPPING", Severity::Warning),
                 _ => {
@@ -336,6 +342,41 @@ pub fn short_error(e: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_vanished_relay_is_named_gone_for_an_hour_never_live() {
+        use crate::model::relay::{Connection, Health, RelayReading, TargetState};
+        use crate::model::Timestamp;
+        let t0: i64 = 1_800_000_000;
+        let reading = |relay: &str| RelayReading {
+            relay: relay.into(),
+            connection: Some(Connection::from(3)),
+            health: Some(Health::from(1)),
+            ok: 1,
+            fail: 0,
+        };
+        let mut t = TargetState::new("http://127.0.0.1:7334/metrics");
+        t.observe(
+            Timestamp::from_nanos(t0 * 1_000_000_000),
+            &[reading("wss://a.example"), reading("wss://b.example")],
+        );
+        t.observe(
+            Timestamp::from_nanos((t0 + 60) * 1_000_000_000),
+            &[reading("wss://a.example")],
+        );
+        let o = OverviewData {
+            relays: vec![t],
+            ..OverviewData::default()
+        };
+        let lines = state_lines(&o, t0 + 120);
+        let gone: Vec<&StateLine> = lines.iter().filter(|l| l.state == "GONE").collect();
+        assert_eq!(gone.len(), 1, "{lines:?}");
+        assert_eq!(gone[0].name, "wss://b.example");
+        assert_eq!(gone[0].severity, Severity::Warning);
+        // Past the hour it is no longer listed, and the rest is fine.
+        let later = state_lines(&o, t0 + 60 + 3601);
+        assert!(later.iter().all(|l| l.state != "GONE"), "{later:?}");
+    }
 
     #[test]
     fn errors_and_remotes_are_named_by_what_decides() {

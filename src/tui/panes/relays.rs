@@ -218,7 +218,12 @@ impl AppState {
         };
         let mut list: Vec<(i64, String, String)> = Vec::new();
         for t in &d.targets {
-            for (name, s) in t.relays.iter().filter(|(_, s)| s.present) {
+            // GONE relays stay listed (never LIVE) for an hour after their series vanished.
+            for (name, s) in t
+                .relays
+                .iter()
+                .filter(|(_, s)| s.listed_at(self.now.as_nanos()))
+            {
                 let sev = s.display().severity();
                 let shown = match self.filters.min_severity {
                     Some(min) => sev >= min,
