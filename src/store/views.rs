@@ -185,7 +185,7 @@ impl Reader {
         });
         let Some(rid) = self
             .connection()
-            .prepare_cached("SELECT id FROM strings WHERE text = ?1")?
+            .prepare_cached("SELECT id FROM string_ids WHERE text = ?1")?
             .query_row([remote], |r| r.get::<_, i64>(0))
             .optional()?
         else {
@@ -243,7 +243,7 @@ impl Reader {
     pub fn session_summary(&self, corr: &str) -> Result<SessionSummary> {
         let Some(cid) = self
             .connection()
-            .prepare_cached("SELECT id FROM strings WHERE text = ?1")?
+            .prepare_cached("SELECT id FROM string_ids WHERE text = ?1")?
             .query_row([corr], |r| r.get::<_, i64>(0))
             .optional()?
         else {
