@@ -434,7 +434,7 @@ fn replication_log_records_with_traces_zones_and_push_ids() {
         ]
     );
     // 10:31:30,020 CET is 09:31:30.020 UTC.
-    assert_eq!(push[0]["timestamp"], "2025-03-14T09:31:30.020+00:00");
+    assert_eq!(push[0]["timestamp"], "2025-03-14T09:31:30.020Z");
     let err = &push[2];
     assert_eq!(err["severity"], "warning");
     assert!(err["details"]["trace"]
