@@ -7,10 +7,14 @@
 //!   store with the real schema (every index, dedup, interning, checkpoints);
 //! - **ceiling**: the same line reader and parser on one thread, the same batches over the same
 //!   bounded channel into a table with the same columns as plain values: no secondary index,
-//!   no dedup key, no interning, the same pragmas.
+//!   no dedup key, no interning, the same pragmas;
+//! - **grown**: ours, with N new events (the generator's events 10N..11N, later than every
+//!   stored one) into a copy of a store of 10N events (built once through the writer and
+//!   cached in target/tmp with the new events, so the CI-size run stays fast).
 //!
 //! Then the real binary's peak RSS for `ingest` and for `events` over that store.
-//! Targets: ours >= 300,000 events/s and >= 0.66 x ceiling; peak RSS <= 64 MiB.
+//! Targets: ours >= 300,000 events/s and >= 0.66 x ceiling; grown >= 0.8 x ours (best of the
+//! rounds each); peak RSS <= 64 MiB.
 
 mod support;
 
@@ -51,7 +55,7 @@ fn main() {
     );
 
     let rounds = if n >= 500_000 { 2 } else { 3 };
-    let (mut ours, mut ceil) = (Vec::new(), Vec::new());
+    let (mut ours, mut ceil, mut grown) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=rounds {
         let db = work.path().join(format!("ceiling-{round}.db"));
         let d = ceiling(&file, &db, n);
@@ -74,16 +78,19 @@ fn main() {
         if round < rounds {
             remove_store(&db);
         }
+
+        // The same number of new events into a store that already holds ten times as many.
+        let d = grown_run(work.path(), n);
+        println!(
+            "  round {round}: grown   {:>9.0} events/s ({:.2} s) into a store of {} events",
+            rate(n, d),
+            d.as_secs_f64(),
+            10 * n
+        );
+        grown.push(d);
     }
     let best_ours = ours.iter().min().copied().unwrap_or_default();
-    // The same number of new events into a store that already holds ten times as many.
-    let grown = grown_run(work.path(), n);
-    println!(
-        "  grown:   ours    {:>9.0} events/s ({:.2} s) into a store of {} events",
-        rate(n, grown),
-        grown.as_secs_f64(),
-        10 * n
-    );
+    let grown = grown.iter().min().copied().unwrap_or_default();
     let best_ceil = ceil.iter().min().copied().unwrap_or_default();
     let ratio = best_ceil.as_secs_f64() / best_ours.as_secs_f64();
     println!("ingest of {n} events (best of {rounds}):");
@@ -216,18 +223,27 @@ fn grown_run(work: &Path, n: u64) -> Duration {
     let db = work.join("grown.db");
     remove_store(&db);
     std::fs::copy(&base, &db).expect("copy the cached store");
-    let file = work.join("grown.jsonl");
-    let start = Timestamp::from_nanos(support::START);
-    let mut out = BufWriter::with_capacity(1 << 20, File::create(&file).expect("create jsonl"));
-    let mut line = Vec::with_capacity(1024);
-    let gen = Generator::new(42, start, Duration::from_millis(40));
-    for e in gen.skip(10 * n as usize).take(n as usize) {
-        line.clear();
-        write_jsonl(&e, &mut line);
-        out.write_all(&line).expect("write jsonl");
+    // On disk before the clock starts: the copy's writeback is not the ingest's cost.
+    File::open(&db)
+        .and_then(|f| f.sync_all())
+        .expect("sync the copy");
+    // The new events, cached beside the store (generating 10n events to skip them takes long).
+    let file = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-grown-{n}.jsonl"));
+    if !file.exists() {
+        let part = file.with_extension("part");
+        let start = Timestamp::from_nanos(support::START);
+        let mut out = BufWriter::with_capacity(1 << 20, File::create(&part).expect("create jsonl"));
+        let mut line = Vec::with_capacity(1024);
+        let gen = Generator::new(42, start, Duration::from_millis(40));
+        for e in gen.skip(10 * n as usize).take(n as usize) {
+            line.clear();
+            write_jsonl(&e, &mut line);
+            out.write_all(&line).expect("write jsonl");
+        }
+        out.flush().expect("flush jsonl");
+        drop(out);
+        std::fs::rename(&part, &file).expect("rename jsonl");
     }
-    out.flush().expect("flush jsonl");
-    drop(out);
     let d = ingest_into(&file, &db, 11 * n);
     remove_store(&db);
     d

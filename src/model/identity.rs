@@ -16,7 +16,7 @@ use super::Event;
 /// How many recent events an [`Occurrences`] remembers: identical events further apart than
 /// this in one input are taken for one event read twice (a content key includes the timestamp
 /// to the nanosecond, so such twins are events of one instant that far apart in their input).
-pub const WINDOW: usize = 65_536;
+pub const WINDOW: usize = 16_384;
 
 /// How many of the most recent events' counts a checkpoint carries, so a restarted follow
 /// numbers the next identical event as the uninterrupted read would have.

@@ -265,9 +265,9 @@ impl Reader {
         let mut ids: Vec<i64> = Vec::new();
         let mut exact = self
             .conn
-            .prepare_cached("SELECT id FROM strings WHERE text = ?1")?;
+            .prepare_cached("SELECT id FROM string_ids WHERE text = ?1")?;
         let mut by_prefix = self.conn.prepare_cached(
-            "SELECT id FROM strings WHERE text >= ?1 AND text < ?1 || char(1114111) LIMIT 10000",
+            "SELECT id FROM string_ids WHERE text >= ?1 AND text < ?1 || char(1114111) LIMIT 10000",
         )?;
         for n in names {
             if let Some(id) = exact.query_row([n], |r| r.get(0)).optional()? {
@@ -524,8 +524,8 @@ impl Reader {
              JOIN strings m ON m.id = s.remote
              JOIN strings r ON r.id = s.ref
              LEFT JOIN strings i ON i.id = s.instance
-             WHERE (?1 IS NULL OR s.project = (SELECT id FROM strings WHERE text = ?1))
-               AND (?2 IS NULL OR s.remote = (SELECT id FROM strings WHERE text = ?2))
+             WHERE (?1 IS NULL OR s.project = (SELECT id FROM string_ids WHERE text = ?1))
+               AND (?2 IS NULL OR s.remote = (SELECT id FROM string_ids WHERE text = ?2))
              ORDER BY m.text, p.text, r.text, s.instance",
         )?;
         let rows = st.query_map(rusqlite::params![project, remote], ref_state_row)?;

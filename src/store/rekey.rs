@@ -30,7 +30,7 @@ struct Row {
 pub fn rekey_spacedrive(tx: &Transaction<'_>) -> Result<()> {
     let source: Option<i64> = tx
         .query_row(
-            "SELECT id FROM strings WHERE text = ?1",
+            "SELECT id FROM string_ids WHERE text = ?1",
             [crate::sources::spacedrive::SOURCE_NAME],
             |r| r.get(0),
         )
@@ -91,13 +91,16 @@ fn new_key(row: &Row) -> i64 {
     e.dedup_key()
 }
 
+/// A stored row's id, device, correlation id, summary and type text.
+type Stored = (i64, Option<i64>, Option<i64>, String, String);
+
 fn rekey_one(tx: &Transaction<'_>, source: i64, row: &Row) -> Result<()> {
     let mut key = new_key(row);
     for _ in 0..MAX_PROBES {
         if key == row.key {
             return Ok(());
         }
-        let other: Option<(i64, Option<i64>, Option<i64>, String, String)> = tx
+        let other: Option<Stored> = tx
             .prepare_cached(
                 "SELECT e.id, e.device, e.corr, e.summary, t.text FROM events e
                  JOIN strings t ON t.id = e.event_type
@@ -204,7 +207,8 @@ mod tests {
         // (id, source, device, ts, summary, corr): 1 and 2 are one event (sync.db row, then the
         // default export), 3 and 4 the same text on two devices, 5 a jsonl event, 6 and 7 one
         // event with a correlation id (export first, then the row).
-        let rows: &[(i64, i64, Option<i64>, i64, &str, Option<i64>)] = &[
+        type Fixture<'a> = (i64, i64, Option<i64>, i64, &'a str, Option<i64>);
+        let rows: &[Fixture<'_>] = &[
             (1, 1, Some(2), t, "Ready → Paused", None),
             (2, 1, None, t, "Ready → Paused", None),
             (3, 1, Some(2), t + 1, "same text", None),

@@ -187,7 +187,7 @@ impl Reader {
         });
         let Some(rid) = self
             .connection()
-            .prepare_cached("SELECT id FROM strings WHERE text = ?1")?
+            .prepare_cached("SELECT id FROM string_ids WHERE text = ?1")?
             .query_row([remote], |r| r.get::<_, i64>(0))
             .optional()?
         else {
@@ -255,7 +255,7 @@ impl Reader {
         };
         let Some(cid) = self
             .connection()
-            .prepare_cached("SELECT id FROM strings WHERE text = ?1")?
+            .prepare_cached("SELECT id FROM string_ids WHERE text = ?1")?
             .query_row([corr], |r| r.get::<_, i64>(0))
             .optional()?
         else {

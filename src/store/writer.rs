@@ -96,6 +96,10 @@ struct Interner {
     /// rowids grow, so every id from it on is new in this transaction: no stored row refers to
     /// it yet.
     fresh_from: Option<i64>,
+    /// The id the next new string gets (None: read it from the store).
+    next_id: Option<i64>,
+    /// Rows in `string_ids_recent` (None: count them).
+    recent_rows: Option<i64>,
 }
 
 impl Interner {
@@ -131,21 +135,55 @@ impl Interner {
         if let Some(id) = self.cache.get(text) {
             return Ok(*id);
         }
-        // New strings are the common miss (high-cardinality refs, push ids): insert first,
-        // look up only when it was there already.
-        let inserted = tx
-            .prepare_cached("INSERT OR IGNORE INTO strings (text) VALUES (?1)")?
-            .execute([text])?;
-        let id = if inserted == 1 {
-            let id = tx.last_insert_rowid();
-            self.fresh_from.get_or_insert(id);
-            id
-        } else {
-            tx.prepare_cached("SELECT id FROM strings WHERE text = ?1")?
-                .query_row([text], |r| r.get(0))?
+        // The small, hot recent tier first, then the big one (read only), then a new row.
+        let mut found: Option<i64> = tx
+            .prepare_cached("SELECT id FROM string_ids_recent WHERE text = ?1")?
+            .query_row([text], |r| r.get(0))
+            .optional()?;
+        if found.is_none() {
+            found = tx
+                .prepare_cached("SELECT id FROM string_ids_main WHERE text = ?1")?
+                .query_row([text], |r| r.get(0))
+                .optional()?;
+        }
+        let id = match found {
+            Some(id) => id,
+            None => {
+                let id = match self.next_id {
+                    Some(id) => id,
+                    None => {
+                        tx.query_row("SELECT coalesce(max(id), 0) + 1 FROM strings", [], |r| {
+                            r.get(0)
+                        })?
+                    }
+                };
+                tx.prepare_cached("INSERT INTO strings (id, text) VALUES (?1, ?2)")?
+                    .execute(params![id, text])?;
+                tx.prepare_cached("INSERT INTO string_ids_recent (text, id) VALUES (?1, ?2)")?
+                    .execute(params![text, id])?;
+                self.next_id = Some(id + 1);
+                self.recent_rows = self.recent_rows.map(|n| n + 1);
+                self.fresh_from.get_or_insert(id);
+                id
+            }
         };
         self.cache.insert(text.to_string(), id);
         Ok(id)
+    }
+
+    /// Moves the recent string ids to the main tier once there are enough of them.
+    fn maybe_merge(&mut self, tx: &Transaction<'_>) -> Result<()> {
+        let n = match self.recent_rows {
+            Some(n) => n,
+            None => tx.query_row("SELECT count(*) FROM string_ids_recent", [], |r| r.get(0))?,
+        };
+        if n >= schema::RECENT_STRINGS_MAX {
+            schema::merge_string_ids(tx)?;
+            self.recent_rows = Some(0);
+        } else {
+            self.recent_rows = Some(n);
+        }
+        Ok(())
     }
 
     /// Interned by the current transaction.
@@ -157,6 +195,8 @@ impl Interner {
     fn forget(&mut self) {
         self.cache.clear();
         self.recent = Default::default();
+        self.next_id = None;
+        self.recent_rows = None;
     }
 }
 
@@ -798,6 +838,7 @@ impl Writer {
             }
         }
         super::textindex::update(&tx).wrap_err("cannot update the text index")?;
+        self.interned.maybe_merge(&tx)?;
         tx.commit()?;
         Ok(outs)
     }
@@ -1241,6 +1282,49 @@ mod tests {
         assert_eq!(rows, ref_rows(&grouped));
         assert_eq!(count(&one), count(&grouped));
         assert_eq!(counted(&grouped), 120);
+    }
+
+    #[test]
+    fn string_ids_move_to_the_main_tier_and_keep_answering() {
+        let (_d, mut w) = writer();
+        let with_corr = |i: i64| {
+            let mut e = event(i);
+            e.correlation_id = Some(format!("corr-{i}"));
+            e
+        };
+        let first: Vec<Event> = (0..50).map(with_corr).collect();
+        w.commit_batch("s", &first, &[], None).unwrap();
+        let recent = |w: &Writer| scalar(w, "SELECT count(*) FROM string_ids_recent");
+        assert!(recent(&w) >= 50);
+        // The next commit finds the recent tier full: it is moved, in the same transaction.
+        w.interned.recent_rows = Some(schema::RECENT_STRINGS_MAX);
+        let second: Vec<Event> = (50..60).map(with_corr).collect();
+        w.commit_batch("s", &second, &[], None).unwrap();
+        assert_eq!(recent(&w), 0);
+        let total = scalar(&w, "SELECT count(*) FROM strings");
+        assert_eq!(scalar(&w, "SELECT count(*) FROM string_ids_main"), total);
+        assert_eq!(
+            scalar(&w, "SELECT count(*) FROM strings s JOIN string_ids i ON i.id = s.id AND i.text = s.text"),
+            total
+        );
+        // Read again by a writer that knows nothing: every string is found, nothing new.
+        let conn = w.conn;
+        let mut again = Writer::from_connection(conn);
+        let all: Vec<Event> = (0..60).map(with_corr).collect();
+        let out = again.commit_batch("s", &all, &[], None).unwrap();
+        assert_eq!((out.inserted, out.duplicates), (0, 60));
+        assert_eq!(scalar(&again, "SELECT count(*) FROM strings"), total);
+        // A new string gets the next id, in the recent tier.
+        again
+            .commit_batch("s", &[with_corr(60)], &[], None)
+            .unwrap();
+        assert_eq!(
+            scalar(&again, "SELECT id FROM string_ids WHERE text = 'corr-60'"),
+            scalar(&again, "SELECT max(id) FROM strings")
+        );
+        assert_eq!(scalar(&again, "SELECT count(*) FROM string_ids_recent"), 1);
+        let distinct = scalar(&again, "SELECT count(DISTINCT text) FROM strings");
+        assert_eq!(distinct, scalar(&again, "SELECT count(*) FROM strings"));
     }
 
     #[test]
