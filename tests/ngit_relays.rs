@@ -375,15 +375,16 @@ fn following_scrapes_on_the_interval_until_sigterm() {
     assert_eq!(status.code(), Some(0));
 }
 
-/// A real ngit-grasp relay (v3) on 127.0.0.1, when `NGIT_GRASP_BIN` points at one (see
-/// ngit.md §11 for building it offline); skipped with a printed reason otherwise. Its bootstrap
-/// relay is a closed local port, so the relay it tracks fails and retries.
+/// A real ngit-grasp relay (v3) on 127.0.0.1, with `NGIT_GRASP_BIN` pointing at one (see
+/// ngit.md §11 for building it offline). No registry this project can reach ships the relay, so
+/// the test is ignored by default, and so reported by name, never counted as passed; `.ci/run`
+/// runs it (`-- --ignored`) when `NGIT_GRASP_BIN` is set. Its bootstrap relay is a closed local
+/// port, so the relay it tracks fails and retries.
 #[test]
-fn a_real_ngit_grasp_relay_when_available() {
-    let Some(bin) = std::env::var_os("NGIT_GRASP_BIN") else {
-        eprintln!("skipped: set NGIT_GRASP_BIN to an ngit-grasp binary to scrape a real relay");
-        return;
-    };
+#[ignore = "needs a real ngit-grasp relay: set NGIT_GRASP_BIN and run with --ignored"]
+fn a_real_ngit_grasp_relay() {
+    let bin = std::env::var_os("NGIT_GRASP_BIN")
+        .expect("NGIT_GRASP_BIN must name an ngit-grasp binary for this test");
     let free_port = || {
         TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())

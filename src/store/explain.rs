@@ -95,7 +95,7 @@ impl Reader {
                 .is_some())
         };
         let exact: Option<i64> = conn
-            .prepare_cached("SELECT id FROM strings WHERE text = ?1")?
+            .prepare_cached("SELECT id FROM string_ids WHERE text = ?1")?
             .query_row([id], |r| r.get(0))
             .optional()?;
         if let Some(sid) = exact {
@@ -107,7 +107,7 @@ impl Reader {
             return Ok(IdMatch::None);
         }
         let mut st = conn.prepare_cached(
-            "SELECT id, text FROM strings WHERE text >= ?1 AND text < ?1 || char(1114111) ORDER BY text",
+            "SELECT id, text FROM string_ids WHERE text >= ?1 AND text < ?1 || char(1114111) ORDER BY text",
         )?;
         let mut rows = st.query([id])?;
         let (mut total, mut first) = (0u64, Vec::new());

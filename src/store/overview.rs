@@ -13,8 +13,8 @@ impl Reader {
     pub fn remote_trouble_since(&self, remote: &str) -> Result<Option<i64>> {
         let mut st = self.connection().prepare_cached(
             "SELECT min(coalesce(s.last_failure, s.scheduled_since, s.when_s))
-             FROM ref_state s JOIN strings m ON m.id = s.remote
-             WHERE m.text = ?1 AND s.deleted_at IS NULL
+             FROM ref_state s
+             WHERE s.remote = (SELECT id FROM string_ids WHERE text = ?1) AND s.deleted_at IS NULL
                AND (s.status IN ('FAILED', 'UNKNOWN') OR s.retrying)",
         )?;
         st.query_row([remote], |r| r.get::<_, Option<i64>>(0))
@@ -36,7 +36,7 @@ impl Reader {
                    AND e.record_count IS NOT NULL),
                (SELECT coalesce(sum(e.record_count), 0) FROM events e JOIN strings t ON t.id = e.event_type
                  WHERE e.corr = c.id AND t.text NOT LIKE '%\\_session\\_%' ESCAPE '\\')
-             FROM strings c WHERE c.text = ?1",
+             FROM string_ids c WHERE c.text = ?1",
         )?;
         let found = st
             .query_row([corr], |r| {
@@ -61,10 +61,10 @@ mod tests {
         let w = crate::store::Writer::open(&db).unwrap();
         let c = w.connection();
         for (id, t) in [(1, "a"), (2, "b"), (3, "p"), (4, "x"), (5, "y"), (6, "z")] {
-            c.execute(
-                "INSERT INTO strings (id, text) VALUES (?1, ?2)",
-                rusqlite::params![id, t],
-            )
+            c.execute_batch(&format!(
+                "INSERT INTO strings (id, text) VALUES ({id}, '{t}');
+                 INSERT INTO string_ids_recent (text, id) VALUES ('{t}', {id});"
+            ))
             .unwrap();
         }
         // (ref, remote, status, retrying, last_failure)

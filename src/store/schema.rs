@@ -331,7 +331,6 @@ fn build_text_index(tx: &rusqlite::Transaction<'_>) -> Result<()> {
         .wrap_err("cannot build the text index")
 }
 
-
 /// 8 -> 9 (issue 14): failures inside child and multi-project downstream pipelines. A nightly
 /// whose downstream pipeline failed is failed even when GitLab says it passed
 /// (`downstream_failed`); a failed job found downstream keeps the way to it (`chain`: the
