@@ -111,6 +111,17 @@ fn render_patterns(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
     let wide = area.width >= 120;
     let height = area.height.saturating_sub(1) as usize;
     let first = super::first_row(sel, height);
+    // Cut texts end in an ellipsis: the name has its fixed width, the error (identity) and
+    // the issue share what the fixed columns leave, 2 : 1 (as their Fill constraints do).
+    let name_w: u16 = if wide { 22 } else { 14 };
+    let fixed = 3 + name_w + 4 + 4 + 5 + 5 + if wide { 10 } else { 0 } + 8;
+    let spare = area.width.saturating_sub(fixed);
+    let (ident_w, issue_w) = if wide {
+        (spare * 2 / 3, spare - spare * 2 / 3)
+    } else {
+        (spare, 0)
+    };
+    let cut = |t: &str, w: u16| super::ellipsize(&one_line(t), w as usize);
     let rows = list
         .iter()
         .enumerate()
@@ -120,8 +131,8 @@ fn render_patterns(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
             let style = if i == sel { theme.selected } else { theme.text };
             Row::new(vec![
                 Cell::from(if p.is_new { "NEW" } else { "" }).style(theme.bad),
-                Cell::from(one_line(&p.name).into_owned()),
-                Cell::from(one_line(&p.identity).into_owned()),
+                Cell::from(cut(&p.name, name_w)),
+                Cell::from(cut(&p.identity, ident_w)),
                 Cell::from(p.jobs_last_night.to_string()).style(if p.jobs_last_night > 0 {
                     theme.bad
                 } else {
@@ -134,7 +145,7 @@ fn render_patterns(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
                 Cell::from(
                     p.issue_url
                         .as_deref()
-                        .map(|u| one_line(u).into_owned())
+                        .map(|u| cut(u, issue_w))
                         .unwrap_or_default(),
                 )
                 .style(theme.key),
