@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use color_eyre::eyre::{Result, WrapErr};
 use tokio::sync::mpsc;
 
-use crate::model::relay::{Connection as RelayConnection, Display, Health, TargetState};
+use crate::model::relay::TargetState;
 use crate::model::{StoredEvent, Timestamp};
 use crate::store::query::Cursor;
 use crate::store::{self, EventFilter, Reader, RemoteSummary, SessionSummary, SourceOverview};
@@ -176,7 +176,7 @@ pub struct CiData {
 }
 
 /// One relay's state over the strip's minutes (oldest first); None where unknown.
-pub type Strip = Vec<Option<Display>>;
+pub use crate::store::relays::Strip;
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RelaysData {
@@ -687,94 +687,11 @@ pub fn load_window(
     })
 }
 
-/// A relay's change: when, the state after, the state before.
-type Change = (i64, Display, Display);
-
-/// Every relay of every target, with its state over the last `minutes` minutes rebuilt from
-/// the transition events (one query over the ngit events of the window).
+/// Every relay of every target, with its state over the last `minutes` minutes: the store's
+/// strips (a down target or a vanished relay gives empty cells).
 fn load_relays(r: &Reader, now: Timestamp, minutes: usize) -> Result<RelaysData> {
     let (targets, unreadable) = r.relay_targets()?;
-    let mut strips = BTreeMap::new();
-    if minutes > 0 && !targets.is_empty() {
-        let start = now.as_nanos() - minutes as i64 * 60_000_000_000;
-        let f = EventFilter {
-            sources: vec!["ngit".into()],
-            since: Some(Timestamp::from_nanos(start)),
-            ..EventFilter::default()
-        };
-        // (target, relay) → [(ts, display after, display before)]
-        let mut changes: BTreeMap<(String, String), Vec<Change>> = BTreeMap::new();
-        for e in r.page_after(&f, None, 20_000)? {
-            let (Some(target), Some(relay), Some(details)) = (
-                e.event.device_id.clone(),
-                e.event.subject.clone(),
-                e.event.details.as_deref(),
-            ) else {
-                continue;
-            };
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(details) else {
-                continue;
-            };
-            let display = |c: &str, h: &str| {
-                Display::of(
-                    v.get(c).and_then(|x| x.as_i64()).map(RelayConnection::from),
-                    v.get(h).and_then(|x| x.as_i64()).map(Health::from),
-                )
-            };
-            // A first sighting says nothing of the time before it.
-            let before = if e.event.event_type == "relay_seen" {
-                Display::Unknown
-            } else {
-                display("previous_connection", "previous_health")
-            };
-            changes.entry((target, relay)).or_default().push((
-                e.event.timestamp.as_nanos(),
-                display("connection", "health"),
-                before,
-            ));
-        }
-        for t in &targets {
-            for (name, st) in &t.relays {
-                let evs = changes.get(&(t.target.clone(), name.clone()));
-                let mut cells = Vec::with_capacity(minutes);
-                // Before the window's first change the state is what that change left, when
-                // the event says (a first sighting does not); with no change in the window,
-                // the current state if it began before the window.
-                let initial = match evs.and_then(|e| e.first()) {
-                    Some((_, _, before)) => Some(*before).filter(|b| *b != Display::Unknown),
-                    None => (st.since() <= start).then(|| st.display()),
-                };
-                let mut state = initial;
-                let mut i = 0;
-                // A target that went down has no data since: those minutes stay empty.
-                let data_until = (!t.up).then_some(t.down_since).flatten();
-                for m in 0..minutes {
-                    let end = start + (m as i64 + 1) * 60_000_000_000;
-                    if data_until.is_some_and(|d| end - 60_000_000_000 > d) {
-                        cells.push(None);
-                        continue;
-                    }
-                    let mut worst: Option<Display> = state;
-                    if let Some(evs) = evs {
-                        while i < evs.len() && evs[i].0 < end {
-                            state = Some(evs[i].1);
-                            worst = match worst {
-                                Some(w) if w.severity() >= evs[i].1.severity() => Some(w),
-                                _ => Some(evs[i].1),
-                            };
-                            i += 1;
-                        }
-                    }
-                    if evs.is_none() && st.since() < end {
-                        state = Some(st.display());
-                        worst = worst.or(state);
-                    }
-                    cells.push(worst);
-                }
-                strips.insert((t.target.clone(), name.clone()), cells);
-            }
-        }
-    }
+    let strips = r.relay_strips(&targets, now, minutes)?;
     Ok(RelaysData {
         targets,
         strips,
