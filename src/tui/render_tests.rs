@@ -103,7 +103,7 @@ fn load(state: &mut AppState, r: &Reader) {
         _ => {}
     }
     let status = StatusData {
-        sources: r.source_overview().unwrap(),
+        sources: crate::tui::worker::source_lines(r, &r.freshness().unwrap()).unwrap(),
         rows: r.total_events().unwrap(),
         events_per_sec: 42.0,
         systems: r.event_sources().unwrap(),

@@ -15,7 +15,8 @@ use tokio::sync::mpsc;
 use crate::model::relay::TargetState;
 use crate::model::{StoredEvent, Timestamp};
 use crate::store::query::Cursor;
-use crate::store::{self, EventFilter, Reader, RemoteSummary, SessionSummary, SourceOverview};
+use crate::store::relays::Freshness;
+use crate::store::{self, EventFilter, Reader, RemoteSummary, SessionSummary};
 
 /// How often the worker looks for commits of other connections.
 const POLL: Duration = Duration::from_millis(100);
@@ -202,10 +203,41 @@ pub enum ViewData {
     Events(EventsWindow),
 }
 
+/// One ingest source on the sources line: its state and how long since it delivered.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SourceLine {
+    pub source: String,
+    /// ok / waiting / busy / backoff / fault / done, or None if it never reported.
+    pub state: Option<String>,
+    pub message: String,
+    /// Unix seconds of its newest committed batch (within retention): the lag is now − this.
+    pub last_batch: Option<i64>,
+}
+
+/// The sources line from the store's freshness (one indexed lookup a source) and the
+/// messages of their reported states.
+pub fn source_lines(r: &Reader, fresh: &Freshness) -> Result<Vec<SourceLine>> {
+    let messages: BTreeMap<String, String> = r
+        .source_statuses()?
+        .into_iter()
+        .map(|s| (s.source, s.message))
+        .collect();
+    Ok(fresh
+        .ingest
+        .iter()
+        .map(|i| SourceLine {
+            source: i.source.clone(),
+            state: i.state.clone(),
+            message: messages.get(&i.source).cloned().unwrap_or_default(),
+            last_batch: i.last_batch,
+        })
+        .collect())
+}
+
 /// What the status bar shows, loaded with every answer.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct StatusData {
-    pub sources: Vec<SourceOverview>,
+    pub sources: Vec<SourceLine>,
     pub rows: u64,
     pub events_per_sec: f64,
     pub max_id: i64,
@@ -411,7 +443,10 @@ impl Worker {
             self.last_status = Some(s.clone());
             return Ok(s);
         }
-        let max_id = self.reader.max_event_id()?;
+        // The newest event and id, and each source's last batch: a few indexed lookups, only
+        // when the store changed.
+        let fresh = self.reader.freshness()?;
+        let max_id = fresh.newest_id;
         let events_per_sec = self.rate(now, max_id);
         let r = &self.reader;
         // The total reads event_counts: refreshed once a second, not on every answer.
@@ -427,18 +462,14 @@ impl Worker {
             Some(upto) if max_id > upto => r.count_after_id(upto, &req.count_filter)?,
             _ => 0,
         };
-        let newest = r
-            .page_before(&EventFilter::default(), None, 1)?
-            .first()
-            .map(|e| e.event.timestamp);
         let s = StatusData {
-            sources: r.source_overview()?,
+            sources: source_lines(r, &fresh)?,
             rows,
             events_per_sec,
             max_id,
             new_since_pause,
             systems: r.event_sources()?,
-            newest,
+            newest: fresh.newest_event,
             unchanged_for: self.changed_at.elapsed(),
         };
         self.last_status = Some(s.clone());
@@ -727,6 +758,37 @@ mod tests {
 
     fn names(w: &EventsWindow) -> Vec<String> {
         w.rows.iter().map(|e| e.event.summary.clone()).collect()
+    }
+
+    #[test]
+    fn the_sources_line_has_each_sources_state_message_and_last_batch() {
+        let (d, _) = store(3);
+        let db = d.path().join("s.db");
+        let mut w = Writer::open(&db).unwrap();
+        w.set_status("t", "fault", "connection refused").unwrap();
+        w.set_status("idle", "waiting", "").unwrap();
+        let r = store::open_reader(&db).unwrap();
+        let fresh = r.freshness().unwrap();
+        assert_eq!(fresh.newest_id, r.max_event_id().unwrap());
+        let lines = source_lines(&r, &fresh).unwrap();
+        let got: Vec<(&str, Option<&str>, &str, bool)> = lines
+            .iter()
+            .map(|l| {
+                (
+                    l.source.as_str(),
+                    l.state.as_deref(),
+                    l.message.as_str(),
+                    l.last_batch.is_some(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("idle", Some("waiting"), "", false),
+                ("t", Some("fault"), "connection refused", true),
+            ]
+        );
     }
 
     #[test]
