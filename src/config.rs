@@ -212,6 +212,25 @@ mod tests {
     }
 
     #[test]
+    fn source_options_in_the_config() {
+        let text = "sources = [\"gerrit-rest:https://g/a/projects/p/remotes/r/replication-status,instance=primary-b\", \"spacedrive-json:/x.json,device=d1\"]";
+        let c = Config::parse(text, Path::new("c.toml")).unwrap();
+        let specs: Vec<_> = c
+            .sources
+            .iter()
+            .map(|s| crate::sources::SourceSpec::parse(s).unwrap())
+            .collect();
+        assert_eq!(
+            specs[0],
+            crate::sources::SourceSpec::GerritRest(
+                "https://g/a/projects/p/remotes/r/replication-status".into(),
+                Some("primary-b".into())
+            )
+        );
+        assert!(specs[1].key().ends_with(",device=d1"));
+    }
+
+    #[test]
     fn typos_are_errors_naming_the_file() {
         let err = Config::parse("sorces = []", Path::new("/etc/x.toml"))
             .unwrap_err()

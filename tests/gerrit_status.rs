@@ -880,3 +880,130 @@ fn a_rest_answer_polled_again_after_a_lost_checkpoint_is_the_same_event() {
     assert_eq!(rest_ingest(&s, &server.url, &env).status.code(), Some(0));
     assert_eq!(s.count(&["--event-type", "rest_ref_status"]), 2);
 }
+
+/// Two primaries report refs/heads/main to one remote; the REST answers below are one node's.
+fn two_instances(s: &Scratch) -> RestServer {
+    let line = |instance: &str, status: &str, when: i64| {
+        format!(
+            r#"{{"targetNode":"m:29418","project":"core","ref":"refs/heads/main","targetUri":"ssh://r@m:29418/core.git","status":"{status}","refStatus":"REJECTED_OTHER_REASON","type":"ref-replicated","eventCreatedOn":{when},"instanceId":"{instance}"}}"#
+        )
+    };
+    let lines = [
+        line("primary-a", "failed", 1741944600),
+        line("primary-b", "failed", 1741944601),
+    ];
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let out = s.ingest_once(&[stream(s, "two.jsonl", &refs)]);
+    assert_eq!(out.status.code(), Some(0));
+    let body = "{\"remotes\":{\"ssh://r@m:29418/core.git\":{\"status\":{\"refs/heads/main\":{\"type\":\"PUSH\",\"status\":\"SUCCEEDED\",\"when\":1741950000},\"refs/heads/rest-only\":{\"type\":\"PUSH\",\"status\":\"SUCCEEDED\",\"when\":1741950000}}}},\"status\":\"OK\",\"project\":\"core\"}";
+    RestServer::start("Basic bW9uOnMzY3JldA==", (200, body.to_string()))
+}
+
+/// The refs of the pair on `instance`, with their status.
+fn instance_refs(s: &Scratch, instance: &str) -> Vec<(String, String)> {
+    let remote = "ssh://r@m:29418/core.git";
+    let (_, v) = status_json(
+        s,
+        &[
+            "--project",
+            "core",
+            "--remote",
+            remote,
+            "--instance",
+            instance,
+        ],
+    );
+    let mut refs: Vec<(String, String)> = v["remotes"][remote]["status"]
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(r, st)| (r.clone(), st["status"].as_str().unwrap_or("").to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    refs.sort();
+    refs
+}
+
+#[test]
+fn a_rest_source_that_names_its_instance_answers_for_that_node_only() {
+    let env = [
+        ("SYNCSCOPE_GERRIT_USER", "mon"),
+        ("SYNCSCOPE_GERRIT_PASSWORD", "s3cret"),
+    ];
+    let s = Scratch::new();
+    let server = two_instances(&s);
+    let out = rest_ingest(&s, &format!("{},instance=primary-b", server.url), &env);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        instance_refs(&s, "primary-a"),
+        [("refs/heads/main".to_string(), "FAILED".to_string())],
+        "primary-a's rows are not primary-b's answer"
+    );
+    assert_eq!(
+        instance_refs(&s, "primary-b"),
+        [
+            ("refs/heads/main".to_string(), "SUCCEEDED".to_string()),
+            ("refs/heads/rest-only".to_string(), "SUCCEEDED".to_string())
+        ],
+        "the answer is primary-b's, a ref only it names included"
+    );
+    assert!(instance_refs(&s, "none").is_empty());
+    let ev = s.events_json(&["--event-type", "rest_ref_status"]);
+    assert_eq!(ev.len(), 2);
+    assert!(ev.iter().all(|e| e["device_id"] == "primary-b"), "{ev:?}");
+    // primary-b's next answer omits main: retired on primary-b only.
+    *server.answer.lock().expect("lock") = (200, "{\"remotes\":{\"ssh://r@m:29418/core.git\":{\"status\":{\"refs/heads/rest-only\":{\"type\":\"PUSH\",\"status\":\"SUCCEEDED\",\"when\":1741950000}}}},\"status\":\"OK\",\"project\":\"core\"}".into());
+    let out = rest_ingest(&s, &format!("{},instance=primary-b", server.url), &env);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        instance_refs(&s, "primary-a"),
+        [("refs/heads/main".to_string(), "FAILED".to_string())]
+    );
+    assert_eq!(
+        instance_refs(&s, "primary-b"),
+        [("refs/heads/rest-only".to_string(), "SUCCEEDED".to_string())]
+    );
+
+    // Without the option: the answer fills the ref on every instance that has it, and a ref no
+    // stream reported goes, with two instances seen, to the node without an id (a guess).
+    let s = Scratch::new();
+    let server = two_instances(&s);
+    assert_eq!(rest_ingest(&s, &server.url, &env).status.code(), Some(0));
+    for instance in ["primary-a", "primary-b"] {
+        assert_eq!(
+            instance_refs(&s, instance),
+            [("refs/heads/main".to_string(), "SUCCEEDED".to_string())],
+            "{instance}"
+        );
+    }
+    assert_eq!(
+        instance_refs(&s, "none"),
+        [("refs/heads/rest-only".to_string(), "SUCCEEDED".to_string())]
+    );
+
+    // `instance=none`: the node without an id, whose rows are none of the streams'.
+    let s = Scratch::new();
+    let server = two_instances(&s);
+    let out = rest_ingest(&s, &format!("{},instance=none", server.url), &env);
+    assert_eq!(out.status.code(), Some(0));
+    for instance in ["primary-a", "primary-b"] {
+        assert_eq!(
+            instance_refs(&s, instance),
+            [("refs/heads/main".to_string(), "FAILED".to_string())],
+            "{instance}"
+        );
+    }
+    assert_eq!(
+        instance_refs(&s, "none"),
+        [
+            ("refs/heads/main".to_string(), "SUCCEEDED".to_string()),
+            ("refs/heads/rest-only".to_string(), "SUCCEEDED".to_string())
+        ]
+    );
+}

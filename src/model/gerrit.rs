@@ -219,6 +219,9 @@ pub enum UpdateKind {
 pub struct RefUpdate {
     /// `instanceId` of the event: the node whose plugin counts it (None: the node without one).
     pub instance: Option<String>,
+    /// About `instance`'s rows only (a REST answer from a source with `,instance=`); false: an
+    /// answer or note that names no node applies to the ref on every instance that has it.
+    pub only_instance: bool,
     pub kind: UpdateKind,
     pub project: String,
     /// `targetUri`, else `targetNode` / `sourceNode`: the plugin's key.
@@ -444,6 +447,7 @@ pub fn parse_stream_event(bytes: &[u8], ordinal: u32) -> Result<StreamEvent, Wir
     });
     let whole = |kind: UpdateKind, p: &str, rf: &str| RefUpdate {
         instance: instance.clone(),
+        only_instance: false,
         kind,
         project: p.to_string(),
         remote: String::new(),
@@ -463,6 +467,7 @@ pub fn parse_stream_event(bytes: &[u8], ordinal: u32) -> Result<StreamEvent, Wir
         }
         (true, Some(p), Some(r), Some(rf)) if rf != ALL_REFS => Some(RefUpdate {
             instance,
+            only_instance: false,
             kind: UpdateKind::Replication,
             project: p.to_string(),
             remote: r.to_string(),
@@ -865,6 +870,7 @@ mod tests {
     fn upd(status: RefStatus, when: i64, detail: Option<&str>) -> RefUpdate {
         RefUpdate {
             instance: None,
+            only_instance: false,
             kind: UpdateKind::Replication,
             project: "p".into(),
             remote: "u".into(),

@@ -329,6 +329,7 @@ impl PushIndex {
         let when = event.timestamp.as_nanos().div_euclid(1_000_000_000);
         let note = |project: &str, remote: &str, r: &str| RefUpdate {
             instance: None,
+            only_instance: false,
             kind: crate::model::gerrit::UpdateKind::Replication,
             project: project.to_string(),
             remote: remote.to_string(),

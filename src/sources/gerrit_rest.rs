@@ -4,7 +4,9 @@
 //! `SYNCSCOPE_GERRIT_CREDENTIALS` (`user:password`; never argv, never stored, never printed).
 //! Each ref whose status or time changed since the last poll is an event; the payload also
 //! fills the ref state where the event streams left it older or missing (events lost while a
-//! stream was down). 401/403/404 and other failures are the source's fault status, with
+//! stream was down). The answer names no node: with `,instance=ID` (`none`: the node without an
+//! id) it is that node's and applies only to its rows; without, it applies to the ref on every
+//! instance that has it (a guess, see the writer). 401/403/404 and other failures are the source's fault status, with
 //! Gerrit's own message, and the source keeps polling.
 
 use std::collections::BTreeMap;
@@ -14,7 +16,9 @@ use color_eyre::eyre::{bail, eyre, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::ingest::{SourceCtx, SourceState};
-use crate::model::gerrit::{epoch_time, Direction, RefStatus, RefUpdate, UpdateKind, SOURCE};
+use crate::model::gerrit::{
+    epoch_time, Direction, RefStatus, RefUpdate, UpdateKind, NO_INSTANCE, SOURCE,
+};
 use crate::model::{Event, Reject, Severity, Timestamp};
 use crate::sources::jsonl::Pending;
 use crate::sources::Source;
@@ -82,14 +86,39 @@ fn parse_payload(body: &str) -> Result<Payload, String> {
     serde_json::from_str(json).map_err(|e| format!("not a replication-status payload: {e}"))
 }
 
+/// The node named by `,instance=TEXT`: `none` is the node without an id.
+pub fn answering_instance(text: &str) -> Option<String> {
+    (text != NO_INSTANCE).then(|| text.to_string())
+}
+
 pub struct RestSource {
     key: String,
     url: String,
+    /// The node whose plugin answers (`,instance=`): Some(None) is the node without an id;
+    /// None, not said (the answer applies to every instance that has the ref).
+    instance: Option<Option<String>>,
 }
 
 impl RestSource {
-    pub fn new(key: String, url: String) -> Self {
-        RestSource { key, url }
+    pub fn new(key: String, url: String, instance: Option<Option<String>>) -> Self {
+        RestSource { key, url, instance }
+    }
+
+    /// A ref update from this answer: the named node's, or any instance's.
+    fn update(&self, kind: UpdateKind, project: &str, remote: &str, r: &str) -> RefUpdate {
+        RefUpdate {
+            instance: self.instance.clone().flatten(),
+            only_instance: self.instance.is_some(),
+            kind,
+            project: project.to_string(),
+            remote: remote.to_string(),
+            ref_name: r.to_string(),
+            direction: Direction::Push,
+            status: None,
+            when: 0,
+            detail: None,
+            newer_only: false,
+        }
     }
 
     fn poll(
@@ -203,11 +232,6 @@ impl Source for RestSource {
                             let before = seen.refs.get(&key);
                             if before != Some(p) {
                                 let update = RefUpdate {
-                                    instance: None,
-                                    kind: crate::model::gerrit::UpdateKind::Replication,
-                                    project: project.clone(),
-                                    remote: remote.clone(),
-                                    ref_name: r.clone(),
                                     direction: if p.kind.as_deref() == Some("PULL") {
                                         Direction::Pull
                                     } else {
@@ -215,13 +239,12 @@ impl Source for RestSource {
                                     },
                                     status: Some(RefStatus::parse(&p.status)),
                                     when: epoch_time(p.when).map_or(p.when, |t| t.0),
-                                    detail: None,
                                     newer_only: true,
+                                    ..self.update(UpdateKind::Replication, &project, remote, r)
                                 };
-                                pending.push_with_updates(
-                                    ref_event(&project, remote, r, p, before),
-                                    vec![update],
-                                );
+                                let mut e = ref_event(&project, remote, r, p, before);
+                                e.device_id = update.instance.clone();
+                                pending.push_with_updates(e, vec![update]);
                             }
                             now_seen.insert(key, p.clone());
                         }
@@ -250,17 +273,10 @@ impl Source for RestSource {
                         e.peer_device_id = Some(remote.to_string());
                         e.subject = Some(r.to_string());
                         let retire = RefUpdate {
-                            instance: None,
-                            kind: UpdateKind::RefDeleted,
-                            project: project.clone(),
-                            remote: remote.to_string(),
-                            ref_name: r.to_string(),
-                            direction: Direction::Push,
-                            status: None,
                             when: now.as_nanos().div_euclid(1_000_000_000),
-                            detail: None,
-                            newer_only: false,
+                            ..self.update(UpdateKind::RefDeleted, &project, remote, r)
                         };
+                        e.device_id = retire.instance.clone();
                         pending.push_with_updates(e, vec![retire]);
                     }
                     seen.refs = now_seen;

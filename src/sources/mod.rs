@@ -48,7 +48,7 @@ pub const KINDS: &[(&str, &str)] = &[
     ),
     (
         "gerrit-rest",
-        "URL : .../a/projects/P/remotes/R/replication-status, polled every scrape interval",
+        "URL [,instance=ID] : .../a/projects/P/remotes/R/replication-status, polled every scrape interval; instance= names the node that answers (none: the node without an id)",
     ),
     (
         "gerrit-ssh",
@@ -117,8 +117,9 @@ pub enum SourceSpec {
     GerritEvents(Input),
     /// `replication_log` / `pull_replication_log`.
     GerritLog(PathBuf),
-    /// The replication-status REST endpoint of one project/remote pair.
-    GerritRest(String),
+    /// The replication-status REST endpoint of one project/remote pair, and the node that
+    /// answers when the user names it (`,instance=ID`, `none` for the node without an id).
+    GerritRest(String, Option<String>),
     /// `gerrit stream-events` over the system's ssh.
     GerritSsh(gerrit_ssh::SshTarget),
     /// A `/metrics` URL.
@@ -138,7 +139,7 @@ impl SourceSpec {
         let spec = match kind {
             "jsonl" => SourceSpec::Jsonl(Input::parse(rest)?),
             "spacedrive-json" => {
-                let (path, device) = split_device(rest)?;
+                let (path, device) = split_option(rest, &DEVICE)?;
                 SourceSpec::SpacedriveJson(Input::parse(path)?, device)
             }
             "gerrit-events" => SourceSpec::GerritEvents(Input::parse(rest)?),
@@ -147,12 +148,21 @@ impl SourceSpec {
                 Input::Stdin => bail!("gerrit-log needs a file path, not -"),
             },
             "gerrit-rest" => {
-                let ok = (rest.starts_with("http://") || rest.starts_with("https://"))
-                    && rest.trim_end_matches('/').ends_with("/replication-status");
-                if !ok {
-                    bail!("gerrit-rest needs the endpoint URL, http(s)://HOST/a/projects/PROJECT/remotes/REMOTE/replication-status (project and remote URL-encoded), not '{rest}'");
+                let endpoint = |url: &str| {
+                    (url.starts_with("http://") || url.starts_with("https://"))
+                        && url.trim_end_matches('/').ends_with("/replication-status")
+                };
+                // The option only ever follows the whole endpoint URL (which ends with
+                // /replication-status), so a URL with `=` or `,instance=` inside is never split.
+                let (url, instance) = if endpoint(rest) {
+                    (rest, None)
+                } else {
+                    split_option(rest, &INSTANCE)?
+                };
+                if !endpoint(url) {
+                    bail!("gerrit-rest needs the endpoint URL, http(s)://HOST/a/projects/PROJECT/remotes/REMOTE/replication-status (project and remote URL-encoded), optionally followed by ,instance=ID, not '{rest}'");
                 }
-                SourceSpec::GerritRest(rest.to_string())
+                SourceSpec::GerritRest(url.to_string(), instance)
             }
             "gerrit-ssh" => SourceSpec::GerritSsh(
                 gerrit_ssh::SshTarget::parse(rest).map_err(|e| color_eyre::eyre::eyre!("{e}"))?,
@@ -188,7 +198,8 @@ impl SourceSpec {
             SourceSpec::GerritEvents(i) => format!("gerrit-events:{}", i.display()),
             SourceSpec::GerritSsh(t) => format!("gerrit-ssh:{}:{}", t.destination, t.port),
             SourceSpec::GerritLog(p) => format!("gerrit-log:{}", p.display()),
-            SourceSpec::GerritRest(u) => format!("gerrit-rest:{u}"),
+            SourceSpec::GerritRest(u, None) => format!("gerrit-rest:{u}"),
+            SourceSpec::GerritRest(u, Some(i)) => format!("gerrit-rest:{u}{INSTANCE_OPTION}{i}"),
             SourceSpec::NgitMetrics(url) => format!("ngit-metrics:{url}"),
             SourceSpec::Gitlab(url) => format!("gitlab:{url}"),
         }
@@ -261,9 +272,11 @@ impl SourceSpec {
             SourceSpec::GerritSsh(t) => {
                 Box::new(gerrit_ssh::SshStreamSource::new(self.key(), t.clone()))
             }
-            SourceSpec::GerritRest(u) => {
-                Box::new(gerrit_rest::RestSource::new(self.key(), u.clone()))
-            }
+            SourceSpec::GerritRest(u, instance) => Box::new(gerrit_rest::RestSource::new(
+                self.key(),
+                u.clone(),
+                instance.as_deref().map(gerrit_rest::answering_instance),
+            )),
             SourceSpec::NgitMetrics(url) => Box::new(ngit::MetricsSource::new(url.clone())),
         })
     }
@@ -272,25 +285,60 @@ impl SourceSpec {
 /// The option that names the device of a `spacedrive-json:` export.
 pub const DEVICE_OPTION: &str = ",device=";
 
-/// `PATH,device=ID` -> (`PATH`, `Some(ID)`); `PATH` -> (`PATH`, None).
-fn split_device(rest: &str) -> Result<(&str, Option<String>)> {
-    let Some((path, device)) = rest.rsplit_once(DEVICE_OPTION) else {
+/// The option that names the Gerrit node a `gerrit-rest:` endpoint answers for.
+pub const INSTANCE_OPTION: &str = ",instance=";
+
+/// A trailing `,NAME=VALUE` option of a source, and how to explain a bad value.
+struct SourceOption {
+    kind: &'static str,
+    option: &'static str,
+    /// What the value is, for the messages (`device id`).
+    what: &'static str,
+    example: &'static str,
+}
+
+const DEVICE: SourceOption = SourceOption {
+    kind: "spacedrive-json",
+    option: DEVICE_OPTION,
+    what: "device id",
+    example: "spacedrive-json:PATH,device=6f1c0000-0000-4000-8000-000000000001",
+};
+
+const INSTANCE: SourceOption = SourceOption {
+    kind: "gerrit-rest",
+    option: INSTANCE_OPTION,
+    what: "instance id",
+    example: "gerrit-rest:URL,instance=primary-1 (or ,instance=none for the node without an id)",
+};
+
+/// `WHERE,device=ID` -> (`WHERE`, `Some(ID)`); `WHERE` -> (`WHERE`, None): the last occurrence
+/// of the option, so its value never holds another one.
+fn split_option<'a>(rest: &'a str, opt: &SourceOption) -> Result<(&'a str, Option<String>)> {
+    let Some((head, value)) = rest.rsplit_once(opt.option) else {
         return Ok((rest, None));
     };
-    let device = device.trim();
-    if device.is_empty() {
-        bail!("spacedrive-json: `device=` needs the device's id, as in spacedrive-json:PATH,device=6f1c0000-0000-4000-8000-000000000001");
+    let name = opt.option.trim_start_matches(',');
+    let value = value.trim();
+    if value.is_empty() {
+        bail!(
+            "{}: `{name}` needs the {}, as in {}",
+            opt.kind,
+            opt.what,
+            opt.example
+        );
     }
-    if device
+    if value
         .chars()
         .any(|c| c.is_control() || c.is_whitespace() || c == ',')
     {
         bail!(
-            "spacedrive-json: device id '{}' has a space, comma or control character",
-            device.escape_debug()
+            "{}: {} '{}' has a space, comma or control character",
+            opt.kind,
+            opt.what,
+            value.escape_debug()
         );
     }
-    Ok((path, Some(device.to_string())))
+    Ok((head, Some(value.to_string())))
 }
 
 fn kind_names() -> String {
@@ -341,6 +389,47 @@ mod tests {
             let err = SourceSpec::parse(bad).unwrap_err().to_string();
             assert!(err.contains("device"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn a_gerrit_rest_source_may_name_its_instance() {
+        let url = "https://g.example/a/projects/core/remotes/m/replication-status";
+        let s = SourceSpec::parse(&format!("gerrit-rest:{url},instance=primary-b")).unwrap();
+        assert_eq!(
+            s,
+            SourceSpec::GerritRest(url.into(), Some("primary-b".into()))
+        );
+        assert_eq!(s.key(), format!("gerrit-rest:{url},instance=primary-b"));
+        let none = SourceSpec::parse(&format!("gerrit-rest:{url}/,instance=none")).unwrap();
+        assert_eq!(
+            none,
+            SourceSpec::GerritRest(format!("{url}/"), Some("none".into()))
+        );
+        let plain = SourceSpec::parse(&format!("gerrit-rest:{url}")).unwrap();
+        assert_eq!(plain, SourceSpec::GerritRest(url.into(), None));
+        assert_eq!(plain.key(), format!("gerrit-rest:{url}"));
+        // `=` and even `,instance=` inside the URL are the URL's: the option only follows it.
+        let odd = "https://g.example/a/projects/a%3Db,instance=x/remotes/m=1/replication-status";
+        assert_eq!(
+            SourceSpec::parse(&format!("gerrit-rest:{odd}")).unwrap(),
+            SourceSpec::GerritRest(odd.into(), None)
+        );
+        assert_eq!(
+            SourceSpec::parse(&format!("gerrit-rest:{odd},instance=n2")).unwrap(),
+            SourceSpec::GerritRest(odd.into(), Some("n2".into()))
+        );
+        for bad in [
+            format!("gerrit-rest:{url},instance="),
+            format!("gerrit-rest:{url},instance=a b"),
+            format!("gerrit-rest:{url},device=x"),
+            "gerrit-rest:https://g.example/a/projects/core,instance=x".to_string(),
+        ] {
+            assert!(SourceSpec::parse(&bad).is_err(), "{bad}");
+        }
+        let err = SourceSpec::parse(&format!("gerrit-rest:{url},instance="))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("instance"), "{err}");
     }
 
     #[test]

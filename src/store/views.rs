@@ -478,6 +478,7 @@ mod tests {
                 i,
                 RefUpdate {
                     instance: None,
+                    only_instance: false,
                     kind: crate::model::gerrit::UpdateKind::Replication,
                     project: "p".into(),
                     remote: remote.into(),

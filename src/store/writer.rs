@@ -399,7 +399,8 @@ type RefKey = (i64, i64, i64, i64);
 /// written only at the end of this, the transaction's one call): no need to look.
 ///
 /// A log note (no status) and a REST answer (`newer_only`) apply to the ref on every instance
-/// that has it (the answer, to its own instance when none has it yet); a ref deleted or created
+/// that has it (the answer, to its own instance when none has it yet); a REST answer or retire
+/// whose source names its node (`only_instance`) to that instance's rows only; a ref deleted or created
 /// on the primary to every remote and instance of it; a project deletion removes the project's rows
 /// and records it in `gerrit_deleted_projects` (a later replication event re-creates it).
 fn apply_ref_updates(
@@ -488,18 +489,26 @@ fn apply_ref_updates(
             );
             keys.sort_unstable();
             keys.dedup();
+            if u.only_instance {
+                // A REST answer from a source that names its node: that node's rows only.
+                let instance = match u.instance.as_deref() {
+                    Some(i) => strings.id_in(Slot::Device, tx, i)?,
+                    None => 0,
+                };
+                keys.retain(|k| k.3 == instance);
+            }
         }
-        // A replication event: its own key; a REST answer (which names no instance) about a ref
-        // no stream has reported: the update's own instance.
+        // A replication event: its own key; a REST answer about a ref no stream has reported:
+        // the node its source names, else (the answer names no instance) a guess.
         if !lookup || (keys.is_empty() && u.newer_only && !wide) {
             let remote = strings.id_in(Slot::Remote, tx, &u.remote)?;
             let mut instance = match u.instance.as_deref() {
                 Some(i) => strings.id_in(Slot::Device, tx, i)?,
                 None => 0,
             };
-            if u.newer_only {
-                // The answer is one node's: the instance whose streams report this pair, when
-                // there is exactly one.
+            if u.newer_only && !u.only_instance {
+                // Guessed: the answer is one node's, so the instance whose streams report this
+                // pair, when there is exactly one.
                 let mut seen: Vec<i64> = touched
                     .keys()
                     .filter(|k| k.1 == remote && k.2 == p)
@@ -1224,6 +1233,7 @@ mod tests {
                             i as usize,
                             RefUpdate {
                                 instance: None,
+                                only_instance: false,
                                 kind: crate::model::gerrit::UpdateKind::Replication,
                                 project: format!("p{}", n % 2),
                                 remote: "ssh://m".into(),
