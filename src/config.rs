@@ -129,6 +129,19 @@ pub struct GerritConfig {
     /// `status` answers as the replication-status plugin on the node with this
     /// `gerrit.instanceId` would (`none`: the node without one); `--instance` wins.
     pub instance_id: Option<String>,
+    /// Gerrit's `remote.NAME.replicationRetry`, in minutes as there (default 1): a failed push
+    /// not scheduled again within it plus a minute's slack is given up, an error event.
+    pub replication_retry: Option<u32>,
+}
+
+impl GerritConfig {
+    /// `replication_retry` plus the slack.
+    pub fn retry_window(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(
+            u64::from(self.replication_retry.unwrap_or(1)) * 60
+                + crate::sources::gerrit_given_up::SLACK_SECS,
+        )
+    }
 }
 
 #[derive(Debug, Default, Deserialize, PartialEq)]

@@ -96,6 +96,7 @@ pub fn options(args: &IngestArgs, config: &Config) -> Result<IngestOptions> {
         batch_size: args.batch_size.or(config.ingest.batch_size).unwrap_or(5000),
         log_status: !args.quiet,
         gitlab: config.gitlab.clone(),
+        gerrit_retry_window: config.gerrit.retry_window(),
     })
 }
 

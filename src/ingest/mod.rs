@@ -50,6 +50,9 @@ pub struct IngestOptions {
     pub log_status: bool,
     /// How `gitlab:` sources read GitLab.
     pub gitlab: crate::config::GitlabConfig,
+    /// Gerrit's `replicationRetry` plus slack: a failed push not retried within it (by the
+    /// stream's clock) is given up, an error event.
+    pub gerrit_retry_window: Duration,
 }
 
 impl Default for IngestOptions {
@@ -63,6 +66,7 @@ impl Default for IngestOptions {
             batch_size: 5000,
             log_status: true,
             gitlab: crate::config::GitlabConfig::default(),
+            gerrit_retry_window: crate::config::GerritConfig::default().retry_window(),
         }
     }
 }
@@ -140,6 +144,8 @@ pub struct SourceCtx {
     pub scrape_interval: Duration,
     pub log_zone: LogZone,
     pub batch_size: usize,
+    /// Gerrit's `replicationRetry` plus slack.
+    pub gerrit_retry_window: Duration,
     /// The checkpoint saved with this source's last committed batch.
     pub checkpoint: Option<String>,
     pub cancel: CancellationToken,
@@ -284,6 +290,7 @@ pub async fn run(
             scrape_interval: opts.scrape_interval,
             log_zone: opts.log_zone.clone(),
             batch_size: opts.batch_size.max(1),
+            gerrit_retry_window: opts.gerrit_retry_window,
             checkpoint,
             cancel: cancel.clone(),
             tx: tx.clone(),

@@ -172,7 +172,8 @@ impl Source for SshStreamSource {
         // One numbering of same-second events across reconnects and restarts (the checkpoint):
         // Gerrit never sends an event twice, so an event after a reconnect is a new one even
         // when it is identical to one before it in the same second.
-        let mut parser = LineParser::new(LineFormat::GerritStream);
+        let mut parser =
+            LineParser::new(LineFormat::GerritStream).with_retry_window(ctx.gerrit_retry_window);
         if let Some(o) = ctx
             .checkpoint
             .as_deref()

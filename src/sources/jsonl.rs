@@ -20,6 +20,7 @@ use crate::model::gerrit::{self, RefUpdate};
 use crate::model::gerrit_log::{self, LogRecord, LogZone};
 use crate::model::identity::{Carried, Occurrences};
 use crate::model::{parse_wire_event, Event, Reject, Timestamp};
+use crate::sources::gerrit_given_up::{self, Failure, Watch};
 use crate::sources::gerrit_ordinals::Ordinals;
 
 /// The system name given to lines that do not name one.
@@ -37,6 +38,10 @@ pub struct FileCheckpoint {
     /// Occurrence counts of the last events read (absent in older checkpoints).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub occ: Carried,
+    /// Gerrit: the failures not yet retried, as they stood at `offset` (absent in older
+    /// checkpoints).
+    #[serde(default, skip_serializing_if = "Watch::is_empty")]
+    pub given_up: Watch,
 }
 
 pub struct JsonlSource {
@@ -106,6 +111,11 @@ pub struct LineParser {
     /// Stream: the remotes each (instance, project, ref) last failed on, so a `*-done` that
     /// closes a ref still FAILED somewhere is an error (it failed for good). Bounded.
     still_failed: std::collections::HashMap<u64, Vec<String>>,
+    /// Stream: failures of the retried kind not yet scheduled again (since the start of the
+    /// input, carried in the file checkpoint).
+    pub given_up: Watch,
+    /// Stream: `replicationRetry` plus slack (ns); a failure not retried within it is given up.
+    pub retry_window_ns: i64,
 }
 
 /// A hash of (instance, project, ref) (64 bits: a collision is one in 2^64 per pair).
@@ -134,6 +144,23 @@ impl LineParser {
         {
             let Some(status) = u.status else { return };
             let failed = status.is_failure();
+            if failed && s.event.severity == crate::model::Severity::Warning {
+                // A failure the plugin retries: given up unless retried in time.
+                self.given_up.failed(Failure {
+                    instance: u.instance.clone(),
+                    project: u.project.clone(),
+                    ref_name: u.ref_name.clone(),
+                    remote: u.remote.clone(),
+                    at: s.event.timestamp.as_nanos(),
+                    status: u.detail.clone().unwrap_or_else(|| "failed".into()),
+                    pull: u.direction == gerrit::Direction::Pull,
+                });
+            } else if !self.given_up.is_empty() {
+                // Scheduled again, replicated, not attempted, or failed for good already (an
+                // error of its own).
+                self.given_up
+                    .cleared(u.instance.as_deref(), &u.project, &u.ref_name, &u.remote);
+            }
             if !failed && self.still_failed.is_empty() {
                 return;
             }
@@ -154,6 +181,8 @@ impl LineParser {
                 }
             }
         } else if let Some((project, r)) = s.done.take() {
+            self.given_up
+                .closed(s.event.device_id.as_deref(), &project, &r);
             let key = group_key(s.event.device_id.as_deref(), &project, &r);
             if self.still_failed.remove(&key).is_some() {
                 s.event.severity = crate::model::Severity::Error;
@@ -169,6 +198,35 @@ impl LineParser {
             held_idle: false,
             pushes: gerrit_log::PushIndex::default(),
             still_failed: std::collections::HashMap::new(),
+            given_up: Watch::default(),
+            retry_window_ns: (60 + gerrit_given_up::SLACK_SECS as i64) * 1_000_000_000,
+        }
+    }
+
+    /// Sets `replicationRetry` plus slack: a failure not retried within it is given up.
+    pub fn with_retry_window(mut self, window: Duration) -> Self {
+        self.retry_window_ns = i64::try_from(window.as_nanos()).unwrap_or(i64::MAX);
+        self
+    }
+
+    /// The failures whose window ended before a stream event at `now` (ns), as error events;
+    /// a `*-done` after one is then no second error for its remote.
+    fn give_up<'b>(&mut self, now: i64, emit: &mut dyn FnMut(Parsed<'b>)) {
+        if self.given_up.is_empty() {
+            return;
+        }
+        for f in self.given_up.due(now, self.retry_window_ns) {
+            let key = group_key(f.instance.as_deref(), &f.project, &f.ref_name);
+            if let Some(remotes) = self.still_failed.get_mut(&key) {
+                remotes.retain(|r| r != &f.remote);
+                if remotes.is_empty() {
+                    self.still_failed.remove(&key);
+                }
+            }
+            emit(Parsed::Event(
+                gerrit_given_up::given_up_event(&f, self.retry_window_ns),
+                Vec::new(),
+            ));
         }
     }
 
@@ -278,6 +336,22 @@ impl LineParser {
             }
             return;
         }
+        if self.format == LineFormat::GerritStream {
+            return match gerrit::parse_stream_event(bytes, 0) {
+                Ok(mut s) => {
+                    let at = s.event.timestamp.as_nanos();
+                    self.give_up(at, emit);
+                    s.event.timestamp = Timestamp::from_nanos(self.ordinals.number(at));
+                    self.settle(&mut s);
+                    emit(Parsed::Event(s.event, s.update.into_iter().collect()))
+                }
+                Err(e) => emit(Parsed::Reject {
+                    number,
+                    reason: e.0,
+                    bytes,
+                }),
+            };
+        }
         match self.parse(bytes) {
             Ok((e, u)) => emit(Parsed::Event(e, u.into_iter().collect())),
             Err(reason) => emit(Parsed::Reject {
@@ -293,13 +367,8 @@ impl LineParser {
             LineFormat::Events => parse_wire_event(bytes, DEFAULT_SOURCE)
                 .map(|e| (e, None))
                 .map_err(|e| e.0),
-            LineFormat::GerritLog { .. } => Err("not a line format".into()),
-            LineFormat::GerritStream => {
-                let mut s = gerrit::parse_stream_event(bytes, 0).map_err(|e| e.0)?;
-                s.event.timestamp =
-                    Timestamp::from_nanos(self.ordinals.number(s.event.timestamp.as_nanos()));
-                self.settle(&mut s);
-                Ok((s.event, s.update))
+            LineFormat::GerritLog { .. } | LineFormat::GerritStream => {
+                Err("not a line format".into())
             }
         }
     }
@@ -445,7 +514,7 @@ impl Source for JsonlSource {
             },
             f => f.clone(),
         };
-        let parser = LineParser::new(format);
+        let parser = LineParser::new(format).with_retry_window(ctx.gerrit_retry_window);
         match &self.input {
             Input::Stdin => read_stdin(ctx, parser),
             Input::File(path) => follow_file(ctx, path, parser),
@@ -609,6 +678,7 @@ fn checkpoint_of(o: &Open, parser: &LineParser, pending: &Pending) -> String {
         line,
         ordinals: parser.ordinals.clone(),
         occ: pending.carried(),
+        given_up: parser.given_up.clone(),
     };
     serde_json::to_string(&c).unwrap_or_default()
 }
@@ -626,18 +696,19 @@ fn open_at(
     let mut f = open_file(path)?;
     let meta = f.metadata()?;
     let id = FileId::of(&meta);
-    let (offset, line, ordinals) = match resume {
+    let (offset, line, ordinals, given_up) = match resume {
         Some(c) if c.dev == id.dev && c.ino == id.ino && c.offset <= meta.len() => {
             *occurrences = Occurrences::resume(&c.occ);
-            (c.offset, c.line, c.ordinals)
+            (c.offset, c.line, c.ordinals, c.given_up)
         }
         _ => {
             occurrences.reset();
-            (0, 1, Ordinals::default())
+            (0, 1, Ordinals::default(), Watch::default())
         }
     };
     f.seek(SeekFrom::Start(offset))?;
     parser.ordinals = ordinals;
+    parser.given_up = given_up;
     Ok(Open {
         reader: LineReader::new(f, offset, line),
         id,

@@ -4,6 +4,7 @@
 //! (`jsonl:/var/log/app/events.jsonl`, `spacedrive-db:~/…/sync.db`, `spacedrive-json:-`).
 
 pub mod exposition;
+pub mod gerrit_given_up;
 pub mod gerrit_ordinals;
 pub mod gerrit_rest;
 pub mod gerrit_ssh;
