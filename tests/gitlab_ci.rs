@@ -7,7 +7,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
@@ -183,23 +183,7 @@ fn page_size() -> usize {
 }
 
 fn handle(stream: std::net::TcpStream, world: &Mutex<World>) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let mut token = None;
-    loop {
-        let mut h = String::new();
-        reader.read_line(&mut h)?;
-        if h.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            if k.eq_ignore_ascii_case("private-token") {
-                token = Some(v.trim().to_string());
-            }
-        }
-    }
-    let target = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let (target, token) = common::request_target_and_token(&stream)?;
     {
         let mut w = world.lock().unwrap();
         w.in_flight += 1;
@@ -232,7 +216,7 @@ fn handle(stream: std::net::TcpStream, world: &Mutex<World>) -> std::io::Result<
         out.write_all(chunk)?;
     }
     let mut rest = Vec::new();
-    let _ = reader.read_to_end(&mut rest);
+    let _ = out.read_to_end(&mut rest);
     Ok(())
 }
 

@@ -9,7 +9,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
@@ -196,23 +196,7 @@ impl Server {
 type Reply = (u16, Vec<(String, String)>, Vec<u8>);
 
 fn handle(stream: std::net::TcpStream, world: &Mutex<World>) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let mut token = None;
-    loop {
-        let mut h = String::new();
-        reader.read_line(&mut h)?;
-        if h.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            if k.eq_ignore_ascii_case("private-token") {
-                token = Some(v.trim().to_string());
-            }
-        }
-    }
-    let target = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let (target, token) = common::request_target_and_token(&stream)?;
     let delay = world.lock().unwrap().trace_delay_ms;
     if target.ends_with("/trace") && delay > 0 {
         std::thread::sleep(std::time::Duration::from_millis(delay));
@@ -238,7 +222,7 @@ fn handle(stream: std::net::TcpStream, world: &Mutex<World>) -> std::io::Result<
     out.write_all(head.as_bytes())?;
     out.write_all(&body)?;
     let mut rest = Vec::new();
-    let _ = reader.read_to_end(&mut rest);
+    let _ = out.read_to_end(&mut rest);
     Ok(())
 }
 

@@ -152,3 +152,30 @@ pub fn sample_sources(s: &Scratch) -> Vec<String> {
         format!("spacedrive-json:{},device={SAMPLE_DEV_B}", json.display()),
     ]
 }
+
+/// Reads an HTTP request's head from a local GitLab stand-in's connection: the request target
+/// and the `PRIVATE-TOKEN` header, if any (what the stand-ins answer by and count).
+#[allow(dead_code)]
+pub fn request_target_and_token(
+    stream: &std::net::TcpStream,
+) -> std::io::Result<(String, Option<String>)> {
+    use std::io::{BufRead, BufReader};
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let mut token = None;
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h)?;
+        if h.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            if k.eq_ignore_ascii_case("private-token") {
+                token = Some(v.trim().to_string());
+            }
+        }
+    }
+    let target = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+    Ok((target, token))
+}
