@@ -108,12 +108,17 @@ impl Default for Bloom {
     }
 }
 
+const GRAM_SEED: u64 = 0x6772_616d_0000_0000;
+
+/// The hash of one gram as stored filters hold it (the length, then the bytes folded to lower
+/// case); [`for_each_gram`] computes the same values rolling.
+#[cfg(test)]
 fn gram_hash(bytes: &[u8]) -> u64 {
     let mut v: u64 = bytes.len() as u64;
     for &b in bytes {
         v = (v << 8) | u64::from(b.to_ascii_lowercase());
     }
-    mix(v ^ 0x6772_616d_0000_0000)
+    mix(v ^ GRAM_SEED)
 }
 
 /// Sorted ids as delta LEB128 varints.
@@ -171,11 +176,23 @@ fn ids_intersect(encoded: &[u8], sorted: &[i64]) -> bool {
 const STRING_GRAMS: &[usize] = &[4];
 const SUMMARY_GRAMS: &[usize] = &[3];
 
+/// Calls `f` with the hash of every `n`-byte window of `b` for each `n` of `sizes` (at most
+/// 7): the same values as [`gram_hash`] of each window, computed rolling (a byte each, not n:
+/// this is the text index's share of ingest).
 fn for_each_gram(b: &[u8], sizes: &[usize], mut f: impl FnMut(u64)) {
     for &n in sizes {
-        if b.len() >= n {
-            for w in b.windows(n) {
-                f(gram_hash(w));
+        debug_assert!((1..=7).contains(&n));
+        if b.len() < n {
+            continue;
+        }
+        let bits = 8 * n as u32;
+        let mask = (1u64 << bits) - 1;
+        let tag = (n as u64) << bits;
+        let mut v = 0u64;
+        for (i, &c) in b.iter().enumerate() {
+            v = ((v << 8) | u64::from(c.to_ascii_lowercase())) & mask;
+            if i + 1 >= n {
+                f(mix((v | tag) ^ GRAM_SEED));
             }
         }
     }
@@ -383,10 +400,64 @@ impl<'t> Pending<'t> {
     }
 }
 
+/// An event stored by this transaction, as the writer has it in memory: store id, summary
+/// and the string ids of its interned columns (source, device, type, category, correlation
+/// id, peer, model types, subject).
+pub type StoredText<'a> = (i64, &'a str, [Option<i64>; 8]);
+
 /// Adds the strings and events stored since the last call (above the high-water marks) to the
-/// index; called by the writer inside the transaction that stored them, and by the migration
-/// that creates the index. Returns how many events it indexed.
+/// index, reading them from the store; called by the migration that creates the index.
+/// Returns how many events it indexed.
 pub fn update(conn: &Connection) -> Result<u64> {
+    update_with(conn, &[], &[])
+}
+
+/// What the writer calls inside the transaction that stored the events: `stored` are the
+/// events it inserted (ascending ids), indexed from memory instead of read back; `added` are
+/// (event id, string id) pairs for rows it changed (a device attributed to an event stored
+/// before). Rows above the high-water mark that `stored` does not hold (none, normally) are
+/// read from the store, so the index always covers every event up to its mark.
+pub fn update_with(
+    conn: &Connection,
+    stored: &[StoredText<'_>],
+    added: &[(i64, i64)],
+) -> Result<u64> {
+    index_strings(conn)?;
+    let e_upto = meta(conn, EVENTS_UPTO)?;
+    let mut events = EventIndexer::new(conn);
+    let below = stored.first().map_or(i64::MAX, |s| s.0);
+    {
+        // Catch up with rows the writer did not hand over (below its first row).
+        let mut st = conn.prepare_cached(
+            "SELECT id, summary, source, device, event_type, category, corr, peer, model_types, subject
+             FROM events WHERE id > ?1 AND id < ?2 ORDER BY id",
+        )?;
+        let mut rows = st.query(params![e_upto, below])?;
+        while let Some(r) = rows.next()? {
+            let mut ids = [None; 8];
+            for (col, slot) in (2..10).zip(ids.iter_mut()) {
+                *slot = r.get::<_, Option<i64>>(col)?;
+            }
+            let summary = r.get_ref(1)?.as_str().unwrap_or_default();
+            events.add(r.get(0)?, summary, &ids)?;
+        }
+    }
+    for &(id, summary, ref ids) in stored.iter().filter(|s| s.0 > e_upto) {
+        events.add(id, summary, ids)?;
+    }
+    let (e_max, n) = (events.max.max(e_upto), events.n);
+    for &(id, sid) in added {
+        events.add_id(id, sid)?;
+    }
+    events.pending.flush()?;
+    if e_max > e_upto {
+        set_meta(conn, EVENTS_UPTO, e_max)?;
+    }
+    Ok(n)
+}
+
+/// Adds the strings above their high-water mark to the string filters.
+fn index_strings(conn: &Connection) -> Result<()> {
     let s_upto = meta(conn, STRINGS_UPTO)?;
     let mut strings = Pending::new(conn, "string_blocks", STRING_BLOCK_SHIFT, false);
     let mut s_max = s_upto;
@@ -409,46 +480,60 @@ pub fn update(conn: &Connection) -> Result<u64> {
     if s_max > s_upto {
         set_meta(conn, STRINGS_UPTO, s_max)?;
     }
+    Ok(())
+}
 
-    let e_upto = meta(conn, EVENTS_UPTO)?;
-    let mut events = Pending::new(conn, "text_blocks", EVENT_BLOCK_SHIFT, true);
-    let (mut e_max, mut n) = (e_upto, 0u64);
-    {
-        let mut st = conn.prepare_cached(
-            "SELECT id, summary, source, device, event_type, category, corr, peer, model_types, subject
-             FROM events WHERE id > ?1 ORDER BY id",
-        )?;
-        let mut rows = st.query([e_upto])?;
-        // The last id of each column: most repeat from one event to the next.
-        let mut last = [0i64; 8];
-        while let Some(r) = rows.next()? {
-            let id: i64 = r.get(0)?;
-            let b = events.block_for(id)?;
-            if b.ids.is_empty() {
-                last = [0; 8];
-            }
-            let summary = r.get_ref(1)?.as_str().unwrap_or_default();
-            b.bloom.insert_summary(summary);
-            if let Some(d) = b.digits.as_mut() {
-                *d = (*d).max(digit_run(summary.as_bytes()));
-            }
-            for (col, prev) in (2..10).zip(last.iter_mut()) {
-                if let Some(sid) = r.get::<_, Option<i64>>(col)? {
-                    if sid != *prev {
-                        b.ids.push(sid);
-                        *prev = sid;
-                    }
-                }
-            }
-            e_max = id;
-            n += 1;
+/// Event blocks being updated, with the last id of each column (most repeat from one event
+/// to the next, so the block's id list grows by few).
+struct EventIndexer<'t> {
+    pending: Pending<'t>,
+    last: [i64; 8],
+    block: i64,
+    max: i64,
+    n: u64,
+}
+
+impl<'t> EventIndexer<'t> {
+    fn new(conn: &'t Connection) -> Self {
+        EventIndexer {
+            pending: Pending::new(conn, "text_blocks", EVENT_BLOCK_SHIFT, true),
+            last: [0; 8],
+            block: -1,
+            max: 0,
+            n: 0,
         }
     }
-    events.flush()?;
-    if e_max > e_upto {
-        set_meta(conn, EVENTS_UPTO, e_max)?;
+
+    fn add(&mut self, id: i64, summary: &str, ids: &[Option<i64>; 8]) -> Result<()> {
+        let b = self.pending.block_for(id)?;
+        if b.number != self.block {
+            self.block = b.number;
+            self.last = [0; 8];
+        }
+        b.bloom.insert_summary(summary);
+        if let Some(d) = b.digits.as_mut() {
+            *d = (*d).max(digit_run(summary.as_bytes()));
+        }
+        for (sid, prev) in ids.iter().zip(self.last.iter_mut()) {
+            if let Some(sid) = *sid {
+                if sid != *prev {
+                    b.ids.push(sid);
+                    *prev = sid;
+                }
+            }
+        }
+        self.max = self.max.max(id);
+        self.n += 1;
+        Ok(())
     }
-    Ok(n)
+
+    /// One more string id shown by an event already indexed.
+    fn add_id(&mut self, id: i64, sid: i64) -> Result<()> {
+        let b = self.pending.block_for(id)?;
+        b.ids.push(sid);
+        self.block = -1;
+        Ok(())
+    }
 }
 
 /// Retention deleted every event up to `hi`: drop the filters of the blocks it emptied.
@@ -686,5 +771,19 @@ mod tests {
             assert!(event_matches(&e, yes), "{yes}");
         }
         assert!(!event_matches(&e, "connection refused"));
+    }
+
+    #[test]
+    fn rolling_grams_hash_as_stored_filters_do() {
+        let text = "Push to ssh://Mirror-EU.example.com/p.git FAILED: ünïcode \u{1b}[31m 12345";
+        for &n in &[3usize, 4] {
+            let mut rolled = Vec::new();
+            for_each_gram(text.as_bytes(), &[n], |h| rolled.push(h));
+            let direct: Vec<u64> = text.as_bytes().windows(n).map(gram_hash).collect();
+            assert_eq!(rolled, direct, "{n}-grams");
+        }
+        let mut none = 0;
+        for_each_gram(b"ab", &[3], |_| none += 1);
+        assert_eq!(none, 0);
     }
 }
