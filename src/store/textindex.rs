@@ -400,39 +400,34 @@ impl<'t> Pending<'t> {
     }
 }
 
-/// An event stored by this transaction, as the writer has it in memory: store id, summary
-/// and the string ids of its interned columns (source, device, type, category, correlation
-/// id, peer, model types, subject).
-pub type StoredText<'a> = (i64, &'a str, [Option<i64>; 8]);
-
 /// Adds the strings and events stored since the last call (above the high-water marks) to the
 /// index, reading them from the store; called by the migration that creates the index.
 /// Returns how many events it indexed.
 pub fn update(conn: &Connection) -> Result<u64> {
-    update_with(conn, &[], &[])
+    Indexer::begin(conn)?.finish()
 }
 
-/// What the writer calls inside the transaction that stored the events: `stored` are the
-/// events it inserted (ascending ids), indexed from memory instead of read back; `added` are
-/// (event id, string id) pairs for rows it changed (a device attributed to an event stored
-/// before). Rows above the high-water mark that `stored` does not hold (none, normally) are
-/// read from the store, so the index always covers every event up to its mark.
-pub fn update_with(
-    conn: &Connection,
-    stored: &[StoredText<'_>],
-    added: &[(i64, i64)],
-) -> Result<u64> {
-    index_strings(conn)?;
-    let e_upto = meta(conn, EVENTS_UPTO)?;
-    let mut events = EventIndexer::new(conn);
-    let below = stored.first().map_or(i64::MAX, |s| s.0);
-    {
-        // Catch up with rows the writer did not hand over (below its first row).
+/// The index's upkeep inside one writer transaction: [`Indexer::begin`] before the events go
+/// in, [`Indexer::add`] for each event stored (from the writer's memory: reading them back
+/// cost a fifth of ingest), [`Indexer::finish`] before the commit.
+pub struct Indexer<'t> {
+    conn: &'t Connection,
+    upto: i64,
+    events: EventIndexer<'t>,
+}
+
+impl<'t> Indexer<'t> {
+    /// Indexes the rows above the high-water mark that no writer handed over (none,
+    /// normally: a store written by a build without the index), so the index covers every
+    /// event up to its mark.
+    pub fn begin(conn: &'t Connection) -> Result<Self> {
+        let upto = meta(conn, EVENTS_UPTO)?;
+        let mut events = EventIndexer::new(conn);
         let mut st = conn.prepare_cached(
             "SELECT id, summary, source, device, event_type, category, corr, peer, model_types, subject
-             FROM events WHERE id > ?1 AND id < ?2 ORDER BY id",
+             FROM events WHERE id > ?1 ORDER BY id",
         )?;
-        let mut rows = st.query(params![e_upto, below])?;
+        let mut rows = st.query([upto])?;
         while let Some(r) = rows.next()? {
             let mut ids = [None; 8];
             for (col, slot) in (2..10).zip(ids.iter_mut()) {
@@ -441,19 +436,31 @@ pub fn update_with(
             let summary = r.get_ref(1)?.as_str().unwrap_or_default();
             events.add(r.get(0)?, summary, &ids)?;
         }
+        Ok(Indexer { conn, upto, events })
     }
-    for &(id, summary, ref ids) in stored.iter().filter(|s| s.0 > e_upto) {
-        events.add(id, summary, ids)?;
+
+    /// An event just stored: its id, summary and the string ids of its interned columns
+    /// (source, device, type, category, correlation id, peer, model types, subject). Ids
+    /// mostly ascend; any order is right.
+    pub fn add(&mut self, id: i64, summary: &str, ids: &[Option<i64>; 8]) -> Result<()> {
+        self.events.add(id, summary, ids)
     }
-    let (e_max, n) = (events.max.max(e_upto), events.n);
-    for &(id, sid) in added {
-        events.add_id(id, sid)?;
+
+    /// One more string id shown by an event stored before (a device attributed to it now).
+    pub fn add_string(&mut self, id: i64, string_id: i64) -> Result<()> {
+        self.events.add_id(id, string_id)
     }
-    events.pending.flush()?;
-    if e_max > e_upto {
-        set_meta(conn, EVENTS_UPTO, e_max)?;
+
+    /// Writes the filters, indexes the strings interned meanwhile and moves the marks.
+    /// Returns how many events were indexed.
+    pub fn finish(mut self) -> Result<u64> {
+        self.events.pending.flush()?;
+        if self.events.max > self.upto {
+            set_meta(self.conn, EVENTS_UPTO, self.events.max)?;
+        }
+        index_strings(self.conn)?;
+        Ok(self.events.n)
     }
-    Ok(n)
 }
 
 /// Adds the strings above their high-water mark to the string filters.

@@ -13,6 +13,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 
 use super::interner::{Interner, Slot};
 use super::schema;
+use super::textindex::Indexer;
 use crate::model::ci::CiUpdate;
 use crate::model::gerrit::{RefState, RefUpdate};
 use crate::model::{canonical_type, Event, Reject};
@@ -142,25 +143,24 @@ struct Tally {
     counts: HashMap<(i64, i64, i64), i64>,
     /// The store id of each event of the batch that was stored (None: already there).
     ids: Vec<Option<i64>>,
-    /// What the text index needs of each event stored: index in the batch, store id, string ids.
-    text: Vec<(usize, i64, [Option<i64>; 8])>,
     /// (event id, device id) of events stored before that got their device now.
     attributed: Vec<(i64, i64)>,
 }
 
 impl Tally {
-    fn stored(&mut self, p: &Prepared<'_>, id: i64) {
+    /// `p` went in as event `id`: counted, and added to the text index.
+    fn stored(&mut self, index: &mut Indexer<'_>, p: &Prepared<'_>, id: i64) -> Result<()> {
         if let Some(slot) = self.ids.get_mut(p.idx) {
             *slot = Some(id);
         }
         self.out.inserted += 1;
-        self.text.push((p.idx, id, p.ids));
         self.max_event = self.max_event.max(id);
         let source = p.ids[0].unwrap_or(0);
         *self
             .counts
             .entry((schema::count_bucket(p.ts), source, p.e.severity.rank()))
             .or_default() += 1;
+        index.add(id, &p.e.summary, &p.ids)
     }
 }
 
@@ -184,6 +184,7 @@ fn insert_events(
     events: &[Event],
     keys: &[i64],
     tally: &mut Tally,
+    index: &mut Indexer<'_>,
 ) -> Result<()> {
     let mut next_id = next_event_id(tx)?;
     let mut chunk: Vec<Prepared<'_>> = Vec::with_capacity(CHUNK_ROWS[0]);
@@ -219,7 +220,7 @@ fn insert_events(
             });
         }
         if size == 1 {
-            insert_one(tx, &chunk[0], next_id, tally)?;
+            insert_one(tx, &chunk[0], next_id, tally, index)?;
             next_id += 1;
             continue;
         }
@@ -234,7 +235,7 @@ fn insert_events(
         };
         if n == size {
             for (i, p) in chunk.iter().enumerate() {
-                tally.stored(p, first + i as i64);
+                tally.stored(index, p, first + i as i64)?;
             }
             continue;
         }
@@ -246,9 +247,9 @@ fn insert_events(
         for (i, p) in chunk.iter().enumerate() {
             let id = first + i as i64;
             if stored.binary_search(&id).is_ok() {
-                tally.stored(p, id);
+                tally.stored(index, p, id)?;
             } else {
-                insert_one(tx, p, next_id, tally)?;
+                insert_one(tx, p, next_id, tally, index)?;
                 next_id += 1;
             }
         }
@@ -484,7 +485,7 @@ fn store_batch<'b>(
     now: i64,
     updates: &mut Vec<(&'b RefUpdate, i64)>,
     counts: &mut HashMap<(i64, i64, i64), i64>,
-    text: &mut TextRows<'b>,
+    index: &mut Indexer<'_>,
 ) -> Result<BatchOutcome> {
     let Batch {
         source,
@@ -499,13 +500,10 @@ fn store_batch<'b>(
         ids: vec![None; events.len()],
         ..Tally::default()
     };
-    insert_events(tx, strings, events, keys, &mut tally)?;
-    for (idx, id, ids) in tally.text.drain(..) {
-        if let Some(e) = events.get(idx) {
-            text.stored.push((id, e.summary.as_str(), ids));
-        }
+    insert_events(tx, strings, events, keys, &mut tally, index)?;
+    for (id, device) in tally.attributed.drain(..) {
+        index.add_string(id, device)?;
     }
-    text.attributed.append(&mut tally.attributed);
     for (idx, u) in ref_updates {
         // Only for events stored now: an event read twice changes nothing twice.
         if let Some(Some(event_id)) = tally.ids.get(*idx) {
@@ -552,22 +550,21 @@ fn store_batch<'b>(
     Ok(out)
 }
 
-/// What the text index is given of a transaction's events (see `textindex::update_with`).
-#[derive(Default)]
-struct TextRows<'b> {
-    stored: Vec<super::textindex::StoredText<'b>>,
-    attributed: Vec<(i64, i64)>,
-}
-
 /// Inserts one event, or finds it already stored; probes past hash collisions.
-fn insert_one(tx: &Transaction<'_>, p: &Prepared<'_>, id: i64, tally: &mut Tally) -> Result<()> {
+fn insert_one(
+    tx: &Transaction<'_>,
+    p: &Prepared<'_>,
+    id: i64,
+    tally: &mut Tally,
+    index: &mut Indexer<'_>,
+) -> Result<()> {
     let mut ins = tx.prepare_cached(INSERT_EVENT_SQL)?;
     let [source, device, _, _, corr, ..] = p.ids;
     let mut probe = Prepared { key: p.key, ..*p };
     for _ in 0..MAX_PROBES {
         probe.bind(&mut ins, 1, id)?;
         if ins.raw_execute()? == 1 {
-            tally.stored(&probe, id);
+            tally.stored(index, &probe, id)?;
             return Ok(());
         }
         let found = same_event(
@@ -720,7 +717,7 @@ impl Writer {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         self.interned.begin(&tx)?;
         let mut outs = Vec::with_capacity(batches.len());
-        let mut text = TextRows::default();
+        let mut index = Indexer::begin(&tx)?;
         {
             // `(minute, source id, severity)` -> events stored, over all batches.
             let mut counts: HashMap<(i64, i64, i64), i64> = HashMap::new();
@@ -734,7 +731,7 @@ impl Writer {
                     now,
                     &mut updates,
                     &mut counts,
-                    &mut text,
+                    &mut index,
                 )?;
                 outs.push(out);
                 // CI state reported by these events (upserts that never roll back).
@@ -749,11 +746,7 @@ impl Writer {
                 count.execute(params![minute, source, severity, n])?;
             }
         }
-        // From memory: the events were just written, reading them back cost a fifth of ingest.
-        // Ids ascend within a batch except where a chunk's duplicate took the one-by-one path.
-        text.stored.sort_unstable_by_key(|t| t.0);
-        super::textindex::update_with(&tx, &text.stored, &text.attributed)
-            .wrap_err("cannot update the text index")?;
+        index.finish().wrap_err("cannot update the text index")?;
         self.interned.maybe_merge(&tx)?;
         tx.commit()?;
         Ok(outs)
@@ -1016,13 +1009,19 @@ mod tests {
         let (_d, mut w) = writer();
         let mut e = event(1);
         e.device_id = None;
-        w.commit_batch("s", std::slice::from_ref(&e), &[], None).unwrap();
+        w.commit_batch("s", std::slice::from_ref(&e), &[], None)
+            .unwrap();
         e.device_id = Some("dev-attributed-later".into());
-        w.commit_batch("s", std::slice::from_ref(&e), &[], None).unwrap();
+        w.commit_batch("s", std::slice::from_ref(&e), &[], None)
+            .unwrap();
         assert_eq!(count(&w), 1, "one event, now with its device");
         let m = crate::store::textindex::find(&w.conn, "attributed-later").unwrap();
         assert_eq!(m.string_ids.len(), 1);
-        assert_eq!(m.ranges, Some(vec![(0, 4095)]), "block 0 holds the device now");
+        assert_eq!(
+            m.ranges,
+            Some(vec![(0, 4095)]),
+            "block 0 holds the device now"
+        );
     }
 
     #[test]
