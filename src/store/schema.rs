@@ -366,7 +366,23 @@ pub fn migrate_to(conn: &mut Connection, target: i64) -> Result<()> {
             "the store has schema version {current}, newer than this syncscope understands ({LATEST_VERSION}): upgrade syncscope"
         );
     }
+    // A large store's upgrade takes minutes (a rekey of 10M events: about 5): say so, and how
+    // far it got, rather than look hung. Small stores upgrade silently.
+    let events: i64 = if current >= 1 && current < target.min(LATEST_VERSION) {
+        conn.query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| r.get(0))
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    let loud = events >= ANNOUNCE_UPGRADE_EVENTS;
+    if loud {
+        eprintln!(
+            "syncscope: upgrading the store from schema {current} to {} (about {events} events): a large store takes minutes; if interrupted, the unfinished step starts again next time",
+            target.min(LATEST_VERSION)
+        );
+    }
     for v in current..target.min(LATEST_VERSION) {
+        let started = std::time::Instant::now();
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .wrap_err("cannot lock the store to upgrade its schema")?;
@@ -387,9 +403,19 @@ pub fn migrate_to(conn: &mut Connection, target: i64) -> Result<()> {
         tx.pragma_update(None, "user_version", v + 1)?;
         tx.commit()
             .wrap_err_with(|| format!("cannot commit schema migration {v} -> {}", v + 1))?;
+        if loud {
+            eprintln!(
+                "syncscope: schema {v} -> {} done in {:.1} s",
+                v + 1,
+                started.elapsed().as_secs_f64()
+            );
+        }
     }
     Ok(())
 }
+
+/// Stores with at least this many events announce a schema upgrade on stderr.
+const ANNOUNCE_UPGRADE_EVENTS: i64 = 200_000;
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {
     migrate_to(conn, LATEST_VERSION)
@@ -409,6 +435,23 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap()
+    }
+
+    #[test]
+    fn a_large_store_upgrades_with_its_progress_said() {
+        let mut c = Connection::open_in_memory().unwrap();
+        migrate_to(&mut c, 7).unwrap();
+        c.execute_batch(&format!(
+            "INSERT INTO strings (id, text) VALUES (1, 's'), (2, 't'), (3, 'c');
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {ANNOUNCE_UPGRADE_EVENTS})
+             INSERT INTO events (id, ts, key, source, event_type, category, severity, summary)
+             SELECT i, i, i, 1, 2, 3, 1, 'event ' || i FROM n;"
+        ))
+        .unwrap();
+        migrate(&mut c).unwrap();
+        assert_eq!(version(&c).unwrap(), LATEST_VERSION);
+        let m = crate::store::textindex::find(&c, "event 12345").unwrap();
+        assert!(m.ranges.is_some_and(|r| !r.is_empty()), "indexed by the upgrade");
     }
 
     #[test]

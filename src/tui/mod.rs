@@ -118,6 +118,11 @@ pub fn run(opts: TuiOptions) -> Result<()> {
 
 async fn run_async(opts: TuiOptions) -> Result<()> {
     let cancel = CancellationToken::new();
+    // An old store is upgraded here, before the screen is taken, so what the upgrade says on
+    // stderr is seen (the reader would otherwise do it behind the UI).
+    if opts.db.exists() {
+        drop(crate::store::open(&opts.db)?);
+    }
     let ingest = match opts.ingest {
         Some((specs, iopts)) if !specs.is_empty() => {
             // The store must exist before the reader opens it.
