@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use syncscope::ingest::{self, IngestOptions};
-use syncscope::model::gerrit_log::LogZone;
+use syncscope::model::LogZone;
 use syncscope::sources::SourceSpec;
 use syncscope::store;
 use tokio_util::sync::CancellationToken;

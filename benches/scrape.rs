@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use syncscope::model::relay::TargetState;
 use syncscope::model::Timestamp;
-use syncscope::sources::{exposition, ngit};
+use syncscope::sources::ngit::{self, exposition};
 
 use support::{count_arg, median_max, ms, Rng};
 

@@ -139,7 +139,7 @@ impl GerritConfig {
     pub fn retry_window(&self) -> std::time::Duration {
         std::time::Duration::from_secs(
             u64::from(self.replication_retry.unwrap_or(1)) * 60
-                + crate::sources::gerrit_given_up::SLACK_SECS,
+                + crate::sources::gerrit::given_up::SLACK_SECS,
         )
     }
 }

@@ -17,7 +17,7 @@ use super::Outcome;
 use crate::cli::DemoArgs;
 use crate::demo::{self, Demo, DemoOptions};
 use crate::ingest::{self, IngestOptions, IngestReport};
-use crate::model::gerrit_log::LogZone;
+use crate::model::LogZone;
 
 /// The ingest options of the demo: fast polling and scraping, statuses kept in the store
 /// only (whatever shows the demo owns the terminal), the log read in UTC as it is written.

@@ -19,9 +19,8 @@ use crate::store::{self, CiHistory, CiNight, CiPatternRow};
 /// Today's date where nights are counted: the `[gitlab]` timezone, else local.
 fn today(config: &crate::config::Config) -> Result<NaiveDate> {
     let zone = match config.gitlab.timezone.as_deref() {
-        Some(z) => crate::model::gerrit_log::LogZone::parse(z)
-            .map_err(|e| eyre!("[gitlab] timezone: {e}"))?,
-        None => crate::model::gerrit_log::LogZone::Local,
+        Some(z) => crate::model::LogZone::parse(z).map_err(|e| eyre!("[gitlab] timezone: {e}"))?,
+        None => crate::model::LogZone::Local,
     };
     Ok(crate::model::ci::local_time(crate::model::Timestamp::now(), &zone).date())
 }

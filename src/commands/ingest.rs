@@ -9,7 +9,7 @@ use super::Outcome;
 use crate::cli::IngestArgs;
 use crate::config::Config;
 use crate::ingest::{self, IngestOptions};
-use crate::model::gerrit_log::LogZone;
+use crate::model::LogZone;
 use crate::sources::SourceSpec;
 
 pub fn run(args: IngestArgs, config: &Config, db: std::path::PathBuf) -> Result<Outcome> {

@@ -877,7 +877,7 @@ impl GerritSim {
 mod tests {
     use super::*;
     use crate::model::gerrit::{parse_stream_event, RefStatus};
-    use crate::model::gerrit_log::{is_record_start, parse_record_start, record_event, LogZone};
+    use crate::sources::gerrit::log::{is_record_start, parse_record_start, record_event, LogZone};
 
     fn sim(seed: u64, until: Vt) -> GerritSim {
         let mut g = GerritSim::new(Rng::new(seed), 300, 1_767_225_600_000_000_000, 0);
@@ -946,7 +946,7 @@ mod tests {
         let zone = LogZone::Utc;
         let mut scheduled = std::collections::HashSet::new();
         let mut events = Vec::new();
-        let mut current: Option<crate::model::gerrit_log::LogRecord> = None;
+        let mut current: Option<crate::sources::gerrit::log::LogRecord> = None;
         for line in g.log.lines() {
             if is_record_start(line) {
                 if let Some(r) = current.take() {

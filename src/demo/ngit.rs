@@ -455,10 +455,14 @@ mod tests {
     use super::*;
     use crate::model::relay::{Display, TargetState};
     use crate::model::Timestamp;
-    use crate::sources::exposition::parse;
+    use crate::sources::ngit::exposition::parse;
     use crate::sources::ngit::readings;
 
-    fn at(sim: &mut NgitSim, i: usize, vt: Vt) -> Option<crate::sources::exposition::Exposition> {
+    fn at(
+        sim: &mut NgitSim,
+        i: usize,
+        vt: Vt,
+    ) -> Option<crate::sources::ngit::exposition::Exposition> {
         sim.advance(vt);
         match sim.render(i, vt) {
             Reply::Metrics(text) => Some(parse(&text)),

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::model::gerrit::RefUpdate;
-use crate::model::gerrit_log::LogZone;
+use crate::model::LogZone;
 use crate::model::{Event, Reject};
 use crate::sources::SourceSpec;
 use crate::store::{BatchOutcome, Writer};

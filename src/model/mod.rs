@@ -6,16 +6,17 @@
 
 pub mod ci;
 pub mod gerrit;
-pub mod gerrit_log;
 pub mod identity;
 pub mod relay;
 mod severity;
 mod time;
 mod wire;
+mod zone;
 
 pub use severity::Severity;
 pub use time::{format_rfc3339, format_rfc3339_z, parse_rfc3339, parse_time_spec, Timestamp};
 pub use wire::{build_event, known_type_defaults, parse_wire_event, EventFields, WireError};
+pub use zone::LogZone;
 
 use xxhash_rust::xxh3::Xxh3;
 

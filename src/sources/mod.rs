@@ -3,14 +3,11 @@
 //! A source is named on the command line or in the config as `KIND:WHERE`
 //! (`jsonl:/var/log/app/events.jsonl`, `spacedrive-db:~/…/sync.db`, `spacedrive-json:-`).
 
-pub mod exposition;
-pub mod gerrit_given_up;
-pub mod gerrit_ordinals;
-pub mod gerrit_rest;
-pub mod gerrit_ssh;
+pub mod gerrit;
 pub mod gitlab;
 pub mod http;
 pub mod jsonl;
+pub mod lines;
 pub mod ngit;
 pub mod spacedrive;
 
@@ -122,7 +119,7 @@ pub enum SourceSpec {
     /// answers when the user names it (`,instance=ID`, `none` for the node without an id).
     GerritRest(String, Option<String>),
     /// `gerrit stream-events` over the system's ssh.
-    GerritSsh(gerrit_ssh::SshTarget),
+    GerritSsh(gerrit::ssh::SshTarget),
     /// A `/metrics` URL.
     NgitMetrics(String),
     /// A GitLab API base URL (`https://HOST/api/v4`).
@@ -166,7 +163,7 @@ impl SourceSpec {
                 SourceSpec::GerritRest(url.to_string(), instance)
             }
             "gerrit-ssh" => SourceSpec::GerritSsh(
-                gerrit_ssh::SshTarget::parse(rest).map_err(|e| color_eyre::eyre::eyre!("{e}"))?,
+                gerrit::ssh::SshTarget::parse(rest).map_err(|e| color_eyre::eyre::eyre!("{e}"))?,
             ),
             "ngit-metrics" => {
                 http::Url::parse(rest).map_err(|e| color_eyre::eyre::eyre!("{e}"))?;
@@ -250,20 +247,20 @@ impl SourceSpec {
                 url.clone(),
                 gitlab.clone(),
             )?),
-            SourceSpec::Jsonl(input) => Box::new(jsonl::JsonlSource::new(input.clone())),
+            SourceSpec::Jsonl(input) => Box::new(lines::JsonlSource::new(input.clone())),
             SourceSpec::SpacedriveDb(path) => {
                 Box::new(spacedrive::db::SyncDbSource::new(path.clone()))
             }
             SourceSpec::SpacedriveJson(input, device) => Box::new(
                 spacedrive::export::ExportSource::new(input.clone(), device.clone()),
             ),
-            SourceSpec::GerritEvents(input) => Box::new(jsonl::JsonlSource::with_format(
+            SourceSpec::GerritEvents(input) => Box::new(lines::JsonlSource::with_format(
                 input.clone(),
-                jsonl::LineFormat::GerritStream,
+                lines::LineFormat::GerritStream,
             )),
-            SourceSpec::GerritLog(p) => Box::new(jsonl::JsonlSource::with_format(
+            SourceSpec::GerritLog(p) => Box::new(lines::JsonlSource::with_format(
                 Input::File(p.clone()),
-                jsonl::LineFormat::GerritLog {
+                lines::LineFormat::GerritLog {
                     pull: p
                         .file_name()
                         .is_some_and(|n| n.to_string_lossy().starts_with("pull_replication_log")),
@@ -271,12 +268,12 @@ impl SourceSpec {
                 },
             )),
             SourceSpec::GerritSsh(t) => {
-                Box::new(gerrit_ssh::SshStreamSource::new(self.key(), t.clone()))
+                Box::new(gerrit::ssh::SshStreamSource::new(self.key(), t.clone()))
             }
-            SourceSpec::GerritRest(u, instance) => Box::new(gerrit_rest::RestSource::new(
+            SourceSpec::GerritRest(u, instance) => Box::new(gerrit::rest::RestSource::new(
                 self.key(),
                 u.clone(),
-                instance.as_deref().map(gerrit_rest::answering_instance),
+                instance.as_deref().map(gerrit::rest::answering_instance),
             )),
             SourceSpec::NgitMetrics(url) => Box::new(ngit::MetricsSource::new(url.clone())),
         })

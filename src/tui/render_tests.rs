@@ -53,7 +53,7 @@ fn sample_store() -> (tempfile::TempDir, Reader) {
         once: true,
         log_status: false,
         retention_days: 0,
-        log_zone: crate::model::gerrit_log::LogZone::Utc,
+        log_zone: crate::model::LogZone::Utc,
         ..Default::default()
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -75,7 +75,8 @@ fn relay_targets() -> Vec<TargetState> {
         ("http://relay-b:7334/metrics", "ngit/metrics-sample.txt"),
     ] {
         let text = std::fs::read_to_string(fixture(file)).unwrap();
-        let readings = crate::sources::ngit::readings(&crate::sources::exposition::parse(&text));
+        let readings =
+            crate::sources::ngit::readings(&crate::sources::ngit::exposition::parse(&text));
         let mut t = TargetState::new(url);
         t.observe(Timestamp::from_nanos(NOW - 7_200_000_000_000), &readings);
         t.observe(Timestamp::from_nanos(NOW - 60_000_000_000), &readings);

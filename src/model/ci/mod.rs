@@ -11,7 +11,7 @@ pub mod log;
 use chrono::{Duration, NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 
-use crate::model::gerrit_log::LogZone;
+use crate::model::LogZone;
 use crate::model::Timestamp;
 pub use log::{LogScanner, ScannedLog};
 

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::GitlabConfig;
 use crate::ingest::{SourceCtx, SourceState};
 use crate::model::ci::{parse_rules, CiJob, CiPipeline, Rules, SOURCE};
-use crate::model::gerrit_log::LogZone;
+use crate::model::LogZone;
 use crate::model::{Event, Reject, Severity, Timestamp};
 use crate::sources::Source;
 use client::{encode, ApiError, Client};

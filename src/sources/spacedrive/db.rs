@@ -19,7 +19,7 @@ use crate::ingest::follow::FileId;
 use crate::ingest::{SourceCtx, SourceState};
 use crate::model::identity::{Carried, Occurrences};
 use crate::model::{build_event, EventFields, Reject};
-use crate::sources::jsonl::Pending;
+use crate::sources::lines::Pending;
 use crate::sources::Source;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);

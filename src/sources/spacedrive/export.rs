@@ -23,7 +23,7 @@ use super::SOURCE_NAME;
 use crate::ingest::follow::{open_file, FileId};
 use crate::ingest::{SourceCtx, SourceState};
 use crate::model::{parse_wire_event, Reject};
-use crate::sources::jsonl::Pending;
+use crate::sources::lines::Pending;
 use crate::sources::{Input, Source};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

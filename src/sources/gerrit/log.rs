@@ -5,62 +5,10 @@
 //! are read in a configured zone. The push id (`pushOneId`, or the `[ID]` a line names) becomes
 //! the correlation id, so one push can be followed from scheduling to completion.
 
-use chrono::{DateTime, FixedOffset, LocalResult, NaiveDateTime, TimeZone};
+use chrono::{DateTime, NaiveDateTime};
 
-use super::{Event, Severity, Timestamp};
-
-/// The zone a log's local timestamps are in.
-#[derive(Debug, Clone, PartialEq)]
-pub enum LogZone {
-    Utc,
-    /// This machine's zone.
-    Local,
-    Fixed(FixedOffset),
-    Named(chrono_tz::Tz),
-}
-
-impl LogZone {
-    /// `UTC`, `local`, `+01:00`, or an IANA name such as `Europe/Berlin`.
-    pub fn parse(text: &str) -> Result<LogZone, String> {
-        let t = text.trim();
-        if t.eq_ignore_ascii_case("utc") || t == "Z" {
-            return Ok(LogZone::Utc);
-        }
-        if t.eq_ignore_ascii_case("local") {
-            return Ok(LogZone::Local);
-        }
-        if t.starts_with(['+', '-']) {
-            return DateTime::parse_from_str(
-                &format!("2000-01-01 00:00 {t}"),
-                "%Y-%m-%d %H:%M %:z",
-            )
-            .map(|d| LogZone::Fixed(*d.offset()))
-            .map_err(|_| format!("'{t}' is not an offset like +01:00"));
-        }
-        t.parse::<chrono_tz::Tz>().map(LogZone::Named).map_err(|_| {
-            format!("'{t}' is not a time zone (UTC, local, +01:00 or a name like Europe/Berlin)")
-        })
-    }
-
-    fn to_utc(&self, local: NaiveDateTime) -> Option<Timestamp> {
-        fn pick<Tz: TimeZone>(r: LocalResult<DateTime<Tz>>) -> Option<Timestamp> {
-            match r {
-                LocalResult::Single(d) => Timestamp::from_datetime(&d),
-                // The repeated hour when clocks go back: the first of the two.
-                LocalResult::Ambiguous(a, _) => Timestamp::from_datetime(&a),
-                LocalResult::None => None,
-            }
-        }
-        let r = match self {
-            LogZone::Utc => Timestamp::from_datetime(&local.and_utc()),
-            LogZone::Local => pick(chrono::Local.from_local_datetime(&local)),
-            LogZone::Fixed(o) => pick(o.from_local_datetime(&local)),
-            LogZone::Named(tz) => pick(tz.from_local_datetime(&local)),
-        };
-        // A time skipped when clocks go forward: read it one hour later.
-        r.or_else(|| self.to_utc(local + chrono::Duration::hours(1)))
-    }
-}
+pub use crate::model::LogZone;
+use crate::model::{Event, Severity, Timestamp};
 
 /// One log record.
 #[derive(Debug, Clone, PartialEq)]
@@ -158,7 +106,7 @@ fn parse_json_record(line: &str, zone: &LogZone) -> Result<LogRecord, String> {
     let timestamp = DateTime::parse_from_str(&j.timestamp, "%Y-%m-%dT%H:%M:%S%.3f%z")
         .ok()
         .and_then(|d| Timestamp::from_datetime(&d))
-        .or_else(|| super::parse_rfc3339(&j.timestamp).ok())
+        .or_else(|| crate::model::parse_rfc3339(&j.timestamp).ok())
         .or_else(|| {
             NaiveDateTime::parse_from_str(&j.timestamp, "%Y-%m-%dT%H:%M:%S%.f")
                 .ok()
@@ -297,8 +245,8 @@ impl PushIndex {
 
     /// Learns from `event` (made from a record) and returns the error notes it carries for the
     /// ref state: the error text, for each ref it hit.
-    pub fn notes(&mut self, event: &Event) -> Vec<super::gerrit::RefUpdate> {
-        use super::gerrit::{Direction, RefUpdate};
+    pub fn notes(&mut self, event: &Event) -> Vec<crate::model::gerrit::RefUpdate> {
+        use crate::model::gerrit::{Direction, RefUpdate};
         let kind = event.event_type.as_str();
         let id = event.correlation_id.clone();
         let uri = event.peer_device_id.clone();
@@ -509,7 +457,7 @@ pub fn record_event(rec: &LogRecord, pull: bool) -> Event {
     }
     Event {
         timestamp: rec.timestamp,
-        source: super::gerrit::SOURCE.into(),
+        source: crate::model::gerrit::SOURCE.into(),
         device_id: None,
         event_type: kind.into(),
         category: if pull {
@@ -616,7 +564,7 @@ mod tests {
                 .unwrap();
         // 10:30 CET (winter) is 09:30 UTC.
         assert_eq!(
-            cet().to_utc(local).map(super::super::format_rfc3339),
+            cet().to_utc(local).map(crate::model::format_rfc3339),
             Some("2025-03-14T09:30:00.112+00:00".into())
         );
         // Summer: CEST, two hours.
@@ -624,7 +572,7 @@ mod tests {
             NaiveDateTime::parse_from_str("2025-07-01 12:00:00,000", "%Y-%m-%d %H:%M:%S,%3f")
                 .unwrap();
         assert_eq!(
-            cet().to_utc(summer).map(super::super::format_rfc3339),
+            cet().to_utc(summer).map(crate::model::format_rfc3339),
             Some("2025-07-01T10:00:00+00:00".into())
         );
     }
@@ -716,7 +664,7 @@ mod tests {
         );
         let j = parse_record_start(r#"{"timestamp":"2025-03-14T10:30:00.112+0100","message":"Replication to ssh://r@m/p.git started... [CONTEXT pushOneId=\"6c1e0f3a\" ]","@version":1}"#, &cet()).unwrap();
         assert_eq!(
-            super::super::format_rfc3339(j.timestamp),
+            crate::model::format_rfc3339(j.timestamp),
             "2025-03-14T09:30:00.112+00:00"
         );
         assert_eq!(

@@ -17,11 +17,12 @@ use super::{Input, Source};
 use crate::ingest::follow::{open_file, FileId, Line, LineReader, MAX_LINE};
 use crate::ingest::{SourceCtx, SourceState};
 use crate::model::gerrit::{self, RefUpdate};
-use crate::model::gerrit_log::{self, LogRecord, LogZone};
 use crate::model::identity::{Carried, Occurrences};
+use crate::model::LogZone;
 use crate::model::{parse_wire_event, Event, Reject, Timestamp};
-use crate::sources::gerrit_given_up::{self, Failure, Watch};
-use crate::sources::gerrit_ordinals::Ordinals;
+use crate::sources::gerrit::given_up::{self as gerrit_given_up, Failure, Watch};
+use crate::sources::gerrit::log::{self as gerrit_log, LogRecord};
+use crate::sources::gerrit::ordinals::Ordinals;
 
 /// The system name given to lines that do not name one.
 pub const DEFAULT_SOURCE: &str = "jsonl";

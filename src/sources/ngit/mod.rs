@@ -3,6 +3,8 @@
 //! `ngit_sync_relay_status` and `ngit_sync_connection_attempts_total` (v1 and v3 layouts alike).
 //! [`crate::model::relay::TargetState`] turns successive readings into state and events.
 
+pub mod exposition;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -11,10 +13,10 @@ use color_eyre::eyre::{eyre, Result};
 use crate::ingest::{SourceCtx, SourceState};
 use crate::model::relay::{code_of, Connection, Health, RelayReading, TargetState};
 use crate::model::{Reject, Timestamp};
-use crate::sources::exposition::{self, Exposition};
 use crate::sources::http::{self, Url};
-use crate::sources::jsonl::Pending;
+use crate::sources::lines::Pending;
 use crate::sources::Source;
+use exposition::Exposition;
 
 /// The longest a scrape may take.
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -187,11 +189,13 @@ pub fn readings(e: &Exposition) -> Vec<RelayReading> {
 mod tests {
     use super::*;
     use crate::model::relay::Display;
-    use crate::sources::exposition::parse;
+    use crate::sources::ngit::exposition::parse;
 
     #[test]
     fn every_state_of_the_sample_exposition() {
-        let e = parse(include_str!("../../tests/fixtures/ngit/metrics-sample.txt"));
+        let e = parse(include_str!(
+            "../../../tests/fixtures/ngit/metrics-sample.txt"
+        ));
         let r = readings(&e);
         let shown: Vec<(&str, i64, i64, u64, u64, Display)> = r
             .iter()
@@ -250,10 +254,10 @@ mod tests {
         use crate::model::relay::TargetState;
         use crate::model::{Severity, Timestamp};
         let start = parse(include_str!(
-            "../../tests/fixtures/ngit/metrics-real-v3-t0-startup.txt"
+            "../../../tests/fixtures/ngit/metrics-real-v3-t0-startup.txt"
         ));
         let later = parse(include_str!(
-            "../../tests/fixtures/ngit/metrics-real-v3.txt"
+            "../../../tests/fixtures/ngit/metrics-real-v3.txt"
         ));
         let mut t = TargetState::new("http://127.0.0.1:7410/metrics");
         let e = t.observe(Timestamp::from_nanos(0), &readings(&start));

@@ -13,7 +13,7 @@ use color_eyre::eyre::{bail, Result, WrapErr};
 
 use crate::ingest::{SourceCtx, SourceState};
 use crate::model::{format_rfc3339, gerrit, Event, Severity, Timestamp};
-use crate::sources::jsonl::{read_pipe, LineFormat, LineParser, Pending, PipeReader};
+use crate::sources::lines::{read_pipe, LineFormat, LineParser, Pending, PipeReader};
 use crate::sources::Source;
 
 /// What the stream subscribes to (gerrit.md §1); `dropped-output` always comes.

@@ -383,15 +383,15 @@ mod tests {
         for (name, text) in [
             (
                 "metrics-real-v3.txt",
-                include_str!("../../tests/fixtures/ngit/metrics-real-v3.txt"),
+                include_str!("../../../tests/fixtures/ngit/metrics-real-v3.txt"),
             ),
             (
                 "metrics-real-v3-t0-startup.txt",
-                include_str!("../../tests/fixtures/ngit/metrics-real-v3-t0-startup.txt"),
+                include_str!("../../../tests/fixtures/ngit/metrics-real-v3-t0-startup.txt"),
             ),
             (
                 "metrics-sample.txt",
-                include_str!("../../tests/fixtures/ngit/metrics-sample.txt"),
+                include_str!("../../../tests/fixtures/ngit/metrics-sample.txt"),
             ),
         ] {
             let e = parse(text);
@@ -412,7 +412,7 @@ mod tests {
             );
         }
         let e = parse(include_str!(
-            "../../tests/fixtures/ngit/metrics-real-v3.txt"
+            "../../../tests/fixtures/ngit/metrics-real-v3.txt"
         ));
         let status: Vec<(&str, f64)> = e
             .family("ngit_sync_relay_status")

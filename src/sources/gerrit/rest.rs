@@ -20,7 +20,7 @@ use crate::model::gerrit::{
     epoch_time, Direction, RefStatus, RefUpdate, UpdateKind, NO_INSTANCE, SOURCE,
 };
 use crate::model::{Event, Reject, Severity, Timestamp};
-use crate::sources::jsonl::Pending;
+use crate::sources::lines::Pending;
 use crate::sources::Source;
 
 const TIMEOUT: Duration = Duration::from_secs(20);

@@ -1,0 +1,8 @@
+//! Gerrit: `gerrit-events:` (stream-events lines), `gerrit-log:` (replication_log),
+//! `gerrit-rest:` (replication-status polled) and `gerrit-ssh:` (stream-events over ssh).
+
+pub mod given_up;
+pub mod log;
+pub mod ordinals;
+pub mod rest;
+pub mod ssh;

@@ -1,0 +1,1 @@
+//! `jsonl:PATH` / `jsonl:-`: syncscope's own JSON lines (one event per line, the model's field names).
