@@ -126,8 +126,8 @@ fn ingest_file(db: &Path, spec: &str) -> (Duration, u64) {
     let t = Instant::now();
     rt.block_on(ingest::run(
         db.to_path_buf(),
-        vec![spec],
-        opts,
+        syncscope::sources::plan(&[spec], &opts).expect("build"),
+        opts.clone(),
         CancellationToken::new(),
     ))
     .expect("ingest");

@@ -271,8 +271,8 @@ fn ingest_into(file: &Path, db: &Path, total: u64) -> Duration {
     let report = rt
         .block_on(ingest::run(
             db.to_path_buf(),
-            vec![spec],
-            opts,
+            syncscope::sources::plan(&[spec], &opts).expect("build"),
+            opts.clone(),
             CancellationToken::new(),
         ))
         .expect("ingest run");

@@ -180,10 +180,15 @@ pub struct SourcesArgs {
 
 #[derive(Debug, Default, Args)]
 pub struct IngestArgs {
-    /// A source as KIND:WHERE (repeatable): jsonl:PATH|-, spacedrive-db:PATH, spacedrive-json:PATH|-,
-    /// gerrit-events:PATH|-, gerrit-log:PATH, gerrit-rest:URL, gerrit-ssh:HOST, ngit-metrics:URL.
-    /// Without any, the config's `sources` are used.
-    #[arg(short, long = "source", value_name = "KIND:WHERE")]
+    /// A source as KIND:WHERE (repeatable); the kinds and their help come from the sources'
+    /// registry. Without any, the config's `sources` are used.
+    #[arg(
+        short,
+        long = "source",
+        value_name = "KIND:WHERE",
+        help = crate::sources::registry::source_short_help(),
+        long_help = crate::sources::registry::source_help()
+    )]
     pub sources: Vec<String>,
 
     /// Read what is there now and exit, instead of following.

@@ -235,9 +235,12 @@ mod tests {
             .collect();
         assert_eq!(
             specs[0],
-            crate::sources::SourceSpec::GerritRest(
-                "https://g/a/projects/p/remotes/r/replication-status".into(),
-                Some("primary-b".into())
+            crate::sources::SourceSpec::new(
+                &crate::sources::gerrit::spec::REST,
+                crate::sources::gerrit::spec::RestSpec(
+                    "https://g/a/projects/p/remotes/r/replication-status".into(),
+                    Some("primary-b".into())
+                )
             )
         );
         assert!(specs[1].key().ends_with(",device=d1"));

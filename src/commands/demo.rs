@@ -156,7 +156,10 @@ pub fn start_background(args: &DemoArgs, db: Option<PathBuf>) -> Result<Backgrou
                 .enable_all()
                 .build()
                 .wrap_err("cannot start the async runtime");
-            let r = rt.and_then(|rt| rt.block_on(ingest::run(store, specs, opts, c.clone())));
+            let r = rt.and_then(|rt| {
+                let sources = crate::sources::plan(&specs, &opts)?;
+                rt.block_on(ingest::run(store, sources, opts, c.clone()))
+            });
             // However it ended, the simulator has no reader any more.
             c.cancel();
             r

@@ -30,6 +30,7 @@ pub fn run(args: IngestArgs, config: &Config, db: std::path::PathBuf) -> Result<
         s.preflight(args.once)?;
     }
     let opts = options(&args, config)?;
+    let sources = crate::sources::plan(&specs, &opts)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -38,7 +39,7 @@ pub fn run(args: IngestArgs, config: &Config, db: std::path::PathBuf) -> Result<
     let report = runtime.block_on(async move {
         let cancel = CancellationToken::new();
         spawn_signal_handler(cancel.clone())?;
-        ingest::run(db, specs, opts, cancel).await
+        ingest::run(db, sources, opts, cancel).await
     })?;
     if !args.quiet {
         let rejected = print_report(&report);

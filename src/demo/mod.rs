@@ -32,6 +32,10 @@ use color_eyre::eyre::{eyre, Result, WrapErr};
 use tokio_util::sync::CancellationToken;
 
 use crate::model::Timestamp;
+use crate::sources::gerrit::spec as gerrit_spec;
+use crate::sources::gitlab::spec as gitlab_spec;
+use crate::sources::ngit::spec as ngit_spec;
+use crate::sources::spacedrive::spec as spacedrive_spec;
 use crate::sources::{Input, SourceSpec};
 
 /// Nanoseconds of virtual time.
@@ -174,13 +178,29 @@ pub fn start(opts: DemoOptions, cancel: CancellationToken) -> Result<Demo> {
     threads.push(("simulator", t));
 
     let mut specs = vec![
-        SourceSpec::GerritEvents(Input::File(files.primary.clone())),
-        SourceSpec::GerritEvents(Input::File(files.legacy.clone())),
-        SourceSpec::GerritLog(files.log.clone()),
-        SourceSpec::SpacedriveDb(sd_path.clone()),
+        SourceSpec::new(
+            &gerrit_spec::EVENTS,
+            gerrit_spec::EventsSpec(Input::File(files.primary.clone())),
+        ),
+        SourceSpec::new(
+            &gerrit_spec::EVENTS,
+            gerrit_spec::EventsSpec(Input::File(files.legacy.clone())),
+        ),
+        SourceSpec::new(&gerrit_spec::LOG, gerrit_spec::LogSpec(files.log.clone())),
+        SourceSpec::new(
+            &spacedrive_spec::DB,
+            spacedrive_spec::DbSpec(sd_path.clone()),
+        ),
     ];
-    specs.extend(metrics_urls.iter().cloned().map(SourceSpec::NgitMetrics));
-    specs.push(SourceSpec::Gitlab(gitlab_url.clone()));
+    specs.extend(
+        metrics_urls
+            .iter()
+            .map(|u| SourceSpec::new(&ngit_spec::METRICS, ngit_spec::MetricsSpec(u.clone()))),
+    );
+    specs.push(SourceSpec::new(
+        &gitlab_spec::KIND,
+        gitlab_spec::GitlabSpec(gitlab_url.clone()),
+    ));
     Ok(Demo {
         specs,
         files: vec![files.primary, files.legacy, files.log, sd_path],

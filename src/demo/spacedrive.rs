@@ -802,7 +802,14 @@ mod tests {
         let report = rt
             .block_on(crate::ingest::run(
                 store,
-                vec![crate::sources::SourceSpec::SpacedriveDb(path.clone())],
+                crate::sources::plan(
+                    &[crate::sources::SourceSpec::new(
+                        &crate::sources::spacedrive::spec::DB,
+                        crate::sources::spacedrive::spec::DbSpec(path.clone()),
+                    )],
+                    &opts,
+                )
+                .unwrap(),
                 opts,
                 tokio_util::sync::CancellationToken::new(),
             ))

@@ -20,7 +20,6 @@ use tokio_util::sync::CancellationToken;
 use crate::model::gerrit::RefUpdate;
 use crate::model::LogZone;
 use crate::model::{Event, Reject};
-use crate::sources::SourceSpec;
 use crate::store::{BatchOutcome, Writer};
 
 /// Batches in flight between sources and the writer; bounds ingest memory.
@@ -124,6 +123,18 @@ impl QueuedBatch {
     }
 }
 
+/// A running source: reads, parses and sends batches through `ctx` until done or cancelled.
+/// Sources are built elsewhere (`crate::sources`' registry); the ingest only runs them.
+pub trait Source: Send {
+    fn run(self: Box<Self>, ctx: &SourceCtx) -> Result<()>;
+}
+
+/// A built source and the stable key its checkpoint and status are stored under.
+pub struct Planned {
+    pub key: String,
+    pub source: Box<dyn Source>,
+}
+
 /// What source tasks send to the writer.
 pub enum SourceMsg {
     Batch(QueuedBatch),
@@ -142,10 +153,7 @@ pub struct SourceCtx {
     pub once: bool,
     pub poll_interval: Duration,
     pub scrape_interval: Duration,
-    pub log_zone: LogZone,
     pub batch_size: usize,
-    /// Gerrit's `replicationRetry` plus slack.
-    pub gerrit_retry_window: Duration,
     /// The checkpoint saved with this source's last committed batch.
     pub checkpoint: Option<String>,
     pub cancel: CancellationToken,
@@ -266,12 +274,12 @@ impl SourceCtx {
 /// What an ingest run did, per source key.
 pub type IngestReport = BTreeMap<String, BatchOutcome>;
 
-/// Runs every source until each is done (`once`) or `cancel` fires, writing into the store at
+/// Runs every source (built, with its key) until each is done (`once`) or `cancel` fires, writing into the store at
 /// `db`. Returns per-source counts; a source that failed makes the whole run an error after
 /// the others have finished and everything read has been committed.
 pub async fn run(
     db: PathBuf,
-    specs: Vec<SourceSpec>,
+    sources: Vec<Planned>,
     opts: IngestOptions,
     cancel: CancellationToken,
 ) -> Result<IngestReport> {
@@ -279,18 +287,14 @@ pub async fn run(
     let (tx, rx) = mpsc::channel::<SourceMsg>(CHANNEL_BATCHES);
 
     let mut tasks = Vec::new();
-    for spec in specs {
-        let key = spec.key();
+    for Planned { key, source } in sources {
         let checkpoint = writer.checkpoint(&key)?;
-        let source = spec.build_with(&opts.gitlab)?;
         let ctx = SourceCtx {
             key: key.clone(),
             once: opts.once,
             poll_interval: opts.poll_interval,
             scrape_interval: opts.scrape_interval,
-            log_zone: opts.log_zone.clone(),
             batch_size: opts.batch_size.max(1),
-            gerrit_retry_window: opts.gerrit_retry_window,
             checkpoint,
             cancel: cancel.clone(),
             tx: tx.clone(),

@@ -7,6 +7,7 @@
 pub mod ci;
 pub mod gerrit;
 pub mod identity;
+pub mod names;
 pub mod relay;
 mod severity;
 mod time;

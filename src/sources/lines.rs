@@ -48,20 +48,29 @@ pub struct FileCheckpoint {
 pub struct JsonlSource {
     input: Input,
     format: LineFormat,
+    /// Gerrit's `replicationRetry` plus slack (stream-events).
+    retry_window: Duration,
 }
 
 impl JsonlSource {
     /// Lines with the event model's field names (`jsonl:`).
     pub fn new(input: Input) -> Self {
-        JsonlSource {
-            input,
-            format: LineFormat::Events,
-        }
+        JsonlSource::with_format(input, LineFormat::Events)
     }
 
     /// Lines in another JSON-lines format, such as `gerrit stream-events` (`gerrit-events:`).
     pub fn with_format(input: Input, format: LineFormat) -> Self {
-        JsonlSource { input, format }
+        JsonlSource {
+            input,
+            format,
+            retry_window: crate::config::GerritConfig::default().retry_window(),
+        }
+    }
+
+    /// Sets `replicationRetry` plus slack: a failure not retried within it is given up.
+    pub fn with_retry_window(mut self, window: Duration) -> Self {
+        self.retry_window = window;
+        self
     }
 }
 
@@ -74,7 +83,7 @@ pub enum LineFormat {
     GerritStream,
     /// Gerrit's `replication_log` (`pull`: `pull_replication_log`): records that may span
     /// several lines (stack traces), timestamps in the given zone.
-    /// `zone` None: the ingest's `--log-timezone`.
+    /// `zone` None: this machine's zone.
     GerritLog { pull: bool, zone: Option<LogZone> },
 }
 
@@ -508,14 +517,7 @@ impl Pending {
 
 impl Source for JsonlSource {
     fn run(self: Box<Self>, ctx: &SourceCtx) -> Result<()> {
-        let format = match &self.format {
-            LineFormat::GerritLog { pull, zone: None } => LineFormat::GerritLog {
-                pull: *pull,
-                zone: Some(ctx.log_zone.clone()),
-            },
-            f => f.clone(),
-        };
-        let parser = LineParser::new(format).with_retry_window(ctx.gerrit_retry_window);
+        let parser = LineParser::new(self.format.clone()).with_retry_window(self.retry_window);
         match &self.input {
             Input::Stdin => read_stdin(ctx, parser),
             Input::File(path) => follow_file(ctx, path, parser),

@@ -2,6 +2,7 @@
 //!
 //! A source is named on the command line or in the config as `KIND:WHERE`
 //! (`jsonl:/var/log/app/events.jsonl`, `spacedrive-db:~/…/sync.db`, `spacedrive-json:-`).
+//! Each kind is a folder here and one row of [`registry::KINDS`].
 
 pub mod gerrit;
 pub mod gitlab;
@@ -9,58 +10,15 @@ pub mod http;
 pub mod jsonl;
 pub mod lines;
 pub mod ngit;
+pub mod registry;
 pub mod spacedrive;
 
 use std::path::{Path, PathBuf};
 
 use color_eyre::eyre::{bail, Result};
 
-use crate::ingest::SourceCtx;
-
-/// A running source: reads, parses and sends batches through `ctx` until done or cancelled.
-pub trait Source: Send {
-    fn run(self: Box<Self>, ctx: &SourceCtx) -> Result<()>;
-}
-
-/// The kinds of source this build knows, with what follows the colon.
-pub const KINDS: &[(&str, &str)] = &[
-    (
-        "jsonl",
-        "PATH or - : one JSON event per line, followed like tail -F",
-    ),
-    (
-        "spacedrive-db",
-        "PATH : a live Spacedrive sync.db, read-only, following new rows",
-    ),
-    (
-        "spacedrive-json",
-        "PATH or - [,device=ID] : an `sd sync events` JSON export (either shape); device= names the device a default export was taken from",
-    ),
-    (
-        "gerrit-events",
-        "PATH or - : `gerrit stream-events` output (every layout), followed like tail -F",
-    ),
-    (
-        "gerrit-log",
-        "PATH : Gerrit's replication_log or pull_replication_log (any layout), followed",
-    ),
-    (
-        "gerrit-rest",
-        "URL [,instance=ID] : .../a/projects/P/remotes/R/replication-status, polled every scrape interval; instance= names the node that answers (none: the node without an id)",
-    ),
-    (
-        "gerrit-ssh",
-        "[USER@]HOST[:PORT] : `ssh ... gerrit stream-events`, reconnecting when it drops",
-    ),
-    (
-        "gitlab",
-        "URL : a GitLab API (https://HOST/api/v4): nightly pipelines, failed jobs and their error patterns ([gitlab] in the config)",
-    ),
-    (
-        "ngit-metrics",
-        "URL : an ngit (GRASP) relay's http://HOST:PORT/metrics, scraped every scrape interval",
-    ),
-];
+pub use crate::ingest::Source;
+pub use registry::{plan, Kind, SourceSpec, KINDS};
 
 /// Where a file-like source reads from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,7 +28,7 @@ pub enum Input {
 }
 
 impl Input {
-    fn parse(text: &str) -> Result<Input> {
+    pub fn parse(text: &str) -> Result<Input> {
         if text == "-" {
             return Ok(Input::Stdin);
         }
@@ -80,6 +38,22 @@ impl Input {
         let expanded = expand_tilde(text);
         let abs = std::path::absolute(&expanded).unwrap_or(expanded);
         Ok(Input::File(abs))
+    }
+
+    /// The file, when not standard input.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Input::Stdin => None,
+            Input::File(p) => Some(p),
+        }
+    }
+
+    /// A file path: `-` is refused (`KIND needs a file path, not -`).
+    pub fn file(text: &str, kind: &str) -> Result<PathBuf> {
+        match Input::parse(text)? {
+            Input::File(p) => Ok(p),
+            Input::Stdin => bail!("{kind} needs a file path, not -"),
+        }
     }
 
     pub fn display(&self) -> String {
@@ -104,182 +78,6 @@ pub fn expand_tilde(text: &str) -> PathBuf {
     PathBuf::from(text)
 }
 
-/// A parsed `KIND:WHERE`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SourceSpec {
-    Jsonl(Input),
-    SpacedriveDb(PathBuf),
-    /// An export, and the device it was taken from when the user names it (`,device=ID`).
-    SpacedriveJson(Input, Option<String>),
-    /// `gerrit stream-events` lines.
-    GerritEvents(Input),
-    /// `replication_log` / `pull_replication_log`.
-    GerritLog(PathBuf),
-    /// The replication-status REST endpoint of one project/remote pair, and the node that
-    /// answers when the user names it (`,instance=ID`, `none` for the node without an id).
-    GerritRest(String, Option<String>),
-    /// `gerrit stream-events` over the system's ssh.
-    GerritSsh(gerrit::ssh::SshTarget),
-    /// A `/metrics` URL.
-    NgitMetrics(String),
-    /// A GitLab API base URL (`https://HOST/api/v4`).
-    Gitlab(String),
-}
-
-impl SourceSpec {
-    pub fn parse(text: &str) -> Result<SourceSpec> {
-        let Some((kind, rest)) = text.split_once(':') else {
-            bail!(
-                "source '{text}' has no kind: write KIND:WHERE, with KIND one of {}",
-                kind_names()
-            );
-        };
-        let spec = match kind {
-            "jsonl" => SourceSpec::Jsonl(Input::parse(rest)?),
-            "spacedrive-json" => {
-                let (path, device) = split_option(rest, &DEVICE)?;
-                SourceSpec::SpacedriveJson(Input::parse(path)?, device)
-            }
-            "gerrit-events" => SourceSpec::GerritEvents(Input::parse(rest)?),
-            "gerrit-log" => match Input::parse(rest)? {
-                Input::File(p) => SourceSpec::GerritLog(p),
-                Input::Stdin => bail!("gerrit-log needs a file path, not -"),
-            },
-            "gerrit-rest" => {
-                let endpoint = |url: &str| {
-                    (url.starts_with("http://") || url.starts_with("https://"))
-                        && url.trim_end_matches('/').ends_with("/replication-status")
-                };
-                // The option only ever follows the whole endpoint URL (which ends with
-                // /replication-status), so a URL with `=` or `,instance=` inside is never split.
-                let (url, instance) = if endpoint(rest) {
-                    (rest, None)
-                } else {
-                    split_option(rest, &INSTANCE)?
-                };
-                if !endpoint(url) {
-                    bail!("gerrit-rest needs the endpoint URL, http(s)://HOST/a/projects/PROJECT/remotes/REMOTE/replication-status (project and remote URL-encoded), optionally followed by ,instance=ID, not '{rest}'");
-                }
-                SourceSpec::GerritRest(url.to_string(), instance)
-            }
-            "gerrit-ssh" => SourceSpec::GerritSsh(
-                gerrit::ssh::SshTarget::parse(rest).map_err(|e| color_eyre::eyre::eyre!("{e}"))?,
-            ),
-            "ngit-metrics" => {
-                http::Url::parse(rest).map_err(|e| color_eyre::eyre::eyre!("{e}"))?;
-                SourceSpec::NgitMetrics(rest.to_string())
-            }
-            "gitlab" => SourceSpec::Gitlab(
-                gitlab::api_base(rest).map_err(|e| color_eyre::eyre::eyre!("{e}"))?,
-            ),
-            "spacedrive-db" => match Input::parse(rest)? {
-                Input::File(p) => SourceSpec::SpacedriveDb(p),
-                Input::Stdin => bail!("spacedrive-db needs a file path, not -"),
-            },
-            other => bail!(
-                "unknown source kind '{other}' in '{text}': expected one of {}",
-                kind_names()
-            ),
-        };
-        Ok(spec)
-    }
-
-    /// The stable name under which the source's checkpoint and status are stored.
-    pub fn key(&self) -> String {
-        match self {
-            SourceSpec::Jsonl(i) => format!("jsonl:{}", i.display()),
-            SourceSpec::SpacedriveDb(p) => format!("spacedrive-db:{}", p.display()),
-            SourceSpec::SpacedriveJson(i, None) => format!("spacedrive-json:{}", i.display()),
-            SourceSpec::SpacedriveJson(i, Some(d)) => {
-                format!("spacedrive-json:{}{DEVICE_OPTION}{d}", i.display())
-            }
-            SourceSpec::GerritEvents(i) => format!("gerrit-events:{}", i.display()),
-            SourceSpec::GerritSsh(t) => format!("gerrit-ssh:{}:{}", t.destination, t.port),
-            SourceSpec::GerritLog(p) => format!("gerrit-log:{}", p.display()),
-            SourceSpec::GerritRest(u, None) => format!("gerrit-rest:{u}"),
-            SourceSpec::GerritRest(u, Some(i)) => format!("gerrit-rest:{u}{INSTANCE_OPTION}{i}"),
-            SourceSpec::NgitMetrics(url) => format!("ngit-metrics:{url}"),
-            SourceSpec::Gitlab(url) => format!("gitlab:{url}"),
-        }
-    }
-
-    /// The file the source reads, if any.
-    pub fn path(&self) -> Option<&Path> {
-        match self {
-            SourceSpec::Jsonl(Input::File(p))
-            | SourceSpec::GerritEvents(Input::File(p))
-            | SourceSpec::SpacedriveJson(Input::File(p), _)
-            | SourceSpec::SpacedriveDb(p)
-            | SourceSpec::GerritLog(p) => Some(p),
-            _ => None,
-        }
-    }
-
-    /// Checks, before anything is written, that the source can be read. With `once`, the file
-    /// must exist now; when following, a missing file is waited for (like `tail -F`), but a
-    /// directory or an unreadable file is still an error.
-    pub fn preflight(&self, once: bool) -> Result<()> {
-        let Some(path) = self.path() else {
-            return Ok(());
-        };
-        match std::fs::metadata(path) {
-            Ok(m) if m.is_dir() => bail!("{}: is a directory, not a file", path.display()),
-            Ok(_) => {
-                if let Err(e) = std::fs::File::open(path) {
-                    bail!("{}: cannot read: {e}", path.display());
-                }
-                Ok(())
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !once => Ok(()),
-            Err(e) => bail!("{}: cannot read: {e}", path.display()),
-        }
-    }
-
-    pub fn build(&self) -> Result<Box<dyn Source>> {
-        self.build_with(&crate::config::GitlabConfig::default())
-    }
-
-    /// The source, with the `[gitlab]` settings a `gitlab:` source reads.
-    pub fn build_with(&self, gitlab: &crate::config::GitlabConfig) -> Result<Box<dyn Source>> {
-        Ok(match self {
-            SourceSpec::Gitlab(url) => Box::new(gitlab::GitlabSource::new(
-                self.key(),
-                url.clone(),
-                gitlab.clone(),
-            )?),
-            SourceSpec::Jsonl(input) => Box::new(lines::JsonlSource::new(input.clone())),
-            SourceSpec::SpacedriveDb(path) => {
-                Box::new(spacedrive::db::SyncDbSource::new(path.clone()))
-            }
-            SourceSpec::SpacedriveJson(input, device) => Box::new(
-                spacedrive::export::ExportSource::new(input.clone(), device.clone()),
-            ),
-            SourceSpec::GerritEvents(input) => Box::new(lines::JsonlSource::with_format(
-                input.clone(),
-                lines::LineFormat::GerritStream,
-            )),
-            SourceSpec::GerritLog(p) => Box::new(lines::JsonlSource::with_format(
-                Input::File(p.clone()),
-                lines::LineFormat::GerritLog {
-                    pull: p
-                        .file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with("pull_replication_log")),
-                    zone: None,
-                },
-            )),
-            SourceSpec::GerritSsh(t) => {
-                Box::new(gerrit::ssh::SshStreamSource::new(self.key(), t.clone()))
-            }
-            SourceSpec::GerritRest(u, instance) => Box::new(gerrit::rest::RestSource::new(
-                self.key(),
-                u.clone(),
-                instance.as_deref().map(gerrit::rest::answering_instance),
-            )),
-            SourceSpec::NgitMetrics(url) => Box::new(ngit::MetricsSource::new(url.clone())),
-        })
-    }
-}
-
 /// The option that names the device of a `spacedrive-json:` export.
 pub const DEVICE_OPTION: &str = ",device=";
 
@@ -287,7 +85,7 @@ pub const DEVICE_OPTION: &str = ",device=";
 pub const INSTANCE_OPTION: &str = ",instance=";
 
 /// A trailing `,NAME=VALUE` option of a source, and how to explain a bad value.
-struct SourceOption {
+pub(crate) struct SourceOption {
     kind: &'static str,
     option: &'static str,
     /// What the value is, for the messages (`device id`).
@@ -295,15 +93,15 @@ struct SourceOption {
     example: &'static str,
 }
 
-const DEVICE: SourceOption = SourceOption {
-    kind: "spacedrive-json",
+pub(crate) const DEVICE: SourceOption = SourceOption {
+    kind: crate::model::names::kind::SPACEDRIVE_JSON,
     option: DEVICE_OPTION,
     what: "device id",
     example: "spacedrive-json:PATH,device=6f1c0000-0000-4000-8000-000000000001",
 };
 
-const INSTANCE: SourceOption = SourceOption {
-    kind: "gerrit-rest",
+pub(crate) const INSTANCE: SourceOption = SourceOption {
+    kind: crate::model::names::kind::GERRIT_REST,
     option: INSTANCE_OPTION,
     what: "instance id",
     example: "gerrit-rest:URL,instance=primary-1 (or ,instance=none for the node without an id)",
@@ -311,7 +109,10 @@ const INSTANCE: SourceOption = SourceOption {
 
 /// `WHERE,device=ID` -> (`WHERE`, `Some(ID)`); `WHERE` -> (`WHERE`, None): the last occurrence
 /// of the option, so its value never holds another one.
-fn split_option<'a>(rest: &'a str, opt: &SourceOption) -> Result<(&'a str, Option<String>)> {
+pub(crate) fn split_option<'a>(
+    rest: &'a str,
+    opt: &SourceOption,
+) -> Result<(&'a str, Option<String>)> {
     let Some((head, value)) = rest.rsplit_once(opt.option) else {
         return Ok((rest, None));
     };
@@ -339,13 +140,22 @@ fn split_option<'a>(rest: &'a str, opt: &SourceOption) -> Result<(&'a str, Optio
     Ok((head, Some(value.to_string())))
 }
 
-fn kind_names() -> String {
-    KINDS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rest(url: String, instance: Option<String>) -> SourceSpec {
+        SourceSpec::new(&gerrit::spec::REST, gerrit::spec::RestSpec(url, instance))
+    }
+    fn sd_json(input: Input, device: Option<String>) -> SourceSpec {
+        SourceSpec::new(
+            &spacedrive::spec::JSON,
+            spacedrive::spec::JsonSpec(input, device),
+        )
+    }
+    fn jsonl(input: Input) -> SourceSpec {
+        SourceSpec::new(&jsonl::KIND, jsonl::JsonlSpec(input))
+    }
 
     #[test]
     fn parses_kinds_and_paths() {
@@ -366,7 +176,7 @@ mod tests {
         let s = SourceSpec::parse("spacedrive-json:/x/b.json,device=6f1c-01").unwrap();
         assert_eq!(
             s,
-            SourceSpec::SpacedriveJson(
+            sd_json(
                 Input::File(PathBuf::from("/x/b.json")),
                 Some("6f1c-01".into())
             )
@@ -374,10 +184,7 @@ mod tests {
         assert_eq!(s.key(), "spacedrive-json:/x/b.json,device=6f1c-01");
         assert_eq!(s.path(), Some(Path::new("/x/b.json")));
         let stdin = SourceSpec::parse("spacedrive-json:-,device=d").unwrap();
-        assert_eq!(
-            stdin,
-            SourceSpec::SpacedriveJson(Input::Stdin, Some("d".into()))
-        );
+        assert_eq!(stdin, sd_json(Input::Stdin, Some("d".into())));
         let plain = SourceSpec::parse("spacedrive-json:/x/b.json").unwrap();
         assert_eq!(plain.key(), "spacedrive-json:/x/b.json");
         for bad in [
@@ -393,28 +200,22 @@ mod tests {
     fn a_gerrit_rest_source_may_name_its_instance() {
         let url = "https://g.example/a/projects/core/remotes/m/replication-status";
         let s = SourceSpec::parse(&format!("gerrit-rest:{url},instance=primary-b")).unwrap();
-        assert_eq!(
-            s,
-            SourceSpec::GerritRest(url.into(), Some("primary-b".into()))
-        );
+        assert_eq!(s, rest(url.into(), Some("primary-b".into())));
         assert_eq!(s.key(), format!("gerrit-rest:{url},instance=primary-b"));
         let none = SourceSpec::parse(&format!("gerrit-rest:{url}/,instance=none")).unwrap();
-        assert_eq!(
-            none,
-            SourceSpec::GerritRest(format!("{url}/"), Some("none".into()))
-        );
+        assert_eq!(none, rest(format!("{url}/"), Some("none".into())));
         let plain = SourceSpec::parse(&format!("gerrit-rest:{url}")).unwrap();
-        assert_eq!(plain, SourceSpec::GerritRest(url.into(), None));
+        assert_eq!(plain, rest(url.into(), None));
         assert_eq!(plain.key(), format!("gerrit-rest:{url}"));
         // `=` and even `,instance=` inside the URL are the URL's: the option only follows it.
         let odd = "https://g.example/a/projects/a%3Db,instance=x/remotes/m=1/replication-status";
         assert_eq!(
             SourceSpec::parse(&format!("gerrit-rest:{odd}")).unwrap(),
-            SourceSpec::GerritRest(odd.into(), None)
+            rest(odd.into(), None)
         );
         assert_eq!(
             SourceSpec::parse(&format!("gerrit-rest:{odd},instance=n2")).unwrap(),
-            SourceSpec::GerritRest(odd.into(), Some("n2".into()))
+            rest(odd.into(), Some("n2".into()))
         );
         for bad in [
             format!("gerrit-rest:{url},instance="),
@@ -441,13 +242,13 @@ mod tests {
     #[test]
     fn preflight_names_the_problem() {
         let dir = tempfile::tempdir().unwrap();
-        let d = SourceSpec::Jsonl(Input::File(dir.path().to_path_buf()));
+        let d = jsonl(Input::File(dir.path().to_path_buf()));
         assert!(d
             .preflight(false)
             .unwrap_err()
             .to_string()
             .contains("is a directory"));
-        let missing = SourceSpec::Jsonl(Input::File(dir.path().join("nope")));
+        let missing = jsonl(Input::File(dir.path().join("nope")));
         assert!(
             missing.preflight(false).is_ok(),
             "followers wait for the file"

@@ -129,7 +129,8 @@ async fn run_async(opts: TuiOptions) -> Result<()> {
             drop(crate::store::open(&opts.db)?);
             let db = opts.db.clone();
             let c = cancel.clone();
-            Some(tokio::spawn(crate::ingest::run(db, specs, iopts, c)))
+            let sources = crate::sources::plan(&specs, &iopts)?;
+            Some(tokio::spawn(crate::ingest::run(db, sources, iopts, c)))
         }
         _ => None,
     };

@@ -48,7 +48,7 @@ fn sample_store() -> (tempfile::TempDir, Reader) {
     ]
     .iter()
     .map(|s| crate::sources::SourceSpec::parse(s).unwrap())
-    .collect();
+    .collect::<Vec<_>>();
     let opts = crate::ingest::IngestOptions {
         once: true,
         log_status: false,
@@ -57,9 +57,10 @@ fn sample_store() -> (tempfile::TempDir, Reader) {
         ..Default::default()
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
+    let sources = crate::sources::plan(&specs, &opts).unwrap();
     rt.block_on(crate::ingest::run(
         db.clone(),
-        specs,
+        sources,
         opts,
         tokio_util::sync::CancellationToken::new(),
     ))

@@ -5,4 +5,5 @@ pub mod given_up;
 pub mod log;
 pub mod ordinals;
 pub mod rest;
+pub mod spec;
 pub mod ssh;

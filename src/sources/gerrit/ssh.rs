@@ -90,11 +90,23 @@ impl SshTarget {
 pub struct SshStreamSource {
     key: String,
     target: SshTarget,
+    /// Gerrit's `replicationRetry` plus slack.
+    retry_window: Duration,
 }
 
 impl SshStreamSource {
     pub fn new(key: String, target: SshTarget) -> Self {
-        SshStreamSource { key, target }
+        SshStreamSource {
+            key,
+            target,
+            retry_window: crate::config::GerritConfig::default().retry_window(),
+        }
+    }
+
+    /// Sets `replicationRetry` plus slack: a failure not retried within it is given up.
+    pub fn with_retry_window(mut self, window: Duration) -> Self {
+        self.retry_window = window;
+        self
     }
 }
 
@@ -173,7 +185,7 @@ impl Source for SshStreamSource {
         // Gerrit never sends an event twice, so an event after a reconnect is a new one even
         // when it is identical to one before it in the same second.
         let mut parser =
-            LineParser::new(LineFormat::GerritStream).with_retry_window(ctx.gerrit_retry_window);
+            LineParser::new(LineFormat::GerritStream).with_retry_window(self.retry_window);
         if let Some(o) = ctx
             .checkpoint
             .as_deref()

@@ -11,6 +11,7 @@
 pub mod client;
 mod poll;
 pub mod scan;
+pub mod spec;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -4,6 +4,7 @@
 //! [`crate::model::relay::TargetState`] turns successive readings into state and events.
 
 pub mod exposition;
+pub mod spec;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -4,6 +4,7 @@
 
 pub mod db;
 pub mod export;
+pub mod spec;
 
 /// The system name of every Spacedrive event.
 pub const SOURCE_NAME: &str = "spacedrive";

@@ -1,0 +1,242 @@
+//! The one table of source kinds. A kind is its folder (`sources/<kind>/`) and one row here:
+//! its name, what follows the colon (the help text), an example, its config section, and how
+//! its `WHERE` is parsed into a [`Spec`] (which knows its key, its file and how it is built).
+//! `SourceSpec::parse`, the `--source` help, `sources` listings and the config read this table.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use color_eyre::eyre::{bail, Result};
+
+use super::{gerrit, gitlab, jsonl, ngit, spacedrive};
+use crate::ingest::{IngestOptions, Planned, Source};
+
+/// One kind of source.
+pub struct Kind {
+    /// `KIND` of `KIND:WHERE`, and the prefix of every key of this kind.
+    pub name: &'static str,
+    /// What follows the colon, and what the source does.
+    pub help: &'static str,
+    /// A `WHERE` this kind parses (tests parse every example and its key back).
+    pub example: &'static str,
+    /// The config file section the kind reads besides `sources` (`[gitlab]`), if any.
+    pub config: Option<&'static str>,
+    /// Parses the `WHERE`.
+    pub parse: fn(&str) -> Result<Arc<dyn Spec>>,
+}
+
+/// Every kind this build knows, in the order the help lists them.
+pub const KINDS: &[Kind] = &[
+    jsonl::KIND,
+    spacedrive::spec::DB,
+    spacedrive::spec::JSON,
+    gerrit::spec::EVENTS,
+    gerrit::spec::LOG,
+    gerrit::spec::REST,
+    gerrit::spec::SSH,
+    gitlab::spec::KIND,
+    ngit::spec::METRICS,
+];
+
+/// A parsed `WHERE` of one kind.
+pub trait Spec: Send + Sync {
+    /// The stable name under which the source's checkpoint and status are stored
+    /// (`KIND:…`; stored checkpoints are keyed by it, so its format never changes).
+    fn key(&self) -> String;
+    /// The file the source reads, if any.
+    fn path(&self) -> Option<&Path> {
+        None
+    }
+    /// The running source, with the options it reads (zones, windows, `[gitlab]`).
+    fn build(&self, key: String, opts: &IngestOptions) -> Result<Box<dyn Source>>;
+}
+
+/// The kind named `name`.
+pub fn kind(name: &str) -> Option<&'static Kind> {
+    KINDS.iter().find(|k| k.name == name)
+}
+
+/// `jsonl, spacedrive-db, …`
+pub fn kind_names() -> String {
+    KINDS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
+}
+
+/// The `--source` help: one line per kind.
+pub fn source_help() -> String {
+    let mut s = String::from(
+        "A source as KIND:WHERE (repeatable). Without any, the config's `sources` are used.\n",
+    );
+    for k in KINDS {
+        s.push_str(&format!("  {}:{}\n", k.name, k.help));
+    }
+    s
+}
+
+/// The short `--source` help: the kinds.
+pub fn source_short_help() -> String {
+    format!(
+        "A source as KIND:WHERE (repeatable), KIND one of {}; without any, the config's `sources`",
+        kind_names()
+    )
+}
+
+/// A parsed `KIND:WHERE`.
+#[derive(Clone)]
+pub struct SourceSpec {
+    kind: &'static Kind,
+    spec: Arc<dyn Spec>,
+}
+
+impl fmt::Debug for SourceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SourceSpec({})", self.key())
+    }
+}
+
+/// Two specs are the same source when they have the same key (the key is the source's identity
+/// in the store).
+impl PartialEq for SourceSpec {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind.name == other.kind.name && self.key() == other.key()
+    }
+}
+impl Eq for SourceSpec {}
+
+impl SourceSpec {
+    pub fn parse(text: &str) -> Result<SourceSpec> {
+        let Some((name, rest)) = text.split_once(':') else {
+            bail!(
+                "source '{text}' has no kind: write KIND:WHERE, with KIND one of {}",
+                kind_names()
+            );
+        };
+        let Some(kind) = kind(name) else {
+            bail!(
+                "unknown source kind '{name}' in '{text}': expected one of {}",
+                kind_names()
+            );
+        };
+        Ok(SourceSpec {
+            kind,
+            spec: (kind.parse)(rest)?,
+        })
+    }
+
+    /// A spec of `kind` built in code (the demo names its files this way).
+    pub fn new(kind: &'static Kind, spec: impl Spec + 'static) -> SourceSpec {
+        SourceSpec {
+            kind,
+            spec: Arc::new(spec),
+        }
+    }
+
+    pub fn kind(&self) -> &'static Kind {
+        self.kind
+    }
+
+    /// The stable name under which the source's checkpoint and status are stored.
+    pub fn key(&self) -> String {
+        self.spec.key()
+    }
+
+    /// The file the source reads, if any.
+    pub fn path(&self) -> Option<&Path> {
+        self.spec.path()
+    }
+
+    /// Checks, before anything is written, that the source can be read. With `once`, the file
+    /// must exist now; when following, a missing file is waited for (like `tail -F`), but a
+    /// directory or an unreadable file is still an error.
+    pub fn preflight(&self, once: bool) -> Result<()> {
+        let Some(path) = self.path() else {
+            return Ok(());
+        };
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => bail!("{}: is a directory, not a file", path.display()),
+            Ok(_) => {
+                if let Err(e) = std::fs::File::open(path) {
+                    bail!("{}: cannot read: {e}", path.display());
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !once => Ok(()),
+            Err(e) => bail!("{}: cannot read: {e}", path.display()),
+        }
+    }
+
+    /// The running source, with the options it reads.
+    pub fn build(&self, opts: &IngestOptions) -> Result<Box<dyn Source>> {
+        self.spec.build(self.key(), opts)
+    }
+}
+
+/// Builds every source for [`crate::ingest::run`], each with its key.
+pub fn plan(specs: &[SourceSpec], opts: &IngestOptions) -> Result<Vec<Planned>> {
+    specs
+        .iter()
+        .map(|s| {
+            Ok(Planned {
+                key: s.key(),
+                source: s.build(opts)?,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_parses_its_example_and_its_key_parses_back() {
+        let mut names = std::collections::BTreeSet::new();
+        for k in KINDS {
+            assert!(names.insert(k.name), "{} listed twice", k.name);
+            assert!(!k.help.is_empty() && !k.example.is_empty(), "{}", k.name);
+            let text = format!("{}:{}", k.name, k.example);
+            let spec = SourceSpec::parse(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(spec.kind().name, k.name);
+            let key = spec.key();
+            assert!(
+                crate::model::names::kind::is(&key, k.name),
+                "{key} is not of {}",
+                k.name
+            );
+            let again = SourceSpec::parse(&key).unwrap_or_else(|e| panic!("{key}: {e}"));
+            assert_eq!(again, spec, "{text}");
+            assert_eq!(again.key(), key);
+            // The help lists it, with what follows the colon.
+            assert!(source_help().contains(&format!("{}:{}", k.name, k.help)));
+            assert!(source_short_help().contains(k.name));
+            // It builds (with the settings of its config section).
+            let config = crate::config::Config::parse(
+                "[gitlab]\nprojects = [\"group/app\"]\n",
+                Path::new("c.toml"),
+            )
+            .unwrap();
+            let opts = IngestOptions {
+                gitlab: config.gitlab,
+                ..IngestOptions::default()
+            };
+            spec.build(&opts)
+                .unwrap_or_else(|e| panic!("{text}: {e}"));
+        }
+        assert_eq!(
+            kind_names(),
+            "jsonl, spacedrive-db, spacedrive-json, gerrit-events, gerrit-log, gerrit-rest, gerrit-ssh, gitlab, ngit-metrics"
+        );
+    }
+
+    #[test]
+    fn config_sections_are_the_configs() {
+        let sections: Vec<_> = KINDS.iter().filter_map(|k| k.config).collect();
+        assert_eq!(sections, ["gerrit", "gerrit", "gitlab"]);
+        // Each is a section the config file accepts.
+        for s in sections {
+            let text = format!("[{s}]\n");
+            crate::config::Config::parse(&text, Path::new("c.toml"))
+                .unwrap_or_else(|e| panic!("[{s}]: {e}"));
+        }
+    }
+}
