@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::Outcome;
 use crate::cli::{RejectFormat, RelaysArgs};
+use crate::model::names::kind;
 use crate::model::relay::{Display, Health, RelayState, TargetState};
 use crate::model::{format_rfc3339, Severity, Timestamp};
 use crate::sanitize::one_line;
@@ -97,7 +98,7 @@ fn age(ns: i64, now: i64) -> String {
 pub fn run(args: RelaysArgs, db: std::path::PathBuf) -> Result<Outcome> {
     let reader = store::open_reader(&db)?;
     let mut targets: Vec<TargetState> = Vec::new();
-    for (key, state) in reader.checkpoints("ngit-metrics:")? {
+    for (key, state) in reader.checkpoints(&kind::prefix(kind::NGIT_METRICS))? {
         match serde_json::from_str::<TargetState>(&state) {
             Ok(t) => targets.push(t),
             Err(e) => eprintln!(

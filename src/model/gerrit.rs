@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::{Event, Severity, Timestamp, WireError};
 
 /// The system name on every event this module makes.
-pub const SOURCE: &str = "gerrit";
+pub const SOURCE: &str = crate::model::names::system::GERRIT;
 /// The pseudo-ref of whole-project pushes: kept as an event, never reported as a ref.
 pub const ALL_REFS: &str = "..all..";
 /// How the node without an `instanceId` is named (`status --instance none`).

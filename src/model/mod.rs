@@ -143,7 +143,7 @@ impl Event {
 
 /// Whether events of system `source` are identified without their device.
 pub fn is_device_blind(source: &str) -> bool {
-    source == "spacedrive"
+    source == names::system::SPACEDRIVE
 }
 
 /// The PascalCase spelling of a snake_case name (`state_transition` -> `StateTransition`).

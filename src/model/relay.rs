@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::{Event, Severity, Timestamp};
 
 /// The system name on every event this module makes.
-pub const SOURCE: &str = "ngit";
+pub const SOURCE: &str = crate::model::names::system::NGIT;
 
 /// How long two reconnects may be apart and still count as flapping.
 const FLAP_WINDOW_NS: i64 = 120_000_000_000;

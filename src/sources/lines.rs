@@ -25,7 +25,7 @@ use crate::sources::gerrit::log::{self as gerrit_log, LogRecord};
 use crate::sources::gerrit::ordinals::Ordinals;
 
 /// The system name given to lines that do not name one.
-pub const DEFAULT_SOURCE: &str = "jsonl";
+pub const DEFAULT_SOURCE: &str = crate::model::names::system::JSONL;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileCheckpoint {

@@ -219,8 +219,7 @@ mod tests {
                 gitlab: config.gitlab,
                 ..IngestOptions::default()
             };
-            spec.build(&opts)
-                .unwrap_or_else(|e| panic!("{text}: {e}"));
+            spec.build(&opts).unwrap_or_else(|e| panic!("{text}: {e}"));
         }
         assert_eq!(
             kind_names(),

@@ -8,6 +8,7 @@ use rusqlite::{params_from_iter, OptionalExtension};
 use super::query::{Cursor, EventFilter, Reader};
 use super::schema::{self, COUNT_BUCKET_NS};
 use crate::model::gerrit::RefState;
+use crate::model::names::kind;
 use crate::model::relay::TargetState;
 use crate::model::{StoredEvent, Timestamp};
 
@@ -236,7 +237,7 @@ impl Reader {
     pub fn relay_targets(&self) -> Result<(Vec<TargetState>, Vec<String>)> {
         let mut targets = Vec::new();
         let mut unreadable = Vec::new();
-        for (key, state) in self.checkpoints("ngit-metrics:")? {
+        for (key, state) in self.checkpoints(&kind::prefix(kind::NGIT_METRICS))? {
             match serde_json::from_str::<TargetState>(&state) {
                 Ok(t) => targets.push(t),
                 Err(e) => unreadable.push(format!("{key}: {e}")),

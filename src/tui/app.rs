@@ -302,7 +302,7 @@ impl AppState {
                 ref_name,
             }) => ViewRequest::Events {
                 filter: Box::new(EventFilter {
-                    sources: vec!["gerrit".into()],
+                    sources: vec![crate::model::names::system::GERRIT.into()],
                     subjects: vec![ref_name.clone()],
                     // This remote's pushes only (a replication event names its remote).
                     peers: vec![remote.clone()],
@@ -317,7 +317,7 @@ impl AppState {
             Some(Drill::Session { corr }) => self.session_request(corr),
             Some(Drill::RelayEvents { target, relay }) => ViewRequest::Events {
                 filter: Box::new(EventFilter {
-                    sources: vec!["ngit".into()],
+                    sources: vec![crate::model::names::system::NGIT.into()],
                     devices: vec![target.clone()],
                     subjects: vec![relay.clone()],
                     min_severity: self.filters.min_severity,

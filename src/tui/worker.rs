@@ -527,7 +527,7 @@ pub fn load_view(r: &Reader, req: &Request, now: Timestamp) -> Result<ViewData> 
             }
             let sd_errors = r.page_before(
                 &snapshot(&EventFilter {
-                    sources: vec!["spacedrive".into()],
+                    sources: vec![crate::model::names::system::SPACEDRIVE.into()],
                     min_severity: Some(crate::model::Severity::Error),
                     since: Some(hour_ago),
                     ..EventFilter::default()

@@ -16,7 +16,7 @@ use crate::model::Timestamp;
 pub use log::{LogScanner, ScannedLog};
 
 /// The event source name of GitLab CI events.
-pub const SOURCE: &str = "gitlab";
+pub const SOURCE: &str = crate::model::names::system::GITLAB;
 /// The default rules, shipped in `assets/ci-rules.toml`.
 pub const DEFAULT_RULES: &str = include_str!("../../../assets/ci-rules.toml");
 /// Nights of a project's strip.

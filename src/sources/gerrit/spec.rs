@@ -16,7 +16,7 @@ pub const EVENTS: Kind = Kind {
     name: kind::GERRIT_EVENTS,
     help: "PATH or - : `gerrit stream-events` output (every layout), followed like tail -F",
     example: "/var/log/gerrit/stream.jsonl",
-    config: Some("gerrit"),
+    config: Some(crate::model::names::section::GERRIT),
     parse: |rest| Ok(Arc::new(EventsSpec(Input::parse(rest)?))),
 };
 
@@ -40,7 +40,7 @@ pub const SSH: Kind = Kind {
     name: kind::GERRIT_SSH,
     help: "[USER@]HOST[:PORT] : `ssh ... gerrit stream-events`, reconnecting when it drops",
     example: "monitor@gerrit.example.com:29418",
-    config: Some("gerrit"),
+    config: Some(crate::model::names::section::GERRIT),
     parse: |rest| {
         Ok(Arc::new(SshSpec(
             super::ssh::SshTarget::parse(rest).map_err(|e| eyre!("{e}"))?,

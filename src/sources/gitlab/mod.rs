@@ -384,7 +384,7 @@ impl GitlabSource {
 }
 
 fn pipeline_corr(project: &str, id: i64) -> String {
-    format!("gitlab:{project}#{id}")
+    format!("{}:{project}#{id}", crate::model::names::system::GITLAB)
 }
 
 fn pipeline_event(p: &CiPipeline) -> Event {

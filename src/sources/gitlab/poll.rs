@@ -310,7 +310,7 @@ impl GitlabSource {
         let since = since_ts.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         // What is done of what is known: a bar on a terminal, the status for the TUI.
         let progress = Progress::items(
-            "gitlab",
+            crate::model::names::kind::GITLAB,
             &["projects", "pipelines", "logs"],
             ctx.progress_bar,
         );

@@ -12,7 +12,7 @@ pub const KIND: Kind = Kind {
     name: kind::GITLAB,
     help: "URL : a GitLab API (https://HOST/api/v4): nightly pipelines, failed jobs and their error patterns ([gitlab] in the config)",
     example: "https://gitlab.example.com/api/v4",
-    config: Some("gitlab"),
+    config: Some(crate::model::names::section::GITLAB),
     parse: |rest| {
         Ok(Arc::new(GitlabSpec(
             super::api_base(rest).map_err(|e| eyre!("{e}"))?,

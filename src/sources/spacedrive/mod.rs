@@ -7,4 +7,4 @@ pub mod export;
 pub mod spec;
 
 /// The system name of every Spacedrive event.
-pub const SOURCE_NAME: &str = "spacedrive";
+pub const SOURCE_NAME: &str = crate::model::names::system::SPACEDRIVE;

@@ -3,6 +3,7 @@
 //! the UI shows of remotes, ids and errors.
 
 use super::age;
+use crate::model::names::system;
 use crate::model::relay::{Display, Health};
 use crate::model::Severity;
 use crate::sanitize::one_line;
@@ -120,7 +121,7 @@ pub fn state_lines(o: &OverviewData, now: i64) -> Vec<StateLine> {
             }
             tail.extend(t.error.as_deref().map(short_error));
             relay_problems.push(StateLine {
-                system: "ngit",
+                system: system::NGIT,
                 severity: Severity::Error,
                 state: "DOWN",
                 name: format!("target {}", super::relays::short_target(&t.target)),
@@ -152,7 +153,7 @@ pub fn state_lines(o: &OverviewData, now: i64) -> Vec<StateLine> {
                 tail.push(format!("{} failed attempts", r.streak));
             }
             relay_problems.push(StateLine {
-                system: "ngit",
+                system: system::NGIT,
                 severity,
                 state,
                 name: name.clone(),
@@ -165,10 +166,14 @@ pub fn state_lines(o: &OverviewData, now: i64) -> Vec<StateLine> {
     let n = relay_problems.len();
     problems.extend(relay_problems.into_iter().take(PER_SYSTEM));
     if n > PER_SYSTEM {
-        problems.push(more("ngit", n - PER_SYSTEM, "relays", Pane::Relays));
+        problems.push(more(system::NGIT, n - PER_SYSTEM, "relays", Pane::Relays));
     }
     if n == 0 && !o.relays.is_empty() {
-        fine.push(ok_line("ngit", format!("{live} relays live"), Pane::Relays));
+        fine.push(ok_line(
+            system::NGIT,
+            format!("{live} relays live"),
+            Pane::Relays,
+        ));
     }
 
     // Spacedrive: the sessions with errors in the last hour.
@@ -210,7 +215,7 @@ pub fn state_lines(o: &OverviewData, now: i64) -> Vec<StateLine> {
             Pane::Timeline,
         ));
     }
-    let sd_events = o.last_hour.iter().any(|(s, _)| s == "spacedrive");
+    let sd_events = o.last_hour.iter().any(|(s, _)| s == system::SPACEDRIVE);
     if o.session_errors.is_empty() && (sd_events || !o.open_sessions.is_empty()) {
         fine.push(ok_line(
             "Spacedrive",
