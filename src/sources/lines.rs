@@ -1,4 +1,6 @@
-//! `jsonl:PATH` / `jsonl:-`: one JSON event per line with the model's field names.
+//! The generic followed-lines source: a file or standard input read line by line through a
+//! [`LineFormat`] (each line-based kind implements one in its folder: syncscope JSONL in
+//! `jsonl/`, `gerrit stream-events` and Gerrit's logs in `gerrit/`).
 //!
 //! Follows a growing file like `tail -F`: waits for it to appear, reads appended lines,
 //! starts over after truncation, and after a rotation by rename finishes the old file before
@@ -16,76 +18,129 @@ use serde::{Deserialize, Serialize};
 use super::{Input, Source};
 use crate::ingest::follow::{open_file, FileId, Line, LineReader, MAX_LINE};
 use crate::ingest::{SourceCtx, SourceState};
-use crate::model::gerrit::{self, RefUpdate};
+use crate::model::gerrit::RefUpdate;
 use crate::model::identity::{Carried, Occurrences};
-use crate::model::LogZone;
-use crate::model::{parse_wire_event, Event, Reject, Timestamp};
-use crate::sources::gerrit::given_up::{self as gerrit_given_up, Failure, Watch};
-use crate::sources::gerrit::log::{self as gerrit_log, LogRecord};
-use crate::sources::gerrit::ordinals::Ordinals;
+use crate::model::{Event, Reject};
 
-/// The system name given to lines that do not name one.
-pub const DEFAULT_SOURCE: &str = crate::model::names::system::JSONL;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileCheckpoint {
+/// Where a followed file was left: its identity, the offset and line number after the last
+/// committed line, and what the format carries. Stored as one JSON object: the format's state
+/// fields beside the position (`{"dev":..,"ino":..,"offset":..,"line":..,"ordinals":..}`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileCheckpoint<S> {
     pub dev: u64,
     pub ino: u64,
     pub offset: u64,
     pub line: u64,
-    /// Gerrit: the numbering of events that share a timestamp, as it stood at `offset`.
-    #[serde(default, skip_serializing_if = "Ordinals::is_empty")]
-    pub ordinals: Ordinals,
+    /// What the format carries from line to line, as it stood at `offset` (Gerrit: the
+    /// numbering of events that share a timestamp, the failures not yet retried).
+    pub state: S,
     /// Occurrence counts of the last events read (absent in older checkpoints).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub occ: Carried,
-    /// Gerrit: the failures not yet retried, as they stood at `offset` (absent in older
-    /// checkpoints).
-    #[serde(default, skip_serializing_if = "Watch::is_empty")]
-    pub given_up: Watch,
 }
 
-pub struct JsonlSource {
-    input: Input,
-    format: LineFormat,
-    /// Gerrit's `replicationRetry` plus slack (stream-events).
-    retry_window: Duration,
+/// The position fields of a [`FileCheckpoint`].
+#[derive(Serialize, Deserialize)]
+struct Position {
+    dev: u64,
+    ino: u64,
+    offset: u64,
+    line: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    occ: Carried,
 }
 
-impl JsonlSource {
-    /// Lines with the event model's field names (`jsonl:`).
-    pub fn new(input: Input) -> Self {
-        JsonlSource::with_format(input, LineFormat::Events)
-    }
-
-    /// Lines in another JSON-lines format, such as `gerrit stream-events` (`gerrit-events:`).
-    pub fn with_format(input: Input, format: LineFormat) -> Self {
-        JsonlSource {
-            input,
-            format,
-            retry_window: crate::config::GerritConfig::default().retry_window(),
+impl<S: Serialize + serde::de::DeserializeOwned> FileCheckpoint<S> {
+    /// The JSON object: the position, and the state's fields beside it. (Not `serde(flatten)`:
+    /// that would buffer the state and lose the integer keys of its maps.)
+    pub fn to_json(&self) -> String {
+        let position = Position {
+            dev: self.dev,
+            ino: self.ino,
+            offset: self.offset,
+            line: self.line,
+            occ: self.occ.clone(),
+        };
+        let mut value = serde_json::to_value(&position).unwrap_or_default();
+        if let (Some(v), Ok(serde_json::Value::Object(state))) =
+            (value.as_object_mut(), serde_json::to_value(&self.state))
+        {
+            v.extend(state);
         }
+        value.to_string()
     }
 
-    /// Sets `replicationRetry` plus slack: a failure not retried within it is given up.
-    pub fn with_retry_window(mut self, window: Duration) -> Self {
-        self.retry_window = window;
-        self
+    /// Reads a checkpoint written by [`Self::to_json`] (or by an older version, whose state
+    /// fields were the same); None when it is not one.
+    pub fn from_json(text: &str) -> Option<Self> {
+        let value: serde_json::Value = serde_json::from_str(text).ok()?;
+        let p = Position::deserialize(&value).ok()?;
+        let state = S::deserialize(&value).ok()?;
+        Some(FileCheckpoint {
+            dev: p.dev,
+            ino: p.ino,
+            offset: p.offset,
+            line: p.line,
+            state,
+            occ: p.occ,
+        })
     }
 }
 
-/// What the lines of a followed file or pipe hold.
-#[derive(Debug, Clone, PartialEq)]
-pub enum LineFormat {
-    /// One event per line with the event model's field names.
-    Events,
-    /// `gerrit stream-events` output.
-    GerritStream,
-    /// Gerrit's `replication_log` (`pull`: `pull_replication_log`): records that may span
-    /// several lines (stack traces), timestamps in the given zone.
-    /// `zone` None: this machine's zone.
-    GerritLog { pull: bool, zone: Option<LogZone> },
+/// A file or standard input followed line by line in format `F`.
+pub struct FollowedLines<F> {
+    input: Input,
+    format: F,
 }
+
+impl<F: LineFormat> FollowedLines<F> {
+    pub fn new(input: Input, format: F) -> Self {
+        FollowedLines { input, format }
+    }
+}
+
+/// What the lines of a followed file or pipe hold, and what a format keeps from line to line.
+/// A kind that reads lines implements it in its folder; the follower does the rest.
+pub trait LineFormat: Send + 'static {
+    /// What a file checkpoint carries for the format (its fields are stored beside the
+    /// offset, so they must not be named `dev`, `ino`, `offset`, `line` or `occ`).
+    type State: Serialize + serde::de::DeserializeOwned + Default + Clone;
+
+    /// Reads line `number`, which starts at byte `offset` of its input.
+    fn feed<'b>(
+        &mut self,
+        bytes: &'b [u8],
+        number: u64,
+        offset: u64,
+        emit: &mut dyn FnMut(Parsed<'b>),
+    );
+
+    /// Emits a record the format still holds, if any (at the end of the input).
+    fn flush<'b>(&mut self, _emit: &mut dyn FnMut(Parsed<'b>)) {}
+
+    /// At a pause in the input.
+    fn idle<'b>(&mut self, _emit: &mut dyn FnMut(Parsed<'b>)) {}
+
+    /// Where a restart must resume so a held record is read again whole: its first line.
+    fn held_start(&self) -> Option<(u64, u64)> {
+        None
+    }
+
+    /// The state a checkpoint taken now carries.
+    fn state(&self) -> Self::State;
+
+    /// Continues from a checkpoint's state (the default one: from the start of the input).
+    fn resume(&mut self, state: Self::State);
+
+    /// The checkpoint of a batch read from a pipe, when the format keeps one across
+    /// reconnects (`gerrit stream-events` over ssh); none by default.
+    fn pipe_checkpoint(&self) -> Option<String> {
+        None
+    }
+}
+
+/// A format that carries nothing in its checkpoints.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NoState {}
 
 /// What one line gave. Handed over once per line and never stored, so the size difference
 /// between the variants costs nothing (boxing the event would cost an allocation per line).
@@ -97,291 +152,6 @@ pub enum Parsed<'b> {
         reason: String,
         bytes: &'b [u8],
     },
-}
-
-/// A log record whose continuation lines may still come, and where it started.
-struct Held {
-    record: LogRecord,
-    offset: u64,
-    line: u64,
-}
-
-/// Reads lines of one format; keeps what a format needs from line to line (Gerrit: events of
-/// one `eventCreatedOn` second, or one log millisecond, are numbered so they stay distinct and
-/// in stream order, see [`Ordinals`]).
-pub struct LineParser {
-    format: LineFormat,
-    /// Since the start of the input (a file read from its start begins with none).
-    pub ordinals: Ordinals,
-    held: Option<Held>,
-    /// The held record already sat through one pause with nothing new after it.
-    held_idle: bool,
-    /// Log: what each push id was about, to join errors to their refs.
-    pushes: gerrit_log::PushIndex,
-    /// Stream: the remotes each (instance, project, ref) last failed on, so a `*-done` that
-    /// closes a ref still FAILED somewhere is an error (it failed for good). Bounded.
-    still_failed: std::collections::HashMap<u64, Vec<String>>,
-    /// Stream: failures of the retried kind not yet scheduled again (since the start of the
-    /// input, carried in the file checkpoint).
-    pub given_up: Watch,
-    /// Stream: `replicationRetry` plus slack (ns); a failure not retried within it is given up.
-    pub retry_window_ns: i64,
-}
-
-/// A hash of (instance, project, ref) (64 bits: a collision is one in 2^64 per pair).
-fn group_key(instance: Option<&str>, project: &str, r: &str) -> u64 {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    for part in [instance.unwrap_or("\u{0}"), project, r] {
-        h.update(&(part.len() as u64).to_le_bytes());
-        h.update(part.as_bytes());
-    }
-    h.digest()
-}
-
-/// (instance, project, ref) groups remembered before [`LineParser::still_failed`] starts over.
-const STILL_FAILED_MAX: usize = 100_000;
-
-impl LineParser {
-    /// Follows which remotes each ref is FAILED on; a `*-done` closing a ref still FAILED is
-    /// an error (only the severity changes: the identity of an event never depends on what
-    /// was read before it).
-    fn settle(&mut self, s: &mut gerrit::StreamEvent) {
-        use gerrit::UpdateKind;
-        if let Some(u) = s
-            .update
-            .as_ref()
-            .filter(|u| u.kind == UpdateKind::Replication)
-        {
-            let Some(status) = u.status else { return };
-            let failed = status.is_failure();
-            if failed && s.event.severity == crate::model::Severity::Warning {
-                // A failure the plugin retries: given up unless retried in time.
-                self.given_up.failed(Failure {
-                    instance: u.instance.clone(),
-                    project: u.project.clone(),
-                    ref_name: u.ref_name.clone(),
-                    remote: u.remote.clone(),
-                    at: s.event.timestamp.as_nanos(),
-                    status: u.detail.clone().unwrap_or_else(|| "failed".into()),
-                    pull: u.direction == gerrit::Direction::Pull,
-                });
-            } else if !self.given_up.is_empty() {
-                // Scheduled again, replicated, not attempted, or failed for good already (an
-                // error of its own).
-                self.given_up
-                    .cleared(u.instance.as_deref(), &u.project, &u.ref_name, &u.remote);
-            }
-            if !failed && self.still_failed.is_empty() {
-                return;
-            }
-            let key = group_key(u.instance.as_deref(), &u.project, &u.ref_name);
-            if failed {
-                if self.still_failed.len() >= STILL_FAILED_MAX {
-                    self.still_failed.clear();
-                }
-                let remotes = self.still_failed.entry(key).or_default();
-                if !remotes.contains(&u.remote) {
-                    remotes.push(u.remote.clone());
-                }
-            } else if let Some(remotes) = self.still_failed.get_mut(&key) {
-                // Scheduled again (a retry), succeeded or not attempted: not failed for good.
-                remotes.retain(|r| r != &u.remote);
-                if remotes.is_empty() {
-                    self.still_failed.remove(&key);
-                }
-            }
-        } else if let Some((project, r)) = s.done.take() {
-            self.given_up
-                .closed(s.event.device_id.as_deref(), &project, &r);
-            let key = group_key(s.event.device_id.as_deref(), &project, &r);
-            if self.still_failed.remove(&key).is_some() {
-                s.event.severity = crate::model::Severity::Error;
-            }
-        }
-    }
-
-    pub fn new(format: LineFormat) -> Self {
-        LineParser {
-            format,
-            ordinals: Ordinals::default(),
-            held: None,
-            held_idle: false,
-            pushes: gerrit_log::PushIndex::default(),
-            still_failed: std::collections::HashMap::new(),
-            given_up: Watch::default(),
-            retry_window_ns: (60 + gerrit_given_up::SLACK_SECS as i64) * 1_000_000_000,
-        }
-    }
-
-    /// Sets `replicationRetry` plus slack: a failure not retried within it is given up.
-    pub fn with_retry_window(mut self, window: Duration) -> Self {
-        self.retry_window_ns = i64::try_from(window.as_nanos()).unwrap_or(i64::MAX);
-        self
-    }
-
-    /// The failures whose window ended before a stream event at `now` (ns), as error events;
-    /// a `*-done` after one is then no second error for its remote.
-    fn give_up<'b>(&mut self, now: i64, emit: &mut dyn FnMut(Parsed<'b>)) {
-        if self.given_up.is_empty() {
-            return;
-        }
-        for f in self.given_up.due(now, self.retry_window_ns) {
-            let key = group_key(f.instance.as_deref(), &f.project, &f.ref_name);
-            if let Some(remotes) = self.still_failed.get_mut(&key) {
-                remotes.retain(|r| r != &f.remote);
-                if remotes.is_empty() {
-                    self.still_failed.remove(&key);
-                }
-            }
-            emit(Parsed::Event(
-                gerrit_given_up::given_up_event(&f, self.retry_window_ns),
-                Vec::new(),
-            ));
-        }
-    }
-
-    /// Where a restart must resume so a held record is read again whole: its first line.
-    fn held_start(&self) -> Option<(u64, u64)> {
-        self.held.as_ref().map(|h| (h.offset, h.line))
-    }
-
-    /// Emits the held record, if any.
-    pub fn flush<'b>(&mut self, emit: &mut dyn FnMut(Parsed<'b>)) {
-        if let (Some(h), LineFormat::GerritLog { pull, .. }) = (self.held.take(), &self.format) {
-            let mut event = gerrit_log::record_event(&h.record, *pull);
-            event.timestamp =
-                Timestamp::from_nanos(self.ordinals.number(event.timestamp.as_nanos()));
-            self.pushes.settle(&mut event);
-            let notes = self.pushes.notes(&event);
-            emit(Parsed::Event(event, notes));
-        }
-        self.held_idle = false;
-    }
-
-    /// At a pause in the input: a record held over a whole pause is complete.
-    pub fn idle<'b>(&mut self, emit: &mut dyn FnMut(Parsed<'b>)) {
-        if self.held.is_some() && self.held_idle {
-            self.flush(emit);
-        } else {
-            self.held_idle = self.held.is_some();
-        }
-    }
-
-    /// Reads line `number`, which starts at byte `offset` of its input.
-    fn feed<'b>(
-        &mut self,
-        bytes: &'b [u8],
-        number: u64,
-        offset: u64,
-        emit: &mut dyn FnMut(Parsed<'b>),
-    ) {
-        self.held_idle = false;
-        if matches!(self.format, LineFormat::GerritLog { .. }) {
-            // Java writes text: a line that is not UTF-8, or has NUL or other control bytes
-            // (a tab aside), is garbage, never part of the record before it.
-            let text = match std::str::from_utf8(bytes) {
-                Ok(t) => t.strip_suffix('\r').unwrap_or(t),
-                Err(e) => {
-                    return emit(Parsed::Reject {
-                        number,
-                        reason: format!(
-                            "not a log line: not UTF-8 (invalid byte at offset {}); not part of any record",
-                            e.valid_up_to()
-                        ),
-                        bytes,
-                    })
-                }
-            };
-            // Checked with `any` first (it vectorizes); the offset only for a reject.
-            let garbage = |b: u8| (b < 0x20 && b != b'\t') || b == 0x7f;
-            if let Some(at) = text
-                .bytes()
-                .any(garbage)
-                .then(|| text.bytes().position(garbage))
-                .flatten()
-            {
-                return emit(Parsed::Reject {
-                    number,
-                    reason: format!(
-                        "not a log line: binary byte 0x{:02x} at offset {at}; not part of any record",
-                        text.as_bytes()[at]
-                    ),
-                    bytes,
-                });
-            }
-            if gerrit_log::is_record_start(text) {
-                self.flush(emit);
-                let zone = match &self.format {
-                    LineFormat::GerritLog { zone: Some(z), .. } => z,
-                    _ => &LogZone::Local,
-                };
-                match gerrit_log::parse_record_start(text, zone) {
-                    Ok(record) => {
-                        self.held = Some(Held {
-                            record,
-                            offset,
-                            line: number,
-                        })
-                    }
-                    Err(reason) => emit(Parsed::Reject {
-                        number,
-                        reason,
-                        bytes,
-                    }),
-                }
-            } else if let Some(h) = self.held.as_mut() {
-                if let Some(pairs) = gerrit_log::context_line(text) {
-                    // The record's CONTEXT, on a line of its own.
-                    h.record.context.extend(pairs);
-                } else if h.record.trace.len() < 200 {
-                    // Byte for byte: stack-trace tabs kept (shown through the sanitizer).
-                    h.record.trace.push(text.to_string());
-                }
-            } else {
-                emit(Parsed::Reject {
-                    number,
-                    reason: "a continuation line with no log record before it".into(),
-                    bytes,
-                });
-            }
-            return;
-        }
-        if self.format == LineFormat::GerritStream {
-            return match gerrit::parse_stream_event(bytes, 0) {
-                Ok(mut s) => {
-                    let at = s.event.timestamp.as_nanos();
-                    self.give_up(at, emit);
-                    s.event.timestamp = Timestamp::from_nanos(self.ordinals.number(at));
-                    self.settle(&mut s);
-                    emit(Parsed::Event(s.event, s.update.into_iter().collect()))
-                }
-                Err(e) => emit(Parsed::Reject {
-                    number,
-                    reason: e.0,
-                    bytes,
-                }),
-            };
-        }
-        match self.parse(bytes) {
-            Ok((e, u)) => emit(Parsed::Event(e, u.into_iter().collect())),
-            Err(reason) => emit(Parsed::Reject {
-                number,
-                reason,
-                bytes,
-            }),
-        }
-    }
-
-    fn parse(&mut self, bytes: &[u8]) -> Result<(Event, Option<RefUpdate>), String> {
-        match self.format {
-            LineFormat::Events => parse_wire_event(bytes, DEFAULT_SOURCE)
-                .map(|e| (e, None))
-                .map_err(|e| e.0),
-            LineFormat::GerritLog { .. } | LineFormat::GerritStream => {
-                Err("not a line format".into())
-            }
-        }
-    }
 }
 
 /// A batch is sent at the batch size or at this much event text, whichever comes first, so
@@ -471,11 +241,11 @@ impl Pending {
 
     /// Parses one line (starting at byte `offset` of its input) into events or rejects.
     /// Blank lines are skipped.
-    pub fn line(
+    pub fn line<F: LineFormat + ?Sized>(
         &mut self,
         line: Line<'_>,
         location: &dyn Fn(u64) -> String,
-        parser: &mut LineParser,
+        parser: &mut F,
         offset: u64,
     ) {
         match line {
@@ -515,12 +285,12 @@ impl Pending {
     }
 }
 
-impl Source for JsonlSource {
+impl<F: LineFormat> Source for FollowedLines<F> {
     fn run(self: Box<Self>, ctx: &SourceCtx) -> Result<()> {
-        let parser = LineParser::new(self.format.clone()).with_retry_window(self.retry_window);
-        match &self.input {
-            Input::Stdin => read_stdin(ctx, parser),
-            Input::File(path) => follow_file(ctx, path, parser),
+        let FollowedLines { input, format } = *self;
+        match &input {
+            Input::Stdin => read_stdin(ctx, format),
+            Input::File(path) => follow_file(ctx, path, format),
         }
     }
 }
@@ -532,29 +302,31 @@ const PIPE_IDLE: Duration = Duration::from_millis(25);
 /// is stored when the pipe goes quiet (or every poll interval while it trickles), and SIGINT or
 /// SIGTERM stop the ingest even while the producer is idle with the pipe open.
 /// Standard input has no checkpoint: the same input piped again is numbered the same way.
-fn read_stdin(ctx: &SourceCtx, mut parser: LineParser) -> Result<()> {
+fn read_stdin<F: LineFormat>(ctx: &SourceCtx, mut parser: F) -> Result<()> {
     let pipe = PipeReader::spawn(std::io::stdin(), "stdin")?;
     read_pipe(ctx, pipe, "stdin", &mut parser, false)
 }
 
 /// Reads lines from a pipe until it ends (or the ingest stops), storing them as they come.
-/// `checkpoint`: each batch carries the parser's [`Ordinals`] as the source's checkpoint (a
-/// stream that never repeats itself, such as `gerrit stream-events`, continues its numbering
-/// after a reconnect or a restart).
-pub fn read_pipe(
+/// `checkpoint`: each batch carries the format's [`LineFormat::pipe_checkpoint`] as the
+/// source's checkpoint (a stream that never repeats itself, such as `gerrit stream-events`,
+/// continues its numbering after a reconnect or a restart).
+pub fn read_pipe<F: LineFormat>(
     ctx: &SourceCtx,
     pipe: PipeReader,
     name: &str,
-    parser: &mut LineParser,
+    parser: &mut F,
     checkpoint: bool,
 ) -> Result<()> {
     let mut reader = LineReader::new(pipe, 0, 1);
     let mut pending = Pending::new();
     let loc = |n: u64| format!("{name}:{n}");
-    let ck = |p: &LineParser| {
-        checkpoint
-            .then(|| serde_json::to_string(&p.ordinals).ok())
-            .flatten()
+    let ck = |p: &F| {
+        if checkpoint {
+            p.pipe_checkpoint()
+        } else {
+            None
+        }
     };
     // When the oldest line not yet sent was read.
     let mut oldest: Option<Instant> = None;
@@ -670,7 +442,7 @@ struct Open {
 
 /// Where a restart resumes: after the last line read, or at the first line of a record the
 /// parser still holds (so it is read again whole).
-fn checkpoint_of(o: &Open, parser: &LineParser, pending: &Pending) -> String {
+fn checkpoint_of<F: LineFormat>(o: &Open, parser: &F, pending: &Pending) -> String {
     let (offset, line) = parser
         .held_start()
         .unwrap_or((o.reader.offset(), o.reader.next_number()));
@@ -679,39 +451,37 @@ fn checkpoint_of(o: &Open, parser: &LineParser, pending: &Pending) -> String {
         ino: o.id.ino,
         offset,
         line,
-        ordinals: parser.ordinals.clone(),
+        state: parser.state(),
         occ: pending.carried(),
-        given_up: parser.given_up.clone(),
     };
-    serde_json::to_string(&c).unwrap_or_default()
+    c.to_json()
 }
 
 /// Opens `path`, resuming at `resume` when it is the same file and still that long; the
 /// parser's numbering and the occurrence counts are the checkpoint's then, and start over with
 /// a file read from its start (so a file read again from its start gives its events the same
 /// identities).
-fn open_at(
+fn open_at<F: LineFormat>(
     path: &Path,
-    resume: Option<FileCheckpoint>,
-    parser: &mut LineParser,
+    resume: Option<FileCheckpoint<F::State>>,
+    parser: &mut F,
     occurrences: &mut Occurrences,
 ) -> std::io::Result<Open> {
     let mut f = open_file(path)?;
     let meta = f.metadata()?;
     let id = FileId::of(&meta);
-    let (offset, line, ordinals, given_up) = match resume {
+    let (offset, line, state) = match resume {
         Some(c) if c.dev == id.dev && c.ino == id.ino && c.offset <= meta.len() => {
             *occurrences = Occurrences::resume(&c.occ);
-            (c.offset, c.line, c.ordinals, c.given_up)
+            (c.offset, c.line, c.state)
         }
         _ => {
             occurrences.reset();
-            (0, 1, Ordinals::default(), Watch::default())
+            (0, 1, F::State::default())
         }
     };
     f.seek(SeekFrom::Start(offset))?;
-    parser.ordinals = ordinals;
-    parser.given_up = given_up;
+    parser.resume(state);
     Ok(Open {
         reader: LineReader::new(f, offset, line),
         id,
@@ -753,13 +523,13 @@ impl FileProgress {
     }
 }
 
-fn follow_file(ctx: &SourceCtx, path: &PathBuf, mut parser: LineParser) -> Result<()> {
+fn follow_file<F: LineFormat>(ctx: &SourceCtx, path: &PathBuf, mut parser: F) -> Result<()> {
     let shown = path.display().to_string();
     let loc = |n: u64| format!("{shown}:{n}");
-    let mut resume: Option<FileCheckpoint> = ctx
+    let mut resume: Option<FileCheckpoint<F::State>> = ctx
         .checkpoint
         .as_deref()
-        .and_then(|s| serde_json::from_str(s).ok());
+        .and_then(FileCheckpoint::from_json);
     let mut pending = Pending::new();
     let mut current: Option<Open> = None;
 
@@ -875,6 +645,45 @@ mod tests {
     }
 
     #[test]
+    fn a_checkpoint_keeps_the_formats_state_beside_its_position() {
+        use crate::sources::gerrit::events::{StreamLines, StreamState};
+        // A stream numbering same-second events: its ordinals are a map with integer keys.
+        let mut parser = StreamLines::default();
+        let mut p = Pending::new();
+        let loc = |n: u64| format!("f:{n}");
+        let ev = r#"{"type":"ref-replication-scheduled","project":"p","ref":"refs/heads/m","targetNode":"r","eventCreatedOn":1700000000}"#;
+        for n in 1..=3 {
+            p.line(line(n, ev), &loc, &mut parser, 0);
+        }
+        assert_eq!(p.events.len(), 3, "{:?}", p.rejects);
+        let c = FileCheckpoint {
+            dev: 1,
+            ino: 2,
+            offset: 300,
+            line: 4,
+            state: parser.state(),
+            occ: p.carried(),
+        };
+        assert!(!c.state.ordinals.is_empty());
+        let text = c.to_json();
+        assert!(
+            text.contains(r#""ordinals":"#) && text.contains(r#""offset":300"#),
+            "{text}"
+        );
+        let back = FileCheckpoint::<StreamState>::from_json(&text).unwrap();
+        assert_eq!(back, c);
+        // A checkpoint of an older version (the same fields, in its order) still reads.
+        let old = r#"{"dev":1,"ino":2,"offset":10,"line":2,"ordinals":{"next":{"1700000000000000000":2},"floor":0}}"#;
+        let o = FileCheckpoint::<StreamState>::from_json(old).unwrap();
+        assert_eq!((o.offset, o.line), (10, 2));
+        assert!(!o.state.ordinals.is_empty());
+        // A format with no state reads the position alone; not a checkpoint: None.
+        let j = FileCheckpoint::<NoState>::from_json(old).unwrap();
+        assert_eq!(j.offset, 10);
+        assert!(FileCheckpoint::<NoState>::from_json("[1]").is_none());
+    }
+
+    #[test]
     fn a_batch_is_full_at_its_size_or_its_bytes() {
         let small = r#"{"timestamp":"2025-12-03T10:15:00Z","event_type":"x","summary":"s"}"#;
         let mut p = Pending::new();
@@ -883,7 +692,7 @@ mod tests {
             p.line(
                 line(n, small),
                 &loc,
-                &mut LineParser::new(LineFormat::Events),
+                &mut crate::sources::jsonl::JsonlLines,
                 0,
             );
         }
@@ -891,7 +700,7 @@ mod tests {
         p.line(
             line(10, "not json"),
             &loc,
-            &mut LineParser::new(LineFormat::Events),
+            &mut crate::sources::jsonl::JsonlLines,
             0,
         );
         assert!(p.full(10), "rejects count towards the batch size");
@@ -908,7 +717,7 @@ mod tests {
             p.line(
                 line(n, &big),
                 &loc,
-                &mut LineParser::new(LineFormat::Events),
+                &mut crate::sources::jsonl::JsonlLines,
                 0,
             );
         }

@@ -8,7 +8,7 @@ use color_eyre::eyre::{bail, eyre, Result};
 
 use crate::ingest::{IngestOptions, Source};
 use crate::model::names::kind;
-use crate::sources::lines::{JsonlSource, LineFormat};
+use crate::sources::lines::FollowedLines;
 use crate::sources::registry::{Kind, Spec};
 use crate::sources::{split_option, Input, INSTANCE, INSTANCE_OPTION};
 
@@ -78,10 +78,10 @@ impl Spec for EventsSpec {
         self.0.path()
     }
     fn build(&self, _key: String, opts: &IngestOptions) -> Result<Box<dyn Source>> {
-        Ok(Box::new(
-            JsonlSource::with_format(self.0.clone(), LineFormat::GerritStream)
-                .with_retry_window(opts.gerrit_retry_window),
-        ))
+        Ok(Box::new(FollowedLines::new(
+            self.0.clone(),
+            super::events::StreamLines::default().with_retry_window(opts.gerrit_retry_window),
+        )))
     }
 }
 
@@ -101,12 +101,9 @@ impl Spec for LogSpec {
             .0
             .file_name()
             .is_some_and(|n| n.to_string_lossy().starts_with("pull_replication_log"));
-        Ok(Box::new(JsonlSource::with_format(
+        Ok(Box::new(FollowedLines::new(
             Input::File(self.0.clone()),
-            LineFormat::GerritLog {
-                pull,
-                zone: Some(opts.log_zone.clone()),
-            },
+            super::log_lines::LogLines::new(pull, opts.log_zone.clone()),
         )))
     }
 }

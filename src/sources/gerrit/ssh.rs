@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 
 use color_eyre::eyre::{bail, Result, WrapErr};
 
+use super::events::StreamLines;
 use crate::ingest::{SourceCtx, SourceState};
 use crate::model::{format_rfc3339, gerrit, Event, Severity, Timestamp};
-use crate::sources::lines::{read_pipe, LineFormat, LineParser, Pending, PipeReader};
+use crate::sources::lines::{read_pipe, Pending, PipeReader};
 use crate::sources::Source;
 
 /// What the stream subscribes to (gerrit.md §1); `dropped-output` always comes.
@@ -184,8 +185,7 @@ impl Source for SshStreamSource {
         // One numbering of same-second events across reconnects and restarts (the checkpoint):
         // Gerrit never sends an event twice, so an event after a reconnect is a new one even
         // when it is identical to one before it in the same second.
-        let mut parser =
-            LineParser::new(LineFormat::GerritStream).with_retry_window(self.retry_window);
+        let mut parser = StreamLines::default().with_retry_window(self.retry_window);
         if let Some(o) = ctx
             .checkpoint
             .as_deref()
