@@ -1,6 +1,7 @@
 //! Gerrit: `gerrit-events:` (stream-events lines), `gerrit-log:` (replication_log),
 //! `gerrit-rest:` (replication-status polled) and `gerrit-ssh:` (stream-events over ssh).
 
+pub mod config;
 pub mod events;
 pub mod given_up;
 pub mod log;

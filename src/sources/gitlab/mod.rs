@@ -9,6 +9,7 @@
 //! variable or a file) is sent as `PRIVATE-TOKEN` and appears in no message.
 
 pub mod client;
+pub mod config;
 mod poll;
 pub mod scan;
 pub mod spec;
