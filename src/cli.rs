@@ -176,6 +176,10 @@ pub struct SourcesArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = RejectFormat::Table)]
     pub format: RejectFormat,
+    /// List the source kinds this build knows (KIND:WHERE, what it reads, its config
+    /// section) instead of the ingested sources; reads no store.
+    #[arg(long)]
+    pub kinds: bool,
 }
 
 #[derive(Debug, Default, Args)]

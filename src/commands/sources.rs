@@ -17,6 +17,9 @@ fn when(secs: Option<i64>) -> String {
 
 /// Exit 1 when any source is in fault, so cron and monitoring can call it.
 pub fn run(args: SourcesArgs, db: std::path::PathBuf) -> Result<Outcome> {
+    if args.kinds {
+        return kinds(&args);
+    }
     let reader = store::open_reader(&db)?;
     let rows = reader.source_overview()?;
     let stdout = std::io::stdout();
@@ -58,4 +61,39 @@ pub fn run(args: SourcesArgs, db: std::path::PathBuf) -> Result<Outcome> {
     } else {
         Outcome::Ok
     })
+}
+
+/// The kinds of the sources' registry, as a table or JSON.
+fn kinds(args: &SourcesArgs) -> Result<Outcome> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let kinds = crate::sources::KINDS;
+    match args.format {
+        RejectFormat::Json => {
+            let rows: Vec<_> = kinds
+                .iter()
+                .map(|k| {
+                    serde_json::json!({
+                        "kind": k.name,
+                        "where": k.help,
+                        "example": format!("{}:{}", k.name, k.example),
+                        "config": k.config,
+                    })
+                })
+                .collect();
+            serde_json::to_writer_pretty(&mut out, &rows)?;
+            writeln!(out)?;
+        }
+        RejectFormat::Table => {
+            for k in kinds {
+                writeln!(out, "{}:{}", k.name, k.help)?;
+                let section = k
+                    .config
+                    .map(|c| format!("  [{c}] in the config"))
+                    .unwrap_or_default();
+                writeln!(out, "    e.g. {}:{}{section}", k.name, k.example)?;
+            }
+        }
+    }
+    Ok(Outcome::Ok)
 }

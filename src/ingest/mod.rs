@@ -41,16 +41,17 @@ pub struct IngestOptions {
     pub poll_interval: Duration,
     /// How often scraped targets (`/metrics`) are read.
     pub scrape_interval: Duration,
-    /// The zone of server-local log timestamps (Gerrit's replication_log).
+    /// The zone of server-local log timestamps (Gerrit's replication_log). Read by the
+    /// sources' registry when it builds a source (the ingest itself never looks at it).
     pub log_zone: LogZone,
     /// Events per transaction.
     pub batch_size: usize,
     /// Print source state changes on stderr.
     pub log_status: bool,
-    /// How `gitlab:` sources read GitLab.
+    /// How `gitlab:` sources read GitLab (read when the source is built).
     pub gitlab: crate::config::GitlabConfig,
     /// Gerrit's `replicationRetry` plus slack: a failed push not retried within it (by the
-    /// stream's clock) is given up, an error event.
+    /// stream's clock) is given up, an error event (read when the source is built).
     pub gerrit_retry_window: Duration,
 }
 
