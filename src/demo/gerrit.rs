@@ -876,8 +876,9 @@ impl GerritSim {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::gerrit::{parse_stream_event, RefStatus};
+    use crate::model::gerrit::RefStatus;
     use crate::sources::gerrit::log::{is_record_start, parse_record_start, record_event, LogZone};
+    use crate::sources::gerrit::stream::parse_stream_event;
 
     fn sim(seed: u64, until: Vt) -> GerritSim {
         let mut g = GerritSim::new(Rng::new(seed), 300, 1_767_225_600_000_000_000, 0);

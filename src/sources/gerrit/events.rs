@@ -72,7 +72,7 @@ impl StreamLines {
     /// Follows which remotes each ref is FAILED on; a `*-done` closing a ref still FAILED is
     /// an error (only the severity changes: the identity of an event never depends on what
     /// was read before it).
-    fn settle(&mut self, s: &mut gerrit::StreamEvent) {
+    fn settle(&mut self, s: &mut super::stream::StreamEvent) {
         use gerrit::UpdateKind;
         if let Some(u) = s
             .update
@@ -159,7 +159,7 @@ impl LineFormat for StreamLines {
         _offset: u64,
         emit: &mut dyn FnMut(Parsed<'b>),
     ) {
-        match gerrit::parse_stream_event(bytes, 0) {
+        match super::stream::parse_stream_event(bytes, 0) {
             Ok(mut s) => {
                 let at = s.event.timestamp.as_nanos();
                 self.give_up(at, emit);

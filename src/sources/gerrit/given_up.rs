@@ -1,5 +1,5 @@
 //! Pushes the replication plugin gave up on (gerrit.md §7): a `failed` of the retried kind (a
-//! warning, see [`crate::model::gerrit::failure_severity`]) that is not scheduled again, replicated
+//! warning, see [`crate::sources::gerrit::stream::failure_severity`]) that is not scheduled again, replicated
 //! or closed by a `*-done` within `replicationRetry` plus a slack has failed for good. Judged by
 //! the stream's own clock (`eventCreatedOn` of the events that follow), never the wall clock, so
 //! the same input always gives the same events; the watched failures are carried in the file

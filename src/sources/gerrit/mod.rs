@@ -10,3 +10,4 @@ pub mod ordinals;
 pub mod rest;
 pub mod spec;
 pub mod ssh;
+pub mod stream;

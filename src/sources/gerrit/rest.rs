@@ -15,10 +15,9 @@ use std::time::Duration;
 use color_eyre::eyre::{bail, eyre, Result};
 use serde::{Deserialize, Serialize};
 
+use super::stream::epoch_time;
 use crate::ingest::{SourceCtx, SourceState};
-use crate::model::gerrit::{
-    epoch_time, Direction, RefStatus, RefUpdate, UpdateKind, NO_INSTANCE, SOURCE,
-};
+use crate::model::gerrit::{Direction, RefStatus, RefUpdate, UpdateKind, NO_INSTANCE, SOURCE};
 use crate::model::{Event, Reject, Severity, Timestamp};
 use crate::sources::lines::Pending;
 use crate::sources::Source;
