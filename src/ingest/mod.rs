@@ -263,6 +263,27 @@ impl SourceCtx {
     }
 }
 
+#[cfg(test)]
+impl SourceCtx {
+    /// A context for a source under test: its batches and statuses go to `tx`.
+    pub fn for_test(key: &str, once: bool, tx: mpsc::Sender<SourceMsg>) -> SourceCtx {
+        SourceCtx {
+            key: key.to_string(),
+            once,
+            poll_interval: Duration::from_millis(10),
+            scrape_interval: Duration::from_millis(10),
+            log_zone: LogZone::Local,
+            batch_size: 100,
+            gerrit_retry_window: Duration::from_secs(60),
+            checkpoint: None,
+            cancel: CancellationToken::new(),
+            progress_bar: false,
+            tx,
+            last_status: std::cell::RefCell::new(None),
+        }
+    }
+}
+
 /// What an ingest run did, per source key.
 pub type IngestReport = BTreeMap<String, BatchOutcome>;
 

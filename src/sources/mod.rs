@@ -3,15 +3,17 @@
 //! A source is named on the command line or in the config as `KIND:WHERE`
 //! (`jsonl:/var/log/app/events.jsonl`, `spacedrive-db:~/…/sync.db`, `spacedrive-json:-`).
 
+pub mod backoff;
+pub mod client;
 pub mod exposition;
 pub mod gerrit_given_up;
 pub mod gerrit_ordinals;
 pub mod gerrit_rest;
 pub mod gerrit_ssh;
 pub mod gitlab;
-pub mod http;
 pub mod jsonl;
 pub mod ngit;
+pub mod poll;
 pub mod spacedrive;
 
 use std::path::{Path, PathBuf};
@@ -169,7 +171,7 @@ impl SourceSpec {
                 gerrit_ssh::SshTarget::parse(rest).map_err(|e| color_eyre::eyre::eyre!("{e}"))?,
             ),
             "ngit-metrics" => {
-                http::Url::parse(rest).map_err(|e| color_eyre::eyre::eyre!("{e}"))?;
+                client::parse_url(rest).map_err(|e| color_eyre::eyre::eyre!("{e}"))?;
                 SourceSpec::NgitMetrics(rest.to_string())
             }
             "gitlab" => SourceSpec::Gitlab(
@@ -245,11 +247,9 @@ impl SourceSpec {
     /// The source, with the `[gitlab]` settings a `gitlab:` source reads.
     pub fn build_with(&self, gitlab: &crate::config::GitlabConfig) -> Result<Box<dyn Source>> {
         Ok(match self {
-            SourceSpec::Gitlab(url) => Box::new(gitlab::GitlabSource::new(
-                self.key(),
-                url.clone(),
-                gitlab.clone(),
-            )?),
+            SourceSpec::Gitlab(url) => {
+                Box::new(gitlab::GitlabSource::new(url.clone(), gitlab.clone())?)
+            }
             SourceSpec::Jsonl(input) => Box::new(jsonl::JsonlSource::new(input.clone())),
             SourceSpec::SpacedriveDb(path) => {
                 Box::new(spacedrive::db::SyncDbSource::new(path.clone()))
@@ -274,7 +274,6 @@ impl SourceSpec {
                 Box::new(gerrit_ssh::SshStreamSource::new(self.key(), t.clone()))
             }
             SourceSpec::GerritRest(u, instance) => Box::new(gerrit_rest::RestSource::new(
-                self.key(),
                 u.clone(),
                 instance.as_deref().map(gerrit_rest::answering_instance),
             )),
