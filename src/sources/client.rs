@@ -49,7 +49,8 @@ pub fn origin(url: &str) -> Option<String> {
 pub fn build(home: &str, timeout: Duration) -> Result<Client, String> {
     let home = origin(home).ok_or_else(|| format!("not an http(s) URL: {home}"))?;
     let policy = reqwest::redirect::Policy::custom(move |attempt| {
-        if attempt.previous().len() >= MAX_REDIRECTS {
+        // `previous` holds the URLs asked before this one: the first and each redirect.
+        if attempt.previous().len() > MAX_REDIRECTS {
             attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
         } else if origin(attempt.url().as_str()).as_deref() == Some(home.as_str()) {
             attempt.follow()
@@ -126,6 +127,24 @@ pub fn read_body(resp: Response, max: usize, timeout: Duration) -> Result<Vec<u8
     Ok(body)
 }
 
+/// A redirect the policy did not follow (to another origin): what to say, naming where it
+/// pointed; None for any other answer.
+pub fn unfollowed_redirect(resp: &Response) -> Option<String> {
+    if !resp.status().is_redirection() {
+        return None;
+    }
+    let to = resp
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("?");
+    let to: String = crate::sanitize::one_line(to).chars().take(200).collect();
+    Some(format!(
+        "HTTP {} redirect to another origin ({to}): not followed, credentials go only to the configured scheme, host and port (if the target moved, change the URL)",
+        resp.status().as_u16()
+    ))
+}
+
 /// What came back from [`get`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
@@ -136,7 +155,8 @@ pub struct Answer {
     pub body: Vec<u8>,
 }
 
-/// One GET of `url` with `accept`, its body capped at `max` bytes.
+/// One GET of `url` with `accept`, its body capped at `max` bytes. A redirect to another
+/// origin is an error (see [`unfollowed_redirect`]).
 pub fn get(
     client: &Client,
     url: &str,
@@ -149,6 +169,9 @@ pub fn get(
         .header(reqwest::header::ACCEPT, accept)
         .send()
         .map_err(|e| describe(&e, timeout))?;
+    if let Some(why) = unfollowed_redirect(&resp) {
+        return Err(why);
+    }
     let status = resp.status();
     let content_type = resp
         .headers()
@@ -333,9 +356,13 @@ mod tests {
         let c = build(&url, T).unwrap();
         let r = get(&c, &url, "*/*", 1024, T).unwrap();
         assert_eq!((r.status, r.body.as_slice()), (200, &b"ok"[..]));
-        // Another port is another origin: the 301 itself comes back, not followed.
-        let r = get(&c, &url, "*/*", 1024, T).unwrap();
-        assert_eq!(r.status, 301);
+        // Another port is another origin: not followed, and said so.
+        let e = get(&c, &url, "*/*", 1024, T).unwrap_err();
+        assert!(
+            e.starts_with("HTTP 301 redirect to another origin (http://127.0.0.1:")
+                && e.contains("not followed"),
+            "{e}"
+        );
         let seen = h.join().unwrap();
         assert!(seen[1].starts_with("GET /moved "), "{}", seen[1]);
         assert!(h2.join().unwrap().is_empty());

@@ -136,6 +136,9 @@ impl RestSource {
         let resp = req
             .send()
             .map_err(|e| (client::describe(&e, TIMEOUT), None))?;
+        if let Some(why) = client::unfollowed_redirect(&resp) {
+            return Err((why, None));
+        }
         let status = resp.status();
         let body = client::read_body(resp, MAX_ANSWER, TIMEOUT)
             .map_err(|e| (format!("cannot read the answer: {e}"), None))?;
