@@ -201,7 +201,7 @@ impl MetricsServer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::http::{get, Url};
+    use crate::sources::client;
 
     #[test]
     fn serves_the_latest_reply_on_loopback() {
@@ -212,17 +212,14 @@ mod tests {
         let stats = Arc::new(DemoStats::default());
         let (c, st) = (cancel.clone(), stats.clone());
         let t = std::thread::spawn(move || server.serve(&c, &st));
-        let u = Url::parse(&url).unwrap();
-        let r = get(&u, Duration::from_secs(5), 1 << 20).unwrap();
-        assert_eq!(r.status, 500);
+        let t5 = Duration::from_secs(5);
+        let http = client::build(&url, t5).unwrap();
+        let get = |u: &str| client::get(&http, u, "*/*", 1 << 20, t5).unwrap();
+        assert_eq!(get(&url).status, 500);
         ep.set(Reply::Metrics("up 1\n".into()));
-        let r = get(&u, Duration::from_secs(5), 1 << 20).unwrap();
+        let r = get(&url);
         assert_eq!((r.status, r.body.as_slice()), (200, b"up 1\n".as_slice()));
-        let other = Url::parse(&url.replace("/metrics", "/other")).unwrap();
-        assert_eq!(
-            get(&other, Duration::from_secs(5), 1 << 20).unwrap().status,
-            404
-        );
+        assert_eq!(get(&url.replace("/metrics", "/other")).status, 404);
         cancel.cancel();
         t.join().unwrap().unwrap();
         assert_eq!(stats.scrapes.load(Ordering::Relaxed), 3);

@@ -272,6 +272,25 @@ impl SourceCtx {
     }
 }
 
+#[cfg(test)]
+impl SourceCtx {
+    /// A context for a source under test: its batches and statuses go to `tx`.
+    pub fn for_test(key: &str, once: bool, tx: mpsc::Sender<SourceMsg>) -> SourceCtx {
+        SourceCtx {
+            key: key.to_string(),
+            once,
+            poll_interval: Duration::from_millis(10),
+            scrape_interval: Duration::from_millis(10),
+            batch_size: 100,
+            checkpoint: None,
+            cancel: CancellationToken::new(),
+            progress_bar: false,
+            tx,
+            last_status: std::cell::RefCell::new(None),
+        }
+    }
+}
+
 /// What an ingest run did, per source key.
 pub type IngestReport = BTreeMap<String, BatchOutcome>;
 

@@ -4,12 +4,14 @@
 //! (`jsonl:/var/log/app/events.jsonl`, `spacedrive-db:~/…/sync.db`, `spacedrive-json:-`).
 //! Each kind is a folder here and one row of [`registry::KINDS`].
 
+pub mod backoff;
+pub mod client;
 pub mod gerrit;
 pub mod gitlab;
-pub mod http;
 pub mod jsonl;
 pub mod lines;
 pub mod ngit;
+pub mod poll;
 pub mod registry;
 pub mod spacedrive;
 

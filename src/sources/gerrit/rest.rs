@@ -16,14 +16,17 @@ use color_eyre::eyre::{bail, eyre, Result};
 use serde::{Deserialize, Serialize};
 
 use super::stream::epoch_time;
-use crate::ingest::{SourceCtx, SourceState};
+use crate::ingest::SourceCtx;
 use crate::model::gerrit::{Direction, RefStatus, RefUpdate, UpdateKind, NO_INSTANCE, SOURCE};
 use crate::model::{Event, Reject, Severity, Timestamp};
+use crate::sources::client::{self, Client};
 use crate::sources::lines::Pending;
+use crate::sources::poll::{self, Every, Polled};
 use crate::sources::Source;
 
 const TIMEOUT: Duration = Duration::from_secs(20);
-const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// A bigger answer is not one project's replication status (100,000 refs are ~15 MiB).
+const MAX_ANSWER: usize = 64 << 20;
 
 /// `user:password` for basic auth, from the environment or a file it names.
 fn credentials() -> Result<Option<(String, String)>> {
@@ -91,7 +94,6 @@ pub fn answering_instance(text: &str) -> Option<String> {
 }
 
 pub struct RestSource {
-    key: String,
     url: String,
     /// The node whose plugin answers (`,instance=`): Some(None) is the node without an id;
     /// None, not said (the answer applies to every instance that has the ref).
@@ -99,8 +101,8 @@ pub struct RestSource {
 }
 
 impl RestSource {
-    pub fn new(key: String, url: String, instance: Option<Option<String>>) -> Self {
-        RestSource { key, url, instance }
+    pub fn new(url: String, instance: Option<Option<String>>) -> Self {
+        RestSource { url, instance }
     }
 
     /// A ref update from this answer: the named node's, or any instance's.
@@ -122,7 +124,7 @@ impl RestSource {
 
     fn poll(
         &self,
-        client: &reqwest::blocking::Client,
+        client: &Client,
         auth: &Option<(String, String)>,
     ) -> Result<String, (String, Option<Vec<u8>>)> {
         let mut req = client.get(&self.url).header("Accept", "application/json");
@@ -132,10 +134,12 @@ impl RestSource {
         // reqwest's errors name the URL, never the credentials.
         let resp = req
             .send()
-            .map_err(|e| (format!("request failed: {e}"), None))?;
+            .map_err(|e| (client::describe(&e, TIMEOUT), None))?;
+        if let Some(why) = client::unfollowed_redirect(&resp) {
+            return Err((why, None));
+        }
         let status = resp.status();
-        let body = resp
-            .bytes()
+        let body = client::read_body(resp, MAX_ANSWER, TIMEOUT)
             .map_err(|e| (format!("cannot read the answer: {e}"), None))?;
         let text = String::from_utf8_lossy(&body).into_owned();
         if !status.is_success() {
@@ -202,23 +206,15 @@ fn ref_event(
 impl Source for RestSource {
     fn run(self: Box<Self>, ctx: &SourceCtx) -> Result<()> {
         let auth = credentials()?;
-        let client = reqwest::blocking::Client::builder()
-            .timeout(TIMEOUT)
-            .user_agent(concat!("syncscope/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| eyre!("cannot set up HTTP: {e}"))?;
+        let client = client::build(&self.url, TIMEOUT).map_err(|e| eyre!(e))?;
         let mut seen: Seen = ctx
             .checkpoint
             .as_deref()
             .and_then(|s| serde_json::from_str(s).ok())
             .unwrap_or_default();
-        let mut backoff = ctx.scrape_interval;
-        loop {
-            if ctx.cancelled() {
-                return Ok(());
-            }
+        let poll_once = |ctx: &SourceCtx| -> Result<Polled> {
             let mut pending = Pending::new();
-            let wait = match self
+            let polled = match self
                 .poll(&client, &auth)
                 .and_then(|b| parse_payload(&b).map_err(|e| (e, Some(b.into_bytes()))))
             {
@@ -279,33 +275,21 @@ impl Source for RestSource {
                         pending.push_with_updates(e, vec![retire]);
                     }
                     seen.refs = now_seen;
-                    ctx.status(SourceState::Ok, "");
-                    backoff = ctx.scrape_interval;
-                    ctx.scrape_interval
+                    Polled::ok("")
                 }
                 Err((reason, body)) => {
                     if let Some(b) = body {
                         pending.reject(Reject::new(self.url.clone(), reason.clone(), &b));
                     }
-                    if ctx.once {
-                        pending.send(ctx, None)?;
-                        bail!("{}: {reason}", self.key);
-                    }
-                    let wait = backoff;
-                    backoff = (backoff * 2).min(MAX_BACKOFF.max(ctx.scrape_interval));
-                    ctx.status(
-                        SourceState::Fault,
-                        format!("{reason}; next poll in {} s", wait.as_secs()),
-                    );
-                    wait
+                    // With --once, the ingest fails naming the source (Gerrit's message kept).
+                    Polled::fatal(reason)
                 }
             };
             let checkpoint = serde_json::to_string(&seen).map_err(|e| eyre!("{e}"))?;
             pending.send(ctx, Some(checkpoint))?;
-            if ctx.once || !ctx.sleep(wait) {
-                return Ok(());
-            }
-        }
+            Ok(polled)
+        };
+        poll::run(ctx, &Every::new(ctx.scrape_interval), poll_once)
     }
 }
 

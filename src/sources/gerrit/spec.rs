@@ -120,9 +120,8 @@ impl Spec for RestSpec {
             Some(i) => format!("{}:{}{INSTANCE_OPTION}{i}", kind::GERRIT_REST, self.0),
         }
     }
-    fn build(&self, key: String, _opts: &IngestOptions) -> Result<Box<dyn Source>> {
+    fn build(&self, _key: String, _opts: &IngestOptions) -> Result<Box<dyn Source>> {
         Ok(Box::new(super::rest::RestSource::new(
-            key,
             self.0.clone(),
             self.1.as_deref().map(super::rest::answering_instance),
         )))

@@ -14,6 +14,7 @@ use color_eyre::eyre::{bail, Result, WrapErr};
 use super::events::StreamLines;
 use crate::ingest::{SourceCtx, SourceState};
 use crate::model::{format_rfc3339, gerrit, Event, Severity, Timestamp};
+use crate::sources::backoff::{self, Backoff};
 use crate::sources::lines::{read_pipe, Pending, PipeReader};
 use crate::sources::Source;
 
@@ -33,8 +34,6 @@ const SUBSCRIBE: &[&str] = &[
     "fetch-ref-replicated",
     "fetch-ref-replication-done",
 ];
-const FIRST_BACKOFF: Duration = Duration::from_secs(1);
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// A connection that lasted this long resets the backoff.
 const STABLE: Duration = Duration::from_secs(60);
 /// A new connection still running after this long is up (ssh prints nothing on success).
@@ -146,13 +145,6 @@ fn still_running_after(child: &mut Child, d: Duration, ctx: &SourceCtx) -> bool 
 }
 
 /// A small jitter (up to a fifth of `d`) so many monitors do not reconnect in step.
-fn jittered(d: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |t| t.subsec_nanos());
-    d + d / 5 * (nanos % 1000) / 1000
-}
-
 fn gap_event(key: &str, from: Timestamp, to: Timestamp) -> Event {
     let hms = |t: Timestamp| t.to_datetime().format("%H:%M:%S").to_string();
     let mut e = Event::new(
@@ -193,7 +185,8 @@ impl Source for SshStreamSource {
         {
             parser.ordinals = o;
         }
-        let mut backoff = FIRST_BACKOFF;
+        // The policy's backoff: a stream has no interval, so the default base (1 s).
+        let mut backoff = Backoff::new(backoff::DEFAULT_BASE);
         let mut lost_since: Option<Timestamp> = None;
         loop {
             if ctx.cancelled() {
@@ -206,14 +199,14 @@ impl Source for SshStreamSource {
                     bail!("cannot run ssh for {}: {e}", self.key)
                 }
                 Err(e) => {
+                    let wait = backoff.next();
                     ctx.status(
                         SourceState::Fault,
-                        format!("cannot run ssh: {e}; retrying in {} s", backoff.as_secs()),
+                        format!("cannot run ssh: {e}; retrying in {}", backoff::shown(wait)),
                     );
-                    if !ctx.sleep(jittered(backoff)) {
+                    if !ctx.sleep(wait) {
                         return Ok(());
                     }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
                     continue;
                 }
             };
@@ -265,16 +258,16 @@ impl Source for SshStreamSource {
             }
             lost_since.get_or_insert_with(Timestamp::now);
             if started.elapsed() >= STABLE {
-                backoff = FIRST_BACKOFF;
+                backoff.reset();
             }
+            let wait = backoff.next();
             ctx.status(
                 SourceState::Backoff,
-                format!("{why}; reconnecting in {} s", backoff.as_secs()),
+                format!("{why}; reconnecting in {}", backoff::shown(wait)),
             );
-            if !ctx.sleep(jittered(backoff)) {
+            if !ctx.sleep(wait) {
                 return Ok(());
             }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 }

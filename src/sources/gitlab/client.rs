@@ -12,10 +12,15 @@ use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
 use crate::model::ci::{LogScanner, ScannedLog};
+use crate::sources::backoff::Backoff;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 /// Attempts of one request on 429 / 5xx / transport errors.
 const ATTEMPTS: u32 = 5;
+/// The cap of the backoff between attempts of one request (the policy's is 60 s): these
+/// retries run inside one poll, whose other projects wait on them; a GitLab that stays down
+/// fails the poll, and the poll loop backs off with the policy's cap.
+const RETRY_CAP: Duration = Duration::from_secs(8);
 /// The longest wait a `Retry-After` or `RateLimit-Reset` may impose at once.
 const MAX_WAIT: Duration = Duration::from_secs(300);
 /// Pages followed at most for one listing (100 rows each).
@@ -70,7 +75,7 @@ pub struct Client {
     cancel: CancellationToken,
     /// Requests sent (retries included).
     pub requests: AtomicU64,
-    /// The first backoff after a 5xx (doubles each attempt).
+    /// The base of the backoff between attempts of one request (see [`Backoff`]).
     backoff: Duration,
 }
 
@@ -95,34 +100,7 @@ pub fn encode(text: &str) -> String {
     out
 }
 
-/// `scheme://host:port` of an absolute URL (the port made explicit), lowercased; None when
-/// `url` is not absolute http(s).
-pub fn origin(url: &str) -> Option<String> {
-    let (scheme, rest) = url.split_once("://")?;
-    let scheme = scheme.to_ascii_lowercase();
-    let default_port = match scheme.as_str() {
-        "http" => "80",
-        "https" => "443",
-        _ => return None,
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    // Credentials in a URL are refused by `api_base`; drop them here anyway.
-    let hostport = authority
-        .rsplit('@')
-        .next()
-        .unwrap_or(authority)
-        .to_ascii_lowercase();
-    let has_port = match hostport.rfind(':') {
-        // `[::1]:8080` has a port, `[::1]` has none.
-        Some(i) => !hostport[i..].contains(']'),
-        None => false,
-    };
-    Some(if has_port {
-        format!("{scheme}://{hostport}")
-    } else {
-        format!("{scheme}://{hostport}:{default_port}")
-    })
-}
+pub use crate::sources::client::origin;
 
 /// The message of an error body: `{"message": ...}`, `{"error": ..., "error_description": ...}`,
 /// else its first line.
@@ -202,24 +180,10 @@ impl Client {
         backoff: Duration,
     ) -> Result<Client, String> {
         // reqwest drops `Authorization` on a redirect to another host, but not a custom
-        // header such as `PRIVATE-TOKEN`: redirects are followed only within the origin of the
-        // configured base (same scheme, host and port); any other is answered as an error.
-        let home = origin(&base).ok_or_else(|| format!("not an http(s) URL: {base}"))?;
-        let policy = reqwest::redirect::Policy::custom(move |attempt| {
-            if attempt.previous().len() >= 10 {
-                attempt.error("more than 10 redirects")
-            } else if origin(attempt.url().as_str()).as_deref() == Some(home.as_str()) {
-                attempt.follow()
-            } else {
-                attempt.stop()
-            }
-        });
-        let http = reqwest::blocking::Client::builder()
-            .redirect(policy)
-            .timeout(TIMEOUT)
-            .user_agent(concat!("syncscope/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot set up HTTP: {e}"))?;
+        // header such as `PRIVATE-TOKEN`: the one client follows redirects only within the
+        // origin of the configured base (same scheme, host and port); any other is answered
+        // as an error.
+        let http = crate::sources::client::build(&base, TIMEOUT)?;
         Ok(Client {
             http,
             base,
@@ -294,7 +258,7 @@ impl Client {
         } else {
             format!("{}{url_or_path}", self.base)
         };
-        let mut backoff = self.backoff;
+        let mut backoff = Backoff::with_cap(self.backoff, RETRY_CAP);
         let mut last = ApiError::Transport("no attempt".into());
         for attempt in 0..ATTEMPTS {
             if !self.wait_gate() {
@@ -309,10 +273,9 @@ impl Client {
                 Ok(r) => r,
                 Err(e) => {
                     last = ApiError::Transport(self.redact(&format!("request failed: {e}")));
-                    if attempt + 1 < ATTEMPTS && !self.sleep(backoff) {
+                    if attempt + 1 < ATTEMPTS && !self.sleep(backoff.next()) {
                         return Err(ApiError::Cancelled);
                     }
-                    backoff *= 2;
                     continue;
                 }
             };
@@ -332,10 +295,9 @@ impl Client {
                     status,
                     message: self.redact(&error_message(&body)),
                 };
-                if attempt + 1 < ATTEMPTS && !self.sleep(backoff) {
+                if attempt + 1 < ATTEMPTS && !self.sleep(backoff.next()) {
                     return Err(ApiError::Cancelled);
                 }
-                backoff *= 2;
                 continue;
             }
             if resp.status().is_redirection() {

@@ -27,6 +27,7 @@ use crate::ingest::{SourceCtx, SourceState};
 use crate::model::ci::{parse_rules, CiJob, CiPipeline, Rules, SOURCE};
 use crate::model::LogZone;
 use crate::model::{Event, Reject, Severity, Timestamp};
+use crate::sources::poll::{Every, Polled};
 use crate::sources::Source;
 use client::{encode, ApiError, Client};
 
@@ -182,7 +183,6 @@ struct Retry {
     night: String,
 }
 pub struct GitlabSource {
-    key: String,
     base: String,
     cfg: GitlabConfig,
     rules: Rules,
@@ -190,7 +190,7 @@ pub struct GitlabSource {
 }
 
 impl GitlabSource {
-    pub fn new(key: String, base: String, cfg: GitlabConfig) -> Result<GitlabSource> {
+    pub fn new(base: String, cfg: GitlabConfig) -> Result<GitlabSource> {
         let rules = rules(&cfg)?;
         let zone = match cfg.timezone.as_deref() {
             Some(z) => LogZone::parse(z).map_err(|e| eyre!("[gitlab] timezone: {e}"))?,
@@ -200,7 +200,6 @@ impl GitlabSource {
             bail!("gitlab: no projects: set [gitlab] projects = [...], group = \"...\" or all_projects = true in the config");
         }
         Ok(GitlabSource {
-            key,
             base,
             cfg,
             rules,
@@ -495,10 +494,7 @@ impl Source for GitlabSource {
             .and_then(|s| serde_json::from_str(s).ok())
             .unwrap_or_default();
         let poll = Duration::from_secs(self.cfg.poll_interval_secs.unwrap_or(DEFAULT_POLL).max(1));
-        loop {
-            if ctx.cancelled() {
-                return Ok(());
-            }
+        let poll_once = |ctx: &SourceCtx| -> Result<Polled> {
             let before = client.requests.load(Ordering::Relaxed);
             let outcome = self.poll(ctx, &client, &mut cp)?;
             let errors = &outcome.errors;
@@ -516,29 +512,29 @@ impl Source for GitlabSource {
                     .map(|n| Reject::new(self.base.clone(), n.clone(), b"")),
             );
             ctx.send_ci_batch(Vec::new(), Vec::new(), rejects, Some(checkpoint))?;
-            // No project could be read (every one answered 401, say): on a fresh store or an
-            // old one alike.
-            let all_failed = !errors.is_empty() && outcome.read == 0;
             let disabled = match outcome.disabled {
                 0 => String::new(),
                 1 => "; 1 project with CI/CD disabled left out".to_string(),
                 n => format!("; {n} projects with CI/CD disabled left out"),
             };
             if errors.is_empty() {
-                ctx.status(SourceState::Ok, format!("{made} requests{disabled}"));
+                return Ok(Polled::ok(format!("{made} requests{disabled}")));
+            }
+            let list: Vec<String> = errors.iter().map(|(w, e)| format!("{w}: {e}")).collect();
+            let msg = client::redact(&format!("{}{disabled}", list.join("; ")), token.as_deref());
+            // No project could be read (every one answered 401, say), on a fresh store or an
+            // old one alike: the poll failed (backoff; with --once, the ingest fails). Some
+            // read: a fault to show, the next poll on time.
+            Ok(if outcome.read == 0 {
+                Polled::fatal(msg)
             } else {
-                let list: Vec<String> = errors.iter().map(|(w, e)| format!("{w}: {e}")).collect();
-                let msg =
-                    client::redact(&format!("{}{disabled}", list.join("; ")), token.as_deref());
-                ctx.status(SourceState::Fault, msg.clone());
-                if ctx.once && all_failed {
-                    bail!("{}: {msg}", self.key);
+                Polled::Read {
+                    state: SourceState::Fault,
+                    message: msg,
                 }
-            }
-            if ctx.once || !ctx.sleep(poll) {
-                return Ok(());
-            }
-        }
+            })
+        };
+        crate::sources::poll::run(ctx, &Every::new(poll), poll_once)
     }
 }
 

@@ -28,9 +28,8 @@ impl Spec for GitlabSpec {
     fn key(&self) -> String {
         format!("{}:{}", kind::GITLAB, self.0)
     }
-    fn build(&self, key: String, opts: &IngestOptions) -> Result<Box<dyn Source>> {
+    fn build(&self, _key: String, opts: &IngestOptions) -> Result<Box<dyn Source>> {
         Ok(Box::new(super::GitlabSource::new(
-            key,
             self.0.clone(),
             opts.gitlab.clone(),
         )?))

@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use color_eyre::eyre::{eyre, Result};
 
-use crate::ingest::{SourceCtx, SourceState};
+use crate::ingest::SourceCtx;
 use crate::model::relay::{code_of, Connection, Health, RelayReading, TargetState};
 use crate::model::{Reject, Timestamp};
-use crate::sources::http::{self, Url};
+use crate::sources::client::{self, Client};
 use crate::sources::lines::Pending;
+use crate::sources::poll::{self, Every, Polled};
 use crate::sources::Source;
 use exposition::Exposition;
 
@@ -23,8 +24,8 @@ use exposition::Exposition;
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A bigger answer is not a metrics page.
 const MAX_EXPOSITION: usize = 16 << 20;
-/// Scrapes of a target that is down back off up to this.
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// What a scrape accepts: the text exposition first.
+const ACCEPT: &str = "text/plain;version=0.0.4, */*;q=0.1";
 
 /// `ngit-metrics:URL`: scrapes a relay's `/metrics` every scrape interval; stores relay
 /// transitions, alerts and the target going down or up as events, and the whole derived state
@@ -48,8 +49,8 @@ struct Failed {
 
 /// One scrape: the exposition, or why there is none. An answer that is not an exposition (an
 /// HTML error page, a login form) is a failure, never an empty list of relays.
-fn scrape(url: &Url, timeout: Duration) -> Result<(Exposition, String), Failed> {
-    let r = http::get(url, timeout, MAX_EXPOSITION).map_err(|reason| Failed {
+fn scrape(client: &Client, url: &str, timeout: Duration) -> Result<(Exposition, String), Failed> {
+    let r = client::get(client, url, ACCEPT, MAX_EXPOSITION, timeout).map_err(|reason| Failed {
         reason,
         excerpt: None,
     })?;
@@ -84,26 +85,24 @@ fn clip(s: &str) -> String {
 
 impl Source for MetricsSource {
     fn run(self: Box<Self>, ctx: &SourceCtx) -> Result<()> {
-        let url = Url::parse(&self.url).map_err(|e| eyre!(e))?;
+        client::parse_url(&self.url).map_err(|e| eyre!(e))?;
         let mut state: TargetState = ctx
             .checkpoint
             .as_deref()
             .and_then(|s| serde_json::from_str(s).ok())
             .unwrap_or_else(|| TargetState::new(&self.url));
         let timeout = SCRAPE_TIMEOUT.min(ctx.scrape_interval.max(Duration::from_secs(1)));
-        let mut backoff = ctx.scrape_interval;
-        loop {
-            if ctx.cancelled() {
-                return Ok(());
-            }
+        let http = client::build(&self.url, timeout).map_err(|e| eyre!(e))?;
+        let url = self.url.as_str();
+        let scrape_once = |ctx: &SourceCtx| -> Result<Polled> {
             let at = Timestamp::now();
             let mut pending = Pending::new();
-            let wait = match scrape(&url, timeout) {
+            let polled = match scrape(&http, url, timeout) {
                 Ok((e, body)) => {
                     for err in &e.errors {
                         let line = body.lines().nth(err.line - 1).unwrap_or_default();
                         pending.reject(Reject::new(
-                            format!("{} line {}", self.url, err.line),
+                            format!("{url} line {}", err.line),
                             err.reason.clone(),
                             line.as_bytes(),
                         ));
@@ -111,33 +110,29 @@ impl Source for MetricsSource {
                     for ev in state.observe(at, &readings(&e)) {
                         pending.push(ev);
                     }
-                    ctx.status(SourceState::Ok, "");
-                    backoff = ctx.scrape_interval;
-                    ctx.scrape_interval
+                    Polled::ok("")
                 }
                 Err(Failed { reason, excerpt }) => {
                     if let Some(body) = excerpt {
-                        pending.reject(Reject::new(self.url.clone(), reason.clone(), &body));
+                        pending.reject(Reject::new(url.to_string(), reason.clone(), &body));
                     }
                     for ev in state.scrape_failed(at, &reason) {
                         pending.push(ev);
                     }
-                    let wait = backoff;
-                    backoff = (backoff * 2).min(MAX_BACKOFF.max(ctx.scrape_interval));
-                    ctx.status(
-                        SourceState::Backoff,
-                        format!("target down: {reason}; next scrape in {} s", wait.as_secs()),
-                    );
-                    wait
+                    // A target down is a reading (stored as such), not a failed ingest.
+                    Polled::backoff(format!("target down: {reason}"))
                 }
             };
             let checkpoint = serde_json::to_string(&state)
-                .map_err(|e| eyre!("cannot save the state of {}: {e}", self.url))?;
+                .map_err(|e| eyre!("cannot save the state of {url}: {e}"))?;
             pending.send(ctx, Some(checkpoint))?;
-            if ctx.once || !ctx.sleep(wait) {
-                return Ok(());
-            }
-        }
+            Ok(polled)
+        };
+        poll::run(
+            ctx,
+            &Every::new(ctx.scrape_interval).verb("scrape"),
+            scrape_once,
+        )
     }
 }
 

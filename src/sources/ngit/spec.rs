@@ -6,7 +6,7 @@ use color_eyre::eyre::{eyre, Result};
 
 use crate::ingest::{IngestOptions, Source};
 use crate::model::names::kind;
-use crate::sources::http;
+use crate::sources::client;
 use crate::sources::registry::{Kind, Spec};
 
 pub const METRICS: Kind = Kind {
@@ -15,7 +15,7 @@ pub const METRICS: Kind = Kind {
     example: "http://127.0.0.1:9090/metrics",
     config: None,
     parse: |rest| {
-        http::Url::parse(rest).map_err(|e| eyre!("{e}"))?;
+        client::parse_url(rest).map_err(|e| eyre!("{e}"))?;
         Ok(Arc::new(MetricsSpec(rest.to_string())))
     },
 };

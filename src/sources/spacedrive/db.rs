@@ -19,10 +19,10 @@ use crate::ingest::follow::FileId;
 use crate::ingest::{SourceCtx, SourceState};
 use crate::model::identity::{Carried, Occurrences};
 use crate::model::{build_event, EventFields, Reject};
+use crate::sources::backoff::{self, Backoff};
 use crate::sources::lines::Pending;
 use crate::sources::Source;
 
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// In `--once` mode, how many times a busy or locked database is retried before giving up
 /// (other faults, such as a file that is not a database, end a `--once` run at once).
 const ONCE_RETRIES: u32 = 20;
@@ -84,7 +84,7 @@ impl Source for SyncDbSource {
             .as_deref()
             .and_then(|s| serde_json::from_str(s).ok());
         let mut live: Option<Live> = None;
-        let mut backoff = ctx.poll_interval;
+        let mut backoff = Backoff::new(ctx.poll_interval);
         let mut failures = 0u32;
         loop {
             if ctx.cancelled() {
@@ -93,7 +93,7 @@ impl Source for SyncDbSource {
             match self.poll(ctx, &mut live, &mut cp) {
                 Ok(more) => {
                     failures = 0;
-                    backoff = ctx.poll_interval;
+                    backoff.reset();
                     ctx.status(SourceState::Ok, "");
                     if more {
                         continue;
@@ -108,14 +108,14 @@ impl Source for SyncDbSource {
                     if ctx.once && (!busy || failures > ONCE_RETRIES) {
                         bail!("{msg}");
                     }
+                    let wait = backoff.next();
                     ctx.status(
                         SourceState::Backoff,
-                        format!("{msg}; retrying in {}s", backoff.as_secs_f32()),
+                        format!("{msg}; retrying in {}", backoff::shown(wait)),
                     );
-                    if !ctx.sleep(backoff) {
+                    if !ctx.sleep(wait) {
                         return Ok(());
                     }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
         }
