@@ -12,6 +12,7 @@ pub mod gitlab;
 pub mod http;
 pub mod jsonl;
 pub mod ngit;
+pub mod prometheus;
 pub mod spacedrive;
 
 use std::path::{Path, PathBuf};
@@ -62,6 +63,10 @@ pub const KINDS: &[(&str, &str)] = &[
     (
         "ngit-metrics",
         "URL : an ngit (GRASP) relay's http://HOST:PORT/metrics, scraped every scrape interval",
+    ),
+    (
+        "prometheus",
+        "URL [,selector={job=\"ngit\"}] : the ngit relays of a fleet from a Prometheus HTTP API (http://HOST:9090), each instance a target, queried every scrape interval",
     ),
 ];
 
@@ -127,6 +132,8 @@ pub enum SourceSpec {
     NgitMetrics(String),
     /// A GitLab API base URL (`https://HOST/api/v4`).
     Gitlab(String),
+    /// A Prometheus HTTP API base URL and the label matchers ANDed into its query.
+    Prometheus(String, Option<String>),
 }
 
 impl SourceSpec {
@@ -172,6 +179,10 @@ impl SourceSpec {
                 http::Url::parse(rest).map_err(|e| color_eyre::eyre::eyre!("{e}"))?;
                 SourceSpec::NgitMetrics(rest.to_string())
             }
+            "prometheus" => {
+                let (url, selector) = prometheus::parse_where(rest)?;
+                SourceSpec::Prometheus(url, selector)
+            }
             "gitlab" => SourceSpec::Gitlab(
                 gitlab::api_base(rest).map_err(|e| color_eyre::eyre::eyre!("{e}"))?,
             ),
@@ -203,6 +214,10 @@ impl SourceSpec {
             SourceSpec::GerritRest(u, Some(i)) => format!("gerrit-rest:{u}{INSTANCE_OPTION}{i}"),
             SourceSpec::NgitMetrics(url) => format!("ngit-metrics:{url}"),
             SourceSpec::Gitlab(url) => format!("gitlab:{url}"),
+            SourceSpec::Prometheus(url, None) => format!("prometheus:{url}"),
+            SourceSpec::Prometheus(url, Some(m)) => {
+                format!("prometheus:{url}{}{{{m}}}", prometheus::SELECTOR_OPTION)
+            }
         }
     }
 
@@ -279,6 +294,11 @@ impl SourceSpec {
                 instance.as_deref().map(gerrit_rest::answering_instance),
             )),
             SourceSpec::NgitMetrics(url) => Box::new(ngit::MetricsSource::new(url.clone())),
+            SourceSpec::Prometheus(url, selector) => Box::new(prometheus::PrometheusSource::new(
+                self.key(),
+                url.clone(),
+                selector.clone(),
+            )),
         })
     }
 }
