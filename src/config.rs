@@ -28,6 +28,9 @@ pub struct Config {
     /// Gerrit: which node `status` answers for.
     #[serde(default)]
     pub gerrit: GerritConfig,
+    /// The `prometheus:URL` source: the label selector of its queries.
+    #[serde(default)]
+    pub prometheus: PrometheusConfig,
     /// Key overrides of the UI: action name → a key or a list of keys (`quit = "x"`).
     #[serde(default)]
     pub keys: std::collections::BTreeMap<String, KeyList>,
@@ -120,6 +123,14 @@ pub struct GitlabConfig {
     /// Error rules, tried first: `[[gitlab.rule]]` with name, regex (one capture group), issue.
     #[serde(default, rename = "rule")]
     pub rules: Vec<crate::model::ci::RuleSpec>,
+}
+
+/// `[prometheus]`: `selector = '{job="ngit"}'` is ANDed into the queries of every
+/// `prometheus:URL` source that names no `,selector=` of its own.
+#[derive(Debug, Default, Deserialize, PartialEq, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusConfig {
+    pub selector: Option<String>,
 }
 
 /// `[gerrit]`.

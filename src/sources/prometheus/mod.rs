@@ -71,6 +71,25 @@ pub fn parse_where(rest: &str) -> Result<(String, Option<String>)> {
     Ok((url.to_string(), selector))
 }
 
+/// A `prometheus:` source that names no selector takes the config's `[prometheus] selector`
+/// (its key, and so its stored state, then names that selector); every other source is as given.
+pub fn with_config(
+    spec: crate::sources::SourceSpec,
+    config: &crate::config::PrometheusConfig,
+) -> Result<crate::sources::SourceSpec> {
+    use crate::sources::SourceSpec;
+    match (spec, config.selector.as_deref()) {
+        (SourceSpec::Prometheus(url, None), Some(sel)) => {
+            let m = matchers(sel).wrap_err("[prometheus] selector in the config")?;
+            Ok(SourceSpec::Prometheus(
+                url,
+                Some(m).filter(|m| !m.is_empty()),
+            ))
+        }
+        (spec, _) => Ok(spec),
+    }
+}
+
 /// `{job="ngit",env="prod"}` or `job="ngit",env="prod"` -> `job="ngit",env="prod"`.
 pub fn matchers(selector: &str) -> Result<String> {
     let s = selector.trim();

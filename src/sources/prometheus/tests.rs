@@ -277,3 +277,51 @@ fn backoff_doubles_up_to_its_cap() {
         Duration::from_secs(90)
     );
 }
+
+#[test]
+fn the_config_selector_applies_where_the_source_names_none() {
+    use crate::config::PrometheusConfig;
+    use crate::sources::SourceSpec;
+    let cfg = PrometheusConfig {
+        selector: Some("{job=\"ngit\"}".into()),
+    };
+    let plain = SourceSpec::parse("prometheus:http://h:9090").unwrap();
+    let s = with_config(plain, &cfg).unwrap();
+    assert_eq!(s.key(), "prometheus:http://h:9090,selector={job=\"ngit\"}");
+    let own = SourceSpec::parse("prometheus:http://h:9090,selector={job=\"x\"}").unwrap();
+    assert_eq!(
+        with_config(own.clone(), &cfg).unwrap(),
+        own,
+        "the source's own selector wins"
+    );
+    assert_eq!(
+        SourceSpec::parse(&own.key()).unwrap(),
+        own,
+        "the key parses back to the same source"
+    );
+    let bad = PrometheusConfig {
+        selector: Some("{job=\"x\"".into()),
+    };
+    let err = with_config(SourceSpec::parse("prometheus:http://h").unwrap(), &bad).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("[prometheus] selector"),
+        "{err:#}"
+    );
+    let other = SourceSpec::parse("jsonl:-").unwrap();
+    assert_eq!(with_config(other.clone(), &cfg).unwrap(), other);
+}
+
+#[test]
+fn the_config_section_parses() {
+    let c = crate::config::Config::parse(
+        "[prometheus]\nselector = '{job=\"ngit\"}'\n",
+        std::path::Path::new("c.toml"),
+    )
+    .unwrap();
+    assert_eq!(c.prometheus.selector.as_deref(), Some("{job=\"ngit\"}"));
+    assert!(crate::config::Config::parse(
+        "[prometheus]\nselektor = 'x'\n",
+        std::path::Path::new("c.toml")
+    )
+    .is_err());
+}
