@@ -325,3 +325,31 @@ fn the_config_section_parses() {
     )
     .is_err());
 }
+
+#[test]
+fn the_store_lists_every_instance_as_a_relay_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("p.db");
+    let mut w = crate::store::writer::Writer::open(&db).unwrap();
+    let body = answer_of(&[("a:7334", SAMPLE, Some(1.0)), ("b:7334", V3, Some(0.0))]);
+    let mut fleet = FleetState::default();
+    let (r, _) = readings_of(&api::parse(body.as_bytes()).unwrap(), &fleet, true);
+    let evs = fleet.observe(Timestamp::from_nanos(1_800_000_000_000_000_000), &r);
+    let state = serde_json::to_string(&fleet).unwrap();
+    w.commit_batch("prometheus:http://p:9090", &evs, &[], Some(&state))
+        .unwrap();
+    w.commit_batch("prometheus:http://q:9090", &[], &[], Some("{not json"))
+        .unwrap();
+    let reader = crate::store::open_reader(&db).unwrap();
+    let (targets, unreadable) = reader.relay_targets().unwrap();
+    let names: Vec<(&str, bool, usize)> = targets
+        .iter()
+        .map(|t| (t.target.as_str(), t.up, t.relays.len()))
+        .collect();
+    assert_eq!(names, [("a:7334", true, 10), ("b:7334", false, 0)]);
+    assert_eq!(unreadable.len(), 1);
+    assert!(
+        unreadable[0].starts_with("prometheus:http://q:9090"),
+        "{unreadable:?}"
+    );
+}
