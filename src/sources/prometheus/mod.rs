@@ -149,7 +149,7 @@ fn fetch(
         .get(endpoint.clone())
         .timeout(timeout)
         .send()
-        .map_err(|e| fail(format!("cannot query {}: {e}", api_base(endpoint))))?;
+        .map_err(|e| fail(format!("cannot query {}: {}", api_base(endpoint), chain(e))))?;
     let status = r.status();
     let mut body = Vec::new();
     use std::io::Read;
@@ -186,6 +186,20 @@ fn fetch(
         });
     }
     Ok(body)
+}
+
+/// An HTTP error with its causes (reqwest's own text alone says only "error sending
+/// request"), without the query URL (the reason names the API base).
+fn chain(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    crate::sanitize::one_line(&text).into_owned()
 }
 
 /// The backoff after `current` when a poll failed: doubling, capped at [`MAX_BACKOFF`] (or the

@@ -233,6 +233,16 @@ fn a_prometheus_that_cannot_answer_changes_nothing() {
         "{}",
         err.reason
     );
+    assert!(
+        err.reason.contains("onnection refused"),
+        "the cause: {}",
+        err.reason
+    );
+    assert!(
+        !err.reason.contains("query="),
+        "no query URL: {}",
+        err.reason
+    );
     assert!(p.fleet.targets.is_empty());
 }
 
