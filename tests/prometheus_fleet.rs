@@ -219,3 +219,45 @@ fn a_real_prometheus_scraping_two_relays_then_one_stopped() {
     stop_a.cancel();
     let _ = ta.join();
 }
+
+/// A Prometheus that answers `status: error`: the source says why, the body is a reject,
+/// no target is invented.
+#[test]
+fn an_error_answer_backs_off_with_the_reason_and_invents_nothing() {
+    use syncscope::demo::server::{Loopback, Response};
+    let server = Loopback::bind("prometheus").expect("bind");
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let cancel = CancellationToken::new();
+    let c = cancel.clone();
+    let t = std::thread::spawn(move || {
+        server.serve(
+            &c,
+            |_, _| {
+                Response::new(
+                    422,
+                    "application/json",
+                    r#"{"status":"error","errorType":"execution","error":"query processing would load too many samples"}"#,
+                )
+            },
+            || {},
+        )
+    });
+    let s = Scratch::new();
+    let out = s.run(&[
+        "ingest",
+        "--once",
+        "--source",
+        &format!("prometheus:{base}"),
+    ]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("backoff: HTTP 422 Unprocessable Entity: Prometheus answered an error (execution): query processing would load too many samples"),
+        "{err}"
+    );
+    assert!(rows(&s).is_empty());
+    let rejects = s.ok(&["rejects", "--format", "json"]);
+    assert!(rejects.contains("too many samples"), "{rejects}");
+    cancel.cancel();
+    let _ = t.join();
+}
