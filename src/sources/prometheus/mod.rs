@@ -230,7 +230,11 @@ pub fn readings_of(
             continue;
         };
         if name == "up" {
-            up.insert(instance, s.value);
+            // Two jobs scraping one instance: it is down when either cannot scrape it.
+            let v = up.entry(instance).or_insert(s.value);
+            if s.value != 1.0 {
+                *v = s.value;
+            }
             continue;
         }
         series.entry(instance).or_default().samples.push(Sample {

@@ -363,3 +363,21 @@ fn the_store_lists_every_instance_as_a_relay_target() {
         "{unreadable:?}"
     );
 }
+
+#[test]
+fn an_instance_two_jobs_scrape_is_down_when_either_cannot() {
+    for order in [["1", "0"], ["0", "1"]] {
+        let body = format!(
+            r#"{{"status":"success","data":{{"resultType":"vector","result":[
+            {{"metric":{{"__name__":"up","instance":"h","job":"a"}},"value":[1,"{}"]}},
+            {{"metric":{{"__name__":"up","instance":"h","job":"b"}},"value":[1,"{}"]}}]}}}}"#,
+            order[0], order[1]
+        );
+        let (r, _) = readings_of(
+            &api::parse(body.as_bytes()).unwrap(),
+            &FleetState::default(),
+            true,
+        );
+        assert!(matches!(r["h"], TargetReading::Down(_)), "{order:?}: {r:?}");
+    }
+}
