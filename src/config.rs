@@ -28,6 +28,9 @@ pub struct Config {
     /// Gerrit: which node `status` answers for.
     #[serde(default)]
     pub gerrit: GerritConfig,
+    /// The `prometheus:URL` source: the label selector of its queries.
+    #[serde(default)]
+    pub prometheus: PrometheusConfig,
     /// Key overrides of the UI: action name → a key or a list of keys (`quit = "x"`).
     #[serde(default)]
     pub keys: std::collections::BTreeMap<String, KeyList>,
@@ -71,6 +74,14 @@ pub struct IngestConfig {
 /// `sources/gerrit/config.rs`).
 pub use crate::sources::gerrit::config::GerritConfig;
 pub use crate::sources::gitlab::config::GitlabConfig;
+
+/// `[prometheus]`: `selector = '{job="ngit"}'` is ANDed into the queries of every
+/// `prometheus:URL` source that names no `,selector=` of its own.
+#[derive(Debug, Default, Deserialize, PartialEq, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusConfig {
+    pub selector: Option<String>,
+}
 
 #[derive(Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]

@@ -23,7 +23,10 @@ pub fn run(args: IngestArgs, config: &Config, db: std::path::PathBuf) -> Result<
     }
     let specs = texts
         .iter()
-        .map(|t| SourceSpec::parse(t))
+        .map(|t| {
+            SourceSpec::parse(t)
+                .and_then(|s| crate::sources::prometheus::with_config(s, &config.prometheus))
+        })
         .collect::<Result<Vec<_>>>()?;
     // Check every source before writing anything.
     for s in &specs {

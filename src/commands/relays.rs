@@ -8,7 +8,6 @@ use serde::Serialize;
 
 use super::Outcome;
 use crate::cli::{RejectFormat, RelaysArgs};
-use crate::model::names::kind;
 use crate::model::relay::{Display, Health, RelayState, TargetState};
 use crate::model::{format_rfc3339, Severity, Timestamp};
 use crate::sanitize::one_line;
@@ -97,15 +96,12 @@ fn age(ns: i64, now: i64) -> String {
 /// Exit 1 when a relay is Dead or a target is down, so cron and monitoring can call it.
 pub fn run(args: RelaysArgs, db: std::path::PathBuf) -> Result<Outcome> {
     let reader = store::open_reader(&db)?;
-    let mut targets: Vec<TargetState> = Vec::new();
-    for (key, state) in reader.checkpoints(&kind::prefix(kind::NGIT_METRICS))? {
-        match serde_json::from_str::<TargetState>(&state) {
-            Ok(t) => targets.push(t),
-            Err(e) => eprintln!(
-                "syncscope: {}: saved relay state is unreadable ({e}); it is rebuilt on the next scrape",
-                one_line(&key)
-            ),
-        }
+    let (targets, unreadable) = reader.relay_targets()?;
+    for what in unreadable {
+        eprintln!(
+            "syncscope: {}: saved relay state is unreadable; it is rebuilt on the next scrape",
+            one_line(&what)
+        );
     }
     let now = Timestamp::now().as_nanos();
     // Gone relays stay listed for an hour (GONE_LISTED_NS), then only with --all.
@@ -137,7 +133,7 @@ pub fn run(args: RelaysArgs, db: std::path::PathBuf) -> Result<Outcome> {
             if targets.is_empty() {
                 writeln!(
                     out,
-                    "no ngit-metrics targets in {} (ingest --source ngit-metrics:URL)",
+                    "no ngit-metrics or prometheus targets in {} (ingest --source ngit-metrics:URL or prometheus:URL)",
                     db.display()
                 )?;
             }

@@ -5,6 +5,7 @@
 //! schema changes.
 
 pub mod ci;
+pub mod fleet;
 pub mod gerrit;
 pub mod identity;
 pub mod names;

@@ -23,6 +23,7 @@ pub mod kind {
     pub const GERRIT_SSH: &str = "gerrit-ssh";
     pub const GITLAB: &str = "gitlab";
     pub const NGIT_METRICS: &str = "ngit-metrics";
+    pub const PROMETHEUS: &str = "prometheus";
 
     /// The key prefix of a source of `kind` (`ngit-metrics:`).
     pub fn prefix(kind: &str) -> String {
@@ -39,4 +40,5 @@ pub mod kind {
 pub mod section {
     pub const GERRIT: &str = "gerrit";
     pub const GITLAB: &str = "gitlab";
+    pub const PROMETHEUS: &str = "prometheus";
 }

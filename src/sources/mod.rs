@@ -13,6 +13,7 @@ pub mod lines;
 pub mod ngit;
 pub mod poll;
 pub mod registry;
+pub mod prometheus;
 pub mod spacedrive;
 
 use std::path::{Path, PathBuf};

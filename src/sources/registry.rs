@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use color_eyre::eyre::{bail, Result};
 
-use super::{gerrit, gitlab, jsonl, ngit, spacedrive};
+use super::{gerrit, gitlab, jsonl, ngit, prometheus, spacedrive};
 use crate::ingest::{IngestOptions, Planned, Source};
 
 /// One kind of source.
@@ -37,6 +37,7 @@ pub const KINDS: &[Kind] = &[
     gerrit::spec::SSH,
     gitlab::spec::KIND,
     ngit::spec::METRICS,
+    prometheus::spec::KIND,
 ];
 
 /// A parsed `WHERE` of one kind.
@@ -230,7 +231,7 @@ mod tests {
     #[test]
     fn config_sections_are_the_configs() {
         let sections: Vec<_> = KINDS.iter().filter_map(|k| k.config).collect();
-        assert_eq!(sections, ["gerrit", "gerrit", "gitlab"]);
+        assert_eq!(sections, ["gerrit", "gerrit", "gitlab", "prometheus"]);
         // Each is a section the config file accepts.
         for s in sections {
             let text = format!("[{s}]\n");

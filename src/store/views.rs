@@ -232,7 +232,8 @@ impl Reader {
         Ok((refs, total.max(0) as u64))
     }
 
-    /// The derived state of every `ngit-metrics:` target (saved as each target's checkpoint).
+    /// The derived state of every `ngit-metrics:` target (saved as each target's checkpoint) and
+    /// of every instance of a `prometheus:` source (its checkpoint holds them all).
     /// A state that cannot be read is reported by key; the next scrape rebuilds it.
     pub fn relay_targets(&self) -> Result<(Vec<TargetState>, Vec<String>)> {
         let mut targets = Vec::new();
@@ -240,6 +241,13 @@ impl Reader {
         for (key, state) in self.checkpoints(&kind::prefix(kind::NGIT_METRICS))? {
             match serde_json::from_str::<TargetState>(&state) {
                 Ok(t) => targets.push(t),
+                Err(e) => unreadable.push(format!("{key}: {e}")),
+            }
+        }
+        // A `prometheus:` source keeps one target per instance of its fleet.
+        for (key, state) in self.checkpoints("prometheus:")? {
+            match serde_json::from_str::<crate::model::fleet::FleetState>(&state) {
+                Ok(f) => targets.extend(f.into_targets()),
                 Err(e) => unreadable.push(format!("{key}: {e}")),
             }
         }

@@ -83,7 +83,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
             body,
             theme.dim,
             if d.targets.is_empty() {
-                "no relays: add an ngit-metrics:http://HOST:PORT/metrics source"
+                "no relays: add an ngit-metrics:http://HOST:PORT/metrics or a prometheus:http://HOST:9090 source"
             } else {
                 "no relays match the filters"
             },
