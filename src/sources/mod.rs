@@ -12,8 +12,8 @@ pub mod jsonl;
 pub mod lines;
 pub mod ngit;
 pub mod poll;
-pub mod registry;
 pub mod prometheus;
+pub mod registry;
 pub mod spacedrive;
 
 use std::path::{Path, PathBuf};

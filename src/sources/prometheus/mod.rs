@@ -26,12 +26,13 @@ use std::time::Duration;
 
 use color_eyre::eyre::{bail, eyre, Result, WrapErr};
 
-use crate::ingest::{SourceCtx, SourceState};
+use crate::ingest::SourceCtx;
 use crate::model::fleet::{FleetState, TargetReading};
-use crate::model::{Event, Reject, Timestamp};
 use crate::model::names::kind;
-use crate::sources::ngit::exposition::{Exposition, Sample};
+use crate::model::{Event, Reject, Timestamp};
 use crate::sources::lines::Pending;
+use crate::sources::ngit::exposition::{Exposition, Sample};
+use crate::sources::poll::{self, Every};
 use crate::sources::Source;
 
 /// The option that ANDs a label selector into every query.
@@ -41,8 +42,6 @@ pub const SELECTOR_OPTION: &str = ",selector=";
 const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// A bigger answer is not one of a relay fleet.
 const MAX_ANSWER: usize = 64 << 20;
-/// Polls of a Prometheus that does not answer back off up to this.
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// The families asked for; `up` says whether Prometheus could scrape each instance.
 const FAMILIES: [&str; 5] = [
@@ -204,12 +203,6 @@ fn chain(e: reqwest::Error) -> String {
     crate::sanitize::one_line(&text).into_owned()
 }
 
-/// The backoff after `current` when a poll failed: doubling, capped at [`MAX_BACKOFF`] (or the
-/// scrape interval when that is longer).
-fn next_backoff(current: Duration, interval: Duration) -> Duration {
-    (current * 2).min(MAX_BACKOFF.max(interval))
-}
-
 fn api_base(endpoint: &reqwest::Url) -> String {
     let mut u = endpoint.clone();
     u.set_query(None);
@@ -310,9 +303,9 @@ impl Poller {
         endpoint
             .query_pairs_mut()
             .append_pair("query", &query_text(selector));
-        let client = reqwest::blocking::Client::builder()
-            .build()
-            .wrap_err("cannot build the HTTP client of the prometheus source")?;
+        // The one HTTP client (same-origin redirects only, the user agent, TLS).
+        let client = crate::sources::client::build(base, QUERY_TIMEOUT)
+            .map_err(|e| eyre!("cannot build the HTTP client of the prometheus source: {e}"))?;
         Ok(Poller {
             client,
             endpoint,
@@ -365,54 +358,60 @@ impl Source for PrometheusSource {
             .as_deref()
             .and_then(|s| serde_json::from_str(s).ok())
             .unwrap_or_default();
-        let mut poller = Poller::new(&self.base, self.selector.as_deref(), fleet)?;
+        let poller = Poller::new(&self.base, self.selector.as_deref(), fleet)?;
         let timeout = QUERY_TIMEOUT.min(ctx.scrape_interval.max(Duration::from_secs(1)));
-        let mut backoff = ctx.scrape_interval;
-        loop {
-            if ctx.cancelled() {
-                return Ok(());
-            }
-            let mut pending = Pending::new();
-            let wait = match poller.poll(Timestamp::now(), timeout) {
-                Ok(p) => {
-                    for ev in p.events {
-                        pending.push(ev);
-                    }
-                    let mut note = format!("{} targets, {} down", p.targets, p.down);
-                    if p.orphans > 0 {
-                        note.push_str(&format!(
-                            "; {} samples without an instance label left out",
-                            p.orphans
-                        ));
-                    }
-                    for w in &p.warnings {
-                        note.push_str("; Prometheus warns: ");
-                        note.push_str(&crate::sanitize::one_line(w));
-                    }
-                    ctx.status(SourceState::Ok, note);
-                    backoff = ctx.scrape_interval;
-                    ctx.scrape_interval
+        // The one poll loop: every scrape interval, the one backoff after a failed query.
+        poll::run(
+            ctx,
+            &Every::new(ctx.scrape_interval).verb("query"),
+            FleetPoll {
+                source: *self,
+                poller,
+                timeout,
+            },
+        )
+    }
+}
+
+/// One poll of the source: the query, its events and the whole state as the checkpoint.
+struct FleetPoll {
+    source: PrometheusSource,
+    poller: Poller,
+    timeout: Duration,
+}
+
+impl poll::Poller for FleetPoll {
+    fn poll(&mut self, ctx: &SourceCtx) -> Result<poll::Polled> {
+        let mut pending = Pending::new();
+        let outcome = match self.poller.poll(Timestamp::now(), self.timeout) {
+            Ok(p) => {
+                for ev in p.events {
+                    pending.push(ev);
                 }
-                Err(Failed { reason, excerpt }) => {
-                    if let Some(body) = excerpt {
-                        pending.reject(Reject::new(self.base.clone(), reason.clone(), &body));
-                    }
-                    let wait = backoff;
-                    backoff = next_backoff(backoff, ctx.scrape_interval);
-                    ctx.status(
-                        SourceState::Backoff,
-                        format!("{reason}; next query in {} s", wait.as_secs()),
-                    );
-                    wait
+                let mut note = format!("{} targets, {} down", p.targets, p.down);
+                if p.orphans > 0 {
+                    note.push_str(&format!(
+                        "; {} samples without an instance label left out",
+                        p.orphans
+                    ));
                 }
-            };
-            let checkpoint = serde_json::to_string(&poller.fleet)
-                .map_err(|e| eyre!("cannot save the state of {}: {e}", self.key))?;
-            pending.send(ctx, Some(checkpoint))?;
-            if ctx.once || !ctx.sleep(wait) {
-                return Ok(());
+                for w in &p.warnings {
+                    note.push_str("; Prometheus warns: ");
+                    note.push_str(&crate::sanitize::one_line(w));
+                }
+                poll::Polled::ok(note)
             }
-        }
+            Err(Failed { reason, excerpt }) => {
+                if let Some(body) = excerpt {
+                    pending.reject(Reject::new(self.source.base.clone(), reason.clone(), &body));
+                }
+                poll::Polled::backoff(reason)
+            }
+        };
+        let checkpoint = serde_json::to_string(&self.poller.fleet)
+            .map_err(|e| eyre!("cannot save the state of {}: {e}", self.source.key))?;
+        pending.send(ctx, Some(checkpoint))?;
+        Ok(outcome)
     }
 }
 

@@ -278,17 +278,6 @@ fn a_poll_asks_the_one_query_and_reads_the_answer() {
 }
 
 #[test]
-fn backoff_doubles_up_to_its_cap() {
-    let i = Duration::from_secs(5);
-    assert_eq!(next_backoff(i, i), Duration::from_secs(10));
-    assert_eq!(next_backoff(Duration::from_secs(40), i), MAX_BACKOFF);
-    assert_eq!(
-        next_backoff(Duration::from_secs(90), Duration::from_secs(90)),
-        Duration::from_secs(90)
-    );
-}
-
-#[test]
 fn the_config_selector_applies_where_the_source_names_none() {
     use crate::config::PrometheusConfig;
     use crate::sources::SourceSpec;
