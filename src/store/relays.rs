@@ -1,5 +1,10 @@
-//! Relay history and staleness, as store queries the UI calls (it used to rebuild both).
+//! Relay state, history and staleness.
 //!
+//! - [`update`] / [`apply`]: the derived state of a relay target (per relay: connection,
+//!   health, since, streak, flapping) reaches the store as a [`StateUpdate::Relay`] of a batch
+//!   and is kept in `relay_targets`, one row per (source, target); [`Reader::relay_targets`]
+//!   reads it. Every source that derives relay state (`ngit-metrics:`, one target; a fleet
+//!   source, one per instance) sends it through [`update`];
 //! - [`Reader::relay_changes`]: one relay's transitions (the Relays drill-down), newest first;
 //! - [`Reader::relay_strips`]: every relay's state per minute over a window (the strips);
 //! - [`Reader::freshness`]: the newest stored event, the last batch, and per system and per
@@ -11,6 +16,7 @@ use color_eyre::eyre::{Result, WrapErr};
 use rusqlite::OptionalExtension;
 
 use super::query::{EventFilter, Reader};
+use super::update::StateUpdate;
 use crate::model::relay::{self, Connection, Display, Health, TargetState};
 use crate::model::{StoredEvent, Timestamp};
 
@@ -307,6 +313,85 @@ impl Reader {
             systems,
             ingest,
         })
+    }
+}
+
+/// The update that carries `state`, a relay target's whole derived state, to the store (in
+/// the transaction of the events it produced). The one way relay state is stored.
+pub fn update(state: &TargetState) -> StateUpdate {
+    StateUpdate::Relay(state.clone())
+}
+
+/// Stores `state` as `source`'s state of its target; a state older than the stored one (by
+/// its last scrape) changes nothing, so a batch delivered again late never rolls it back.
+pub(super) fn apply(
+    tx: &rusqlite::Transaction<'_>,
+    source: &str,
+    state: &TargetState,
+) -> Result<()> {
+    let text = serde_json::to_string(state)
+        .wrap_err_with(|| format!("cannot save the state of relay target {}", state.target))?;
+    tx.prepare_cached(
+        "INSERT INTO relay_targets (source, target, last_scrape, state) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (source, target) DO UPDATE SET last_scrape = excluded.last_scrape,
+            state = excluded.state
+         WHERE coalesce(excluded.last_scrape, -1) >= coalesce(last_scrape, -1)",
+    )?
+    .execute(rusqlite::params![
+        source,
+        state.target,
+        state.last_scrape,
+        text
+    ])
+    .wrap_err_with(|| format!("cannot store the state of relay target {}", state.target))?;
+    Ok(())
+}
+
+/// Schema step (issue 15): relay state leaves the `ngit-metrics:` checkpoints for a table of
+/// its own, one row per (source, target); the states checkpoints hold are copied (a state that
+/// is not JSON is copied too, under its source's URL, and reported unreadable as before).
+pub const MIGRATION_RELAY_TARGETS: &str = r#"
+    CREATE TABLE relay_targets (
+        source       TEXT NOT NULL,
+        target       TEXT NOT NULL,
+        last_scrape  INTEGER,
+        state        TEXT NOT NULL,
+        PRIMARY KEY (source, target)
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO relay_targets (source, target, last_scrape, state)
+        SELECT source,
+               coalesce(CASE WHEN json_valid(state) THEN json_extract(state, '$.target') END,
+                        substr(source, length('ngit-metrics:') + 1)),
+               CASE WHEN json_valid(state) THEN json_extract(state, '$.last_scrape') END,
+               state
+        FROM checkpoints WHERE substr(source, 1, length('ngit-metrics:')) = 'ngit-metrics:';
+    "#;
+
+impl Reader {
+    /// The derived state of every relay target, by target then source. A state that cannot be
+    /// read is reported by source and target; the next scrape rebuilds it.
+    pub fn relay_targets(&self) -> Result<(Vec<TargetState>, Vec<String>)> {
+        let mut st = self.connection().prepare_cached(
+            "SELECT source, target, state FROM relay_targets ORDER BY target, source",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut targets = Vec::new();
+        let mut unreadable = Vec::new();
+        for row in rows {
+            let (source, target, state) = row.wrap_err("cannot read the relay targets")?;
+            match serde_json::from_str::<TargetState>(&state) {
+                Ok(t) => targets.push(t),
+                Err(e) if source.ends_with(&target) => unreadable.push(format!("{source}: {e}")),
+                Err(e) => unreadable.push(format!("{source}: {target}: {e}")),
+            }
+        }
+        Ok((targets, unreadable))
     }
 }
 

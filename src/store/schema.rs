@@ -263,6 +263,8 @@ pub const MIGRATIONS: &[&str] = &[
     "#,
     // 8 -> 9: CI downstream pipelines (see below).
     MIGRATION_CI_DOWNSTREAM,
+    // 9 -> 10: relay state in a table of its own (store/relays.rs).
+    super::relays::MIGRATION_RELAY_TARGETS,
 ];
 
 /// 5 -> 6: Gerrit ref state per instance, as each node's replication-status plugin counts only
@@ -451,7 +453,10 @@ mod tests {
         migrate(&mut c).unwrap();
         assert_eq!(version(&c).unwrap(), LATEST_VERSION);
         let m = crate::store::textindex::find(&c, "event 12345").unwrap();
-        assert!(m.ranges.is_some_and(|r| !r.is_empty()), "indexed by the upgrade");
+        assert!(
+            m.ranges.is_some_and(|r| !r.is_empty()),
+            "indexed by the upgrade"
+        );
     }
 
     #[test]

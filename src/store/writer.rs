@@ -6,7 +6,6 @@ use std::sync::OnceLock;
 
 use rusqlite::ToSql;
 use std::path::Path;
-use xxhash_rust::xxh3::Xxh3DefaultBuilder;
 
 use color_eyre::eyre::{Result, WrapErr};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
@@ -14,8 +13,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 use super::interner::{Interner, Slot};
 use super::schema;
 use super::textindex::Indexer;
-use crate::model::ci::CiUpdate;
-use crate::model::gerrit::{RefState, RefUpdate};
+use super::update::{Dispatch, StateUpdate};
 use crate::model::{canonical_type, Event, Reject};
 
 /// Hash collisions with different content are resolved by probing the next keys.
@@ -46,14 +44,11 @@ pub struct Batch<'a> {
     pub events: &'a [Event],
     /// `events[i].dedup_key()`.
     pub keys: &'a [i64],
-    /// Ref state changes, by the index of the event that carries each: applied in order, and
-    /// only for events stored now (an event read twice changes nothing twice).
-    pub ref_updates: &'a [(usize, RefUpdate)],
+    /// Derived state changes of any domain (Gerrit refs, CI, relays), each applied by its
+    /// domain in the batch's transaction (see [`super::update`]).
+    pub updates: &'a [StateUpdate],
     pub rejects: &'a [Reject],
     pub checkpoint: Option<&'a str>,
-    /// GitLab CI state (pipelines, failed jobs, patterns), applied whether or not the events
-    /// that report it were stored before (upserts: applying twice changes nothing).
-    pub ci: &'a [CiUpdate],
 }
 
 pub struct Writer {
@@ -257,233 +252,14 @@ fn insert_events(
     Ok(())
 }
 
-/// A `ref_state` key: interned ref, remote, project and instance (0: no instance).
-type RefKey = (i64, i64, i64, i64);
-
-/// Applies the ref updates of the events stored in this transaction (each with the id of its
-/// event, in order) to `ref_state`: each key read once, its updates applied in order in memory,
-/// written once. Keys are interned ids with the ref first: new refs get new, higher ids, so
-/// their rows go in at the right edge instead of at random places among the text of millions of
-/// `refs/changes/...`. A key with an id interned by this transaction has no row yet (rows are
-/// written only at the end of this, the transaction's one call): no need to look.
-///
-/// A log note (no status) and a REST answer (`newer_only`) apply to the ref on every instance
-/// that has it (the answer, to its own instance when none has it yet); a REST answer or retire
-/// whose source names its node (`only_instance`) to that instance's rows only; a ref deleted or created
-/// on the primary to every remote and instance of it; a project deletion removes the project's rows
-/// and records it in `gerrit_deleted_projects` (a later replication event re-creates it).
-fn apply_ref_updates(
-    tx: &Transaction<'_>,
-    strings: &mut Interner,
-    updates: &[(&RefUpdate, i64)],
-) -> Result<()> {
-    use crate::model::gerrit::UpdateKind;
-    if updates.is_empty() {
-        return Ok(());
-    }
-    let mut get = tx.prepare_cached(
-        "SELECT direction, status, when_s, retrying, attempts, last_success, last_failure, last_error,
-                scheduled_since, deleted_at
-         FROM ref_state WHERE ref = ?1 AND remote = ?2 AND project = ?3 AND instance = ?4",
-    )?;
-    // Key -> index into `states`, in first-touched order.
-    let mut touched: HashMap<RefKey, usize, Xxh3DefaultBuilder> = HashMap::default();
-    // (key, state, id of the last event that changed it).
-    type Changed = (RefKey, Option<RefState>, i64);
-    let mut states: Vec<Changed> = Vec::new();
-    // Deleted projects (few): a replication event after the deletion re-creates the project.
-    let mut deleted_projects: HashMap<String, i64> = {
-        let mut st =
-            tx.prepare_cached("SELECT project, deleted_at FROM gerrit_deleted_projects")?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        rows.collect::<Result<_, _>>()?
-    };
-    let mut keys: Vec<RefKey> = Vec::new();
-    for &(u, event_id) in updates {
-        if u.kind == UpdateKind::ProjectDeleted {
-            let p = strings.id_in(Slot::Project, tx, &u.project)?;
-            for (key, state, _) in states.iter_mut() {
-                if key.2 == p {
-                    *state = None;
-                }
-            }
-            tx.prepare_cached("DELETE FROM ref_state WHERE project = ?1")?
-                .execute([p])?;
-            tx.prepare_cached(
-                "INSERT INTO gerrit_deleted_projects (project, deleted_at, event_id) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (project) DO UPDATE SET deleted_at = excluded.deleted_at,
-                    event_id = excluded.event_id",
-            )?
-            .execute(params![u.project, u.when, event_id])?;
-            deleted_projects.insert(u.project.clone(), u.when);
-            continue;
-        }
-        if u.status.is_some() {
-            if let Some(&at) = deleted_projects.get(&u.project) {
-                if u.when > at {
-                    tx.prepare_cached("DELETE FROM gerrit_deleted_projects WHERE project = ?1")?
-                        .execute([&u.project])?;
-                    deleted_projects.remove(&u.project);
-                }
-            }
-        }
-        let r = strings.id_in(Slot::Ref, tx, &u.ref_name)?;
-        let p = strings.id_in(Slot::Project, tx, &u.project)?;
-        keys.clear();
-        let wide = u.kind != UpdateKind::Replication;
-        let lookup = wide || u.status.is_none() || u.newer_only;
-        if lookup {
-            // Every stored key of the ref (and remote, for a note), and those of this transaction.
-            let remote = if wide {
-                None
-            } else {
-                Some(strings.id_in(Slot::Remote, tx, &u.remote)?)
-            };
-            if !strings.is_fresh(r) && !strings.is_fresh(p) {
-                let mut st = tx.prepare_cached(
-                    "SELECT remote, instance FROM ref_state
-                     WHERE ref = ?1 AND project = ?2 AND (?3 IS NULL OR remote = ?3)",
-                )?;
-                let rows = st.query_map(params![r, p, remote], |row| {
-                    Ok((r, row.get(0)?, p, row.get(1)?))
-                })?;
-                for k in rows {
-                    keys.push(k?);
-                }
-            }
-            keys.extend(
-                touched
-                    .keys()
-                    .filter(|k| k.0 == r && k.2 == p && remote.is_none_or(|m| k.1 == m)),
-            );
-            keys.sort_unstable();
-            keys.dedup();
-            if u.only_instance {
-                // A REST answer from a source that names its node: that node's rows only.
-                let instance = match u.instance.as_deref() {
-                    Some(i) => strings.id_in(Slot::Device, tx, i)?,
-                    None => 0,
-                };
-                keys.retain(|k| k.3 == instance);
-            }
-        }
-        // A replication event: its own key; a REST answer about a ref no stream has reported:
-        // the node its source names, else (the answer names no instance) a guess.
-        if !lookup || (keys.is_empty() && u.newer_only && !wide) {
-            let remote = strings.id_in(Slot::Remote, tx, &u.remote)?;
-            let mut instance = match u.instance.as_deref() {
-                Some(i) => strings.id_in(Slot::Device, tx, i)?,
-                None => 0,
-            };
-            if u.newer_only && !u.only_instance {
-                // Guessed: the answer is one node's, so the instance whose streams report this
-                // pair, when there is exactly one.
-                let mut seen: Vec<i64> = touched
-                    .keys()
-                    .filter(|k| k.1 == remote && k.2 == p)
-                    .map(|k| k.3)
-                    .collect();
-                let mut st = tx.prepare_cached(
-                    "SELECT DISTINCT instance FROM ref_state WHERE remote = ?1 AND project = ?2 LIMIT 3",
-                )?;
-                for i in st.query_map(params![remote, p], |row| row.get::<_, i64>(0))? {
-                    seen.push(i?);
-                }
-                seen.sort_unstable();
-                seen.dedup();
-                if let [only] = seen[..] {
-                    instance = only;
-                }
-            }
-            keys.push((r, remote, p, instance));
-        }
-        for &key in &keys {
-            if let Some(&i) = touched.get(&key) {
-                let (_, state, last) = &mut states[i];
-                *state = RefState::apply(state.take(), u);
-                *last = event_id;
-                continue;
-            }
-            let stored = !(strings.is_fresh(key.0)
-                || strings.is_fresh(key.1)
-                || strings.is_fresh(key.2)
-                || strings.is_fresh(key.3));
-            let old = if stored {
-                get.query_row(params![key.0, key.1, key.2, key.3], |row| {
-                    Ok(RefState {
-                        instance: u.instance.clone(),
-                        deleted: row.get(9)?,
-                        project: u.project.clone(),
-                        remote: u.remote.clone(),
-                        ref_name: u.ref_name.clone(),
-                        direction: if row.get::<_, String>(0)? == "PULL" {
-                            crate::model::gerrit::Direction::Pull
-                        } else {
-                            crate::model::gerrit::Direction::Push
-                        },
-                        status: row.get(1)?,
-                        when: row.get(2)?,
-                        retrying: row.get(3)?,
-                        attempts: row.get(4)?,
-                        last_success: row.get(5)?,
-                        last_failure: row.get(6)?,
-                        last_error: row.get(7)?,
-                        scheduled_since: row.get(8)?,
-                    })
-                })
-                .optional()?
-            } else {
-                None
-            };
-            // A log note about a ref no event has reported yet changes nothing.
-            if let Some(state) = RefState::apply(old, u) {
-                states.push((key, Some(state), event_id));
-                touched.insert(key, states.len() - 1);
-            }
-        }
-    }
-    let mut put = tx.prepare_cached(
-        "INSERT INTO ref_state (ref, remote, project, instance, direction, status, when_s, retrying,
-            attempts, last_success, last_failure, last_error, scheduled_since, event_id, deleted_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
-         ON CONFLICT (ref, remote, project, instance) DO UPDATE SET direction = excluded.direction,
-            status = excluded.status, when_s = excluded.when_s, retrying = excluded.retrying,
-            attempts = excluded.attempts, last_success = excluded.last_success,
-            last_failure = excluded.last_failure, last_error = excluded.last_error,
-            scheduled_since = excluded.scheduled_since, event_id = excluded.event_id,
-            deleted_at = excluded.deleted_at",
-    )?;
-    for ((r, remote, project, instance), s, event_id) in &states {
-        let Some(s) = s else { continue };
-        put.execute(params![
-            r,
-            remote,
-            project,
-            instance,
-            s.direction.as_str(),
-            s.status,
-            s.when,
-            s.retrying,
-            s.attempts,
-            s.last_success,
-            s.last_failure,
-            s.last_error,
-            s.scheduled_since,
-            event_id,
-            s.deleted
-        ])?;
-    }
-    Ok(())
-}
-
-/// One batch's events, rejects, checkpoint and batch record, inside the caller's transaction;
-/// collects the ref updates of the events stored now and the per-minute counts to add.
+/// One batch's events, state updates, rejects, checkpoint and batch record, inside the
+/// caller's transaction; collects the per-minute counts to add.
 fn store_batch<'b>(
     tx: &Transaction<'_>,
     strings: &mut Interner,
     b: &Batch<'b>,
     now: i64,
-    updates: &mut Vec<(&'b RefUpdate, i64)>,
+    dispatch: &mut Dispatch<'b>,
     counts: &mut HashMap<(i64, i64, i64), i64>,
     index: &mut Indexer<'_>,
 ) -> Result<BatchOutcome> {
@@ -491,10 +267,9 @@ fn store_batch<'b>(
         source,
         events,
         keys,
-        ref_updates,
+        updates,
         rejects,
         checkpoint,
-        ci: _,
     } = *b;
     let mut tally = Tally {
         ids: vec![None; events.len()],
@@ -504,12 +279,7 @@ fn store_batch<'b>(
     for (id, device) in tally.attributed.drain(..) {
         index.add_string(id, device)?;
     }
-    for (idx, u) in ref_updates {
-        // Only for events stored now: an event read twice changes nothing twice.
-        if let Some(Some(event_id)) = tally.ids.get(*idx) {
-            updates.push((u, *event_id));
-        }
-    }
+    dispatch.batch(tx, source, updates, &tally.ids)?;
     for (k, n) in tally.counts.drain() {
         *counts.entry(k).or_default() += n;
     }
@@ -664,10 +434,9 @@ impl Writer {
             source,
             events,
             keys: &keys,
-            ref_updates: &[],
+            updates: &[],
             rejects,
             checkpoint,
-            ci: &[],
         })
     }
 
@@ -721,23 +490,20 @@ impl Writer {
         {
             // `(minute, source id, severity)` -> events stored, over all batches.
             let mut counts: HashMap<(i64, i64, i64), i64> = HashMap::new();
-            // The ref updates of the events stored now, with their event ids, in order.
-            let mut updates: Vec<(&RefUpdate, i64)> = Vec::new();
+            let mut dispatch = Dispatch::default();
             for b in batches {
                 let out = store_batch(
                     &tx,
                     &mut self.interned,
                     b,
                     now,
-                    &mut updates,
+                    &mut dispatch,
                     &mut counts,
                     &mut index,
                 )?;
                 outs.push(out);
-                // CI state reported by these events (upserts that never roll back).
-                super::ci::apply(&tx, b.ci)?;
             }
-            apply_ref_updates(&tx, &mut self.interned, &updates)?;
+            dispatch.finish(&tx, &mut self.interned)?;
             let mut count = tx.prepare_cached(
                 "INSERT INTO event_counts (minute, source, severity, n) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (minute, source, severity) DO UPDATE SET n = n + excluded.n",
@@ -1110,108 +876,6 @@ mod tests {
         assert_eq!(counted(&w), 10);
         let empty_buckets: i64 = scalar(&w, "SELECT count(*) FROM event_counts WHERE n <= 0");
         assert_eq!(empty_buckets, 0);
-    }
-
-    /// Every ref state row, by text, as the status query sees it.
-    fn ref_rows(w: &Writer) -> Vec<String> {
-        w.connection()
-            .prepare(
-                "SELECT r.text || ' ' || m.text || ' ' || p.text || ' ' || direction || ' ' || status || ' ' ||
-                        when_s || ' ' || retrying || ' ' || attempts || ' ' || coalesce(last_success, '-') || ' ' ||
-                        coalesce(last_failure, '-') || ' ' || coalesce(last_error, '-') || ' ' ||
-                        coalesce(scheduled_since, '-') || ' ' || coalesce(event_id, '-')
-                 FROM ref_state s JOIN strings r ON r.id = s.ref JOIN strings m ON m.id = s.remote
-                 JOIN strings p ON p.id = s.project ORDER BY 1",
-            )
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
-    }
-
-    #[test]
-    fn ref_state_is_the_same_whether_batches_share_a_transaction_or_not() {
-        use crate::model::gerrit::{Direction, RefStatus};
-        // 12 batches of 10 events about 7 refs (some new in each batch, some seen before, in
-        // batches of the same and of an earlier transaction), one event stored twice.
-        let statuses = [
-            Some(RefStatus::Scheduled),
-            Some(RefStatus::Failed),
-            Some(RefStatus::Scheduled),
-            Some(RefStatus::Succeeded),
-            None,
-        ];
-        type Parts = (Vec<Event>, Vec<(usize, RefUpdate)>);
-        let batches: Vec<Parts> = (0..12)
-            .map(|b| {
-                let events: Vec<Event> = (0..10).map(|i| event(b * 10 + i)).collect();
-                let updates = (0..10)
-                    .map(|i| {
-                        let n = (b * 10 + i) as usize;
-                        (
-                            i as usize,
-                            RefUpdate {
-                                instance: None,
-                                only_instance: false,
-                                kind: crate::model::gerrit::UpdateKind::Replication,
-                                project: format!("p{}", n % 2),
-                                remote: "ssh://m".into(),
-                                ref_name: format!(
-                                    "refs/changes/{}",
-                                    (n * 5 / 7) % 7 + b as usize / 4
-                                ),
-                                direction: Direction::Push,
-                                status: statuses[n % statuses.len()],
-                                when: n as i64,
-                                detail: Some(format!("d{n}")),
-                                newer_only: false,
-                            },
-                        )
-                    })
-                    .collect();
-                (events, updates)
-            })
-            .collect();
-        let prepared: Vec<_> = batches
-            .into_iter()
-            .map(|(events, updates)| {
-                let keys: Vec<i64> = events.iter().map(Event::dedup_key).collect();
-                (events, updates, keys)
-            })
-            .collect();
-        let batch = |i: usize| Batch {
-            source: "s",
-            events: &prepared[i].0,
-            keys: &prepared[i].2,
-            ref_updates: &prepared[i].1,
-            rejects: &[],
-            checkpoint: None,
-            ci: &[],
-        };
-        let (_d1, mut one) = writer();
-        let (_d2, mut grouped) = writer();
-        for i in 0..prepared.len() {
-            one.commit(&batch(i)).unwrap();
-        }
-        // The 5th batch again, inside a later group: its events are stored already and change
-        // nothing twice.
-        let mut order: Vec<usize> = (0..12).collect();
-        order.insert(7, 4);
-        for g in order.chunks(3) {
-            let bs: Vec<Batch<'_>> = g.iter().map(|&i| batch(i)).collect();
-            let outs = grouped.commit_all(&bs).unwrap();
-            assert_eq!(outs.len(), g.len());
-        }
-        let (_d3, mut again) = writer();
-        let b = batch(4);
-        let outs = again.commit_all(&[b, b]).unwrap();
-        assert_eq!((outs[0].inserted, outs[1].duplicates), (10, 10));
-        let rows = ref_rows(&one);
-        assert!(rows.len() >= 7, "{rows:?}");
-        assert_eq!(rows, ref_rows(&grouped));
-        assert_eq!(count(&one), count(&grouped));
-        assert_eq!(counted(&grouped), 120);
     }
 
     #[test]

@@ -513,7 +513,7 @@ impl Source for GitlabSource {
                     .iter()
                     .map(|n| Reject::new(self.base.clone(), n.clone(), b"")),
             );
-            ctx.send_ci_batch(Vec::new(), Vec::new(), rejects, Some(checkpoint))?;
+            ctx.send_unkeyed(Vec::new(), Vec::new(), rejects, Some(checkpoint))?;
             // No project could be read (every one answered 401, say): on a fresh store or an
             // old one alike.
             let all_failed = !errors.is_empty() && outcome.read == 0;
