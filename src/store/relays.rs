@@ -514,4 +514,51 @@ mod tests {
         assert_eq!(f.ingest[0].state.as_deref(), Some("ok"));
         assert_eq!(f.ingest[0].last_batch, f.last_batch);
     }
+
+    #[test]
+    fn a_v9_stores_ngit_checkpoints_become_relay_targets() {
+        let mut t = TargetState::new("http://t/metrics");
+        let _ = t.observe(Timestamp::from_nanos(T0), &[reading("wss://a", 3, 1)]);
+        let state = serde_json::to_string(&t).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("v9.db");
+        let mut c = rusqlite::Connection::open(&db).unwrap();
+        super::super::schema::migrate_to(&mut c, 9).unwrap();
+        c.execute(
+            "INSERT INTO checkpoints (source, state, updated) VALUES
+               ('ngit-metrics:http://t/metrics', ?1, 1), ('ngit-metrics:http://bad/metrics', 'garbage', 1),
+               ('jsonl:/var/log/x.jsonl', '{\"target\":\"no\"}', 1)",
+            [&state],
+        )
+        .unwrap();
+        drop(c);
+        // Opening the store migrates it.
+        let mut w = Writer::open(&db).unwrap();
+        let r = crate::store::open_reader(&db).unwrap();
+        let (targets, unreadable) = r.relay_targets().unwrap();
+        assert_eq!(targets, vec![t.clone()], "the state is kept as it was");
+        assert_eq!(unreadable.len(), 1, "{unreadable:?}");
+        assert!(
+            unreadable[0].starts_with("ngit-metrics:http://bad/metrics: "),
+            "{unreadable:?}"
+        );
+        // The next scrape's state replaces the migrated one; an older one changes nothing.
+        let mut newer = t.clone();
+        let _ = newer.observe(
+            Timestamp::from_nanos(T0 + 60 * S),
+            &[reading("wss://a", 0, 3)],
+        );
+        for state in [&newer, &t] {
+            w.commit(&crate::store::Batch {
+                source: "ngit-metrics:http://t/metrics",
+                events: &[],
+                keys: &[],
+                updates: &[update(state)],
+                rejects: &[],
+                checkpoint: None,
+            })
+            .unwrap();
+        }
+        assert_eq!(r.relay_targets().unwrap().0, vec![newer]);
+    }
 }
