@@ -6,6 +6,7 @@
 pub mod checkpointer;
 pub mod ci;
 pub mod explain;
+mod insert;
 mod interner;
 pub mod overview;
 pub mod query;
