@@ -1,5 +1,6 @@
 //! `syncscope relays`: every ngit relay's connection and health, as the last scrape of each
-//! `ngit-metrics:` target left them (its derived state is that source's checkpoint).
+//! `ngit-metrics:` target left them (its derived state, in `relay_targets`: see
+//! [`crate::store::relays`]).
 
 use std::io::Write;
 
@@ -96,15 +97,12 @@ fn age(ns: i64, now: i64) -> String {
 /// Exit 1 when a relay is Dead or a target is down, so cron and monitoring can call it.
 pub fn run(args: RelaysArgs, db: std::path::PathBuf) -> Result<Outcome> {
     let reader = store::open_reader(&db)?;
-    let mut targets: Vec<TargetState> = Vec::new();
-    for (key, state) in reader.checkpoints("ngit-metrics:")? {
-        match serde_json::from_str::<TargetState>(&state) {
-            Ok(t) => targets.push(t),
-            Err(e) => eprintln!(
-                "syncscope: {}: saved relay state is unreadable ({e}); it is rebuilt on the next scrape",
-                one_line(&key)
-            ),
-        }
+    let (targets, unreadable) = reader.relay_targets()?;
+    for u in &unreadable {
+        eprintln!(
+            "syncscope: saved relay state is unreadable ({}); it is rebuilt on the next scrape",
+            one_line(u)
+        );
     }
     let now = Timestamp::now().as_nanos();
     // Gone relays stay listed for an hour (GONE_LISTED_NS), then only with --all.

@@ -203,7 +203,7 @@ pub(crate) mod tests {
 
     #[test]
     fn the_serialized_form_is_plain() {
-        let v = serde_json::to_value(&every_update()).unwrap();
+        let v = serde_json::to_value(every_update()).unwrap();
         assert_eq!(v[0]["domain"], "ref");
         assert_eq!(v[0]["update"]["event"], 0);
         assert_eq!(v[0]["update"]["update"]["status"], "FAILED");
