@@ -1,5 +1,6 @@
 //! `syncscope relays`: every ngit relay's connection and health, as the last scrape of each
-//! `ngit-metrics:` target left them (its derived state is that source's checkpoint).
+//! `ngit-metrics:` target left them (its derived state, in `relay_targets`: see
+//! [`crate::store::relays`]).
 
 use std::io::Write;
 
@@ -97,10 +98,10 @@ fn age(ns: i64, now: i64) -> String {
 pub fn run(args: RelaysArgs, db: std::path::PathBuf) -> Result<Outcome> {
     let reader = store::open_reader(&db)?;
     let (targets, unreadable) = reader.relay_targets()?;
-    for what in unreadable {
+    for u in &unreadable {
         eprintln!(
-            "syncscope: {}: saved relay state is unreadable; it is rebuilt on the next scrape",
-            one_line(&what)
+            "syncscope: saved relay state is unreadable ({}); it is rebuilt on the next scrape",
+            one_line(u)
         );
     }
     let now = Timestamp::now().as_nanos();

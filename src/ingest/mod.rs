@@ -17,10 +17,9 @@ use color_eyre::eyre::{eyre, Result, WrapErr};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::model::gerrit::RefUpdate;
 use crate::model::LogZone;
 use crate::model::{Event, Reject};
-use crate::store::{BatchOutcome, Writer};
+use crate::store::{BatchOutcome, StateUpdate, Writer};
 
 /// Batches in flight between sources and the writer; bounds ingest memory.
 const CHANNEL_BATCHES: usize = 4;
@@ -102,12 +101,10 @@ pub struct QueuedBatch {
     events: Vec<Event>,
     /// `events[i].dedup_key()`, computed on the source's thread.
     keys: Vec<i64>,
-    /// State changes carried by events, by event index.
-    ref_updates: Vec<(usize, RefUpdate)>,
+    /// Derived state changes of any domain the batch carries.
+    updates: Vec<StateUpdate>,
     rejects: Vec<Reject>,
     checkpoint: Option<String>,
-    /// GitLab CI state carried by the batch.
-    ci: Vec<crate::model::ci::CiUpdate>,
 }
 
 impl QueuedBatch {
@@ -116,10 +113,9 @@ impl QueuedBatch {
             source: &self.source,
             events: &self.events,
             keys: &self.keys,
-            ref_updates: &self.ref_updates,
+            updates: &self.updates,
             rejects: &self.rejects,
             checkpoint: self.checkpoint.as_deref(),
-            ci: &self.ci,
         }
     }
 }
@@ -165,52 +161,20 @@ pub struct SourceCtx {
 }
 
 impl SourceCtx {
-    /// Sends a batch (blocking while the writer is behind). Call from a blocking thread.
-    pub fn send_batch(
-        &self,
-        events: Vec<Event>,
-        ref_updates: Vec<(usize, RefUpdate)>,
-        rejects: Vec<Reject>,
-        checkpoint: Option<String>,
-    ) -> Result<()> {
-        self.send_full(events, ref_updates, Vec::new(), rejects, checkpoint)
-    }
-
-    /// Sends a batch with the CI state changes it carries (blocking while the writer is behind).
-    pub fn send_ci_batch(
-        &self,
-        events: Vec<Event>,
-        ci: Vec<crate::model::ci::CiUpdate>,
-        rejects: Vec<Reject>,
-        checkpoint: Option<String>,
-    ) -> Result<()> {
-        self.send_full(events, Vec::new(), ci, rejects, checkpoint)
-    }
-
-    fn send_full(
-        &self,
-        events: Vec<Event>,
-        ref_updates: Vec<(usize, RefUpdate)>,
-        ci: Vec<crate::model::ci::CiUpdate>,
-        rejects: Vec<Reject>,
-        checkpoint: Option<String>,
-    ) -> Result<()> {
-        let keys = events.iter().map(Event::dedup_key).collect();
-        self.send_keyed(events, keys, ref_updates, ci, rejects, checkpoint)
-    }
-
-    /// Sends a batch whose identity keys the source computed (`keys[i]` for `events[i]`, with
-    /// its occurrence number: see [`crate::model::identity`]).
-    pub fn send_keyed(
+    /// Sends a batch: its events, their identity keys (`keys[i]` for `events[i]`, with its
+    /// occurrence number: see [`crate::model::identity`]), the derived state changes it carries
+    /// (of any domain: see [`crate::store::update`]), its rejects and the checkpoint to save
+    /// with it, all committed in one transaction. Blocks while the writer is behind: call from
+    /// a blocking thread.
+    pub fn send(
         &self,
         events: Vec<Event>,
         keys: Vec<i64>,
-        ref_updates: Vec<(usize, RefUpdate)>,
-        ci: Vec<crate::model::ci::CiUpdate>,
+        updates: Vec<StateUpdate>,
         rejects: Vec<Reject>,
         checkpoint: Option<String>,
     ) -> Result<()> {
-        if events.is_empty() && rejects.is_empty() && checkpoint.is_none() && ci.is_empty() {
+        if events.is_empty() && rejects.is_empty() && checkpoint.is_none() && updates.is_empty() {
             return Ok(());
         }
         if keys.len() != events.len() {
@@ -221,12 +185,24 @@ impl SourceCtx {
                 source: self.key.clone(),
                 keys,
                 events,
-                ref_updates,
+                updates,
                 rejects,
                 checkpoint,
-                ci,
             }))
             .map_err(|_| eyre!("the store writer stopped"))
+    }
+
+    /// [`SourceCtx::send`] of events identified by their content alone
+    /// ([`Event::dedup_key`]).
+    pub fn send_unkeyed(
+        &self,
+        events: Vec<Event>,
+        updates: Vec<StateUpdate>,
+        rejects: Vec<Reject>,
+        checkpoint: Option<String>,
+    ) -> Result<()> {
+        let keys = events.iter().map(Event::dedup_key).collect();
+        self.send(events, keys, updates, rejects, checkpoint)
     }
 
     /// Reports the source's health; a repeat of the last report is not sent again.

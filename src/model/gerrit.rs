@@ -31,8 +31,9 @@ impl Direction {
     }
 }
 
-/// The replication-status plugin's per-ref status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The replication-status plugin's per-ref status (serialized as the plugin spells it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RefStatus {
     Succeeded,
     Failed,
@@ -80,7 +81,8 @@ impl RefStatus {
 }
 
 /// What a [`RefUpdate`] does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum UpdateKind {
     /// A replication event (or a log note, `status` None) about one key.
     #[default]
@@ -95,7 +97,7 @@ pub enum UpdateKind {
 }
 
 /// What one replication event says about one (instance, project, remote, ref).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RefUpdate {
     /// `instanceId` of the event: the node whose plugin counts it (None: the node without one).
     pub instance: Option<String>,

@@ -21,6 +21,7 @@ use crate::ingest::{SourceCtx, SourceState};
 use crate::model::gerrit::RefUpdate;
 use crate::model::identity::{Carried, Occurrences};
 use crate::model::{Event, Reject};
+use crate::store::StateUpdate;
 
 /// Where a followed file was left: its identity, the offset and line number after the last
 /// committed line, and what the format carries. Stored as one JSON object: the format's state
@@ -163,8 +164,8 @@ pub(crate) struct Pending {
     events: Vec<Event>,
     /// The identity key of each pending event, counted as it was pushed.
     keys: Vec<i64>,
-    /// Ref state changes carried by pending events (index into `events`).
-    ref_updates: Vec<(usize, RefUpdate)>,
+    /// Derived state changes carried by pending events (ref updates name their event's index).
+    updates: Vec<StateUpdate>,
     pub rejects: Vec<Reject>,
     /// About how much memory the pending events and rejects hold.
     bytes: usize,
@@ -179,7 +180,7 @@ impl Pending {
         Pending {
             events: Vec::new(),
             keys: Vec::new(),
-            ref_updates: Vec::new(),
+            updates: Vec::new(),
             rejects: Vec::new(),
             bytes: 0,
             last_checkpoint: None,
@@ -199,7 +200,8 @@ impl Pending {
     /// An event with the ref state changes it carries.
     pub fn push_with_updates(&mut self, e: Event, updates: Vec<RefUpdate>) {
         for u in updates {
-            self.ref_updates.push((self.events.len(), u));
+            let event = self.events.len();
+            self.updates.push(StateUpdate::Ref { event, update: u });
         }
         self.push(e);
     }
@@ -207,6 +209,10 @@ impl Pending {
         self.bytes += e.approx_size();
         self.keys.push(self.occurrences.key(&e));
         self.events.push(e);
+    }
+    /// A derived state change not tied to one event (a relay target's state, say).
+    pub fn update(&mut self, u: StateUpdate) {
+        self.updates.push(u);
     }
     pub fn reject(&mut self, r: Reject) {
         self.bytes += r.location.len() + r.reason.len() + r.excerpt.len();
@@ -218,18 +224,20 @@ impl Pending {
     }
     /// Sends what is pending with `checkpoint`; nothing at all when there is nothing new.
     pub fn send(&mut self, ctx: &SourceCtx, checkpoint: Option<String>) -> Result<()> {
-        if self.len() == 0 && (checkpoint.is_none() || checkpoint == self.last_checkpoint) {
+        if self.len() == 0
+            && self.updates.is_empty()
+            && (checkpoint.is_none() || checkpoint == self.last_checkpoint)
+        {
             return Ok(());
         }
         if checkpoint.is_some() {
             self.last_checkpoint.clone_from(&checkpoint);
         }
         self.bytes = 0;
-        ctx.send_keyed(
+        ctx.send(
             std::mem::take(&mut self.events),
             std::mem::take(&mut self.keys),
-            std::mem::take(&mut self.ref_updates),
-            Vec::new(),
+            std::mem::take(&mut self.updates),
             std::mem::take(&mut self.rejects),
             checkpoint,
         )

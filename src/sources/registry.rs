@@ -224,7 +224,7 @@ mod tests {
         }
         assert_eq!(
             kind_names(),
-            "jsonl, spacedrive-db, spacedrive-json, gerrit-events, gerrit-log, gerrit-rest, gerrit-ssh, gitlab, ngit-metrics"
+            "jsonl, spacedrive-db, spacedrive-json, gerrit-events, gerrit-log, gerrit-rest, gerrit-ssh, gitlab, ngit-metrics, prometheus"
         );
     }
 

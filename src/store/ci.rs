@@ -19,7 +19,7 @@ use crate::model::ci::{
 pub const EXAMPLES: usize = 3;
 
 /// Applies CI state changes (upserts; applying twice changes nothing).
-pub(crate) fn apply(tx: &Transaction<'_>, updates: &[CiUpdate]) -> Result<()> {
+pub(crate) fn apply(tx: &Transaction<'_>, updates: &[&CiUpdate]) -> Result<()> {
     if updates.is_empty() {
         return Ok(());
     }
@@ -627,6 +627,8 @@ mod tests {
     }
 
     fn commit(w: &mut Writer, ci: Vec<CiUpdate>) {
+        let ci: Vec<crate::store::StateUpdate> =
+            ci.into_iter().map(crate::store::StateUpdate::Ci).collect();
         let e = Event::new(
             Timestamp::from_nanos(1),
             "gitlab",
@@ -640,10 +642,9 @@ mod tests {
             source: "gitlab:test",
             events: &[e],
             keys: &keys,
-            ref_updates: &[],
+            updates: &ci,
             rejects: &[],
             checkpoint: None,
-            ci: &ci,
         })
         .unwrap();
     }

@@ -6,13 +6,16 @@
 pub mod checkpointer;
 pub mod ci;
 pub mod explain;
+mod insert;
 mod interner;
 pub mod overview;
 pub mod query;
+pub mod refs;
 mod rekey;
 pub mod relays;
 pub mod schema;
 pub mod textindex;
+pub mod update;
 pub mod views;
 pub mod writer;
 
@@ -25,7 +28,9 @@ use rusqlite::{Connection, OpenFlags};
 pub use ci::{CiHistory, CiJobRow, CiNight, CiPatternRow, CiPipelineRow, CiStrip};
 pub use explain::{EmptyReason, IdMatch};
 pub use query::{EventFilter, Reader, RejectRow, SourceOverview, SourceStatusRow};
-pub use views::{RemoteSummary, SessionSummary};
+pub use refs::RemoteSummary;
+pub use update::StateUpdate;
+pub use views::SessionSummary;
 pub use writer::{Batch, BatchOutcome, Writer};
 
 /// How long a connection waits on a lock before reporting `SQLITE_BUSY`.

@@ -506,43 +506,6 @@ impl Reader {
         Ok(n.max(0) as u64)
     }
 
-    /// Gerrit ref states, optionally of one project and/or one remote, by remote, project, ref,
-    /// instance; deleted refs included (see [`RefState::reported`]).
-    ///
-    /// [`RefState::reported`]: crate::model::gerrit::RefState::reported
-    pub fn ref_states(
-        &self,
-        project: Option<&str>,
-        remote: Option<&str>,
-    ) -> Result<Vec<crate::model::gerrit::RefState>> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT p.text, m.text, r.text, s.direction, s.status, s.when_s, s.retrying, s.attempts,
-                    s.last_success, s.last_failure, s.last_error, s.scheduled_since, i.text,
-                    s.deleted_at
-             FROM ref_state s
-             JOIN strings p ON p.id = s.project
-             JOIN strings m ON m.id = s.remote
-             JOIN strings r ON r.id = s.ref
-             LEFT JOIN strings i ON i.id = s.instance
-             WHERE (?1 IS NULL OR s.project = (SELECT id FROM string_ids WHERE text = ?1))
-               AND (?2 IS NULL OR s.remote = (SELECT id FROM string_ids WHERE text = ?2))
-             ORDER BY m.text, p.text, r.text, s.instance",
-        )?;
-        let rows = st.query_map(rusqlite::params![project, remote], ref_state_row)?;
-        rows.collect::<Result<Vec<_>, _>>()
-            .wrap_err("cannot read the replication state")
-    }
-
-    /// When `project`'s deletion was replicated (`project-deletion-replication-done`), if it was
-    /// and no replication event came after.
-    pub fn project_deleted(&self, project: &str) -> Result<Option<i64>> {
-        self.conn
-            .prepare_cached("SELECT deleted_at FROM gerrit_deleted_projects WHERE project = ?1")?
-            .query_row([project], |r| r.get(0))
-            .optional()
-            .wrap_err("cannot read the deleted projects")
-    }
-
     /// The checkpoints of every source whose key starts with `prefix`: `(key, state)`.
     pub fn checkpoints(&self, prefix: &str) -> Result<Vec<(String, String)>> {
         let mut st = self.conn.prepare_cached(
@@ -620,33 +583,6 @@ impl Reader {
         rows.collect::<Result<Vec<_>, _>>()
             .wrap_err("cannot read source status")
     }
-}
-
-/// A `ref_state` row selected as `project, remote, ref, direction, status, when_s, retrying,
-/// attempts, last_success, last_failure, last_error, scheduled_since, instance, deleted_at`
-/// (names joined in; the instance by a left join, NULL for the node without an id).
-pub(super) fn ref_state_row(r: &Row<'_>) -> rusqlite::Result<crate::model::gerrit::RefState> {
-    use crate::model::gerrit::{Direction, RefState};
-    Ok(RefState {
-        project: r.get(0)?,
-        remote: r.get(1)?,
-        ref_name: r.get(2)?,
-        direction: if r.get::<_, String>(3)? == "PULL" {
-            Direction::Pull
-        } else {
-            Direction::Push
-        },
-        status: r.get(4)?,
-        when: r.get(5)?,
-        retrying: r.get(6)?,
-        attempts: r.get(7)?,
-        last_success: r.get(8)?,
-        last_failure: r.get(9)?,
-        last_error: r.get(10)?,
-        scheduled_since: r.get(11)?,
-        instance: r.get(12)?,
-        deleted: r.get(13)?,
-    })
 }
 
 pub(super) fn stored_event(r: &Row<'_>) -> Result<StoredEvent> {

@@ -1,5 +1,10 @@
-//! Relay history and staleness, as store queries the UI calls (it used to rebuild both).
+//! Relay state, history and staleness.
 //!
+//! - [`update`] / [`apply`]: the derived state of a relay target (per relay: connection,
+//!   health, since, streak, flapping) reaches the store as a [`StateUpdate::Relay`] of a batch
+//!   and is kept in `relay_targets`, one row per (source, target); [`Reader::relay_targets`]
+//!   reads it. Every source that derives relay state (`ngit-metrics:`, one target; a fleet
+//!   source, one per instance) sends it through [`update`];
 //! - [`Reader::relay_changes`]: one relay's transitions (the Relays drill-down), newest first;
 //! - [`Reader::relay_strips`]: every relay's state per minute over a window (the strips);
 //! - [`Reader::freshness`]: the newest stored event, the last batch, and per system and per
@@ -11,6 +16,7 @@ use color_eyre::eyre::{Result, WrapErr};
 use rusqlite::OptionalExtension;
 
 use super::query::{EventFilter, Reader};
+use super::update::StateUpdate;
 use crate::model::relay::{self, Connection, Display, Health, TargetState};
 use crate::model::{StoredEvent, Timestamp};
 
@@ -310,6 +316,98 @@ impl Reader {
     }
 }
 
+/// The update that carries `state`, a relay target's whole derived state, to the store (in
+/// the transaction of the events it produced). The one way relay state is stored.
+pub fn update(state: &TargetState) -> StateUpdate {
+    StateUpdate::Relay(state.clone())
+}
+
+/// The update that takes `target` of the batch's source out of the store.
+pub fn retired(target: &str) -> StateUpdate {
+    StateUpdate::RelayRetired(target.to_string())
+}
+
+/// Deletes `source`'s state of `target`.
+pub(super) fn retire(tx: &rusqlite::Transaction<'_>, source: &str, target: &str) -> Result<()> {
+    tx.prepare_cached("DELETE FROM relay_targets WHERE source = ?1 AND target = ?2")?
+        .execute(rusqlite::params![source, target])
+        .wrap_err_with(|| format!("cannot retire relay target {target}"))?;
+    Ok(())
+}
+
+/// Stores `state` as `source`'s state of its target; a state older than the stored one (by
+/// its last scrape) changes nothing, so a batch delivered again late never rolls it back.
+pub(super) fn apply(
+    tx: &rusqlite::Transaction<'_>,
+    source: &str,
+    state: &TargetState,
+) -> Result<()> {
+    let text = serde_json::to_string(state)
+        .wrap_err_with(|| format!("cannot save the state of relay target {}", state.target))?;
+    tx.prepare_cached(
+        "INSERT INTO relay_targets (source, target, last_scrape, state) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (source, target) DO UPDATE SET last_scrape = excluded.last_scrape,
+            state = excluded.state
+         WHERE coalesce(excluded.last_scrape, -1) >= coalesce(last_scrape, -1)",
+    )?
+    .execute(rusqlite::params![
+        source,
+        state.target,
+        state.last_scrape,
+        text
+    ])
+    .wrap_err_with(|| format!("cannot store the state of relay target {}", state.target))?;
+    Ok(())
+}
+
+/// Schema step (issue 15): relay state leaves the `ngit-metrics:` checkpoints for a table of
+/// its own, one row per (source, target); the states checkpoints hold are copied (a state that
+/// is not JSON is copied too, under its source's URL, and reported unreadable as before).
+pub const MIGRATION_RELAY_TARGETS: &str = r#"
+    CREATE TABLE relay_targets (
+        source       TEXT NOT NULL,
+        target       TEXT NOT NULL,
+        last_scrape  INTEGER,
+        state        TEXT NOT NULL,
+        PRIMARY KEY (source, target)
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO relay_targets (source, target, last_scrape, state)
+        SELECT source,
+               coalesce(CASE WHEN json_valid(state) THEN json_extract(state, '$.target') END,
+                        substr(source, length('ngit-metrics:') + 1)),
+               CASE WHEN json_valid(state) THEN json_extract(state, '$.last_scrape') END,
+               state
+        FROM checkpoints WHERE substr(source, 1, length('ngit-metrics:')) = 'ngit-metrics:';
+    "#;
+
+impl Reader {
+    /// The derived state of every relay target, by target then source. A state that cannot be
+    /// read is reported by source and target; the next scrape rebuilds it.
+    pub fn relay_targets(&self) -> Result<(Vec<TargetState>, Vec<String>)> {
+        let mut st = self.connection().prepare_cached(
+            "SELECT source, target, state FROM relay_targets ORDER BY target, source",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut targets = Vec::new();
+        let mut unreadable = Vec::new();
+        for row in rows {
+            let (source, target, state) = row.wrap_err("cannot read the relay targets")?;
+            match serde_json::from_str::<TargetState>(&state) {
+                Ok(t) => targets.push(t),
+                Err(e) if source.ends_with(&target) => unreadable.push(format!("{source}: {e}")),
+                Err(e) => unreadable.push(format!("{source}: {target}: {e}")),
+            }
+        }
+        Ok((targets, unreadable))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -428,5 +526,52 @@ mod tests {
         assert_eq!(f.ingest[0].source, "ngit-metrics:http://t/metrics");
         assert_eq!(f.ingest[0].state.as_deref(), Some("ok"));
         assert_eq!(f.ingest[0].last_batch, f.last_batch);
+    }
+
+    #[test]
+    fn a_v9_stores_ngit_checkpoints_become_relay_targets() {
+        let mut t = TargetState::new("http://t/metrics");
+        let _ = t.observe(Timestamp::from_nanos(T0), &[reading("wss://a", 3, 1)]);
+        let state = serde_json::to_string(&t).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("v9.db");
+        let mut c = rusqlite::Connection::open(&db).unwrap();
+        super::super::schema::migrate_to(&mut c, 9).unwrap();
+        c.execute(
+            "INSERT INTO checkpoints (source, state, updated) VALUES
+               ('ngit-metrics:http://t/metrics', ?1, 1), ('ngit-metrics:http://bad/metrics', 'garbage', 1),
+               ('jsonl:/var/log/x.jsonl', '{\"target\":\"no\"}', 1)",
+            [&state],
+        )
+        .unwrap();
+        drop(c);
+        // Opening the store migrates it.
+        let mut w = Writer::open(&db).unwrap();
+        let r = crate::store::open_reader(&db).unwrap();
+        let (targets, unreadable) = r.relay_targets().unwrap();
+        assert_eq!(targets, vec![t.clone()], "the state is kept as it was");
+        assert_eq!(unreadable.len(), 1, "{unreadable:?}");
+        assert!(
+            unreadable[0].starts_with("ngit-metrics:http://bad/metrics: "),
+            "{unreadable:?}"
+        );
+        // The next scrape's state replaces the migrated one; an older one changes nothing.
+        let mut newer = t.clone();
+        let _ = newer.observe(
+            Timestamp::from_nanos(T0 + 60 * S),
+            &[reading("wss://a", 0, 3)],
+        );
+        for state in [&newer, &t] {
+            w.commit(&crate::store::Batch {
+                source: "ngit-metrics:http://t/metrics",
+                events: &[],
+                keys: &[],
+                updates: &[update(state)],
+                rejects: &[],
+                checkpoint: None,
+            })
+            .unwrap();
+        }
+        assert_eq!(r.relay_targets().unwrap().0, vec![newer]);
     }
 }

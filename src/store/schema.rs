@@ -263,6 +263,8 @@ pub const MIGRATIONS: &[&str] = &[
     "#,
     // 8 -> 9: CI downstream pipelines (see below).
     MIGRATION_CI_DOWNSTREAM,
+    // 9 -> 10: relay state in a table of its own (store/relays.rs).
+    super::relays::MIGRATION_RELAY_TARGETS,
 ];
 
 /// 5 -> 6: Gerrit ref state per instance, as each node's replication-status plugin counts only

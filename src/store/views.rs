@@ -7,34 +7,7 @@ use rusqlite::{params_from_iter, OptionalExtension};
 
 use super::query::{Cursor, EventFilter, Reader};
 use super::schema::{self, COUNT_BUCKET_NS};
-use crate::model::gerrit::RefState;
-use crate::model::names::kind;
-use crate::model::relay::TargetState;
 use crate::model::{StoredEvent, Timestamp};
-
-/// One Gerrit remote's overall state, as the replication-status plugin would judge it.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct RemoteSummary {
-    pub remote: String,
-    pub projects: u64,
-    pub refs: u64,
-    /// FAILED or UNKNOWN refs: any makes the remote FAILED.
-    pub failed: u64,
-    pub retrying: u64,
-    pub scheduled: u64,
-    /// Unix seconds of the newest ref event.
-    pub last_event: i64,
-    /// Unix seconds of the newest success of any ref.
-    pub last_success: Option<i64>,
-    /// The newest error text of a ref not currently SUCCEEDED.
-    pub last_error: Option<String>,
-}
-
-impl RemoteSummary {
-    pub fn is_failed(&self) -> bool {
-        self.failed > 0
-    }
-}
 
 /// Aggregates over one correlation id (a push, a sync session, a pipeline).
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -128,130 +101,6 @@ impl Reader {
             }
         }
         Ok(out)
-    }
-
-    /// Every Gerrit remote with its refs' counts, failed remotes first.
-    pub fn remote_summaries(&self) -> Result<Vec<RemoteSummary>> {
-        let mut st = self.connection().prepare_cached(
-            "SELECT m.text, count(DISTINCT s.project), count(*),
-                    sum(s.status IN ('FAILED', 'UNKNOWN')), sum(s.retrying), sum(s.status = 'SCHEDULED'),
-                    max(s.when_s), max(s.last_success),
-                    (SELECT x.last_error FROM ref_state x
-                      WHERE x.remote = s.remote AND x.status <> 'SUCCEEDED' AND x.last_error IS NOT NULL
-                        AND x.deleted_at IS NULL
-                      ORDER BY x.last_failure DESC LIMIT 1)
-             FROM ref_state s JOIN strings m ON m.id = s.remote
-             WHERE s.deleted_at IS NULL
-             GROUP BY s.remote",
-        )?;
-        let rows = st.query_map([], |r| {
-            Ok(RemoteSummary {
-                remote: r.get(0)?,
-                projects: r.get::<_, i64>(1)?.max(0) as u64,
-                refs: r.get::<_, i64>(2)?.max(0) as u64,
-                failed: r.get::<_, Option<i64>>(3)?.unwrap_or(0).max(0) as u64,
-                retrying: r.get::<_, Option<i64>>(4)?.unwrap_or(0).max(0) as u64,
-                scheduled: r.get::<_, Option<i64>>(5)?.unwrap_or(0).max(0) as u64,
-                last_event: r.get::<_, Option<i64>>(6)?.unwrap_or(0),
-                last_success: r.get(7)?,
-                last_error: r.get(8)?,
-            })
-        })?;
-        let mut list = rows
-            .collect::<Result<Vec<_>, _>>()
-            .wrap_err("cannot read the replication remotes")?;
-        list.sort_by(|a, b| {
-            b.is_failed()
-                .cmp(&a.is_failed())
-                .then(b.retrying.cmp(&a.retrying))
-                .then(a.remote.cmp(&b.remote))
-        });
-        Ok(list)
-    }
-
-    /// One page of a remote's refs, worst first (FAILED/UNKNOWN, retrying, SCHEDULED, then the
-    /// rest), then by project and ref; and how many refs match. `text`: only refs whose name
-    /// or project contains it (case-insensitive).
-    pub fn refs_of_remote(
-        &self,
-        remote: &str,
-        text: Option<&str>,
-        offset: u64,
-        limit: u64,
-    ) -> Result<(Vec<RefState>, u64)> {
-        let like = text.filter(|t| !t.is_empty()).map(|t| {
-            let escaped = t
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
-            format!("%{escaped}%")
-        });
-        let Some(rid) = self
-            .connection()
-            .prepare_cached("SELECT id FROM string_ids WHERE text = ?1")?
-            .query_row([remote], |r| r.get::<_, i64>(0))
-            .optional()?
-        else {
-            return Ok((Vec::new(), 0));
-        };
-        // Deleted refs leave the plugin's answer; a deletion not replicated stays, apart.
-        const MATCH: &str =
-            "(?2 IS NULL OR r.text LIKE ?2 ESCAPE '\\' OR p.text LIKE ?2 ESCAPE '\\')
-             AND (s.deleted_at IS NULL OR s.status IN ('FAILED', 'UNKNOWN'))";
-        let total: i64 = self.connection().query_row(
-            &format!(
-                "SELECT count(*) FROM ref_state s JOIN strings p ON p.id = s.project
-                 JOIN strings r ON r.id = s.ref WHERE s.remote = ?1 AND {MATCH}"
-            ),
-            rusqlite::params![rid, like],
-            |r| r.get(0),
-        )?;
-        let mut st = self.connection().prepare_cached(&format!(
-            "SELECT p.text, m.text, r.text, s.direction, s.status, s.when_s, s.retrying,
-                    s.attempts, s.last_success, s.last_failure, s.last_error, s.scheduled_since,
-                    i.text, s.deleted_at
-             FROM ref_state s
-             JOIN strings p ON p.id = s.project
-             JOIN strings m ON m.id = s.remote
-             JOIN strings r ON r.id = s.ref
-             LEFT JOIN strings i ON i.id = s.instance
-             WHERE s.remote = ?1 AND {MATCH}
-             ORDER BY CASE WHEN s.deleted_at IS NULL AND s.status IN ('FAILED', 'UNKNOWN') THEN 0
-                           WHEN s.retrying THEN 1
-                           WHEN s.status = 'SCHEDULED' THEN 2 ELSE 3 END,
-                      p.text, r.text, s.instance
-             LIMIT ?3 OFFSET ?4"
-        ))?;
-        let rows = st.query_map(
-            rusqlite::params![rid, like, limit as i64, offset as i64],
-            super::query::ref_state_row,
-        )?;
-        let refs = rows
-            .collect::<Result<Vec<_>, _>>()
-            .wrap_err("cannot read a remote's refs")?;
-        Ok((refs, total.max(0) as u64))
-    }
-
-    /// The derived state of every `ngit-metrics:` target (saved as each target's checkpoint) and
-    /// of every instance of a `prometheus:` source (its checkpoint holds them all).
-    /// A state that cannot be read is reported by key; the next scrape rebuilds it.
-    pub fn relay_targets(&self) -> Result<(Vec<TargetState>, Vec<String>)> {
-        let mut targets = Vec::new();
-        let mut unreadable = Vec::new();
-        for (key, state) in self.checkpoints(&kind::prefix(kind::NGIT_METRICS))? {
-            match serde_json::from_str::<TargetState>(&state) {
-                Ok(t) => targets.push(t),
-                Err(e) => unreadable.push(format!("{key}: {e}")),
-            }
-        }
-        // A `prometheus:` source keeps one target per instance of its fleet.
-        for (key, state) in self.checkpoints("prometheus:")? {
-            match serde_json::from_str::<crate::model::fleet::FleetState>(&state) {
-                Ok(f) => targets.extend(f.into_targets()),
-                Err(e) => unreadable.push(format!("{key}: {e}")),
-            }
-        }
-        Ok((targets, unreadable))
     }
 
     /// Totals over one correlation id: the whole id, or a prefix (4+ characters, as the
@@ -387,9 +236,8 @@ pub fn minute_of(ts: Timestamp) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::gerrit::{Direction, RefStatus, RefUpdate};
     use crate::model::{Event, Severity};
-    use crate::store::{Batch, Writer};
+    use crate::store::Writer;
 
     fn ev(sec: i64, ty: &str, corr: Option<&str>, sev: Severity) -> Event {
         let mut e = Event::new(
@@ -464,66 +312,6 @@ mod tests {
             "s3 failed (PascalCase types), s4 is no session start"
         );
         assert_eq!(r.session_summary("nope").unwrap().events, 0);
-    }
-
-    #[test]
-    fn remotes_are_summed_failed_first_and_refs_paged_worst_first() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("s.db");
-        let mut w = Writer::open(&db).unwrap();
-        let mut events = Vec::new();
-        let mut updates = Vec::new();
-        for (i, (remote, r, status)) in [
-            ("a-ok", "refs/heads/main", RefStatus::Succeeded),
-            ("b-bad", "refs/heads/main", RefStatus::Succeeded),
-            ("b-bad", "refs/heads/dev", RefStatus::Failed),
-            ("b-bad", "refs/heads/x", RefStatus::Scheduled),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            events.push(ev(i as i64, "ref_replicated", None, Severity::Info));
-            updates.push((
-                i,
-                RefUpdate {
-                    instance: None,
-                    only_instance: false,
-                    kind: crate::model::gerrit::UpdateKind::Replication,
-                    project: "p".into(),
-                    remote: remote.into(),
-                    ref_name: r.into(),
-                    direction: Direction::Push,
-                    status: Some(status),
-                    when: 1_800_000_000 + i as i64,
-                    detail: None,
-                    newer_only: false,
-                },
-            ));
-        }
-        let keys: Vec<i64> = events.iter().map(Event::dedup_key).collect();
-        w.commit(&Batch {
-            source: "g",
-            events: &events,
-            keys: &keys,
-            ref_updates: &updates,
-            rejects: &[],
-            checkpoint: None,
-            ci: &[],
-        })
-        .unwrap();
-        let r = crate::store::open_reader(&db).unwrap();
-        let list = r.remote_summaries().unwrap();
-        assert_eq!(list[0].remote, "b-bad");
-        assert_eq!((list[0].refs, list[0].failed, list[0].scheduled), (3, 1, 1));
-        assert!(!list[1].is_failed());
-        let (refs, total) = r.refs_of_remote("b-bad", None, 0, 2).unwrap();
-        assert_eq!(total, 3);
-        assert_eq!(refs[0].ref_name, "refs/heads/dev");
-        assert_eq!(refs[1].status, "SCHEDULED");
-        assert_eq!(r.refs_of_remote("nowhere", None, 0, 5).unwrap().1, 0);
-        let (refs, total) = r.refs_of_remote("b-bad", Some("DEV"), 0, 5).unwrap();
-        assert_eq!((total, refs[0].ref_name.as_str()), (1, "refs/heads/dev"));
-        assert_eq!(r.refs_of_remote("b-bad", Some("%"), 0, 5).unwrap().1, 0);
     }
 
     #[test]

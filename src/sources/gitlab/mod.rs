@@ -511,7 +511,7 @@ impl Source for GitlabSource {
                     .iter()
                     .map(|n| Reject::new(self.base.clone(), n.clone(), b"")),
             );
-            ctx.send_ci_batch(Vec::new(), Vec::new(), rejects, Some(checkpoint))?;
+            ctx.send_unkeyed(Vec::new(), Vec::new(), rejects, Some(checkpoint))?;
             let disabled = match outcome.disabled {
                 0 => String::new(),
                 1 => "; 1 project with CI/CD disabled left out".to_string(),

@@ -539,7 +539,8 @@ impl GitlabSource {
             }
             cp.updated_after.remove(&p.id.to_string());
             if !events.is_empty() || !ci.is_empty() {
-                ctx.send_ci_batch(events, ci, Vec::new(), None)?;
+                let ci = ci.into_iter().map(crate::store::StateUpdate::Ci).collect();
+                ctx.send_unkeyed(events, ci, Vec::new(), None)?;
             }
         }
         out.read += out.disabled;

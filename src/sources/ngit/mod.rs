@@ -29,8 +29,10 @@ const ACCEPT: &str = "text/plain;version=0.0.4, */*;q=0.1";
 
 /// `ngit-metrics:URL`: scrapes a relay's `/metrics` every scrape interval; stores relay
 /// transitions, alerts and the target going down or up as events, and the whole derived state
-/// (per relay: connection, health, since, streak, flapping) as the source's checkpoint, in the
-/// same transaction, which is where `syncscope relays` reads it.
+/// (per relay: connection, health, since, streak, flapping) as a relay state update
+/// ([`crate::store::relays::update`], where `syncscope relays` reads it) in the same
+/// transaction. The checkpoint holds the same state: what a restarted source resumes from
+/// (on this host, even when its batches are forwarded to stores elsewhere).
 pub struct MetricsSource {
     url: String,
 }
@@ -125,6 +127,7 @@ impl Source for MetricsSource {
             };
             let checkpoint = serde_json::to_string(&state)
                 .map_err(|e| eyre!("cannot save the state of {url}: {e}"))?;
+            pending.update(crate::store::relays::update(&state));
             pending.send(ctx, Some(checkpoint))?;
             Ok(polled)
         };

@@ -366,6 +366,7 @@ impl Source for PrometheusSource {
             &Every::new(ctx.scrape_interval).verb("query"),
             FleetPoll {
                 source: *self,
+                listed: poller.fleet.targets.keys().cloned().collect(),
                 poller,
                 timeout,
             },
@@ -378,6 +379,8 @@ struct FleetPoll {
     source: PrometheusSource,
     poller: Poller,
     timeout: Duration,
+    /// The instances the store was last given.
+    listed: Vec<String>,
 }
 
 impl poll::Poller for FleetPoll {
@@ -408,6 +411,17 @@ impl poll::Poller for FleetPoll {
                 poll::Polled::backoff(reason)
             }
         };
+        // Each instance's state reaches the store's relay domain; an instance dropped from
+        // the fleet leaves it.
+        for t in self.poller.fleet.targets.values() {
+            pending.update(crate::store::relays::update(t));
+        }
+        for gone in self.listed.iter() {
+            if !self.poller.fleet.targets.contains_key(gone) {
+                pending.update(crate::store::relays::retired(gone));
+            }
+        }
+        self.listed = self.poller.fleet.targets.keys().cloned().collect();
         let checkpoint = serde_json::to_string(&self.poller.fleet)
             .map_err(|e| eyre!("cannot save the state of {}: {e}", self.source.key))?;
         pending.send(ctx, Some(checkpoint))?;

@@ -335,10 +335,21 @@ fn the_store_lists_every_instance_as_a_relay_target() {
     let (r, _) = readings_of(&api::parse(body.as_bytes()).unwrap(), &fleet, true);
     let evs = fleet.observe(Timestamp::from_nanos(1_800_000_000_000_000_000), &r);
     let state = serde_json::to_string(&fleet).unwrap();
-    w.commit_batch("prometheus:http://p:9090", &evs, &[], Some(&state))
-        .unwrap();
-    w.commit_batch("prometheus:http://q:9090", &[], &[], Some("{not json"))
-        .unwrap();
+    let keys: Vec<i64> = evs.iter().map(crate::model::Event::dedup_key).collect();
+    let updates: Vec<_> = fleet
+        .targets
+        .values()
+        .map(crate::store::relays::update)
+        .collect();
+    let batch = |updates| crate::store::Batch {
+        source: "prometheus:http://p:9090",
+        events: &evs,
+        keys: &keys,
+        updates,
+        rejects: &[],
+        checkpoint: Some(&state),
+    };
+    w.commit(&batch(&updates)).unwrap();
     let reader = crate::store::open_reader(&db).unwrap();
     let (targets, unreadable) = reader.relay_targets().unwrap();
     let names: Vec<(&str, bool, usize)> = targets
@@ -346,11 +357,13 @@ fn the_store_lists_every_instance_as_a_relay_target() {
         .map(|t| (t.target.as_str(), t.up, t.relays.len()))
         .collect();
     assert_eq!(names, [("a:7334", true, 10), ("b:7334", false, 0)]);
-    assert_eq!(unreadable.len(), 1);
-    assert!(
-        unreadable[0].starts_with("prometheus:http://q:9090"),
-        "{unreadable:?}"
-    );
+    assert!(unreadable.is_empty(), "{unreadable:?}");
+    // An instance dropped from the fleet leaves the store.
+    w.commit(&batch(&[crate::store::relays::retired("b:7334")]))
+        .unwrap();
+    let (targets, _) = reader.relay_targets().unwrap();
+    let names: Vec<&str> = targets.iter().map(|t| t.target.as_str()).collect();
+    assert_eq!(names, ["a:7334"]);
 }
 
 #[test]
