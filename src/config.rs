@@ -28,6 +28,9 @@ pub struct Config {
     /// Gerrit: which node `status` answers for.
     #[serde(default)]
     pub gerrit: GerritConfig,
+    /// NATS credentials and TLS (`ingest --forward`, `nats:` sources).
+    #[serde(default)]
+    pub nats: crate::sources::nats::NatsConfig,
     /// Key overrides of the UI: action name → a key or a list of keys (`quit = "x"`).
     #[serde(default)]
     pub keys: std::collections::BTreeMap<String, KeyList>,

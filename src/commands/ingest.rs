@@ -23,7 +23,7 @@ pub fn run(args: IngestArgs, config: &Config, db: std::path::PathBuf) -> Result<
     }
     let specs = texts
         .iter()
-        .map(|t| SourceSpec::parse(t))
+        .map(|t| SourceSpec::parse(t).map(|s| s.with_nats(&config.nats)))
         .collect::<Result<Vec<_>>>()?;
     // Check every source before writing anything.
     for s in &specs {
@@ -38,7 +38,20 @@ pub fn run(args: IngestArgs, config: &Config, db: std::path::PathBuf) -> Result<
     let report = runtime.block_on(async move {
         let cancel = CancellationToken::new();
         spawn_signal_handler(cancel.clone())?;
-        ingest::run(db, specs, opts, cancel).await
+        match &args.forward {
+            Some(url) => {
+                crate::sources::nats::forward::run_from_cli(
+                    url,
+                    args.forward_state.clone(),
+                    &config.nats,
+                    specs,
+                    opts,
+                    cancel,
+                )
+                .await
+            }
+            None => ingest::run(db, specs, opts, cancel).await,
+        }
     })?;
     if !args.quiet {
         let rejected = print_report(&report);

@@ -98,16 +98,18 @@ impl SourceState {
 
 /// One source's batch on its way to the writer.
 pub struct QueuedBatch {
-    source: String,
-    events: Vec<Event>,
+    pub(crate) source: String,
+    pub(crate) events: Vec<Event>,
     /// `events[i].dedup_key()`, computed on the source's thread.
-    keys: Vec<i64>,
+    pub(crate) keys: Vec<i64>,
     /// State changes carried by events, by event index.
-    ref_updates: Vec<(usize, RefUpdate)>,
-    rejects: Vec<Reject>,
-    checkpoint: Option<String>,
+    pub(crate) ref_updates: Vec<(usize, RefUpdate)>,
+    pub(crate) rejects: Vec<Reject>,
+    pub(crate) checkpoint: Option<String>,
     /// GitLab CI state carried by the batch.
-    ci: Vec<crate::model::ci::CiUpdate>,
+    pub(crate) ci: Vec<crate::model::ci::CiUpdate>,
+    /// Fired once the batch is committed (a `nats:` source acknowledges its messages then).
+    pub(crate) committed: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl QueuedBatch {
@@ -151,6 +153,8 @@ pub struct SourceCtx {
     pub cancel: CancellationToken,
     /// Long work may draw a progress bar on stderr (a terminal, not `-q`).
     pub progress_bar: bool,
+    /// The store's stable id (`meta.store_id`, hex); empty when forwarding (no store).
+    pub store_id: String,
     tx: mpsc::Sender<SourceMsg>,
     last_status: std::cell::RefCell<Option<(SourceState, String)>>,
 }
@@ -216,8 +220,40 @@ impl SourceCtx {
                 rejects,
                 checkpoint,
                 ci,
+                committed: None,
             }))
             .map_err(|_| eyre!("the store writer stopped"))
+    }
+
+    /// Like [`SourceCtx::send_keyed`], with a notification fired once the batch is committed
+    /// (dropped unfired when the writer fails). Call from a blocking thread.
+    #[allow(clippy::too_many_arguments)]
+    pub fn send_keyed_committed(
+        &self,
+        events: Vec<Event>,
+        keys: Vec<i64>,
+        ref_updates: Vec<(usize, RefUpdate)>,
+        ci: Vec<crate::model::ci::CiUpdate>,
+        rejects: Vec<Reject>,
+        checkpoint: Option<String>,
+    ) -> Result<tokio::sync::oneshot::Receiver<()>> {
+        if keys.len() != events.len() {
+            return Err(eyre!("{} keys for {} events", keys.len(), events.len()));
+        }
+        let (done, rx) = tokio::sync::oneshot::channel();
+        self.tx
+            .blocking_send(SourceMsg::Batch(QueuedBatch {
+                source: self.key.clone(),
+                keys,
+                events,
+                ref_updates,
+                rejects,
+                checkpoint,
+                ci,
+                committed: Some(done),
+            }))
+            .map_err(|_| eyre!("the store writer stopped"))?;
+        Ok(rx)
     }
 
     /// Reports the source's health; a repeat of the last report is not sent again.
@@ -275,41 +311,12 @@ pub async fn run(
     opts: IngestOptions,
     cancel: CancellationToken,
 ) -> Result<IngestReport> {
-    let writer = Writer::open(&db)?;
+    let mut writer = Writer::open(&db)?;
+    let store_id = format!("{:016x}", writer.store_id()?);
     let (tx, rx) = mpsc::channel::<SourceMsg>(CHANNEL_BATCHES);
-
-    let mut tasks = Vec::new();
-    for spec in specs {
-        let key = spec.key();
-        let checkpoint = writer.checkpoint(&key)?;
-        let source = spec.build_with(&opts.gitlab)?;
-        let ctx = SourceCtx {
-            key: key.clone(),
-            once: opts.once,
-            poll_interval: opts.poll_interval,
-            scrape_interval: opts.scrape_interval,
-            log_zone: opts.log_zone.clone(),
-            batch_size: opts.batch_size.max(1),
-            gerrit_retry_window: opts.gerrit_retry_window,
-            checkpoint,
-            cancel: cancel.clone(),
-            tx: tx.clone(),
-            last_status: std::cell::RefCell::new(None),
-            progress_bar: opts.log_status && progress::drawable(false),
-        };
-        tasks.push((
-            key,
-            tokio::task::spawn_blocking(move || {
-                let key = ctx.key.clone();
-                let r = source.run(&ctx);
-                match &r {
-                    Ok(()) => ctx.status(SourceState::Done, ""),
-                    Err(e) => ctx.status(SourceState::Fault, format!("{e:#}")),
-                }
-                r.wrap_err_with(|| format!("source {key}"))
-            }),
-        ));
-    }
+    let tasks = spawn_sources(specs, &opts, &cancel, &tx, &store_id, |key| {
+        writer.checkpoint(key)
+    })?;
 
     // Retention ticks while following; once at start in every mode.
     let prune_tx = tx.clone();
@@ -346,6 +353,70 @@ pub async fn run(
         r
     });
 
+    let first_err = join_sources(tasks).await;
+    cancel.cancel();
+    let _ = pruner.await;
+    // A writer failure explains the sources' "writer stopped" errors: report it first.
+    let report = writer_task
+        .await
+        .map_err(|e| eyre!("the store writer panicked: {e}"))??;
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
+}
+
+/// The running sources of an ingest, by key.
+pub(crate) type SourceTasks = Vec<(String, tokio::task::JoinHandle<Result<()>>)>;
+
+/// Starts one blocking task per source, sending into `tx`; `checkpoint` says where each
+/// source left off (the store's checkpoint, or a forwarder's state file).
+pub(crate) fn spawn_sources(
+    specs: Vec<SourceSpec>,
+    opts: &IngestOptions,
+    cancel: &CancellationToken,
+    tx: &mpsc::Sender<SourceMsg>,
+    store_id: &str,
+    mut checkpoint: impl FnMut(&str) -> Result<Option<String>>,
+) -> Result<SourceTasks> {
+    let mut tasks = Vec::new();
+    for spec in specs {
+        let key = spec.key();
+        let checkpoint = checkpoint(&key)?;
+        let source = spec.build_with(&opts.gitlab)?;
+        let ctx = SourceCtx {
+            key: key.clone(),
+            once: opts.once,
+            poll_interval: opts.poll_interval,
+            scrape_interval: opts.scrape_interval,
+            log_zone: opts.log_zone.clone(),
+            batch_size: opts.batch_size.max(1),
+            gerrit_retry_window: opts.gerrit_retry_window,
+            checkpoint,
+            cancel: cancel.clone(),
+            store_id: store_id.to_string(),
+            tx: tx.clone(),
+            last_status: std::cell::RefCell::new(None),
+            progress_bar: opts.log_status && progress::drawable(false),
+        };
+        tasks.push((
+            key,
+            tokio::task::spawn_blocking(move || {
+                let key = ctx.key.clone();
+                let r = source.run(&ctx);
+                match &r {
+                    Ok(()) => ctx.status(SourceState::Done, ""),
+                    Err(e) => ctx.status(SourceState::Fault, format!("{e:#}")),
+                }
+                r.wrap_err_with(|| format!("source {key}"))
+            }),
+        ));
+    }
+    Ok(tasks)
+}
+
+/// Waits for every source; the first error, if any.
+pub(crate) async fn join_sources(tasks: SourceTasks) -> Option<color_eyre::Report> {
     let mut first_err = None;
     for (_key, task) in tasks {
         match task.await {
@@ -358,16 +429,7 @@ pub async fn run(
             }
         }
     }
-    cancel.cancel();
-    let _ = pruner.await;
-    // A writer failure explains the sources' "writer stopped" errors: report it first.
-    let report = writer_task
-        .await
-        .map_err(|e| eyre!("the store writer panicked: {e}"))??;
-    match first_err {
-        Some(e) => Err(e),
-        None => Ok(report),
-    }
+    first_err
 }
 
 /// Lowers the calling thread's scheduling priority (Linux `nice` is per thread): background
@@ -418,7 +480,10 @@ fn write_loop(
                     group.iter().map(QueuedBatch::as_batch).collect();
                 let outs = writer.commit_all(&batches)?;
                 drop(batches);
-                for (b, out) in group.into_iter().zip(outs) {
+                for (mut b, out) in group.into_iter().zip(outs) {
+                    if let Some(done) = b.committed.take() {
+                        let _ = done.send(());
+                    }
                     if log_status && out.rejected > 0 {
                         let lines: Vec<String> = b
                             .rejects

@@ -152,7 +152,7 @@ impl Direction {
 }
 
 /// The replication-status plugin's per-ref status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RefStatus {
     Succeeded,
     Failed,
@@ -200,7 +200,7 @@ impl RefStatus {
 }
 
 /// What a [`RefUpdate`] does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum UpdateKind {
     /// A replication event (or a log note, `status` None) about one key.
     #[default]
@@ -215,7 +215,7 @@ pub enum UpdateKind {
 }
 
 /// What one replication event says about one (instance, project, remote, ref).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RefUpdate {
     /// `instanceId` of the event: the node whose plugin counts it (None: the node without one).
     pub instance: Option<String>,

@@ -11,6 +11,7 @@ pub mod gerrit_ssh;
 pub mod gitlab;
 pub mod http;
 pub mod jsonl;
+pub mod nats;
 pub mod ngit;
 pub mod spacedrive;
 
@@ -58,6 +59,10 @@ pub const KINDS: &[(&str, &str)] = &[
     (
         "gitlab",
         "URL : a GitLab API (https://HOST/api/v4): nightly pipelines, failed jobs and their error patterns ([gitlab] in the config)",
+    ),
+    (
+        "nats",
+        "nats://HOST:PORT/STREAM : a JetStream stream fed by `ingest --forward`, read by a durable consumer named after the store ([nats] in the config)",
     ),
     (
         "ngit-metrics",
@@ -127,6 +132,8 @@ pub enum SourceSpec {
     NgitMetrics(String),
     /// A GitLab API base URL (`https://HOST/api/v4`).
     Gitlab(String),
+    /// A JetStream stream, with the `[nats]` credentials (set by [`SourceSpec::with_nats`]).
+    Nats(nats::NatsTarget, Box<nats::NatsConfig>),
 }
 
 impl SourceSpec {
@@ -175,6 +182,7 @@ impl SourceSpec {
             "gitlab" => SourceSpec::Gitlab(
                 gitlab::api_base(rest).map_err(|e| color_eyre::eyre::eyre!("{e}"))?,
             ),
+            "nats" => SourceSpec::Nats(nats::NatsTarget::parse(rest)?, Box::default()),
             "spacedrive-db" => match Input::parse(rest)? {
                 Input::File(p) => SourceSpec::SpacedriveDb(p),
                 Input::Stdin => bail!("spacedrive-db needs a file path, not -"),
@@ -203,6 +211,7 @@ impl SourceSpec {
             SourceSpec::GerritRest(u, Some(i)) => format!("gerrit-rest:{u}{INSTANCE_OPTION}{i}"),
             SourceSpec::NgitMetrics(url) => format!("ngit-metrics:{url}"),
             SourceSpec::Gitlab(url) => format!("gitlab:{url}"),
+            SourceSpec::Nats(t, _) => format!("nats:{}", t.display()),
         }
     }
 
@@ -279,7 +288,20 @@ impl SourceSpec {
                 instance.as_deref().map(gerrit_rest::answering_instance),
             )),
             SourceSpec::NgitMetrics(url) => Box::new(ngit::MetricsSource::new(url.clone())),
+            SourceSpec::Nats(t, c) => Box::new(nats::consume::NatsSource::new(
+                t.clone(),
+                c.as_ref().clone(),
+            )),
         })
+    }
+
+    /// A `nats:` source reads with these credentials (the config's, with the environment's
+    /// over them); other kinds are unchanged.
+    pub fn with_nats(self, config: &nats::NatsConfig) -> SourceSpec {
+        match self {
+            SourceSpec::Nats(t, _) => SourceSpec::Nats(t, Box::new(config.with_env())),
+            other => other,
+        }
     }
 }
 

@@ -153,7 +153,7 @@ impl Pattern {
 }
 
 /// What a failed job's log says.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Analysis {
     pub pattern: Pattern,
     /// The matched lines (bounded).
@@ -396,7 +396,7 @@ impl NightCell {
 }
 
 /// A nightly pipeline as the store keeps it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CiPipeline {
     /// `path_with_namespace`.
     pub project: String,
@@ -419,7 +419,7 @@ pub struct CiPipeline {
 }
 
 /// How a failed job's log was read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LogState {
     /// Read and analysed.
     Fetched,
@@ -437,7 +437,7 @@ pub enum LogState {
 }
 
 /// A failed job (or an allowed-to-fail one) as the store keeps it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CiJob {
     pub project: String,
     pub id: i64,
@@ -473,7 +473,7 @@ impl LogState {
 }
 
 /// CI state changes a batch carries, applied in the transaction of its events.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CiUpdate {
     Pipeline(CiPipeline),
     /// The failed jobs of a pipeline now (latest attempts): others stored for it are dropped
