@@ -29,7 +29,8 @@ const SAVE_EVERY: Duration = Duration::from_secs(1);
 /// A message published and not yet acknowledged, or a checkpoint waiting for those before it.
 enum Pending {
     Ack {
-        source: String,
+        /// The source, when the message is one of its events (counted in the report).
+        source: Option<String>,
         subject: String,
         id: String,
         payload: Bytes,
@@ -205,7 +206,7 @@ impl Publisher {
             };
             let payload = codec::encode(&m);
             let id = codec::batch_id(&b.source, &payload);
-            self.publish(&b.source, subject.clone(), id, Bytes::from(payload))
+            self.publish(None, subject.clone(), id, Bytes::from(payload))
                 .await?;
         }
         if let Some(checkpoint) = b.checkpoint {
@@ -223,7 +224,7 @@ impl Publisher {
 
     async fn publish(
         &mut self,
-        source: &str,
+        source: Option<&str>,
         subject: String,
         id: String,
         payload: Bytes,
@@ -233,7 +234,7 @@ impl Publisher {
         }
         let ack = self.send(&subject, &id, &payload).await?;
         self.window.push_back(Pending::Ack {
-            source: source.to_string(),
+            source: source.map(str::to_string),
             subject,
             id,
             payload,
@@ -276,11 +277,13 @@ impl Publisher {
                     let why = match ack.take() {
                         Some(a) => match a.await {
                             Ok(a) => {
-                                let out = self.report.entry(source).or_default();
-                                if a.duplicate {
-                                    out.duplicates += 1;
-                                } else {
-                                    out.inserted += 1;
+                                if let Some(source) = source {
+                                    let out = self.report.entry(source).or_default();
+                                    if a.duplicate {
+                                        out.duplicates += 1;
+                                    } else {
+                                        out.inserted += 1;
+                                    }
                                 }
                                 break;
                             }
