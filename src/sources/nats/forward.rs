@@ -190,7 +190,7 @@ impl Publisher {
             };
             let id = codec::event_id(&b.source, e.timestamp.as_nanos(), key);
             self.publish(
-                &b.source,
+                Some(&b.source),
                 subject.clone(),
                 id,
                 Bytes::from(codec::encode(&m)),
