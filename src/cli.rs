@@ -181,7 +181,8 @@ pub struct SourcesArgs {
 #[derive(Debug, Default, Args)]
 pub struct IngestArgs {
     /// A source as KIND:WHERE (repeatable): jsonl:PATH|-, spacedrive-db:PATH, spacedrive-json:PATH|-,
-    /// gerrit-events:PATH|-, gerrit-log:PATH, gerrit-rest:URL, gerrit-ssh:HOST, ngit-metrics:URL.
+    /// gerrit-events:PATH|-, gerrit-log:PATH, gerrit-rest:URL, gerrit-ssh:HOST, ngit-metrics:URL,
+    /// nats:nats://HOST:PORT/STREAM.
     /// Without any, the config's `sources` are used.
     #[arg(short, long = "source", value_name = "KIND:WHERE")]
     pub sources: Vec<String>,
