@@ -532,3 +532,57 @@ fn write_loop(
     }
     Ok(report)
 }
+
+#[cfg(test)]
+mod commit_notification_tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_s_notification_fires_only_after_its_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("s.db");
+        let writer = Writer::open(&db).unwrap();
+        let e = crate::model::parse_wire_event(
+            br#"{"timestamp":"2026-11-30T00:00:00Z","event_type":"sync_error","summary":"x"}"#,
+            "jsonl",
+        )
+        .unwrap();
+        let (tx, rx) = mpsc::channel(4);
+        let (done, mut committed) = tokio::sync::oneshot::channel();
+        tx.blocking_send(SourceMsg::Batch(QueuedBatch {
+            source: "nats:test".into(),
+            keys: vec![e.dedup_key()],
+            events: vec![e],
+            ref_updates: Vec::new(),
+            rejects: Vec::new(),
+            checkpoint: None,
+            ci: Vec::new(),
+            committed: Some(done),
+        }))
+        .unwrap();
+        // Not fired before the writer ran.
+        assert!(committed.try_recv().is_err());
+        drop(tx);
+        write_loop(writer, rx, 0, false).unwrap();
+        committed.try_recv().expect("fired after the commit");
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn the_store_id_is_made_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("s.db");
+        let a = Writer::open(&db).unwrap().store_id().unwrap();
+        let b = Writer::open(&db).unwrap().store_id().unwrap();
+        assert_eq!(a, b);
+        let other = Writer::open(&dir.path().join("t.db"))
+            .unwrap()
+            .store_id()
+            .unwrap();
+        assert_ne!(a, other);
+    }
+}
