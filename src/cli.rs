@@ -220,6 +220,15 @@ pub struct IngestArgs {
     #[arg(long, value_name = "N")]
     pub batch_size: Option<usize>,
 
+    /// Publish the sources' events to this JetStream stream instead of a store
+    /// (nats://HOST:PORT/STREAM; credentials from [nats] in the config or SYNCSCOPE_NATS_*).
+    #[arg(long, value_name = "nats://HOST:PORT/STREAM")]
+    pub forward: Option<String>,
+
+    /// Where --forward keeps its acknowledged checkpoints. Default: in the XDG state directory.
+    #[arg(long, value_name = "PATH", requires = "forward")]
+    pub forward_state: Option<std::path::PathBuf>,
+
     /// Print nothing but errors.
     #[arg(short, long)]
     pub quiet: bool,

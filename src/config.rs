@@ -31,6 +31,10 @@ pub struct Config {
     /// The `prometheus:URL` source: the label selector of its queries.
     #[serde(default)]
     pub prometheus: PrometheusConfig,
+
+    /// NATS credentials and TLS (`ingest --forward`, `nats:` sources).
+    #[serde(default)]
+    pub nats: NatsConfig,
     /// Key overrides of the UI: action name → a key or a list of keys (`quit = "x"`).
     #[serde(default)]
     pub keys: std::collections::BTreeMap<String, KeyList>,
@@ -74,6 +78,7 @@ pub struct IngestConfig {
 /// `sources/gerrit/config.rs`).
 pub use crate::sources::gerrit::config::GerritConfig;
 pub use crate::sources::gitlab::config::GitlabConfig;
+pub use crate::sources::nats::NatsConfig;
 
 /// `[prometheus]`: `selector = '{job="ngit"}'` is ANDed into the queries of every
 /// `prometheus:URL` source that names no `,selector=` of its own.

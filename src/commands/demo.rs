@@ -31,6 +31,7 @@ pub fn ingest_options() -> IngestOptions {
         batch_size: 5000,
         log_status: false,
         gitlab: crate::config::GitlabConfig::default(),
+        nats: crate::config::NatsConfig::default(),
         gerrit_retry_window: crate::config::GerritConfig::default().retry_window(),
     }
 }

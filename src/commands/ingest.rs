@@ -42,7 +42,20 @@ pub fn run(args: IngestArgs, config: &Config, db: std::path::PathBuf) -> Result<
     let report = runtime.block_on(async move {
         let cancel = CancellationToken::new();
         spawn_signal_handler(cancel.clone())?;
-        ingest::run(db, sources, opts, cancel).await
+        match &args.forward {
+            Some(url) => {
+                crate::sources::nats::forward::run_from_cli(
+                    url,
+                    args.forward_state.clone(),
+                    &config.nats,
+                    specs,
+                    opts,
+                    cancel,
+                )
+                .await
+            }
+            None => ingest::run(db, sources, opts, cancel).await,
+        }
     })?;
     if !args.quiet {
         let rejected = print_report(&report);
@@ -100,6 +113,7 @@ pub fn options(args: &IngestArgs, config: &Config) -> Result<IngestOptions> {
         batch_size: args.batch_size.or(config.ingest.batch_size).unwrap_or(5000),
         log_status: !args.quiet,
         gitlab: config.gitlab.clone(),
+        nats: config.nats.clone(),
         gerrit_retry_window: config.gerrit.retry_window(),
     })
 }

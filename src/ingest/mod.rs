@@ -49,6 +49,8 @@ pub struct IngestOptions {
     pub log_status: bool,
     /// How `gitlab:` sources read GitLab (read when the source is built).
     pub gitlab: crate::config::GitlabConfig,
+    /// The `[nats]` credentials and TLS of `nats:` sources (read when the source is built).
+    pub nats: crate::config::NatsConfig,
     /// Gerrit's `replicationRetry` plus slack: a failed push not retried within it (by the
     /// stream's clock) is given up, an error event (read when the source is built).
     pub gerrit_retry_window: Duration,
@@ -65,6 +67,7 @@ impl Default for IngestOptions {
             batch_size: 5000,
             log_status: true,
             gitlab: crate::config::GitlabConfig::default(),
+            nats: crate::config::NatsConfig::default(),
             gerrit_retry_window: crate::config::GerritConfig::default().retry_window(),
         }
     }
@@ -97,14 +100,16 @@ impl SourceState {
 
 /// One source's batch on its way to the writer.
 pub struct QueuedBatch {
-    source: String,
-    events: Vec<Event>,
+    pub(crate) source: String,
+    pub(crate) events: Vec<Event>,
     /// `events[i].dedup_key()`, computed on the source's thread.
-    keys: Vec<i64>,
+    pub(crate) keys: Vec<i64>,
     /// Derived state changes of any domain the batch carries.
-    updates: Vec<StateUpdate>,
-    rejects: Vec<Reject>,
-    checkpoint: Option<String>,
+    pub(crate) updates: Vec<StateUpdate>,
+    pub(crate) rejects: Vec<Reject>,
+    pub(crate) checkpoint: Option<String>,
+    /// Fired once the batch is committed (a `nats:` source acknowledges its messages then).
+    pub(crate) committed: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl QueuedBatch {
@@ -156,6 +161,8 @@ pub struct SourceCtx {
     pub cancel: CancellationToken,
     /// Long work may draw a progress bar on stderr (a terminal, not `-q`).
     pub progress_bar: bool,
+    /// The store's stable id (`meta.store_id`, hex); empty when forwarding (no store).
+    pub store_id: String,
     tx: mpsc::Sender<SourceMsg>,
     last_status: std::cell::RefCell<Option<(SourceState, String)>>,
 }
@@ -188,6 +195,7 @@ impl SourceCtx {
                 updates,
                 rejects,
                 checkpoint,
+                committed: None,
             }))
             .map_err(|_| eyre!("the store writer stopped"))
     }
@@ -203,6 +211,34 @@ impl SourceCtx {
     ) -> Result<()> {
         let keys = events.iter().map(Event::dedup_key).collect();
         self.send(events, keys, updates, rejects, checkpoint)
+    }
+
+    /// Like [`SourceCtx::send`], with a notification fired once the batch is committed
+    /// (dropped unfired when the writer fails). Call from a blocking thread.
+    pub fn send_committed(
+        &self,
+        events: Vec<Event>,
+        keys: Vec<i64>,
+        updates: Vec<StateUpdate>,
+        rejects: Vec<Reject>,
+        checkpoint: Option<String>,
+    ) -> Result<tokio::sync::oneshot::Receiver<()>> {
+        if keys.len() != events.len() {
+            return Err(eyre!("{} keys for {} events", keys.len(), events.len()));
+        }
+        let (done, rx) = tokio::sync::oneshot::channel();
+        self.tx
+            .blocking_send(SourceMsg::Batch(QueuedBatch {
+                source: self.key.clone(),
+                keys,
+                events,
+                updates,
+                rejects,
+                checkpoint,
+                committed: Some(done),
+            }))
+            .map_err(|_| eyre!("the store writer stopped"))?;
+        Ok(rx)
     }
 
     /// Reports the source's health; a repeat of the last report is not sent again.
@@ -260,6 +296,7 @@ impl SourceCtx {
             batch_size: 100,
             checkpoint: None,
             cancel: CancellationToken::new(),
+            store_id: String::new(),
             progress_bar: false,
             tx,
             last_status: std::cell::RefCell::new(None),
@@ -279,37 +316,12 @@ pub async fn run(
     opts: IngestOptions,
     cancel: CancellationToken,
 ) -> Result<IngestReport> {
-    let writer = Writer::open(&db)?;
+    let mut writer = Writer::open(&db)?;
+    let store_id = format!("{:016x}", writer.store_id()?);
     let (tx, rx) = mpsc::channel::<SourceMsg>(CHANNEL_BATCHES);
-
-    let mut tasks = Vec::new();
-    for Planned { key, source } in sources {
-        let checkpoint = writer.checkpoint(&key)?;
-        let ctx = SourceCtx {
-            key: key.clone(),
-            once: opts.once,
-            poll_interval: opts.poll_interval,
-            scrape_interval: opts.scrape_interval,
-            batch_size: opts.batch_size.max(1),
-            checkpoint,
-            cancel: cancel.clone(),
-            tx: tx.clone(),
-            last_status: std::cell::RefCell::new(None),
-            progress_bar: opts.log_status && progress::drawable(false),
-        };
-        tasks.push((
-            key,
-            tokio::task::spawn_blocking(move || {
-                let key = ctx.key.clone();
-                let r = source.run(&ctx);
-                match &r {
-                    Ok(()) => ctx.status(SourceState::Done, ""),
-                    Err(e) => ctx.status(SourceState::Fault, format!("{e:#}")),
-                }
-                r.wrap_err_with(|| format!("source {key}"))
-            }),
-        ));
-    }
+    let tasks = spawn_sources(sources, &opts, &cancel, &tx, &store_id, |key| {
+        writer.checkpoint(key)
+    })?;
 
     // Retention ticks while following; once at start in every mode.
     let prune_tx = tx.clone();
@@ -346,6 +358,66 @@ pub async fn run(
         r
     });
 
+    let first_err = join_sources(tasks).await;
+    cancel.cancel();
+    let _ = pruner.await;
+    // A writer failure explains the sources' "writer stopped" errors: report it first.
+    let report = writer_task
+        .await
+        .map_err(|e| eyre!("the store writer panicked: {e}"))??;
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
+}
+
+/// The running sources of an ingest, by key.
+pub(crate) type SourceTasks = Vec<(String, tokio::task::JoinHandle<Result<()>>)>;
+
+/// Starts one blocking task per source, sending into `tx`; `checkpoint` says where each
+/// source left off (the store's checkpoint, or a forwarder's state file).
+pub(crate) fn spawn_sources(
+    sources: Vec<Planned>,
+    opts: &IngestOptions,
+    cancel: &CancellationToken,
+    tx: &mpsc::Sender<SourceMsg>,
+    store_id: &str,
+    mut checkpoint: impl FnMut(&str) -> Result<Option<String>>,
+) -> Result<SourceTasks> {
+    let mut tasks = Vec::new();
+    for Planned { key, source } in sources {
+        let checkpoint = checkpoint(&key)?;
+        let ctx = SourceCtx {
+            key: key.clone(),
+            once: opts.once,
+            poll_interval: opts.poll_interval,
+            scrape_interval: opts.scrape_interval,
+            batch_size: opts.batch_size.max(1),
+            checkpoint,
+            cancel: cancel.clone(),
+            store_id: store_id.to_string(),
+            tx: tx.clone(),
+            last_status: std::cell::RefCell::new(None),
+            progress_bar: opts.log_status && progress::drawable(false),
+        };
+        tasks.push((
+            key,
+            tokio::task::spawn_blocking(move || {
+                let key = ctx.key.clone();
+                let r = source.run(&ctx);
+                match &r {
+                    Ok(()) => ctx.status(SourceState::Done, ""),
+                    Err(e) => ctx.status(SourceState::Fault, format!("{e:#}")),
+                }
+                r.wrap_err_with(|| format!("source {key}"))
+            }),
+        ));
+    }
+    Ok(tasks)
+}
+
+/// Waits for every source; the first error, if any.
+pub(crate) async fn join_sources(tasks: SourceTasks) -> Option<color_eyre::Report> {
     let mut first_err = None;
     for (_key, task) in tasks {
         match task.await {
@@ -358,16 +430,7 @@ pub async fn run(
             }
         }
     }
-    cancel.cancel();
-    let _ = pruner.await;
-    // A writer failure explains the sources' "writer stopped" errors: report it first.
-    let report = writer_task
-        .await
-        .map_err(|e| eyre!("the store writer panicked: {e}"))??;
-    match first_err {
-        Some(e) => Err(e),
-        None => Ok(report),
-    }
+    first_err
 }
 
 /// Lowers the calling thread's scheduling priority (Linux `nice` is per thread): background
@@ -418,7 +481,10 @@ fn write_loop(
                     group.iter().map(QueuedBatch::as_batch).collect();
                 let outs = writer.commit_all(&batches)?;
                 drop(batches);
-                for (b, out) in group.into_iter().zip(outs) {
+                for (mut b, out) in group.into_iter().zip(outs) {
+                    if let Some(done) = b.committed.take() {
+                        let _ = done.send(());
+                    }
                     if log_status && out.rejected > 0 {
                         let lines: Vec<String> = b
                             .rejects
@@ -466,4 +532,57 @@ fn write_loop(
         }
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod commit_notification_tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_s_notification_fires_only_after_its_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("s.db");
+        let writer = Writer::open(&db).unwrap();
+        let e = crate::model::parse_wire_event(
+            br#"{"timestamp":"2026-11-30T00:00:00Z","event_type":"sync_error","summary":"x"}"#,
+            "jsonl",
+        )
+        .unwrap();
+        let (tx, rx) = mpsc::channel(4);
+        let (done, mut committed) = tokio::sync::oneshot::channel();
+        tx.blocking_send(SourceMsg::Batch(QueuedBatch {
+            source: "nats:test".into(),
+            keys: vec![e.dedup_key()],
+            events: vec![e],
+            updates: Vec::new(),
+            rejects: Vec::new(),
+            checkpoint: None,
+            committed: Some(done),
+        }))
+        .unwrap();
+        // Not fired before the writer ran.
+        assert!(committed.try_recv().is_err());
+        drop(tx);
+        write_loop(writer, rx, 0, false).unwrap();
+        committed.try_recv().expect("fired after the commit");
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn the_store_id_is_made_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("s.db");
+        let a = Writer::open(&db).unwrap().store_id().unwrap();
+        let b = Writer::open(&db).unwrap().store_id().unwrap();
+        assert_eq!(a, b);
+        let other = Writer::open(&dir.path().join("t.db"))
+            .unwrap()
+            .store_id()
+            .unwrap();
+        assert_ne!(a, other);
+    }
 }

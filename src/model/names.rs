@@ -24,6 +24,7 @@ pub mod kind {
     pub const GITLAB: &str = "gitlab";
     pub const NGIT_METRICS: &str = "ngit-metrics";
     pub const PROMETHEUS: &str = "prometheus";
+    pub const NATS: &str = "nats";
 
     /// The key prefix of a source of `kind` (`ngit-metrics:`).
     pub fn prefix(kind: &str) -> String {
@@ -41,4 +42,5 @@ pub mod section {
     pub const GERRIT: &str = "gerrit";
     pub const GITLAB: &str = "gitlab";
     pub const PROMETHEUS: &str = "prometheus";
+    pub const NATS: &str = "nats";
 }

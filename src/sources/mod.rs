@@ -10,6 +10,7 @@ pub mod gerrit;
 pub mod gitlab;
 pub mod jsonl;
 pub mod lines;
+pub mod nats;
 pub mod ngit;
 pub mod poll;
 pub mod prometheus;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use color_eyre::eyre::{bail, Result};
 
-use super::{gerrit, gitlab, jsonl, ngit, prometheus, spacedrive};
+use super::{gerrit, gitlab, jsonl, nats, ngit, prometheus, spacedrive};
 use crate::ingest::{IngestOptions, Planned, Source};
 
 /// One kind of source.
@@ -38,6 +38,7 @@ pub const KINDS: &[Kind] = &[
     gitlab::spec::KIND,
     ngit::spec::METRICS,
     prometheus::spec::KIND,
+    nats::spec::KIND,
 ];
 
 /// A parsed `WHERE` of one kind.
@@ -224,14 +225,17 @@ mod tests {
         }
         assert_eq!(
             kind_names(),
-            "jsonl, spacedrive-db, spacedrive-json, gerrit-events, gerrit-log, gerrit-rest, gerrit-ssh, gitlab, ngit-metrics, prometheus"
+            "jsonl, spacedrive-db, spacedrive-json, gerrit-events, gerrit-log, gerrit-rest, gerrit-ssh, gitlab, ngit-metrics, prometheus, nats"
         );
     }
 
     #[test]
     fn config_sections_are_the_configs() {
         let sections: Vec<_> = KINDS.iter().filter_map(|k| k.config).collect();
-        assert_eq!(sections, ["gerrit", "gerrit", "gitlab", "prometheus"]);
+        assert_eq!(
+            sections,
+            ["gerrit", "gerrit", "gitlab", "prometheus", "nats"]
+        );
         // Each is a section the config file accepts.
         for s in sections {
             let text = format!("[{s}]\n");

@@ -158,6 +158,41 @@ impl Writer {
         &self.conn
     }
 
+    /// The store's stable id (`meta.store_id`), made on first use: what a `nats:` source names
+    /// its durable consumer after, so each store has its own.
+    pub fn store_id(&mut self) -> Result<i64> {
+        let known: Option<i64> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .wrap_err("cannot read the store id")?;
+        if let Some(id) = known {
+            return Ok(id);
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let mut seed = Vec::with_capacity(32);
+        seed.extend_from_slice(&nanos.to_le_bytes());
+        seed.extend_from_slice(&std::process::id().to_le_bytes());
+        seed.extend_from_slice(&(self as *const Self as usize).to_le_bytes());
+        let id = (xxhash_rust::xxh3::xxh3_64(&seed) >> 1) as i64;
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', ?1)",
+                [id],
+            )
+            .wrap_err("cannot save the store id")?;
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |r| {
+                r.get(0)
+            })
+            .wrap_err("cannot read the store id")
+    }
+
     /// The checkpoint a source saved with its last committed batch.
     pub fn checkpoint(&self, source: &str) -> Result<Option<String>> {
         self.conn
