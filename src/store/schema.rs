@@ -451,7 +451,10 @@ mod tests {
         migrate(&mut c).unwrap();
         assert_eq!(version(&c).unwrap(), LATEST_VERSION);
         let m = crate::store::textindex::find(&c, "event 12345").unwrap();
-        assert!(m.ranges.is_some_and(|r| !r.is_empty()), "indexed by the upgrade");
+        assert!(
+            m.ranges.is_some_and(|r| !r.is_empty()),
+            "indexed by the upgrade"
+        );
     }
 
     #[test]

@@ -1,0 +1,382 @@
+//! syncscope's derived state as Prometheus metrics: what `status`, `relays`, `failures` and
+//! `sources` answer, read from the store in one read transaction per page.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use color_eyre::eyre::{Result, WrapErr};
+
+use super::exposition::Family;
+use crate::model::ci::{NightCell, STRIP_NIGHTS};
+use crate::model::gerrit::{Direction, RefState, RefStatus};
+use crate::model::relay::TargetState;
+use crate::model::Timestamp;
+use crate::store::{Reader, SourceOverview};
+
+/// The replication-status plugin's statuses, each a `status` label value.
+const STATUSES: [RefStatus; 5] = [
+    RefStatus::Succeeded,
+    RefStatus::Failed,
+    RefStatus::NotAttempted,
+    RefStatus::Scheduled,
+    RefStatus::Unknown,
+];
+
+/// A source's states (`syncscope sources`), each a `state` label value.
+const SOURCE_STATES: [&str; 5] = ["ok", "waiting", "backoff", "fault", "done"];
+
+/// What a page is made of: read from the store, then rendered at a given time.
+pub struct Snapshot {
+    pub refs: Vec<RefState>,
+    pub targets: Vec<TargetState>,
+    pub ci_night: Option<String>,
+    /// (project, last night's cell, NEW patterns that hit it that night).
+    pub ci: Vec<(String, NightCell, u32)>,
+    pub sources: Vec<SourceOverview>,
+}
+
+/// Reads everything a page shows in one read transaction (one consistent view beside a
+/// running ingest). `today` is the local date where CI nights are counted.
+pub fn collect(reader: &Reader, today: NaiveDate) -> Result<Snapshot> {
+    let conn = reader.connection();
+    conn.execute_batch("BEGIN DEFERRED")
+        .wrap_err("cannot start a read of the store")?;
+    let read = (|| -> Result<Snapshot> {
+        let mut refs = reader.ref_states(None, None)?;
+        // As `status`: deleted refs whose deletion replicated are history.
+        refs.retain(|s| s.reported() || s.deletion_not_replicated());
+        let (targets, _unreadable) = reader.relay_targets()?;
+        let night = reader.ci_default_night(today)?;
+        let mut ci = Vec::new();
+        let mut ci_night = None;
+        if let Some(n) = night {
+            ci_night = Some(crate::model::ci::night_label(n));
+            let mut new: BTreeMap<String, u32> = BTreeMap::new();
+            for p in reader.ci_patterns(Some(n), None)? {
+                if p.is_new {
+                    for project in &p.projects_last_night {
+                        *new.entry(project.clone()).or_default() += 1;
+                    }
+                }
+            }
+            let h = reader.ci_history(Some(n), STRIP_NIGHTS, None)?;
+            for s in h.projects {
+                let cell = s.cells.last().copied().unwrap_or(NightCell::NoRun);
+                let n_new = new.get(&s.project).copied().unwrap_or(0);
+                ci.push((s.project, cell, n_new));
+            }
+        }
+        Ok(Snapshot {
+            refs,
+            targets,
+            ci_night,
+            ci,
+            sources: reader.source_overview()?,
+        })
+    })();
+    let end = conn.execute_batch("COMMIT");
+    let snap = read?;
+    end.wrap_err("cannot end a read of the store")?;
+    Ok(snap)
+}
+
+fn b(v: bool) -> f64 {
+    if v {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+/// Per (gerrit_instance, project, remote): what `status` counts for it.
+#[derive(Default)]
+struct RemoteCounts {
+    by_status: [u64; 5],
+    push: u64,
+    pull: u64,
+    retrying: u64,
+    stuck: u64,
+    not_deleted: u64,
+    oldest_failure: Option<i64>,
+}
+
+fn status_index(s: RefStatus) -> usize {
+    STATUSES.iter().position(|x| *x == s).unwrap_or(4)
+}
+
+fn cell_label(c: NightCell) -> &'static str {
+    match c {
+        NightCell::Failed => "failed",
+        NightCell::Warnings => "passed_with_warnings",
+        NightCell::Passed => "passed",
+        NightCell::Other => "other",
+        NightCell::NoRun => "no_run",
+    }
+}
+
+const CELLS: [NightCell; 5] = [
+    NightCell::Failed,
+    NightCell::Warnings,
+    NightCell::Passed,
+    NightCell::Other,
+    NightCell::NoRun,
+];
+
+/// The page at `now`: a ref SCHEDULED for longer than `stuck_after` seconds is stuck.
+pub fn render(s: &Snapshot, now: Timestamp, stuck_after: i64) -> String {
+    let now_s = now.as_nanos().div_euclid(1_000_000_000);
+    let now_ns = now.as_nanos();
+    let mut out = String::with_capacity(64 * 1024);
+    refs(&mut out, &s.refs, now_s, stuck_after);
+    relays(&mut out, &s.targets, now_ns);
+    ci(&mut out, s);
+    sources(&mut out, &s.sources, now_s);
+    out
+}
+
+fn refs(out: &mut String, refs: &[RefState], now: i64, stuck_after: i64) {
+    let mut groups: BTreeMap<(&str, &str, &str), RemoteCounts> = BTreeMap::new();
+    for r in refs {
+        let g = groups
+            .entry((r.instance_name(), r.project.as_str(), r.remote.as_str()))
+            .or_default();
+        if !r.reported() {
+            g.not_deleted += 1;
+            continue;
+        }
+        let status = RefStatus::parse(&r.status);
+        g.by_status[status_index(status)] += 1;
+        match r.direction {
+            Direction::Push => g.push += 1,
+            Direction::Pull => g.pull += 1,
+        }
+        g.retrying += u64::from(r.retrying);
+        g.stuck += u64::from(r.stuck(now, stuck_after));
+        if status.is_failure() {
+            let at = r.last_failure.unwrap_or(r.when);
+            g.oldest_failure = Some(g.oldest_failure.map_or(at, |o| o.min(at)));
+        }
+    }
+    let mut by_status = Family::gauge(
+        "syncscope_gerrit_refs",
+        "Refs of a (gerrit_instance, project, remote) by the replication-status plugin's status (refs deleted on the primary excluded).",
+    );
+    let mut by_dir = Family::gauge(
+        "syncscope_gerrit_refs_by_direction",
+        "Refs of a (gerrit_instance, project, remote) by replication direction (PUSH or PULL).",
+    );
+    let mut failed = Family::gauge(
+        "syncscope_gerrit_remote_failed",
+        "1 when the plugin answers FAILED for the (gerrit_instance, project, remote): a ref is FAILED or UNKNOWN.",
+    );
+    let mut retrying = Family::gauge(
+        "syncscope_gerrit_refs_retrying",
+        "Refs scheduled again after a failure.",
+    );
+    let mut stuck = Family::gauge(
+        "syncscope_gerrit_refs_stuck",
+        "Refs SCHEDULED for longer than --stuck-after seconds.",
+    );
+    let mut not_deleted = Family::gauge(
+        "syncscope_gerrit_deletions_not_replicated",
+        "Refs deleted on the primary whose deletion push failed.",
+    );
+    let mut oldest = Family::gauge(
+        "syncscope_gerrit_oldest_failure_age_seconds",
+        "Seconds since the oldest failure among the refs now FAILED or UNKNOWN (absent when none is).",
+    );
+    for ((instance, project, remote), g) in &groups {
+        let l = [
+            ("gerrit_instance", *instance),
+            ("project", *project),
+            ("remote", *remote),
+        ];
+        for (i, st) in STATUSES.iter().enumerate() {
+            let mut ls = l.to_vec();
+            ls.push(("status", st.as_str()));
+            by_status.sample(&ls, g.by_status[i] as f64);
+        }
+        for (d, n) in [("PUSH", g.push), ("PULL", g.pull)] {
+            let mut ls = l.to_vec();
+            ls.push(("direction", d));
+            by_dir.sample(&ls, n as f64);
+        }
+        let fails = g.by_status[status_index(RefStatus::Failed)]
+            + g.by_status[status_index(RefStatus::Unknown)];
+        failed.sample(&l, b(fails > 0));
+        retrying.sample(&l, g.retrying as f64);
+        stuck.sample(&l, g.stuck as f64);
+        not_deleted.sample(&l, g.not_deleted as f64);
+        if let Some(at) = g.oldest_failure {
+            oldest.sample(&l, (now - at).max(0) as f64);
+        }
+    }
+    for f in [
+        &by_status,
+        &by_dir,
+        &failed,
+        &retrying,
+        &stuck,
+        &not_deleted,
+        &oldest,
+    ] {
+        f.write_to(out);
+    }
+}
+
+fn relays(out: &mut String, targets: &[TargetState], now_ns: i64) {
+    let mut up = Family::gauge(
+        "syncscope_relay_target_up",
+        "1 when the last scrape of the relay target's /metrics succeeded.",
+    );
+    let mut last = Family::gauge(
+        "syncscope_relay_target_last_scrape_timestamp_seconds",
+        "When the relay target was last scraped (Unix seconds).",
+    );
+    let mut state = Family::gauge(
+        "syncscope_relay_state",
+        "1 for a relay's current state as `syncscope relays` shows it (state, connection and health labels).",
+    );
+    let mut streak = Family::gauge(
+        "syncscope_relay_failure_streak",
+        "Consecutive failed connection attempts of the relay.",
+    );
+    let mut flapping = Family::gauge(
+        "syncscope_relay_flapping",
+        "1 when the relay is flapping (connection lost and regained repeatedly).",
+    );
+    let mut since = Family::gauge(
+        "syncscope_relay_state_seconds",
+        "Seconds the relay has been in its current state.",
+    );
+    let mut connection = Family::gauge(
+        "syncscope_relay_connection_code",
+        "The relay's last ngit_sync_relay_connected code (0 Disconnected .. 5 Disconnecting).",
+    );
+    let mut health = Family::gauge(
+        "syncscope_relay_health_code",
+        "The relay's last ngit_sync_relay_status code (0 Healthy, 3 Dead, ...).",
+    );
+    for t in targets {
+        let lt = [("target", t.target.as_str())];
+        up.sample(&lt, b(t.up && t.last_scrape.is_some()));
+        if let Some(s) = t.last_scrape {
+            last.sample(&lt, s.div_euclid(1_000_000_000) as f64);
+        }
+        // As `relays` without --all: tracked, or gone within the last hour.
+        for (name, s) in t.relays.iter().filter(|(_, s)| s.listed_at(now_ns)) {
+            let l = [("target", t.target.as_str()), ("relay", name.as_str())];
+            let conn = s.connection.map_or("-".into(), |c| c.name());
+            let heal = s.health.map_or("-".into(), |h| h.name());
+            state.sample(
+                &[
+                    l[0],
+                    l[1],
+                    ("state", s.display().label()),
+                    ("connection", &conn),
+                    ("health", &heal),
+                ],
+                1.0,
+            );
+            streak.sample(&l, s.streak as f64);
+            flapping.sample(&l, b(s.flapping));
+            since.sample(&l, ((now_ns - s.since()).max(0) / 1_000_000_000) as f64);
+            if let Some(c) = s.connection {
+                connection.sample(&l, c.code() as f64);
+            }
+            if let Some(h) = s.health {
+                health.sample(&l, h.code() as f64);
+            }
+        }
+    }
+    for f in [
+        &up,
+        &last,
+        &state,
+        &streak,
+        &flapping,
+        &since,
+        &connection,
+        &health,
+    ] {
+        f.write_to(out);
+    }
+}
+
+fn ci(out: &mut String, s: &Snapshot) {
+    let mut night = Family::gauge(
+        "syncscope_ci_last_night_info",
+        "The night (YYYY-MM-DD, the date of its morning) the CI metrics describe.",
+    );
+    let mut result = Family::gauge(
+        "syncscope_ci_night_result",
+        "1 for the result of the project's nightly pipelines on the last night (failed, passed_with_warnings, passed, other, no_run).",
+    );
+    let mut new = Family::gauge(
+        "syncscope_ci_new_patterns",
+        "Error patterns first seen on the last night that hit the project's failed jobs.",
+    );
+    if let Some(n) = &s.ci_night {
+        night.sample(&[("night", n)], 1.0);
+    }
+    for (project, cell, n_new) in &s.ci {
+        for c in CELLS {
+            result.sample(
+                &[("project", project), ("result", cell_label(c))],
+                b(c == *cell),
+            );
+        }
+        new.sample(&[("project", project)], f64::from(*n_new));
+    }
+    for f in [&night, &result, &new] {
+        f.write_to(out);
+    }
+}
+
+fn sources(out: &mut String, rows: &[SourceOverview], now: i64) {
+    let mut state = Family::gauge(
+        "syncscope_source_state",
+        "1 for the source's state as last recorded (ok, waiting, backoff, fault, done).",
+    );
+    let mut lag = Family::gauge(
+        "syncscope_source_lag_seconds",
+        "Seconds since the source's last committed batch.",
+    );
+    let mut last = Family::gauge(
+        "syncscope_source_last_batch_timestamp_seconds",
+        "When the source's last batch was committed (Unix seconds).",
+    );
+    let mut rejects = Family::gauge(
+        "syncscope_source_rejects",
+        "Records of the source that could not be read, within the store's retention.",
+    );
+    let mut stored = Family::counter(
+        "syncscope_source_events_stored_total",
+        "Events of the source stored, within the store's retention.",
+    );
+    let mut dups = Family::counter(
+        "syncscope_source_events_already_stored_total",
+        "Events of the source read again and not stored twice, within the store's retention.",
+    );
+    for r in rows {
+        let l = [("source", r.source.as_str())];
+        if let Some(st) = r.state.as_deref() {
+            for known in SOURCE_STATES {
+                state.sample(&[l[0], ("state", known)], b(st == known));
+            }
+            if !SOURCE_STATES.contains(&st) {
+                state.sample(&[l[0], ("state", st)], 1.0);
+            }
+        }
+        if let Some(t) = r.last_batch {
+            lag.sample(&l, (now - t).max(0) as f64);
+            last.sample(&l, t as f64);
+        }
+        rejects.sample(&l, r.rejected as f64);
+        stored.sample(&l, r.inserted as f64);
+        dups.sample(&l, r.duplicates as f64);
+    }
+    for f in [&state, &lag, &last, &rejects, &stored, &dups] {
+        f.write_to(out);
+    }
+}
