@@ -90,7 +90,7 @@ fn b(v: bool) -> f64 {
 
 /// Per (gerrit_instance, project, remote): what `status` counts for it.
 #[derive(Default)]
-struct RemoteCounts {
+struct RemoteCounts<'a> {
     by_status: [u64; 5],
     push: u64,
     pull: u64,
@@ -98,7 +98,13 @@ struct RemoteCounts {
     stuck: u64,
     not_deleted: u64,
     oldest_failure: Option<i64>,
+    /// The first [`LISTED_FAILURES`] failing refs (by name).
+    failing: Vec<&'a str>,
 }
+
+/// Failing refs listed by name per (gerrit_instance, project, remote); the count of all of
+/// them is `syncscope_gerrit_refs{status="FAILED"}` + `{status="UNKNOWN"}`.
+pub const LISTED_FAILURES: usize = 100;
 
 fn status_index(s: RefStatus) -> usize {
     STATUSES.iter().position(|x| *x == s).unwrap_or(4)
@@ -155,6 +161,9 @@ fn refs(out: &mut String, refs: &[RefState], now: i64, stuck_after: i64) {
         if status.is_failure() {
             let at = r.last_failure.unwrap_or(r.when);
             g.oldest_failure = Some(g.oldest_failure.map_or(at, |o| o.min(at)));
+            if g.failing.len() < LISTED_FAILURES {
+                g.failing.push(r.ref_name.as_str());
+            }
         }
     }
     let mut by_status = Family::gauge(
@@ -185,6 +194,10 @@ fn refs(out: &mut String, refs: &[RefState], now: i64, stuck_after: i64) {
         "syncscope_gerrit_oldest_failure_age_seconds",
         "Seconds since the oldest failure among the refs now FAILED or UNKNOWN (absent when none is).",
     );
+    let mut failing = Family::gauge(
+        "syncscope_gerrit_ref_failed",
+        "1 for each ref now FAILED or UNKNOWN (at most 100 per gerrit_instance, project and remote, by name).",
+    );
     for ((instance, project, remote), g) in &groups {
         let l = [
             ("gerrit_instance", *instance),
@@ -210,6 +223,9 @@ fn refs(out: &mut String, refs: &[RefState], now: i64, stuck_after: i64) {
         if let Some(at) = g.oldest_failure {
             oldest.sample(&l, (now - at).max(0) as f64);
         }
+        for r in &g.failing {
+            failing.sample(&[l[0], l[1], l[2], ("ref", r)], 1.0);
+        }
     }
     for f in [
         &by_status,
@@ -219,6 +235,7 @@ fn refs(out: &mut String, refs: &[RefState], now: i64, stuck_after: i64) {
         &stuck,
         &not_deleted,
         &oldest,
+        &failing,
     ] {
         f.write_to(out);
     }

@@ -45,6 +45,12 @@ impl Pages {
     }
 }
 
+/// One line on stderr; a closed stderr does not stop the server.
+fn log(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "syncscope serve: {msg}");
+}
+
 fn header(name: &str, value: &str) -> Option<Header> {
     Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
 }
@@ -77,7 +83,7 @@ pub fn run(listen: &str, opts: Options, on_bound: impl FnOnce(std::net::SocketAd
                 Err(e) => {
                     let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
                     let msg = one_line(&chain.join(": ")).into_owned();
-                    eprintln!("syncscope serve: /metrics: {msg}");
+                    log(&format!("/metrics: {msg}"));
                     text(
                         500,
                         format!("cannot read the store: {msg}\n"),
@@ -104,7 +110,7 @@ pub fn run(listen: &str, opts: Options, on_bound: impl FnOnce(std::net::SocketAd
             ),
         };
         if let Err(e) = req.respond(resp) {
-            eprintln!("syncscope serve: cannot answer a request: {e}");
+            log(&format!("cannot answer a request: {e}"));
         }
     }
     Err(eyre!("the listener on {addr} stopped")).wrap_err("syncscope serve")
