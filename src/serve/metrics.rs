@@ -268,11 +268,11 @@ fn relays(out: &mut String, targets: &[TargetState], now_ns: i64) {
     );
     let mut connection = Family::gauge(
         "syncscope_relay_connection_code",
-        "The relay's last ngit_sync_relay_connected code (0 Disconnected .. 5 Disconnecting).",
+        "The relay's last ngit_sync_relay_connected code (0 Disconnected, 1 Connecting, 2 Syncing, 3 Connected, 4 ConnectedHistoricSyncFailures, 5 Disconnecting).",
     );
     let mut health = Family::gauge(
         "syncscope_relay_health_code",
-        "The relay's last ngit_sync_relay_status code (0 Healthy, 3 Dead, ...).",
+        "The relay's last ngit_sync_relay_status code (1 Healthy, 2 Disconnected, 3 Degraded, 4 Dead, 5 RateLimited, 6 PolicyLimited).",
     );
     for t in targets {
         let lt = [("target", t.target.as_str())];
@@ -395,5 +395,204 @@ fn sources(out: &mut String, rows: &[SourceOverview], now: i64) {
     }
     for f in [&state, &lag, &last, &rejects, &stored, &dups] {
         f.write_to(out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::relay::{Connection, Health, RelayReading};
+    use crate::sources::exposition::{parse, Exposition};
+
+    const T0: i64 = 1_800_000_000;
+
+    fn ts(secs: i64) -> Timestamp {
+        Timestamp::from_nanos(secs * 1_000_000_000)
+    }
+
+    fn one(e: &Exposition, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let v: Vec<f64> = e
+            .family(name)
+            .filter(|s| labels.iter().all(|(k, v)| s.label(k) == Some(*v)))
+            .map(|s| s.value)
+            .collect();
+        assert_eq!(v.len(), 1, "{name} {labels:?}");
+        v[0]
+    }
+
+    fn snapshot() -> Snapshot {
+        let mut t = TargetState::new("http://relay-host:9090/metrics");
+        let reading = |relay: &str, h: Health, fail: u64| RelayReading {
+            relay: relay.into(),
+            connection: Some(Connection::Disconnected),
+            health: Some(h),
+            ok: 1,
+            fail,
+        };
+        t.observe(ts(T0), &[reading("wss://a\"x\x1b[2J", Health::Healthy, 0)]);
+        t.observe(
+            ts(T0 + 60),
+            &[reading("wss://a\"x\x1b[2J", Health::Dead, 3)],
+        );
+        let mut down = TargetState::new("http://down:1/metrics");
+        down.scrape_failed(ts(T0), "connection refused");
+        Snapshot {
+            refs: Vec::new(),
+            targets: vec![t, down],
+            ci_night: Some("2027-01-15".into()),
+            ci: vec![
+                ("group/app".into(), NightCell::Failed, 2),
+                ("group/lib".into(), NightCell::NoRun, 0),
+            ],
+            sources: vec![
+                SourceOverview {
+                    source: "gerrit-events:/var/log/x".into(),
+                    state: Some("fault".into()),
+                    message: String::new(),
+                    since: Some(T0),
+                    last_batch: Some(T0 - 30),
+                    inserted: 12,
+                    duplicates: 3,
+                    rejected: 2,
+                    checkpoint: None,
+                },
+                SourceOverview {
+                    source: "never".into(),
+                    state: None,
+                    message: String::new(),
+                    since: None,
+                    last_batch: None,
+                    inserted: 0,
+                    duplicates: 0,
+                    rejected: 0,
+                    checkpoint: None,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn relays_ci_and_sources_render_what_the_commands_show() {
+        let text = render(&snapshot(), ts(T0 + 100), 3600);
+        assert!(!text.contains('\x1b'), "{text}");
+        let e = parse(&text);
+        assert!(e.errors.is_empty(), "{:?}\n{text}", e.errors);
+        for s in &e.samples {
+            assert!(
+                e.types.contains_key(&s.name) && e.help.contains_key(&s.name),
+                "{}",
+                s.name
+            );
+        }
+        let target = [("target", "http://relay-host:9090/metrics")];
+        assert_eq!(one(&e, "syncscope_relay_target_up", &target), 1.0);
+        assert_eq!(
+            one(
+                &e,
+                "syncscope_relay_target_up",
+                &[("target", "http://down:1/metrics")]
+            ),
+            0.0
+        );
+        let relay: Vec<_> = e.family("syncscope_relay_state").collect();
+        assert_eq!(relay.len(), 1, "{text}");
+        let name = relay[0].label("relay").unwrap().to_string();
+        assert!(
+            name.starts_with("wss://a\"x") && !name.contains('\x1b'),
+            "{name:?}"
+        );
+        assert_eq!(relay[0].label("state"), Some("DEAD"));
+        assert_eq!(relay[0].label("health"), Some("Dead"));
+        let l = [("relay", name.as_str())];
+        assert_eq!(one(&e, "syncscope_relay_health_code", &l), 4.0);
+        assert_eq!(one(&e, "syncscope_relay_connection_code", &l), 0.0);
+        assert_eq!(one(&e, "syncscope_relay_state_seconds", &l), 40.0);
+        let streak = one(&e, "syncscope_relay_failure_streak", &l);
+        let t = &snapshot().targets[0];
+        let s = &t.relays.values().next().unwrap();
+        assert_eq!(streak, s.streak as f64);
+        assert_eq!(
+            one(&e, "syncscope_relay_flapping", &l),
+            if s.flapping { 1.0 } else { 0.0 }
+        );
+
+        assert_eq!(
+            one(
+                &e,
+                "syncscope_ci_last_night_info",
+                &[("night", "2027-01-15")]
+            ),
+            1.0
+        );
+        let app = ("project", "group/app");
+        assert_eq!(
+            one(
+                &e,
+                "syncscope_ci_night_result",
+                &[app, ("result", "failed")]
+            ),
+            1.0
+        );
+        assert_eq!(
+            one(
+                &e,
+                "syncscope_ci_night_result",
+                &[app, ("result", "passed")]
+            ),
+            0.0
+        );
+        assert_eq!(
+            one(
+                &e,
+                "syncscope_ci_night_result",
+                &[("project", "group/lib"), ("result", "no_run")]
+            ),
+            1.0
+        );
+        assert_eq!(one(&e, "syncscope_ci_new_patterns", &[app]), 2.0);
+
+        let src = ("source", "gerrit-events:/var/log/x");
+        assert_eq!(
+            one(&e, "syncscope_source_state", &[src, ("state", "fault")]),
+            1.0
+        );
+        assert_eq!(
+            one(&e, "syncscope_source_state", &[src, ("state", "ok")]),
+            0.0
+        );
+        assert_eq!(one(&e, "syncscope_source_lag_seconds", &[src]), 130.0);
+        assert_eq!(one(&e, "syncscope_source_rejects", &[src]), 2.0);
+        assert_eq!(
+            one(&e, "syncscope_source_events_stored_total", &[src]),
+            12.0
+        );
+        assert_eq!(e.types["syncscope_source_events_stored_total"], "counter");
+        // A source that never reported has no state and no lag, but is listed.
+        assert_eq!(
+            e.family("syncscope_source_state")
+                .filter(|s| s.label("source") == Some("never"))
+                .count(),
+            0
+        );
+        assert_eq!(
+            one(
+                &e,
+                "syncscope_source_events_stored_total",
+                &[("source", "never")]
+            ),
+            0.0
+        );
+    }
+
+    #[test]
+    fn an_empty_store_renders_an_empty_page() {
+        let s = Snapshot {
+            refs: Vec::new(),
+            targets: Vec::new(),
+            ci_night: None,
+            ci: Vec::new(),
+            sources: Vec::new(),
+        };
+        assert_eq!(render(&s, ts(T0), 3600), "");
     }
 }
