@@ -383,8 +383,11 @@ fn a_real_prometheus_scrapes_serve_and_promql_finds_the_failing_refs() {
 }
 
 #[test]
-fn promtool_accepts_the_alert_rules() {
-    if !have(PROMTOOL, "promtool_accepts_the_alert_rules") {
+fn promtool_accepts_the_alert_rules_and_they_fire_when_they_should() {
+    if !have(
+        PROMTOOL,
+        "promtool_accepts_the_alert_rules_and_they_fire_when_they_should",
+    ) {
         return;
     }
     let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/alerts.yml");
@@ -397,4 +400,14 @@ fn promtool_accepts_the_alert_rules() {
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("SUCCESS"), "{text}");
+    // And they fire when they should (and only then): promtool's rule unit tests.
+    let tests = fixture("alerts_test.yml");
+    let out = Command::new(PROMTOOL)
+        .args(["test", "rules"])
+        .arg(&tests)
+        .output()
+        .expect("run promtool");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
 }
