@@ -29,6 +29,8 @@ const SOURCE_STATES: [&str; 5] = ["ok", "waiting", "backoff", "fault", "done"];
 pub struct Snapshot {
     pub refs: Vec<RefState>,
     pub targets: Vec<TargetState>,
+    /// Relay targets whose saved state cannot be read (`KEY: reason`; rebuilt on the next scrape).
+    pub unreadable: Vec<String>,
     pub ci_night: Option<String>,
     /// (project, last night's cell, NEW patterns that hit it that night).
     pub ci: Vec<(String, NightCell, u32)>,
@@ -45,7 +47,7 @@ pub fn collect(reader: &Reader, today: NaiveDate) -> Result<Snapshot> {
         let mut refs = reader.ref_states(None, None)?;
         // As `status`: deleted refs whose deletion replicated are history.
         refs.retain(|s| s.reported() || s.deletion_not_replicated());
-        let (targets, _unreadable) = reader.relay_targets()?;
+        let (targets, unreadable) = reader.relay_targets()?;
         let night = reader.ci_default_night(today)?;
         let mut ci = Vec::new();
         let mut ci_night = None;
@@ -69,6 +71,7 @@ pub fn collect(reader: &Reader, today: NaiveDate) -> Result<Snapshot> {
         Ok(Snapshot {
             refs,
             targets,
+            unreadable,
             ci_night,
             ci,
             sources: reader.source_overview()?,
@@ -135,6 +138,14 @@ pub fn render(s: &Snapshot, now: Timestamp, stuck_after: i64) -> String {
     let mut out = String::with_capacity(64 * 1024);
     refs(&mut out, &s.refs, now_s, stuck_after);
     relays(&mut out, &s.targets, now_ns);
+    if !s.unreadable.is_empty() {
+        let mut f = Family::gauge(
+            "syncscope_relay_targets_unreadable",
+            "Relay targets whose saved state cannot be read (rebuilt on their next scrape; `syncscope relays` names them).",
+        );
+        f.sample(&[], s.unreadable.len() as f64);
+        f.write_to(&mut out);
+    }
     ci(&mut out, s);
     sources(&mut out, &s.sources, now_s);
     out
@@ -439,6 +450,7 @@ mod tests {
         Snapshot {
             refs: Vec::new(),
             targets: vec![t, down],
+            unreadable: vec!["ngit-metrics:http://x: bad json".into()],
             ci_night: Some("2027-01-15".into()),
             ci: vec![
                 ("group/app".into(), NightCell::Failed, 2),
@@ -486,6 +498,7 @@ mod tests {
         }
         let target = [("target", "http://relay-host:9090/metrics")];
         assert_eq!(one(&e, "syncscope_relay_target_up", &target), 1.0);
+        assert_eq!(one(&e, "syncscope_relay_targets_unreadable", &[]), 1.0);
         assert_eq!(
             one(
                 &e,
@@ -589,6 +602,7 @@ mod tests {
         let s = Snapshot {
             refs: Vec::new(),
             targets: Vec::new(),
+            unreadable: Vec::new(),
             ci_night: None,
             ci: Vec::new(),
             sources: Vec::new(),
