@@ -136,8 +136,9 @@ fn main() {
     let mut size = 0;
     for _ in 0..SAMPLES {
         let t = Instant::now();
-        let snap = metrics::collect(&reader, today).expect("collect");
-        let page = metrics::render(&snap, Timestamp::now(), 3600);
+        let now = Timestamp::now();
+        let snap = metrics::collect(&reader, today, now, 3600).expect("collect");
+        let page = metrics::render(&snap, now);
         samples.push(t.elapsed());
         size = page.len();
         assert!(page.contains("syncscope_gerrit_ref_failed{"));

@@ -1,14 +1,14 @@
 //! syncscope's derived state as Prometheus metrics: what `status`, `relays`, `failures` and
 //! `sources` answer, read from the store in one read transaction per page.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDate;
 use color_eyre::eyre::{Result, WrapErr};
 
 use super::exposition::Family;
 use crate::model::ci::{NightCell, STRIP_NIGHTS};
-use crate::model::gerrit::{Direction, RefState, RefStatus};
+use crate::model::gerrit::{Direction, RefStatus, NO_INSTANCE};
 use crate::model::relay::TargetState;
 use crate::model::Timestamp;
 use crate::store::{Reader, SourceOverview};
@@ -27,7 +27,8 @@ const SOURCE_STATES: [&str; 5] = ["ok", "waiting", "backoff", "fault", "done"];
 
 /// What a page is made of: read from the store, then rendered at a given time.
 pub struct Snapshot {
-    pub refs: Vec<RefState>,
+    /// Per (gerrit_instance, project, remote), by those names.
+    pub refs: Vec<RemoteRefs>,
     pub targets: Vec<TargetState>,
     /// Relay targets whose saved state cannot be read (`KEY: reason`; rebuilt on the next scrape).
     pub unreadable: Vec<String>,
@@ -37,16 +38,115 @@ pub struct Snapshot {
     pub sources: Vec<SourceOverview>,
 }
 
+/// What `status` counts for one (gerrit_instance, project, remote).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RemoteRefs {
+    /// `none`: the node without an `instanceId`.
+    pub instance: String,
+    pub project: String,
+    pub remote: String,
+    /// Refs by [`STATUSES`] (refs deleted on the primary excluded).
+    pub by_status: [u64; 5],
+    pub push: u64,
+    pub pull: u64,
+    pub retrying: u64,
+    pub stuck: u64,
+    pub not_deleted: u64,
+    /// Unix seconds of the oldest failure among the refs failing now.
+    pub oldest_failure: Option<i64>,
+    /// The first [`LISTED_FAILURES`] failing refs by name.
+    pub failing: Vec<String>,
+}
+
+/// Failing refs listed by name per (gerrit_instance, project, remote); the count of all of
+/// them is `syncscope_gerrit_refs{status="FAILED"}` + `{status="UNKNOWN"}`.
+pub const LISTED_FAILURES: usize = 100;
+
+/// Counts the refs as `status` does (same predicates, on every row of `ref_state`) at `now`
+/// (Unix seconds), by interned ids, then names the groups and their failing refs.
+fn remote_refs(reader: &Reader, now: i64, stuck_after: i64) -> Result<Vec<RemoteRefs>> {
+    struct Acc {
+        c: RemoteRefs,
+        failing: Vec<i64>,
+    }
+    let mut groups: HashMap<[i64; 3], Acc> = HashMap::new();
+    reader.for_each_ref_state_ids(|[instance, project, remote, reff], r| {
+        // As `status`: deleted refs whose deletion replicated are history.
+        if !(r.reported() || r.deletion_not_replicated()) {
+            return;
+        }
+        let g = groups
+            .entry([instance, project, remote])
+            .or_insert_with(|| Acc {
+                c: RemoteRefs::default(),
+                failing: Vec::new(),
+            });
+        if !r.reported() {
+            g.c.not_deleted += 1;
+            return;
+        }
+        let status = RefStatus::parse(&r.status);
+        g.c.by_status[status_index(status)] += 1;
+        match r.direction {
+            Direction::Push => g.c.push += 1,
+            Direction::Pull => g.c.pull += 1,
+        }
+        g.c.retrying += u64::from(r.retrying);
+        g.c.stuck += u64::from(r.stuck(now, stuck_after));
+        if status.is_failure() {
+            let at = r.last_failure.unwrap_or(r.when);
+            g.c.oldest_failure = Some(g.c.oldest_failure.map_or(at, |o| o.min(at)));
+            g.failing.push(reff);
+        }
+    })?;
+    let mut names: HashMap<i64, String> = HashMap::new();
+    let mut name = |id: i64| -> Result<String> {
+        if let Some(n) = names.get(&id) {
+            return Ok(n.clone());
+        }
+        let n = reader.interned_text(id)?.unwrap_or_default();
+        names.insert(id, n.clone());
+        Ok(n)
+    };
+    let mut out = Vec::with_capacity(groups.len());
+    for ([instance, project, remote], mut g) in groups {
+        g.c.instance = match instance {
+            0 => NO_INSTANCE.to_string(),
+            id => name(id)?,
+        };
+        g.c.project = name(project)?;
+        g.c.remote = name(remote)?;
+        let mut failing = g
+            .failing
+            .iter()
+            .map(|id| Ok(reader.interned_text(*id)?.unwrap_or_default()))
+            .collect::<Result<Vec<String>>>()?;
+        failing.sort();
+        failing.truncate(LISTED_FAILURES);
+        g.c.failing = failing;
+        out.push(g.c);
+    }
+    out.sort_by(|a, b| {
+        (&a.instance, &a.project, &a.remote).cmp(&(&b.instance, &b.project, &b.remote))
+    });
+    Ok(out)
+}
+
 /// Reads everything a page shows in one read transaction (one consistent view beside a
-/// running ingest). `today` is the local date where CI nights are counted.
-pub fn collect(reader: &Reader, today: NaiveDate) -> Result<Snapshot> {
+/// running ingest) at `now`. `today` is the local date where CI nights are counted; a ref
+/// SCHEDULED for longer than `stuck_after` seconds is stuck.
+pub fn collect(
+    reader: &Reader,
+    today: NaiveDate,
+    now: Timestamp,
+    stuck_after: i64,
+) -> Result<Snapshot> {
+    let now_s = now.as_nanos().div_euclid(1_000_000_000);
     let conn = reader.connection();
     conn.execute_batch("BEGIN DEFERRED")
         .wrap_err("cannot start a read of the store")?;
     let read = (|| -> Result<Snapshot> {
-        let mut refs = reader.ref_states(None, None)?;
-        // As `status`: deleted refs whose deletion replicated are history.
-        refs.retain(|s| s.reported() || s.deletion_not_replicated());
+        let refs = remote_refs(reader, now_s, stuck_after)?;
         let (targets, unreadable) = reader.relay_targets()?;
         let night = reader.ci_default_night(today)?;
         let mut ci = Vec::new();
@@ -91,24 +191,6 @@ fn b(v: bool) -> f64 {
     }
 }
 
-/// Per (gerrit_instance, project, remote): what `status` counts for it.
-#[derive(Default)]
-struct RemoteCounts<'a> {
-    by_status: [u64; 5],
-    push: u64,
-    pull: u64,
-    retrying: u64,
-    stuck: u64,
-    not_deleted: u64,
-    oldest_failure: Option<i64>,
-    /// The first [`LISTED_FAILURES`] failing refs (by name).
-    failing: Vec<&'a str>,
-}
-
-/// Failing refs listed by name per (gerrit_instance, project, remote); the count of all of
-/// them is `syncscope_gerrit_refs{status="FAILED"}` + `{status="UNKNOWN"}`.
-pub const LISTED_FAILURES: usize = 100;
-
 fn status_index(s: RefStatus) -> usize {
     STATUSES.iter().position(|x| *x == s).unwrap_or(4)
 }
@@ -131,12 +213,12 @@ const CELLS: [NightCell; 5] = [
     NightCell::NoRun,
 ];
 
-/// The page at `now`: a ref SCHEDULED for longer than `stuck_after` seconds is stuck.
-pub fn render(s: &Snapshot, now: Timestamp, stuck_after: i64) -> String {
+/// The page at `now` (the ages in it are counted to `now`).
+pub fn render(s: &Snapshot, now: Timestamp) -> String {
     let now_s = now.as_nanos().div_euclid(1_000_000_000);
     let now_ns = now.as_nanos();
     let mut out = String::with_capacity(64 * 1024);
-    refs(&mut out, &s.refs, now_s, stuck_after);
+    refs(&mut out, &s.refs, now_s);
     relays(&mut out, &s.targets, now_ns);
     if !s.unreadable.is_empty() {
         let mut f = Family::gauge(
@@ -151,32 +233,7 @@ pub fn render(s: &Snapshot, now: Timestamp, stuck_after: i64) -> String {
     out
 }
 
-fn refs(out: &mut String, refs: &[RefState], now: i64, stuck_after: i64) {
-    let mut groups: BTreeMap<(&str, &str, &str), RemoteCounts> = BTreeMap::new();
-    for r in refs {
-        let g = groups
-            .entry((r.instance_name(), r.project.as_str(), r.remote.as_str()))
-            .or_default();
-        if !r.reported() {
-            g.not_deleted += 1;
-            continue;
-        }
-        let status = RefStatus::parse(&r.status);
-        g.by_status[status_index(status)] += 1;
-        match r.direction {
-            Direction::Push => g.push += 1,
-            Direction::Pull => g.pull += 1,
-        }
-        g.retrying += u64::from(r.retrying);
-        g.stuck += u64::from(r.stuck(now, stuck_after));
-        if status.is_failure() {
-            let at = r.last_failure.unwrap_or(r.when);
-            g.oldest_failure = Some(g.oldest_failure.map_or(at, |o| o.min(at)));
-            if g.failing.len() < LISTED_FAILURES {
-                g.failing.push(r.ref_name.as_str());
-            }
-        }
-    }
+fn refs(out: &mut String, groups: &[RemoteRefs], now: i64) {
     let mut by_status = Family::gauge(
         "syncscope_gerrit_refs",
         "Refs of a (gerrit_instance, project, remote) by the replication-status plugin's status (refs deleted on the primary excluded).",
@@ -209,11 +266,11 @@ fn refs(out: &mut String, refs: &[RefState], now: i64, stuck_after: i64) {
         "syncscope_gerrit_ref_failed",
         "1 for each ref now FAILED or UNKNOWN (at most 100 per gerrit_instance, project and remote, by name).",
     );
-    for ((instance, project, remote), g) in &groups {
+    for g in groups {
         let l = [
-            ("gerrit_instance", *instance),
-            ("project", *project),
-            ("remote", *remote),
+            ("gerrit_instance", g.instance.as_str()),
+            ("project", g.project.as_str()),
+            ("remote", g.remote.as_str()),
         ];
         for (i, st) in STATUSES.iter().enumerate() {
             let mut ls = l.to_vec();
@@ -485,7 +542,7 @@ mod tests {
 
     #[test]
     fn relays_ci_and_sources_render_what_the_commands_show() {
-        let text = render(&snapshot(), ts(T0 + 100), 3600);
+        let text = render(&snapshot(), ts(T0 + 100));
         assert!(!text.contains('\x1b'), "{text}");
         let e = parse(&text);
         assert!(e.errors.is_empty(), "{:?}\n{text}", e.errors);
@@ -607,6 +664,6 @@ mod tests {
             ci: Vec::new(),
             sources: Vec::new(),
         };
-        assert_eq!(render(&s, ts(T0), 3600), "");
+        assert_eq!(render(&s, ts(T0)), "");
     }
 }

@@ -35,8 +35,9 @@ impl Pages {
         }
         let reader = self.reader.as_ref().ok_or_else(|| eyre!("no reader"))?;
         let today = (self.opts.today)()?;
-        match metrics::collect(reader, today) {
-            Ok(s) => Ok(metrics::render(&s, Timestamp::now(), self.opts.stuck_after)),
+        let now = Timestamp::now();
+        match metrics::collect(reader, today, now, self.opts.stuck_after) {
+            Ok(s) => Ok(metrics::render(&s, now)),
             Err(e) => {
                 self.reader = None;
                 Err(e)

@@ -7,6 +7,7 @@ pub mod checkpointer;
 pub mod ci;
 pub mod explain;
 mod interner;
+pub mod metrics;
 pub mod overview;
 pub mod query;
 mod rekey;
