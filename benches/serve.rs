@@ -133,16 +133,24 @@ fn main() {
     let today = chrono::Utc::now().date_naive();
 
     let mut samples = Vec::new();
+    let mut reads = Vec::new();
     let mut size = 0;
     for _ in 0..SAMPLES {
         let t = Instant::now();
         let now = Timestamp::now();
         let snap = metrics::collect(&reader, today, now, 3600).expect("collect");
+        reads.push(t.elapsed());
         let page = metrics::render(&snap, now);
         samples.push(t.elapsed());
         size = page.len();
         assert!(page.contains("syncscope_gerrit_ref_failed{"));
     }
+    let (rmed, rmax) = median_max(&mut reads);
+    println!(
+        "  of which reading the store: median {:.1} ms, max {:.1} ms",
+        ms(rmed),
+        ms(rmax)
+    );
     let (med, max) = median_max(&mut samples);
     println!(
         "page in process ({n} events, {refs} refs, {} KiB): median {:.1} ms, max {:.1} ms (target < 100 ms)",

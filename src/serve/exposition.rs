@@ -59,6 +59,26 @@ impl Family {
         self.body.push('\n');
     }
 
+    /// One sample whose first labels are `pre`, already written by [`labels`] (a group's
+    /// labels escaped once for all its samples), then `extra`.
+    pub fn sample_with(&mut self, pre: &str, extra: &[(&str, &str)], value: f64) {
+        self.body.push_str(self.name);
+        self.body.push('{');
+        self.body.push_str(pre);
+        for (k, v) in extra {
+            if !pre.is_empty() {
+                self.body.push(',');
+            }
+            self.body.push_str(k);
+            self.body.push_str("=\"");
+            escape_into(&mut self.body, v);
+            self.body.push('"');
+        }
+        self.body.push_str("} ");
+        push_value(&mut self.body, value);
+        self.body.push('\n');
+    }
+
     /// Appends the family (HELP, TYPE, samples) to `out`; nothing for a family without samples.
     pub fn write_to(&self, out: &mut String) {
         if self.body.is_empty() {
@@ -85,9 +105,32 @@ impl Family {
     }
 }
 
+/// `k="v",...` escaped, for [`Family::sample_with`].
+pub fn labels(labels: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    for (i, (k, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(k);
+        out.push_str("=\"");
+        escape_into(&mut out, v);
+        out.push('"');
+    }
+    out
+}
+
 /// A label value: control characters made visible (it is read by people on a dashboard),
 /// then `\`, `"` and newline escaped as the format requires.
 fn escape_into(out: &mut String, value: &str) {
+    // Most values need nothing: copied whole.
+    if !value
+        .bytes()
+        .any(|b| b < 0x20 || b == 0x7f || b == b'\\' || b == b'"' || b >= 0x80)
+    {
+        out.push_str(value);
+        return;
+    }
     for c in one_line(value).chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -120,6 +163,7 @@ mod tests {
         f.sample(&[("a", "q\"uo\\te"), ("b", "new\nline\x1b[2J")], 3.0);
         f.sample(&[], 0.25);
         f.sample(&[("a", "")], f64::INFINITY);
+        f.sample_with(&labels(&[("a", "x\"y")]), &[("b", "z")], 1.0);
         let mut out = String::new();
         f.write_to(&mut out);
         let lines: Vec<&str> = out.lines().collect();
@@ -131,7 +175,11 @@ mod tests {
         assert_eq!(parsed.types["syncscope_x"], "gauge");
         assert_eq!(parsed.help["syncscope_x"], "A \\ help\nline");
         let s: Vec<_> = parsed.family("syncscope_x").collect();
-        assert_eq!(s.len(), 3);
+        assert_eq!(s.len(), 4);
+        assert_eq!(
+            (s[3].label("a"), s[3].label("b")),
+            (Some("x\"y"), Some("z"))
+        );
         assert_eq!(s[0].label("a"), Some("q\"uo\\te"));
         let b = s[0].label("b").unwrap();
         assert!(!b.contains('\n') && !b.contains('\x1b'), "{b:?}");

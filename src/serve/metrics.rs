@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::NaiveDate;
 use color_eyre::eyre::{Result, WrapErr};
 
-use super::exposition::Family;
+use super::exposition::{labels, Family};
 use crate::model::ci::{NightCell, STRIP_NIGHTS};
 use crate::model::gerrit::{Direction, RefStatus, NO_INSTANCE};
 use crate::model::relay::TargetState;
@@ -267,32 +267,27 @@ fn refs(out: &mut String, groups: &[RemoteRefs], now: i64) {
         "1 for each ref now FAILED or UNKNOWN (at most 100 per gerrit_instance, project and remote, by name).",
     );
     for g in groups {
-        let l = [
+        let l = labels(&[
             ("gerrit_instance", g.instance.as_str()),
             ("project", g.project.as_str()),
             ("remote", g.remote.as_str()),
-        ];
+        ]);
         for (i, st) in STATUSES.iter().enumerate() {
-            let mut ls = l.to_vec();
-            ls.push(("status", st.as_str()));
-            by_status.sample(&ls, g.by_status[i] as f64);
+            by_status.sample_with(&l, &[("status", st.as_str())], g.by_status[i] as f64);
         }
-        for (d, n) in [("PUSH", g.push), ("PULL", g.pull)] {
-            let mut ls = l.to_vec();
-            ls.push(("direction", d));
-            by_dir.sample(&ls, n as f64);
-        }
+        by_dir.sample_with(&l, &[("direction", "PUSH")], g.push as f64);
+        by_dir.sample_with(&l, &[("direction", "PULL")], g.pull as f64);
         let fails = g.by_status[status_index(RefStatus::Failed)]
             + g.by_status[status_index(RefStatus::Unknown)];
-        failed.sample(&l, b(fails > 0));
-        retrying.sample(&l, g.retrying as f64);
-        stuck.sample(&l, g.stuck as f64);
-        not_deleted.sample(&l, g.not_deleted as f64);
+        failed.sample_with(&l, &[], b(fails > 0));
+        retrying.sample_with(&l, &[], g.retrying as f64);
+        stuck.sample_with(&l, &[], g.stuck as f64);
+        not_deleted.sample_with(&l, &[], g.not_deleted as f64);
         if let Some(at) = g.oldest_failure {
-            oldest.sample(&l, (now - at).max(0) as f64);
+            oldest.sample_with(&l, &[], (now - at).max(0) as f64);
         }
         for r in &g.failing {
-            failing.sample(&[l[0], l[1], l[2], ("ref", r)], 1.0);
+            failing.sample_with(&l, &[("ref", r)], 1.0);
         }
     }
     for f in [
