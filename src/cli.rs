@@ -63,6 +63,20 @@ pub enum Command {
     /// Simulate every system (real wire formats, real parsers, real ingest) into a temporary
     /// store: a failing Gerrit mirror, a dying ngit relay, an overflowing Spacedrive backfill.
     Demo(DemoArgs),
+    /// Serve the store's derived state as Prometheus metrics on GET /metrics (read-only,
+    /// beside any running ingest).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0: a free one; the bound address is printed on stderr).
+    #[arg(long, default_value = "127.0.0.1:9464", value_name = "ADDR")]
+    pub listen: String,
+
+    /// A ref SCHEDULED for longer than this many seconds is counted stuck. Default 3600.
+    #[arg(long, value_name = "SECS")]
+    pub stuck_after: Option<i64>,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -20,6 +20,7 @@ pub mod export;
 pub mod ingest;
 pub mod model;
 pub mod sanitize;
+pub mod serve;
 pub mod sources;
 pub mod store;
 pub mod tui;
@@ -137,6 +138,7 @@ fn run(cli: Cli) -> color_eyre::Result<Outcome> {
         Command::Relays(a) => commands::relays::run(a, db),
         Command::Status(a) => commands::status::run(a, &config, db),
         Command::Failures(a) => commands::failures::run(a, &config, db),
+        Command::Serve(a) => commands::serve::run(a, &config, db),
         Command::Demo(_) => unreachable!("handled above"),
     }
 }

@@ -6,6 +6,7 @@ pub mod failures;
 pub mod ingest;
 pub mod rejects;
 pub mod relays;
+pub mod serve;
 pub mod sources;
 pub mod status;
 pub mod tui;

@@ -8,6 +8,7 @@ pub mod ci;
 pub mod explain;
 mod insert;
 mod interner;
+pub mod metrics;
 pub mod overview;
 pub mod query;
 pub mod refs;
