@@ -13,7 +13,7 @@ fn run(args: &[&str]) -> std::process::Output {
         .expect("run syncscope")
 }
 
-const KINDS: [&str; 9] = [
+const KINDS: [&str; 11] = [
     "jsonl",
     "spacedrive-db",
     "spacedrive-json",
@@ -23,6 +23,8 @@ const KINDS: [&str; 9] = [
     "gerrit-ssh",
     "gitlab",
     "ngit-metrics",
+    "prometheus",
+    "nats",
 ];
 
 #[test]
