@@ -8,10 +8,10 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{fixture, Scratch};
+use common::{fixture, free_port, KillOnDrop, Scratch};
 
 const SSHD: &str = "/usr/sbin/sshd";
 
@@ -30,22 +30,6 @@ fn keygen(path: &Path) {
         .status()
         .expect("ssh-keygen");
     assert!(st.success(), "ssh-keygen failed");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-struct Sshd(Child);
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn write_exec(path: &Path, body: &str) {
@@ -104,7 +88,7 @@ fn gerrit_ssh_streams_from_a_real_sshd_and_marks_the_drop() {
         ),
     )
     .expect("sshd_config");
-    let _sshd = Sshd(
+    let _sshd = KillOnDrop(
         Command::new(SSHD)
             .args(["-D", "-e", "-f"])
             .arg(&config)

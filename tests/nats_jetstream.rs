@@ -13,28 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{bin, Scratch};
+use common::{bin, free_port, have_tool, Scratch};
 
 const NATS: &str = "/usr/sbin/nats-server";
-
-fn have_nats(test: &str) -> bool {
-    if Path::new(NATS).is_file() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI must provide {NATS} (.ci/run installs nats-server)"
-    );
-    eprintln!("SKIPPED: {test}: needs {NATS} (apt-get install nats-server)");
-    false
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
 
 /// A nats-server with JetStream, its store in `dir`; killed (-9) when dropped.
 struct Server {
@@ -244,7 +225,11 @@ fn gerrit_input(dir: &Path) -> PathBuf {
 
 #[test]
 fn three_forwarders_into_one_stream_two_stores_get_every_event_once() {
-    if !have_nats("three_forwarders_into_one_stream_two_stores_get_every_event_once") {
+    if !have_tool(
+        NATS,
+        "nats-server",
+        "three_forwarders_into_one_stream_two_stores_get_every_event_once",
+    ) {
         return;
     }
     let s = Scratch::new();
@@ -316,8 +301,11 @@ fn three_forwarders_into_one_stream_two_stores_get_every_event_once() {
 
 #[test]
 fn kill_9_of_forwarder_consumer_and_server_loses_nothing_and_stores_nothing_twice() {
-    if !have_nats("kill_9_of_forwarder_consumer_and_server_loses_nothing_and_stores_nothing_twice")
-    {
+    if !have_tool(
+        NATS,
+        "nats-server",
+        "kill_9_of_forwarder_consumer_and_server_loses_nothing_and_stores_nothing_twice",
+    ) {
         return;
     }
     let seed: u64 = std::env::var("SYNCSCOPE_TEST_SEED")
@@ -392,7 +380,11 @@ fn kill_9_of_forwarder_consumer_and_server_loses_nothing_and_stores_nothing_twic
 
 #[test]
 fn a_token_from_the_environment_works_and_a_wrong_one_is_refused_clearly() {
-    if !have_nats("a_token_from_the_environment_works_and_a_wrong_one_is_refused_clearly") {
+    if !have_tool(
+        NATS,
+        "nats-server",
+        "a_token_from_the_environment_works_and_a_wrong_one_is_refused_clearly",
+    ) {
         return;
     }
     let s = Scratch::new();

@@ -6,11 +6,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{fixture, Scratch};
+use common::{fixture, free_port, have_tool, KillOnDrop, Scratch};
 use serde_json::Value;
 use syncscope::demo::ngit::Reply;
 use syncscope::demo::server::MetricsServer;
@@ -19,21 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn prometheus(dir: &Path, targets: &[String]) -> (Killed, String, PathBuf) {
+fn prometheus(dir: &Path, targets: &[String]) -> (KillOnDrop, String, PathBuf) {
     let port = free_port();
     let list = targets
         .iter()
@@ -60,7 +46,7 @@ fn prometheus(dir: &Path, targets: &[String]) -> (Killed, String, PathBuf) {
         .stderr(std::fs::File::create(&log).expect("log"))
         .spawn()
         .expect("start prometheus");
-    (Killed(child), format!("http://127.0.0.1:{port}"), log)
+    (KillOnDrop(child), format!("http://127.0.0.1:{port}"), log)
 }
 
 /// `GET base/api/v1/query?query=q` with the crate's own client, the result vector.
@@ -116,12 +102,11 @@ fn rows(s: &Scratch) -> Vec<Value> {
 
 #[test]
 fn a_real_prometheus_scraping_two_relays_then_one_stopped() {
-    if !Path::new(PROMETHEUS).exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must provide {PROMETHEUS} (.ci/run installs prometheus)"
-        );
-        eprintln!("SKIPPED: a_real_prometheus_scraping_two_relays_then_one_stopped: needs {PROMETHEUS} (apt-get install prometheus)");
+    if !have_tool(
+        PROMETHEUS,
+        "prometheus",
+        "a_real_prometheus_scraping_two_relays_then_one_stopped",
+    ) {
         return;
     }
     let sample = std::fs::read_to_string(fixture("ngit/metrics-sample.txt")).expect("fixture");

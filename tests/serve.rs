@@ -6,40 +6,17 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{fixture, Scratch};
+use common::{fixture, free_port, have_tool, KillOnDrop, Scratch};
 use serde_json::Value;
 use syncscope::sources::ngit::exposition::{self, Exposition};
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
 const PROMTOOL: &str = "/usr/bin/promtool";
-
-/// Kills and reaps the child when dropped (a failing test leaves no server behind).
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// True when the tool is there; else CI fails and elsewhere the test says it skipped.
-fn have(tool: &str, test: &str) -> bool {
-    if Path::new(tool).is_file() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI must provide {tool} (.ci/run installs prometheus)"
-    );
-    eprintln!("SKIPPED: {test}: needs {tool} (apt-get install prometheus)");
-    false
-}
 
 fn ingest_gerrit(s: &Scratch) {
     let out = s.ingest_once(&[
@@ -65,7 +42,7 @@ fn ingest_gerrit(s: &Scratch) {
 }
 
 /// Starts `serve --listen 127.0.0.1:0` and returns it with the address it printed.
-fn serve(s: &Scratch, extra: &[&str]) -> (Running, SocketAddr) {
+fn serve(s: &Scratch, extra: &[&str]) -> (KillOnDrop, SocketAddr) {
     let mut child = s
         .cmd()
         .args(["serve", "--listen", "127.0.0.1:0"])
@@ -75,7 +52,7 @@ fn serve(s: &Scratch, extra: &[&str]) -> (Running, SocketAddr) {
         .spawn()
         .expect("start serve");
     let stderr = child.stderr.take().expect("stderr");
-    let running = Running(child);
+    let running = KillOnDrop(child);
     let mut line = String::new();
     let mut lines = BufReader::new(stderr);
     lines.read_line(&mut line).expect("read serve's stderr");
@@ -271,14 +248,6 @@ fn a_missing_store_is_a_500_that_names_it_then_served_once_ingested() {
     assert!(m.family("syncscope_gerrit_refs").count() > 0);
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn pct(q: &str) -> String {
     q.bytes()
         .map(|b| {
@@ -293,8 +262,9 @@ fn pct(q: &str) -> String {
 
 #[test]
 fn a_real_prometheus_scrapes_serve_and_promql_finds_the_failing_refs() {
-    if !have(
+    if !have_tool(
         PROMETHEUS,
+        "prometheus",
         "a_real_prometheus_scrapes_serve_and_promql_finds_the_failing_refs",
     ) {
         return;
@@ -315,7 +285,7 @@ fn a_real_prometheus_scrapes_serve_and_promql_finds_the_failing_refs() {
     )
     .unwrap();
     let log = std::fs::File::create(s.path("prometheus.log")).unwrap();
-    let _prom = Running(
+    let _prom = KillOnDrop(
         Command::new(PROMETHEUS)
             .arg(format!("--config.file={}", cfg.display()))
             .arg(format!("--storage.tsdb.path={}", s.path("tsdb").display()))
@@ -384,8 +354,9 @@ fn a_real_prometheus_scrapes_serve_and_promql_finds_the_failing_refs() {
 
 #[test]
 fn promtool_accepts_the_alert_rules_and_they_fire_when_they_should() {
-    if !have(
+    if !have_tool(
         PROMTOOL,
+        "prometheus",
         "promtool_accepts_the_alert_rules_and_they_fire_when_they_should",
     ) {
         return;

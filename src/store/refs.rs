@@ -464,7 +464,7 @@ mod tests {
     }
 
     fn event(i: i64) -> Event {
-        crate::store::update::tests::event(i)
+        crate::store::writer::tests::event(i)
     }
 
     /// Every ref state row, by text, as the status query sees it.

@@ -85,27 +85,10 @@ pub(crate) mod tests {
     use crate::model::ci::{CiJob, CiPipeline, LogState};
     use crate::model::gerrit::{Direction, RefStatus, UpdateKind};
     use crate::model::relay::{Connection, Health, RelayReading};
-    use crate::model::{Event, Severity, Timestamp};
+    use crate::model::{Event, Timestamp};
     use crate::store::{Batch, Writer};
 
-    pub(crate) fn event(i: i64) -> Event {
-        Event {
-            timestamp: Timestamp::from_nanos(1_764_756_900_000_000_000 + i * 1_000_000_000),
-            source: "spacedrive".into(),
-            device_id: Some("dev-a".into()),
-            event_type: "batch_ingestion".into(),
-            category: "data_flow".into(),
-            severity: Severity::Debug,
-            summary: format!("batch {i}"),
-            details: Some("{\"n\":1}".into()),
-            correlation_id: Some("corr-1".into()),
-            peer_device_id: None,
-            model_types: Some("entry,tag".into()),
-            record_count: Some(i),
-            duration_ms: Some(10),
-            subject: None,
-        }
-    }
+    use crate::store::writer::tests::event;
 
     fn ref_update(status: RefStatus, when: i64) -> RefUpdate {
         RefUpdate {

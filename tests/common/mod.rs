@@ -7,6 +7,38 @@ pub mod pty;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+/// A loopback port nobody listens on now (for a server a test starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A server a test started: killed and reaped when dropped, so a failing test leaves none.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// True when `tool` (from Debian's `package`) is installed. Otherwise CI fails (`.ci/run`
+/// installs it) and elsewhere `test` says it skipped, by name.
+pub fn have_tool(tool: &str, package: &str, test: &str) -> bool {
+    if Path::new(tool).is_file() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must provide {tool} (.ci/run installs {package})"
+    );
+    eprintln!("SKIPPED: {test}: needs {tool} (apt-get install {package})");
+    false
+}
+
 /// The binary Cargo built for these tests.
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_syncscope"))
