@@ -152,19 +152,13 @@ fn fetch(
         .send()
         .map_err(|e| fail(format!("cannot query {}: {}", api_base(endpoint), chain(e))))?;
     let status = r.status();
-    let mut body = Vec::new();
-    use std::io::Read;
-    r.take(MAX_ANSWER as u64 + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| {
-            fail(format!(
-                "cannot read the answer of {}: {e}",
-                api_base(endpoint)
-            ))
-        })?;
-    if body.len() > MAX_ANSWER {
-        return Err(fail(format!("the answer is over {} MiB", MAX_ANSWER >> 20)));
-    }
+    // The one client's bounded read (a larger answer is an error, read no further).
+    let body = crate::sources::client::read_body(r, MAX_ANSWER, timeout).map_err(|e| {
+        fail(format!(
+            "cannot read the answer of {}: {e}",
+            api_base(endpoint)
+        ))
+    })?;
     if !status.is_success() {
         let why = match api::parse(&body) {
             Err(e) if e.starts_with("Prometheus answered") => e,
