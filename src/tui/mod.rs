@@ -118,15 +118,18 @@ pub fn run(opts: TuiOptions) -> Result<()> {
 
 async fn run_async(opts: TuiOptions) -> Result<()> {
     let cancel = CancellationToken::new();
-    // An old store is upgraded here, before the screen is taken, so what the upgrade says on
-    // stderr is seen (the reader would otherwise do it behind the UI).
-    if opts.db.exists() {
+    let ingesting = opts
+        .ingest
+        .as_ref()
+        .is_some_and(|(specs, _)| !specs.is_empty());
+    // Opened once before the screen is taken: an old store is upgraded here, so what the
+    // upgrade says on stderr is seen (the reader would otherwise do it behind the UI), and a
+    // store the sources are to fill exists before the reader opens it.
+    if ingesting || opts.db.exists() {
         drop(crate::store::open(&opts.db)?);
     }
     let ingest = match opts.ingest {
         Some((specs, iopts)) if !specs.is_empty() => {
-            // The store must exist before the reader opens it.
-            drop(crate::store::open(&opts.db)?);
             let db = opts.db.clone();
             let c = cancel.clone();
             let sources = crate::sources::plan(&specs, &iopts)?;
