@@ -119,7 +119,7 @@ fn ingest_file(db: &Path, spec: &str) -> (Duration, u64) {
     let opts = IngestOptions {
         once: true,
         log_status: false,
-        log_zone: LogZone::Utc,
+        kinds: syncscope::ingest::kinds::KindSettings::default().with_log_zone(LogZone::Utc),
         ..IngestOptions::default()
     };
     let spec = SourceSpec::parse(spec).expect("spec");

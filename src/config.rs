@@ -1,15 +1,18 @@
 //! `syncscope.toml`: every source and option of the command line can be set here; the command
 //! line wins. See `assets/syncscope.example.toml`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use color_eyre::eyre::{Result, WrapErr};
 use serde::Deserialize;
 
 use crate::export::Format;
+use crate::sources::settings::KindSettings;
 
-#[derive(Debug, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+/// Unknown top-level keys and sections are refused by [`Config::parse`] (the kinds' sections
+/// are collected by `flatten`, which `deny_unknown_fields` cannot be combined with).
+#[derive(Debug, Default, Deserialize)]
 pub struct Config {
     /// The store path (`~` expanded).
     pub db: Option<String>,
@@ -22,22 +25,16 @@ pub struct Config {
     pub events: EventsConfig,
     #[serde(default)]
     pub tui: TuiConfig,
-    /// The `gitlab:URL` source: token, projects, what counts as nightly, rules.
-    #[serde(default)]
-    pub gitlab: GitlabConfig,
-    /// Gerrit: which node `status` answers for.
-    #[serde(default)]
-    pub gerrit: GerritConfig,
-    /// The `prometheus:URL` source: the label selector of its queries.
-    #[serde(default)]
-    pub prometheus: PrometheusConfig,
-
-    /// NATS credentials and TLS (`ingest --forward`, `nats:` sources).
-    #[serde(default)]
-    pub nats: NatsConfig,
+    /// The sources' own sections (`[gitlab]`, `[gerrit]`, `[prometheus]`, `[nats]`: each
+    /// kind's, see `sources::settings`), as written; [`Config::parse`] checks and parses them.
+    #[serde(flatten)]
+    pub kinds: BTreeMap<String, toml::Value>,
+    /// `kinds` parsed by their kinds (what [`Config::settings`] answers).
+    #[serde(skip)]
+    settings: KindSettings,
     /// Key overrides of the UI: action name → a key or a list of keys (`quit = "x"`).
     #[serde(default)]
-    pub keys: std::collections::BTreeMap<String, KeyList>,
+    pub keys: BTreeMap<String, KeyList>,
 }
 
 #[derive(Debug, Default, Deserialize, PartialEq)]
@@ -74,20 +71,6 @@ pub struct IngestConfig {
     pub batch_size: Option<usize>,
 }
 
-/// `[gitlab]` and `[gerrit]` are their kinds' own (`sources/gitlab/config.rs`,
-/// `sources/gerrit/config.rs`).
-pub use crate::sources::gerrit::config::GerritConfig;
-pub use crate::sources::gitlab::config::GitlabConfig;
-pub use crate::sources::nats::NatsConfig;
-
-/// `[prometheus]`: `selector = '{job="ngit"}'` is ANDed into the queries of every
-/// `prometheus:URL` source that names no `,selector=` of its own.
-#[derive(Debug, Default, Deserialize, PartialEq, Clone)]
-#[serde(deny_unknown_fields)]
-pub struct PrometheusConfig {
-    pub selector: Option<String>,
-}
-
 #[derive(Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct EventsConfig {
@@ -113,9 +96,18 @@ pub fn default_db_path() -> PathBuf {
 
 impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Config> {
-        toml::from_str(text).map_err(|e| {
+        let mut config: Config = toml::from_str(text).map_err(|e| {
             color_eyre::eyre::eyre!("config {}: {}", path.display(), e.to_string().trim_end())
-        })
+        })?;
+        config.settings = crate::sources::settings::parse(text, config.kinds.keys())
+            .map_err(|e| color_eyre::eyre::eyre!("config {}: {e}", path.display()))?;
+        Ok(config)
+    }
+
+    /// The sources' sections, parsed by their kinds (`settings().get::<GerritConfig>()`).
+    /// The log zone is not among them: it is the ingest's (`[ingest] log_timezone`).
+    pub fn settings(&self) -> &KindSettings {
+        &self.settings
     }
 
     /// Loads `explicit` (which must exist), else the default path if it exists, else defaults.
@@ -160,8 +152,16 @@ mod tests {
         }
         assert_eq!(c.ingest.retention_days, Some(7));
         // Its [gitlab] section builds a source with its rules.
-        assert_eq!(c.gitlab.rules.len(), 1);
-        crate::sources::gitlab::rules(&c.gitlab).unwrap();
+        let gitlab = c
+            .settings()
+            .get::<crate::sources::gitlab::config::GitlabConfig>();
+        assert_eq!(gitlab.rules.len(), 1);
+        crate::sources::gitlab::rules(&gitlab).unwrap();
+        // Every section it has is a kind's, parsed by that kind.
+        assert!(!c.kinds.is_empty());
+        for name in c.kinds.keys() {
+            assert!(c.settings().has(name), "[{name}]");
+        }
         assert!(Config::parse("[gitlab]\ntoken = \"x\"", Path::new("c.toml")).is_err());
         // Its theme and key overrides are valid too.
         assert!(crate::tui::theme::ThemeName::parse(c.tui.theme.as_deref().unwrap()).is_some());
@@ -199,6 +199,18 @@ mod tests {
             err.contains("/etc/x.toml") && err.contains("sorces"),
             "{err}"
         );
+        // A section no kind reads, and a typo in a kind's section, name the file and the key.
+        for (text, word) in [
+            ("[gitlb]\nprojects = []", "gitlb"),
+            ("[gerrit]\ninstance = \"p\"", "instance"),
+            ("[nats]\ntoken_file = \"/x\"", "token_file"),
+            ("[prometheus]\nselector = 3", "selector"),
+        ] {
+            let err = Config::parse(text, Path::new("/etc/x.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("/etc/x.toml") && err.contains(word), "{err}");
+        }
         let err = Config::parse("[ingest]\nretention_days = \"a week\"", Path::new("c.toml"))
             .unwrap_err()
             .to_string();

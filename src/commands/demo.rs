@@ -27,12 +27,9 @@ pub fn ingest_options() -> IngestOptions {
         retention_days: 7,
         poll_interval: Duration::from_millis(150),
         scrape_interval: Duration::from_secs(1),
-        log_zone: LogZone::Utc,
         batch_size: 5000,
         log_status: false,
-        gitlab: crate::config::GitlabConfig::default(),
-        nats: crate::config::NatsConfig::default(),
-        gerrit_retry_window: crate::config::GerritConfig::default().retry_window(),
+        kinds: crate::ingest::kinds::KindSettings::default().with_log_zone(LogZone::Utc),
     }
 }
 
@@ -143,7 +140,7 @@ pub fn start_background(args: &DemoArgs, db: Option<PathBuf>) -> Result<Backgrou
     )?;
     let specs = demo.specs.clone();
     let mut opts = ingest_options();
-    opts.gitlab = demo.gitlab.clone();
+    opts.kinds = opts.kinds.with(demo.gitlab.clone());
     let (c, store) = (cancel.clone(), db.clone());
     let ingest = std::thread::Builder::new()
         .name("syncscope-demo-ingest".into())

@@ -18,7 +18,10 @@ use crate::store::{self, CiHistory, CiNight, CiPatternRow};
 
 /// Today's date where nights are counted: the `[gitlab]` timezone, else local.
 fn today(config: &crate::config::Config) -> Result<NaiveDate> {
-    let zone = match config.gitlab.timezone.as_deref() {
+    let gitlab = config
+        .settings()
+        .get::<crate::sources::gitlab::config::GitlabConfig>();
+    let zone = match gitlab.timezone.as_deref() {
         Some(z) => crate::model::LogZone::parse(z).map_err(|e| eyre!("[gitlab] timezone: {e}"))?,
         None => crate::model::LogZone::Local,
     };

@@ -21,18 +21,15 @@ pub fn run(args: IngestArgs, config: &Config, db: std::path::PathBuf) -> Result<
     if texts.is_empty() {
         bail!("no sources: give --source KIND:WHERE, or list `sources` in the config file");
     }
+    let opts = options(&args, config)?;
     let specs = texts
         .iter()
-        .map(|t| {
-            SourceSpec::parse(t)
-                .and_then(|s| crate::sources::prometheus::with_config(s, &config.prometheus))
-        })
+        .map(|t| SourceSpec::parse(t).and_then(|s| s.configured(&opts.kinds)))
         .collect::<Result<Vec<_>>>()?;
     // Check every source before writing anything.
     for s in &specs {
         s.preflight(args.once)?;
     }
-    let opts = options(&args, config)?;
     let sources = crate::sources::plan(&specs, &opts)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -47,7 +44,7 @@ pub fn run(args: IngestArgs, config: &Config, db: std::path::PathBuf) -> Result<
                 crate::sources::nats::forward::run_from_cli(
                     url,
                     args.forward_state.clone(),
-                    &config.nats,
+                    &config.settings().get::<crate::sources::nats::NatsConfig>(),
                     specs,
                     opts,
                     cancel,
@@ -102,19 +99,18 @@ pub fn options(args: &IngestArgs, config: &Config) -> Result<IngestOptions> {
                 .unwrap_or(5000)
                 .max(100),
         ),
-        log_zone: match args
-            .log_timezone
-            .as_deref()
-            .or(config.ingest.log_timezone.as_deref())
-        {
-            Some(z) => LogZone::parse(z).map_err(|e| eyre!("--log-timezone: {e}"))?,
-            None => LogZone::Local,
-        },
         batch_size: args.batch_size.or(config.ingest.batch_size).unwrap_or(5000),
         log_status: !args.quiet,
-        gitlab: config.gitlab.clone(),
-        nats: config.nats.clone(),
-        gerrit_retry_window: config.gerrit.retry_window(),
+        kinds: config.settings().clone().with_log_zone(
+            match args
+                .log_timezone
+                .as_deref()
+                .or(config.ingest.log_timezone.as_deref())
+            {
+                Some(z) => LogZone::parse(z).map_err(|e| eyre!("--log-timezone: {e}"))?,
+                None => LogZone::Local,
+            },
+        ),
     })
 }
 

@@ -11,7 +11,10 @@ const DEFAULT_STUCK_SECS: i64 = 3600;
 
 pub fn run(args: ServeArgs, config: &Config, db: std::path::PathBuf) -> Result<Outcome> {
     // CI nights are counted where `failures` counts them: the `[gitlab]` timezone, else local.
-    let zone = match config.gitlab.timezone.as_deref() {
+    let gitlab = config
+        .settings()
+        .get::<crate::sources::gitlab::config::GitlabConfig>();
+    let zone = match gitlab.timezone.as_deref() {
         Some(z) => LogZone::parse(z).map_err(|e| eyre!("[gitlab] timezone: {e}"))?,
         None => LogZone::Local,
     };

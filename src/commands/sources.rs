@@ -77,7 +77,7 @@ fn kinds(args: &SourcesArgs) -> Result<Outcome> {
                         "kind": k.name,
                         "where": k.help,
                         "example": format!("{}:{}", k.name, k.example),
-                        "config": k.config,
+                        "config": k.config.map(|c| c.name),
                     })
                 })
                 .collect();
@@ -89,7 +89,7 @@ fn kinds(args: &SourcesArgs) -> Result<Outcome> {
                 writeln!(out, "{}:{}", k.name, k.help)?;
                 let section = k
                     .config
-                    .map(|c| format!("  [{c}] in the config"))
+                    .map(|c| format!("  [{}] in the config", c.name))
                     .unwrap_or_default();
                 writeln!(out, "    e.g. {}:{}{section}", k.name, k.example)?;
             }

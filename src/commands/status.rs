@@ -85,10 +85,13 @@ fn badness(r: &RefState, now: i64, stuck_after: i64) -> u8 {
 pub fn run(args: StatusArgs, config: &Config, db: std::path::PathBuf) -> Result<Outcome> {
     let reader = store::open_reader(&db)?;
     let mut states = reader.ref_states(args.project.as_deref(), args.remote.as_deref())?;
-    let instance = args
-        .instance
-        .clone()
-        .or_else(|| config.gerrit.instance_id.clone());
+    let instance = args.instance.clone().or_else(|| {
+        config
+            .settings()
+            .get::<crate::sources::gerrit::config::GerritConfig>()
+            .instance_id
+            .clone()
+    });
     if let Some(i) = &instance {
         states.retain(|s| s.instance_name() == i);
     }

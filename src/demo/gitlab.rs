@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::server::{Loopback, Response};
 use super::Rng;
-use crate::config::GitlabConfig;
+use crate::sources::gitlab::config::GitlabConfig;
 
 /// Nights of history served.
 pub const NIGHTS: i64 = 30;

@@ -76,7 +76,7 @@ pub struct Demo {
     pub metrics_urls: Vec<String>,
     /// The simulated GitLab API, and the `[gitlab]` settings to read it with.
     pub gitlab_url: String,
-    pub gitlab: crate::config::GitlabConfig,
+    pub gitlab: crate::sources::gitlab::config::GitlabConfig,
     pub stats: Arc<DemoStats>,
     cancel: CancellationToken,
     threads: Vec<(&'static str, JoinHandle<Result<()>>)>,

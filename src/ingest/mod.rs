@@ -7,6 +7,7 @@
 //! ```
 
 pub mod follow;
+pub mod kinds;
 pub mod progress;
 
 use std::collections::BTreeMap;
@@ -17,7 +18,6 @@ use color_eyre::eyre::{eyre, Result, WrapErr};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::model::LogZone;
 use crate::model::{Event, Reject};
 use crate::store::{BatchOutcome, StateUpdate, Writer};
 
@@ -40,20 +40,13 @@ pub struct IngestOptions {
     pub poll_interval: Duration,
     /// How often scraped targets (`/metrics`) are read.
     pub scrape_interval: Duration,
-    /// The zone of server-local log timestamps (Gerrit's replication_log). Read by the
-    /// sources' registry when it builds a source (the ingest itself never looks at it).
-    pub log_zone: LogZone,
     /// Events per transaction.
     pub batch_size: usize,
     /// Print source state changes on stderr.
     pub log_status: bool,
-    /// How `gitlab:` sources read GitLab (read when the source is built).
-    pub gitlab: crate::config::GitlabConfig,
-    /// The `[nats]` credentials and TLS of `nats:` sources (read when the source is built).
-    pub nats: crate::config::NatsConfig,
-    /// Gerrit's `replicationRetry` plus slack: a failed push not retried within it (by the
-    /// stream's clock) is given up, an error event (read when the source is built).
-    pub gerrit_retry_window: Duration,
+    /// The kinds' config sections (`[gitlab]`, `[gerrit]`, …) and the knobs they share (the
+    /// log zone): read by each kind's `build`, never by the ingest itself.
+    pub kinds: kinds::KindSettings,
 }
 
 impl Default for IngestOptions {
@@ -63,12 +56,9 @@ impl Default for IngestOptions {
             retention_days: 7,
             poll_interval: Duration::from_millis(500),
             scrape_interval: Duration::from_secs(5),
-            log_zone: LogZone::Local,
             batch_size: 5000,
             log_status: true,
-            gitlab: crate::config::GitlabConfig::default(),
-            nats: crate::config::NatsConfig::default(),
-            gerrit_retry_window: crate::config::GerritConfig::default().retry_window(),
+            kinds: kinds::KindSettings::default(),
         }
     }
 }

@@ -36,11 +36,3 @@ pub mod kind {
         key.strip_prefix(kind).is_some_and(|r| r.starts_with(':'))
     }
 }
-
-/// The sections of the config file a source kind reads besides `sources` (`[gitlab]`).
-pub mod section {
-    pub const GERRIT: &str = "gerrit";
-    pub const GITLAB: &str = "gitlab";
-    pub const PROMETHEUS: &str = "prometheus";
-    pub const NATS: &str = "nats";
-}

@@ -81,9 +81,11 @@ pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
-/// What a failed send says: no answer in time, nobody listening, or the cause.
-pub fn describe(e: &reqwest::Error, timeout: Duration) -> String {
-    if e.is_timeout() {
+/// What a failed send says, on one line: no answer in time, nobody listening (at which
+/// host:port), or the cause with its causes. Never the URL asked (a query string can be long,
+/// or hold what the caller did not mean to show: the caller names the source).
+pub fn describe(e: reqwest::Error, timeout: Duration) -> String {
+    let text = if e.is_timeout() {
         format!("no answer within {} s", timeout.as_secs_f32())
     } else if e.is_connect() {
         let at = e
@@ -96,10 +98,11 @@ pub fn describe(e: &reqwest::Error, timeout: Duration) -> String {
                 )
             })
             .unwrap_or_default();
-        format!("cannot connect to {at}: {}", chain(e))
+        format!("cannot connect to {at}: {}", chain(&e.without_url()))
     } else {
-        format!("request failed: {}", chain(e))
-    }
+        format!("request failed: {}", chain(&e.without_url()))
+    };
+    crate::sanitize::one_line(&text).into_owned()
 }
 
 /// The body of `resp`, at most `max` bytes (a larger one is an error, read no further).
@@ -168,7 +171,7 @@ pub fn get(
         .get(url)
         .header(reqwest::header::ACCEPT, accept)
         .send()
-        .map_err(|e| describe(&e, timeout))?;
+        .map_err(|e| describe(e, timeout))?;
     if let Some(why) = unfollowed_redirect(&resp) {
         return Err(why);
     }

@@ -15,6 +15,7 @@ pub mod ngit;
 pub mod poll;
 pub mod prometheus;
 pub mod registry;
+pub mod settings;
 pub mod spacedrive;
 
 use std::path::{Path, PathBuf};

@@ -1,7 +1,8 @@
 //! The one table of source kinds. A kind is its folder (`sources/<kind>/`) and one row here:
-//! its name, what follows the colon (the help text), an example, its config section, and how
-//! its `WHERE` is parsed into a [`Spec`] (which knows its key, its file and how it is built).
-//! `SourceSpec::parse`, the `--source` help, `sources` listings and the config read this table.
+//! its name, what follows the colon (the help text), an example, its config section (its own
+//! type, in its folder: see [`super::settings`]), and how its `WHERE` is parsed into a [`Spec`]
+//! (which knows its key, its file and how it is built). `SourceSpec::parse`, the `--source`
+//! help, `sources` listings and the config (which sections it accepts) read this table.
 
 use std::fmt;
 use std::path::Path;
@@ -9,6 +10,7 @@ use std::sync::Arc;
 
 use color_eyre::eyre::{bail, Result};
 
+use super::settings::{KindSettings, Section};
 use super::{gerrit, gitlab, jsonl, nats, ngit, prometheus, spacedrive};
 use crate::ingest::{IngestOptions, Planned, Source};
 
@@ -20,8 +22,10 @@ pub struct Kind {
     pub help: &'static str,
     /// A `WHERE` this kind parses (tests parse every example and its key back).
     pub example: &'static str,
-    /// The config file section the kind reads besides `sources` (`[gitlab]`), if any.
-    pub config: Option<&'static str>,
+    /// The config file section the kind reads besides `sources` (`[gitlab]`), if any: its
+    /// name and its parser (into the kind's type, which its `build` reads from
+    /// [`IngestOptions::kinds`]). Kinds may share one (`[gerrit]`).
+    pub config: Option<Section>,
     /// Parses the `WHERE`.
     pub parse: fn(&str) -> Result<Arc<dyn Spec>>,
 }
@@ -50,8 +54,13 @@ pub trait Spec: Send + Sync {
     fn path(&self) -> Option<&Path> {
         None
     }
-    /// The running source, with the options it reads (zones, windows, `[gitlab]`).
+    /// The running source, with the options it reads (its section in `opts.kinds`).
     fn build(&self, key: String, opts: &IngestOptions) -> Result<Box<dyn Source>>;
+    /// This source as its config section makes it, when the section changes its identity
+    /// (`[prometheus] selector` for a source that names none); `None` when it does not.
+    fn configured(&self, _settings: &KindSettings) -> Result<Option<Arc<dyn Spec>>> {
+        Ok(None)
+    }
 }
 
 /// The kind named `name`.
@@ -167,6 +176,19 @@ impl SourceSpec {
         }
     }
 
+    /// This source with what its config section says of its identity (see
+    /// [`Spec::configured`]): call once, on a spec from the command line or the config, before
+    /// its key is used.
+    pub fn configured(self, settings: &KindSettings) -> Result<SourceSpec> {
+        Ok(match self.spec.configured(settings)? {
+            Some(spec) => SourceSpec {
+                kind: self.kind,
+                spec,
+            },
+            None => self,
+        })
+    }
+
     /// The running source, with the options it reads.
     pub fn build(&self, opts: &IngestOptions) -> Result<Box<dyn Source>> {
         self.spec.build(self.key(), opts)
@@ -218,7 +240,7 @@ mod tests {
             )
             .unwrap();
             let opts = IngestOptions {
-                gitlab: config.gitlab,
+                kinds: config.settings().clone(),
                 ..IngestOptions::default()
             };
             spec.build(&opts).unwrap_or_else(|e| panic!("{text}: {e}"));
@@ -231,16 +253,56 @@ mod tests {
 
     #[test]
     fn config_sections_are_the_configs() {
-        let sections: Vec<_> = KINDS.iter().filter_map(|k| k.config).collect();
+        let sections: Vec<_> = KINDS
+            .iter()
+            .filter_map(|k| k.config.map(|s| s.name))
+            .collect();
         assert_eq!(
             sections,
             ["gerrit", "gerrit", "gitlab", "prometheus", "nats"]
         );
-        // Each is a section the config file accepts.
-        for s in sections {
-            let text = format!("[{s}]\n");
-            crate::config::Config::parse(&text, Path::new("c.toml"))
-                .unwrap_or_else(|e| panic!("[{s}]: {e}"));
+        let unique: Vec<_> = super::super::settings::sections()
+            .iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(unique, ["gerrit", "gitlab", "prometheus", "nats"]);
+        // Kinds that share a section share its type.
+        for a in KINDS.iter().filter_map(|k| k.config) {
+            for b in KINDS.iter().filter_map(|k| k.config) {
+                if a.name == b.name {
+                    assert_eq!((a.type_id)(), (b.type_id)(), "[{}]", a.name);
+                }
+            }
         }
+        // Each is a section the config file accepts, parsed by its kind.
+        for s in &unique {
+            let text = format!("[{s}]\n");
+            let c = crate::config::Config::parse(&text, Path::new("c.toml"))
+                .unwrap_or_else(|e| panic!("[{s}]: {e}"));
+            assert!(c.settings().has(s), "[{s}]");
+        }
+        // And no other: every other table the config accepts is not a kind's.
+        for other in ["ingest", "events", "tui", "keys"] {
+            assert!(!unique.contains(&other));
+            crate::config::Config::parse(&format!("[{other}]\n"), Path::new("c.toml")).unwrap();
+        }
+        for s in ["gitlb", "relays", "spacedrive", "ngit"] {
+            let e = crate::config::Config::parse(&format!("[{s}]\n"), Path::new("c.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(s) && e.contains("c.toml"), "{e}");
+        }
+        // The shipped example has exactly the kinds' sections besides the common ones.
+        let example: toml::Table =
+            toml::from_str(include_str!("../../assets/syncscope.example.toml")).unwrap();
+        let tables: Vec<_> = example
+            .iter()
+            .filter(|(_, v)| v.is_table())
+            .map(|(k, _)| k.as_str())
+            .filter(|k| !["ingest", "events", "tui", "keys"].contains(k))
+            .collect();
+        let mut want = unique.clone();
+        want.sort();
+        assert_eq!(tables, want);
     }
 }

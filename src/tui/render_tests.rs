@@ -53,7 +53,8 @@ fn sample_store() -> (tempfile::TempDir, Reader) {
         once: true,
         log_status: false,
         retention_days: 0,
-        log_zone: crate::model::LogZone::Utc,
+        kinds: crate::ingest::kinds::KindSettings::default()
+            .with_log_zone(crate::model::LogZone::Utc),
         ..Default::default()
     };
     let rt = tokio::runtime::Runtime::new().unwrap();

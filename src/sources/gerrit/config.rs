@@ -22,3 +22,11 @@ impl GerritConfig {
         )
     }
 }
+
+impl crate::sources::settings::KindConfig for GerritConfig {
+    const NAME: &'static str = "gerrit";
+}
+
+/// `[gerrit]`, read by `gerrit-events:` and `gerrit-ssh:` (their retry window) and `status`.
+pub const SECTION: crate::sources::settings::Section =
+    crate::sources::settings::Section::of::<GerritConfig>();

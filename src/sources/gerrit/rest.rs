@@ -134,7 +134,7 @@ impl RestSource {
         // reqwest's errors name the URL, never the credentials.
         let resp = req
             .send()
-            .map_err(|e| (client::describe(&e, TIMEOUT), None))?;
+            .map_err(|e| (client::describe(e, TIMEOUT), None))?;
         if let Some(why) = client::unfollowed_redirect(&resp) {
             return Err((why, None));
         }

@@ -16,7 +16,7 @@ pub const EVENTS: Kind = Kind {
     name: kind::GERRIT_EVENTS,
     help: "PATH or - : `gerrit stream-events` output (every layout), followed like tail -F",
     example: "/var/log/gerrit/stream.jsonl",
-    config: Some(crate::model::names::section::GERRIT),
+    config: Some(super::config::SECTION),
     parse: |rest| Ok(Arc::new(EventsSpec(Input::parse(rest)?))),
 };
 
@@ -40,13 +40,20 @@ pub const SSH: Kind = Kind {
     name: kind::GERRIT_SSH,
     help: "[USER@]HOST[:PORT] : `ssh ... gerrit stream-events`, reconnecting when it drops",
     example: "monitor@gerrit.example.com:29418",
-    config: Some(crate::model::names::section::GERRIT),
+    config: Some(super::config::SECTION),
     parse: |rest| {
         Ok(Arc::new(SshSpec(
             super::ssh::SshTarget::parse(rest).map_err(|e| eyre!("{e}"))?,
         )))
     },
 };
+
+/// `[gerrit] replication_retry` plus the slack.
+fn retry_window(opts: &IngestOptions) -> std::time::Duration {
+    opts.kinds
+        .get::<super::config::GerritConfig>()
+        .retry_window()
+}
 
 fn parse_rest(rest: &str) -> Result<Arc<dyn Spec>> {
     let endpoint = |url: &str| {
@@ -80,7 +87,7 @@ impl Spec for EventsSpec {
     fn build(&self, _key: String, opts: &IngestOptions) -> Result<Box<dyn Source>> {
         Ok(Box::new(FollowedLines::new(
             self.0.clone(),
-            super::events::StreamLines::default().with_retry_window(opts.gerrit_retry_window),
+            super::events::StreamLines::default().with_retry_window(retry_window(opts)),
         )))
     }
 }
@@ -103,7 +110,7 @@ impl Spec for LogSpec {
             .is_some_and(|n| n.to_string_lossy().starts_with("pull_replication_log"));
         Ok(Box::new(FollowedLines::new(
             Input::File(self.0.clone()),
-            super::log_lines::LogLines::new(pull, opts.log_zone.clone()),
+            super::log_lines::LogLines::new(pull, opts.kinds.log_zone.clone()),
         )))
     }
 }
@@ -144,7 +151,7 @@ impl Spec for SshSpec {
     fn build(&self, key: String, opts: &IngestOptions) -> Result<Box<dyn Source>> {
         Ok(Box::new(
             super::ssh::SshStreamSource::new(key, self.0.clone())
-                .with_retry_window(opts.gerrit_retry_window),
+                .with_retry_window(retry_window(opts)),
         ))
     }
 }

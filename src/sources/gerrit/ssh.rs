@@ -99,7 +99,7 @@ impl SshStreamSource {
         SshStreamSource {
             key,
             target,
-            retry_window: crate::config::GerritConfig::default().retry_window(),
+            retry_window: super::config::GerritConfig::default().retry_window(),
         }
     }
 

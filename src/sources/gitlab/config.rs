@@ -56,3 +56,11 @@ pub struct GitlabConfig {
     #[serde(default, rename = "rule")]
     pub rules: Vec<crate::model::ci::RuleSpec>,
 }
+
+impl crate::sources::settings::KindConfig for GitlabConfig {
+    const NAME: &'static str = "gitlab";
+}
+
+/// `[gitlab]`, read by `gitlab:` (and by `failures` and `serve`: where nights are counted).
+pub const SECTION: crate::sources::settings::Section =
+    crate::sources::settings::Section::of::<GitlabConfig>();

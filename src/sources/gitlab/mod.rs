@@ -22,7 +22,7 @@ use std::time::Duration;
 use color_eyre::eyre::{bail, eyre, Result, WrapErr};
 use serde::{Deserialize, Serialize};
 
-use crate::config::GitlabConfig;
+use self::config::GitlabConfig;
 use crate::ingest::{SourceCtx, SourceState};
 use crate::model::ci::{parse_rules, CiJob, CiPipeline, Rules, SOURCE};
 use crate::model::LogZone;

@@ -12,7 +12,7 @@ pub const KIND: Kind = Kind {
     name: kind::GITLAB,
     help: "URL : a GitLab API (https://HOST/api/v4): nightly pipelines, failed jobs and their error patterns ([gitlab] in the config)",
     example: "https://gitlab.example.com/api/v4",
-    config: Some(crate::model::names::section::GITLAB),
+    config: Some(super::config::SECTION),
     parse: |rest| {
         Ok(Arc::new(GitlabSpec(
             super::api_base(rest).map_err(|e| eyre!("{e}"))?,
@@ -31,7 +31,7 @@ impl Spec for GitlabSpec {
     fn build(&self, _key: String, opts: &IngestOptions) -> Result<Box<dyn Source>> {
         Ok(Box::new(super::GitlabSource::new(
             self.0.clone(),
-            opts.gitlab.clone(),
+            opts.kinds.get::<super::config::GitlabConfig>().into_owned(),
         )?))
     }
 }

@@ -19,6 +19,7 @@
 //! relays nobody could see) and the source backs off with the reason.
 
 pub mod api;
+pub mod config;
 pub mod spec;
 
 use std::collections::BTreeMap;
@@ -28,7 +29,6 @@ use color_eyre::eyre::{bail, eyre, Result, WrapErr};
 
 use crate::ingest::SourceCtx;
 use crate::model::fleet::{FleetState, TargetReading};
-use crate::model::names::kind;
 use crate::model::{Event, Reject, Timestamp};
 use crate::sources::lines::Pending;
 use crate::sources::ngit::exposition::{Exposition, Sample};
@@ -70,25 +70,6 @@ pub fn parse_where(rest: &str) -> Result<(String, Option<String>)> {
         None => None,
     };
     Ok((url.to_string(), selector))
-}
-
-/// A `prometheus:` source that names no selector takes the config's `[prometheus] selector`
-/// (its key, and so its stored state, then names that selector); every other source is as given.
-pub fn with_config(
-    spec: crate::sources::SourceSpec,
-    config: &crate::config::PrometheusConfig,
-) -> Result<crate::sources::SourceSpec> {
-    let key = spec.key();
-    match config.selector.as_deref() {
-        Some(sel) if spec.kind().name == kind::PROMETHEUS && !key.contains(SELECTOR_OPTION) => {
-            let m = matchers(sel).wrap_err("[prometheus] selector in the config")?;
-            if m.is_empty() {
-                return Ok(spec);
-            }
-            crate::sources::SourceSpec::parse(&format!("{key}{SELECTOR_OPTION}{{{m}}}"))
-        }
-        _ => Ok(spec),
-    }
 }
 
 /// `{job="ngit",env="prod"}` or `job="ngit",env="prod"` -> `job="ngit",env="prod"`.
@@ -150,7 +131,13 @@ fn fetch(
         .get(endpoint.clone())
         .timeout(timeout)
         .send()
-        .map_err(|e| fail(format!("cannot query {}: {}", api_base(endpoint), chain(e))))?;
+        .map_err(|e| {
+            fail(format!(
+                "cannot query {}: {}",
+                api_base(endpoint),
+                crate::sources::client::describe(e, timeout)
+            ))
+        })?;
     let status = r.status();
     // The one client's bounded read (a larger answer is an error, read no further).
     let body = crate::sources::client::read_body(r, MAX_ANSWER, timeout).map_err(|e| {
@@ -181,20 +168,6 @@ fn fetch(
         });
     }
     Ok(body)
-}
-
-/// An HTTP error with its causes (reqwest's own text alone says only "error sending
-/// request"), without the query URL (the reason names the API base).
-fn chain(e: reqwest::Error) -> String {
-    let e = e.without_url();
-    let mut text = e.to_string();
-    let mut cause = std::error::Error::source(&e);
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    crate::sanitize::one_line(&text).into_owned()
 }
 
 fn api_base(endpoint: &reqwest::Url) -> String {

@@ -279,8 +279,12 @@ fn a_poll_asks_the_one_query_and_reads_the_answer() {
 
 #[test]
 fn the_config_selector_applies_where_the_source_names_none() {
-    use crate::config::PrometheusConfig;
+    use crate::sources::prometheus::config::PrometheusConfig;
+    use crate::sources::settings::KindSettings;
     use crate::sources::SourceSpec;
+    let with_config = |s: SourceSpec, c: &PrometheusConfig| {
+        s.configured(&KindSettings::default().with(c.clone()))
+    };
     let cfg = PrometheusConfig {
         selector: Some("{job=\"ngit\"}".into()),
     };
@@ -317,7 +321,13 @@ fn the_config_section_parses() {
         std::path::Path::new("c.toml"),
     )
     .unwrap();
-    assert_eq!(c.prometheus.selector.as_deref(), Some("{job=\"ngit\"}"));
+    assert_eq!(
+        c.settings()
+            .get::<crate::sources::prometheus::config::PrometheusConfig>()
+            .selector
+            .as_deref(),
+        Some("{job=\"ngit\"}")
+    );
     assert!(crate::config::Config::parse(
         "[prometheus]\nselektor = 'x'\n",
         std::path::Path::new("c.toml")
