@@ -251,6 +251,33 @@ mod tests {
         assert_eq!(origin("ftp://x"), None);
     }
 
+    #[test]
+    fn a_failed_send_is_described_on_one_line_without_the_url() {
+        // Nobody listening: the host and port, the cause, never the path or the query.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("http://127.0.0.1:{port}/api/v1/query?query=up");
+        let c = build(&url, T).unwrap();
+        let e = c.get(&url).send().unwrap_err();
+        let d = describe(e, T);
+        assert!(
+            d.starts_with(&format!("cannot connect to 127.0.0.1:{port}: ")),
+            "{d}"
+        );
+        assert!(d.contains("onnection refused"), "the cause: {d}");
+        assert!(!d.contains("query") && !d.contains("/api"), "no URL: {d}");
+        // No answer in time.
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/slow?x=1", l.local_addr().unwrap());
+        let short = Duration::from_millis(200);
+        let e = build(&url, short).unwrap().get(&url).send().unwrap_err();
+        assert_eq!(describe(e, short), "no answer within 0.2 s");
+        drop(l);
+    }
+
     /// Serves each of `answers` to one connection, in order; the requests it read come back.
     fn serve(answers: Vec<Vec<u8>>) -> (String, std::thread::JoinHandle<Vec<String>>) {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
