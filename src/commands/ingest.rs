@@ -10,7 +10,6 @@ use crate::cli::IngestArgs;
 use crate::config::Config;
 use crate::ingest::{self, IngestOptions};
 use crate::model::LogZone;
-use crate::sources::SourceSpec;
 
 pub fn run(args: IngestArgs, config: &Config, db: std::path::PathBuf) -> Result<Outcome> {
     let texts = if args.sources.is_empty() {
@@ -22,10 +21,7 @@ pub fn run(args: IngestArgs, config: &Config, db: std::path::PathBuf) -> Result<
         bail!("no sources: give --source KIND:WHERE, or list `sources` in the config file");
     }
     let opts = options(&args, config)?;
-    let specs = texts
-        .iter()
-        .map(|t| SourceSpec::parse(t).and_then(|s| s.configured(&opts.kinds)))
-        .collect::<Result<Vec<_>>>()?;
+    let specs = crate::sources::registry::parse_configured(&texts, &opts.kinds)?;
     // Check every source before writing anything.
     for s in &specs {
         s.preflight(args.once)?;

@@ -6,7 +6,6 @@ use color_eyre::eyre::{bail, Result};
 use super::Outcome;
 use crate::cli::IngestArgs;
 use crate::config::Config;
-use crate::sources::SourceSpec;
 use crate::tui::{self, keymap::Keymap, TuiOptions};
 
 /// The keymap with the config's `[keys]` applied.
@@ -38,11 +37,7 @@ pub fn run(
     let ingest = if no_ingest || config.sources.is_empty() {
         None
     } else {
-        let specs = config
-            .sources
-            .iter()
-            .map(|t| SourceSpec::parse(t))
-            .collect::<Result<Vec<_>>>()?;
+        let specs = crate::sources::registry::parse_configured(&config.sources, config.settings())?;
         for s in &specs {
             s.preflight(false)?;
         }

@@ -195,6 +195,16 @@ impl SourceSpec {
     }
 }
 
+/// The sources `texts` (`KIND:WHERE` each) as their config sections make them (see
+/// [`SourceSpec::configured`]): what `ingest` and the UI's own ingest run, so that one source
+/// of the config has one key whichever runs it.
+pub fn parse_configured(texts: &[String], settings: &KindSettings) -> Result<Vec<SourceSpec>> {
+    texts
+        .iter()
+        .map(|t| SourceSpec::parse(t).and_then(|s| s.configured(settings)))
+        .collect()
+}
+
 /// Builds every source for [`crate::ingest::run`], each with its key.
 pub fn plan(specs: &[SourceSpec], opts: &IngestOptions) -> Result<Vec<Planned>> {
     specs
@@ -248,6 +258,28 @@ mod tests {
         assert_eq!(
             kind_names(),
             "jsonl, spacedrive-db, spacedrive-json, gerrit-events, gerrit-log, gerrit-rest, gerrit-ssh, gitlab, ngit-metrics, prometheus, nats"
+        );
+    }
+
+    #[test]
+    fn sources_of_the_config_are_keyed_as_their_sections_say() {
+        let c = crate::config::Config::parse(
+            "sources = [\"prometheus:http://h:9090\", \"prometheus:http://i:9090,selector={job=\\\"x\\\"}\", \"jsonl:-\"]\n[prometheus]\nselector = '{job=\"ngit\"}'\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        let keys: Vec<_> = parse_configured(&c.sources, c.settings())
+            .unwrap()
+            .iter()
+            .map(|s| s.key())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "prometheus:http://h:9090,selector={job=\"ngit\"}",
+                "prometheus:http://i:9090,selector={job=\"x\"}",
+                "jsonl:-"
+            ]
         );
     }
 
