@@ -272,7 +272,9 @@ impl Client {
             let resp = match req.send() {
                 Ok(r) => r,
                 Err(e) => {
-                    last = ApiError::Transport(self.redact(&format!("request failed: {e}")));
+                    last = ApiError::Transport(
+                        self.redact(&crate::sources::client::describe(e, TIMEOUT)),
+                    );
                     if attempt + 1 < ATTEMPTS && !self.sleep(backoff.next()) {
                         return Err(ApiError::Cancelled);
                     }
