@@ -104,7 +104,7 @@ impl Config {
         Ok(config)
     }
 
-    /// The sources' sections, parsed by their kinds (`settings().get::<GerritConfig>()`).
+    /// The sources' sections, parsed by their kinds (`settings().get::<TheKindsConfig>()`).
     /// The log zone is not among them: it is the ingest's (`[ingest] log_timezone`).
     pub fn settings(&self) -> &KindSettings {
         &self.settings

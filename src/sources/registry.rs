@@ -261,6 +261,45 @@ mod tests {
         );
     }
 
+    /// The claim of the design: a kind with settings touches its folder and its row, never
+    /// the config or the ingest. Neither names a kind's folder or a section's type.
+    #[test]
+    fn the_config_and_the_ingest_name_no_kind() {
+        let files = [
+            ("config.rs", include_str!("../config.rs")),
+            ("ingest/mod.rs", include_str!("../ingest/mod.rs")),
+            ("ingest/kinds.rs", include_str!("../ingest/kinds.rs")),
+        ];
+        // Each section's type (`GitlabConfig`) and its folder (`sources::gitlab`), from its
+        // path (`syncscope::sources::gitlab::config::GitlabConfig`), and every folder.
+        let mut words: Vec<String> = Vec::new();
+        for s in KINDS.iter().filter_map(|k| k.config) {
+            let path = (s.type_name)();
+            words.extend(path.rsplit("::").next().map(str::to_string));
+            let folder = path.split("::").skip_while(|p| *p != "sources").nth(1);
+            words.extend(folder.map(|f| format!("sources::{f}")));
+        }
+        for folder in [
+            "jsonl",
+            "spacedrive",
+            "gerrit",
+            "gitlab",
+            "ngit",
+            "prometheus",
+            "nats",
+        ] {
+            words.push(format!("sources::{folder}"));
+        }
+        assert!(words.contains(&"GitlabConfig".to_string()), "{words:?}");
+        for (name, text) in files {
+            // Their code, not their tests (which try the shipped example's sections).
+            let code = text.split("#[cfg(test)]").next().unwrap_or(text);
+            for w in &words {
+                assert!(!code.contains(w.as_str()), "{name} names {w}");
+            }
+        }
+    }
+
     #[test]
     fn sources_of_the_config_are_keyed_as_their_sections_say() {
         let c = crate::config::Config::parse(

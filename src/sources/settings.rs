@@ -24,6 +24,8 @@ pub struct Section {
     parse: fn(&str) -> Result<Parsed, String>,
     /// The type it parses into (kinds sharing a section share its type: a test checks).
     pub type_id: fn() -> std::any::TypeId,
+    /// Its name (`syncscope::sources::gitlab::config::GitlabConfig`).
+    pub type_name: fn() -> &'static str,
 }
 
 impl Section {
@@ -33,6 +35,7 @@ impl Section {
             name: T::NAME,
             parse: parse_as::<T>,
             type_id: std::any::TypeId::of::<T>,
+            type_name: std::any::type_name::<T>,
         }
     }
 }
