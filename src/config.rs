@@ -78,6 +78,19 @@ pub struct EventsConfig {
     pub limit: Option<u64>,
 }
 
+/// The line (from 1) where the top-level key or table `name` is written, if it is written
+/// plainly (`name = …`, `name.x = …`, `[name]`, `[name.x]`, `[[name]]`).
+fn line_of(text: &str, name: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start().trim_start_matches('[').trim_start();
+            l.strip_prefix(name)
+                .and_then(|r| r.trim_start().chars().next())
+                .is_some_and(|c| matches!(c, '=' | '.' | ']'))
+        })
+        .map(|i| i + 1)
+}
+
 fn project_dirs() -> Option<directories::ProjectDirs> {
     directories::ProjectDirs::from("", "", "syncscope")
 }
@@ -99,6 +112,23 @@ impl Config {
         let mut config: Config = toml::from_str(text).map_err(|e| {
             color_eyre::eyre::eyre!("config {}: {}", path.display(), e.to_string().trim_end())
         })?;
+        let sections = crate::sources::settings::sections();
+        if let Some(name) = config
+            .kinds
+            .keys()
+            .find(|k| !sections.iter().any(|s| s.name == k.as_str()))
+        {
+            let line = line_of(text, name)
+                .map(|n| format!(" (line {n})"))
+                .unwrap_or_default();
+            let names: Vec<_> = sections.iter().map(|s| format!("[{}]", s.name)).collect();
+            color_eyre::eyre::bail!(
+                "config {}: unknown field or section `{}`{line}: the config file knows db, sources, [ingest], [events], [tui], [keys] and the sources' {}",
+                path.display(),
+                crate::sanitize::one_line(name),
+                names.join(", ")
+            );
+        }
         config.settings = crate::sources::settings::parse(text, config.kinds.keys())
             .map_err(|e| color_eyre::eyre::eyre!("config {}: {e}", path.display()))?;
         Ok(config)
@@ -192,13 +222,17 @@ mod tests {
 
     #[test]
     fn typos_are_errors_naming_the_file() {
-        let err = Config::parse("sorces = []", Path::new("/etc/x.toml"))
+        let err = Config::parse("db = \"x\"\nsorces = []", Path::new("/etc/x.toml"))
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("/etc/x.toml") && err.contains("sorces"),
+            err.contains("/etc/x.toml") && err.contains("sorces") && err.contains("line 2"),
             "{err}"
         );
+        let err = Config::parse("[tui]\n\n[ gitlb . x ]\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("gitlb") && err.contains("line 3"), "{err}");
         // A section no kind reads, and a typo in a kind's section, name the file and the key.
         for (text, word) in [
             ("[gitlb]\nprojects = []", "gitlb"),

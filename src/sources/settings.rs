@@ -109,7 +109,7 @@ pub fn parse<'a>(
         let Some(section) = known.iter().find(|s| s.name == name) else {
             let names: Vec<_> = known.iter().map(|s| format!("[{}]", s.name)).collect();
             return Err(format!(
-                "unknown field or section `{}`: the config file knows db, sources, [ingest], [events], [tui], [keys] and the sources' {}",
+                "`{}` is no source kind's section: they are {}",
                 crate::sanitize::one_line(name),
                 names.join(", ")
             ));
