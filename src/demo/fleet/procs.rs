@@ -124,8 +124,28 @@ impl Proc {
     pub fn exited(&mut self) -> Option<ExitStatus> {
         if self.status.is_none() {
             self.status = self.child.try_wait().ok().flatten();
+            if self.status.is_some() {
+                self.settle();
+            }
         }
         self.status
+    }
+
+    /// After the exit: lets the stderr reader take the last words (the pipe closes with
+    /// the child; a grandchild holding it open is not waited for long).
+    fn settle(&mut self) {
+        let start = Instant::now();
+        while let Some(t) = &self.reader {
+            if t.is_finished() {
+                if let Some(t) = self.reader.take() {
+                    let _ = t.join();
+                }
+            } else if start.elapsed() > Duration::from_millis(500) {
+                return;
+            } else {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
     }
 
     /// The last stderr lines, oldest first.
@@ -203,6 +223,7 @@ impl Proc {
         match self.child.wait() {
             Ok(s) => {
                 self.status = Some(s);
+                self.settle();
                 s
             }
             // Already reaped elsewhere: nothing is left to kill.
@@ -383,11 +404,6 @@ mod tests {
             .unwrap();
         let s = p.terminate(Duration::from_secs(10));
         assert_eq!(Proc::describe(s), "exited with status 3");
-        // The reader thread may lag the exit by a moment.
-        let start = Instant::now();
-        while !p.last_line().starts_with("bye") && start.elapsed() < Duration::from_secs(5) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
         assert!(!p.last_line().contains('\u{1b}'), "{:?}", p.tail());
         assert!(p.last_line().starts_with("bye"), "{:?}", p.tail());
     }
