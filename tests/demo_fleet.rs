@@ -151,11 +151,21 @@ fn processes_mentioning(needle: &str) -> Vec<(u32, String)> {
     out
 }
 
-/// A pid that is gone, or reused by a process that has nothing to do with the demo.
+/// A pid that is gone (or a zombie: dead, its parent not yet done with it), or reused by a
+/// process that has nothing to do with the demo.
 fn gone(pid: u32, dir: &str) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return true;
+    };
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, r)| r.trim_start().chars().next());
+    if matches!(state, Some('Z' | 'X')) {
+        return true;
+    }
     match std::fs::read(format!("/proc/{pid}/cmdline")) {
         Err(_) => true,
-        Ok(c) => !String::from_utf8_lossy(&c).contains(dir) && !c.is_empty(),
+        Ok(c) => !String::from_utf8_lossy(&c).contains(dir),
     }
 }
 
@@ -479,10 +489,16 @@ fn a_missing_or_failing_server_is_named_and_nothing_is_left_running() {
     std::fs::create_dir(&tmp).unwrap();
     // Not installed: named, with how to install it; nothing started.
     for var in ["SYNCSCOPE_DEMO_NATS_SERVER", "SYNCSCOPE_DEMO_PROMETHEUS"] {
+        // The other one present (any executable does: nothing starts before both are found).
+        let other = if var.contains("NATS") {
+            "SYNCSCOPE_DEMO_PROMETHEUS"
+        } else {
+            "SYNCSCOPE_DEMO_NATS_SERVER"
+        };
         let mut demo = Demo::start(
             &tmp,
             &["--headless", "--duration", "5"],
-            &[(var, "/nonexistent/server")],
+            &[(var, "/nonexistent/server"), (other, "/bin/sh")],
         );
         let (code, err) = demo.finish(60);
         assert_eq!(code, Some(2), "{err}");
@@ -532,4 +548,74 @@ fn a_missing_or_failing_server_is_named_and_nothing_is_left_running() {
         0,
         "a directory left"
     );
+}
+
+/// The demo's own pid and the pids of what it started, from its "what runs where" lines.
+fn started(demo: &mut Demo) -> (u32, Vec<u32>, String) {
+    demo.wait_line(120, "what runs where", |l| {
+        l.trim_start().starts_with("jump host").then_some(())
+    });
+    let text = demo.text();
+    let mut own = 0;
+    let mut pids = Vec::new();
+    for l in text.lines() {
+        if l.trim_start().starts_with("jump host") {
+            own = pids_in(l)[0];
+            break;
+        }
+        pids.extend(pids_in(l));
+    }
+    (own, pids, text)
+}
+
+#[test]
+fn ctrl_c_stops_it_all_and_a_killed_demo_takes_its_children_along() {
+    let name = "ctrl_c_stops_it_all_and_a_killed_demo_takes_its_children_along";
+    if !have_tool(NATS, "nats-server", name) || !have_tool(PROMETHEUS, "prometheus", name) {
+        return;
+    }
+    let s = Scratch::new();
+    let tmp = s.path("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let tmp_s = tmp.display().to_string();
+
+    // SIGINT (Ctrl-C): the orderly stop, exit 0, every child gone, the directory removed.
+    let mut demo = Demo::start(&tmp, &["--headless"], &[]);
+    let (own, pids, text) = started(&mut demo);
+    assert_eq!(pids.len(), 6, "{text}");
+    std::thread::sleep(Duration::from_secs(2));
+    // SAFETY: a signal to the demo this test started.
+    assert_eq!(unsafe { libc::kill(own as libc::pid_t, libc::SIGINT) }, 0);
+    let (code, err) = demo.finish(240);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("stopping"), "{err}");
+    for p in &pids {
+        assert!(gone(*p, &tmp_s), "pid {p} still runs:\n{err}");
+    }
+    assert!(processes_mentioning(&tmp_s).is_empty());
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "a directory left"
+    );
+
+    // SIGKILL of the demo: nothing can clean up, yet the kernel stops every child with it.
+    let mut demo = Demo::start(&tmp, &["--headless"], &[]);
+    let (own, pids, text) = started(&mut demo);
+    assert_eq!(pids.len(), 6, "{text}");
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(own as libc::pid_t, libc::SIGKILL) }, 0);
+    let _ = demo.finish(60);
+    let start = Instant::now();
+    while !processes_mentioning(&tmp_s).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "left running after kill -9 of the demo: {:?}",
+            processes_mentioning(&tmp_s)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for p in &pids {
+        assert!(gone(*p, &tmp_s), "pid {p} still runs");
+    }
 }
