@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::pty::Pty;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -618,4 +620,79 @@ fn ctrl_c_stops_it_all_and_a_killed_demo_takes_its_children_along() {
     for p in &pids {
         assert!(gone(*p, &tmp_s), "pid {p} still runs");
     }
+}
+
+#[test]
+fn the_ui_shows_what_runs_where_first_then_a_dead_forwarder_as_a_fault() {
+    let name = "the_ui_shows_what_runs_where_first_then_a_dead_forwarder_as_a_fault";
+    if !have_tool(NATS, "nats-server", name) || !have_tool(PROMETHEUS, "prometheus", name) {
+        return;
+    }
+    let s = Scratch::new();
+    let tmp = s.path("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let tmp_s = tmp.display().to_string();
+    let mut t = Pty::spawn(
+        &["demo", "--fleet", "--rate", "200"],
+        220,
+        40,
+        &[("TMPDIR", tmp.to_str().unwrap()), ("NO_COLOR", "1")],
+        s.dir.path(),
+    );
+    t.wait_until(120, "the sources line", |screen| {
+        screen.contains("forwarder:host-3") && screen.contains("nats:")
+    });
+    // What runs where came first, on the normal screen, before the UI took it.
+    let raw = String::from_utf8_lossy(&t.raw()).into_owned();
+    let ui = raw.find("\x1b[?1049h").expect("the UI's screen");
+    let before = &raw[..ui];
+    for what in [
+        "nats-server: nats://127.0.0.1:",
+        "prometheus: http://127.0.0.1:",
+        "serve: http://127.0.0.1:",
+    ] {
+        assert!(
+            before.contains(what),
+            "{what} not printed before the UI:\n{before}"
+        );
+    }
+    let pids: Vec<u32> = before
+        .lines()
+        .take_while(|l| !l.trim_start().starts_with("jump host"))
+        .flat_map(pids_in)
+        .collect();
+    assert_eq!(pids.len(), 6, "{before}");
+    let host3 = before
+        .lines()
+        .find(|l| l.trim_start().starts_with("forwarder host-3:"))
+        .map(|l| pids_in(l)[0])
+        .expect("host-3");
+    // SAFETY: a signal to the demo's own forwarder, by the pid it printed.
+    assert_eq!(
+        unsafe { libc::kill(host3 as libc::pid_t, libc::SIGKILL) },
+        0
+    );
+    t.wait_until(30, "host-3's fault on the sources line", |screen| {
+        screen.contains(&format!("(pid {host3}) was killed by signal 9"))
+    });
+    t.send("q");
+    assert_eq!(t.wait_exit(240), 0, "{}", t.screen());
+    assert!(t.is_cooked());
+    let start = Instant::now();
+    while !processes_mentioning(&tmp_s).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "left running: {:?}",
+            processes_mentioning(&tmp_s)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for p in &pids {
+        assert!(gone(*p, &tmp_s), "pid {p} still runs");
+    }
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "a directory left"
+    );
 }

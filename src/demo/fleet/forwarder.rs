@@ -19,7 +19,7 @@ use crate::sources::Source;
 /// How long a forwarder may take to save its state and exit after SIGTERM.
 const GRACE: Duration = Duration::from_secs(10);
 /// The pause before a dead forwarder is started again.
-const RESTART_AFTER: Duration = Duration::from_secs(1);
+const RESTART_AFTER: Duration = Duration::from_secs(2);
 
 /// One simulated host: a forwarder process of its own.
 #[derive(Debug, Clone)]
