@@ -7,7 +7,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use color_eyre::eyre::{bail, Result};
@@ -104,9 +103,6 @@ pub fn key(host: &Host) -> String {
     format!("forwarder:{}", host.name)
 }
 
-/// Every forwarder pid started so far, for the report of what ran (tests check them gone).
-pub type Pids = Arc<Mutex<Vec<(String, u32)>>>;
-
 /// Watches one forwarder process from the jump host's ingest (see the module doc).
 pub struct Supervisor {
     pub host: Host,
@@ -115,7 +111,6 @@ pub struct Supervisor {
     pub first: Option<Proc>,
     /// Print deaths and restarts on stderr (headless; the TUI shows the source status).
     pub echo: bool,
-    pub pids: Pids,
 }
 
 impl Supervisor {
@@ -133,9 +128,6 @@ impl Source for Supervisor {
                 Some(p) => p,
                 None => match self.launch.spawn(&self.host) {
                     Ok(p) => {
-                        if let Ok(mut v) = self.pids.lock() {
-                            v.push((self.host.name.clone(), p.pid()));
-                        }
                         if self.echo {
                             eprintln!(
                                 "syncscope demo: forwarder {} restarted: pid {}",

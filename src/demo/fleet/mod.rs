@@ -23,14 +23,13 @@ pub mod servers;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use color_eyre::eyre::{bail, eyre, Result, WrapErr};
 use tokio_util::sync::CancellationToken;
 
-use self::forwarder::{Host, Launch, Pids, Supervisor};
+use self::forwarder::{Host, Launch, Supervisor};
 use self::procs::{find_tool, Proc};
 use self::servers::{Nats, Prometheus, Serve};
 use crate::cli::DemoArgs;
@@ -51,7 +50,6 @@ pub struct Fleet {
     pub cancel: CancellationToken,
     /// What runs where, one line each (printed at start).
     pub places: Vec<String>,
-    pub pids: Pids,
     nats: Option<Nats>,
     prometheus: Option<Prometheus>,
     serve: Option<Serve>,
@@ -91,7 +89,6 @@ impl Fleet {
             db: db.clone(),
             cancel: CancellationToken::new(),
             places: Vec::new(),
-            pids: Arc::new(Mutex::new(Vec::new())),
             nats: None,
             prometheus: None,
             serve: None,
@@ -186,9 +183,6 @@ impl Fleet {
                 p.pid(),
                 h.sources.join(" ")
             ));
-            if let Ok(mut v) = f.pids.lock() {
-                v.push((h.name.clone(), p.pid()));
-            }
             planned.push(Planned {
                 key: forwarder::key(h),
                 source: Box::new(Supervisor {
@@ -196,7 +190,6 @@ impl Fleet {
                     launch: launch.clone(),
                     first: Some(p),
                     echo,
-                    pids: f.pids.clone(),
                 }),
             });
         }
