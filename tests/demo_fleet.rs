@@ -248,7 +248,7 @@ fn the_fleet_on_loopback_forwards_exactly_once_and_leaves_nothing_behind() {
         &[
             "--headless",
             "--duration",
-            "45",
+            "40",
             "--rate",
             "300",
             "--seed",
@@ -439,16 +439,19 @@ fn the_fleet_on_loopback_forwards_exactly_once_and_leaves_nothing_behind() {
         "the derived replication status differs"
     );
 
-    // Relays from the prometheus: source, one row per relay of both targets.
+    // Relays from the prometheus: source (the jump host's only way to them): the relays of
+    // both targets. The story has the second target answering 500 for a while, so only one
+    // of them need be up at the end.
     let (_, out, e) = cli(&db, s.dir.path(), &["relays", "--format", "json"]);
     let rows: Vec<Value> = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out} {e}"));
     for r in &relays {
         assert!(
-            rows.iter()
-                .any(|x| x["target"] == r.as_str() && x["scrape_ok"] == true),
+            rows.iter().any(|x| x["target"] == r.as_str()
+                && x["relay"].as_str().is_some_and(|n| n.starts_with("wss://"))),
             "no relays of {r}: {rows:#?}"
         );
     }
+    assert!(rows.iter().any(|x| x["scrape_ok"] == true), "{rows:#?}");
     // And the CI nights from the simulated GitLab.
     let (_, out, _) = cli(
         &db,
