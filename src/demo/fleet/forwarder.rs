@@ -38,7 +38,7 @@ pub struct Launch {
     pub exe: PathBuf,
     /// `nats://127.0.0.1:PORT/STREAM`.
     pub url: String,
-    /// An empty config file (the user's config is never read).
+    /// The children's config file (the user's config is never read).
     pub config: PathBuf,
     /// The demo's poll interval, ms.
     pub poll_ms: u64,

@@ -78,10 +78,12 @@ impl Fleet {
         }
         // Created before anything runs: a bad --db fails here, and serve finds a store.
         drop(crate::store::open(&db)?);
-        let config = dir.join("empty-config.toml");
+        // The children's config: no user config is read; serve counts CI nights where the
+        // simulated GitLab has them (UTC), as the jump host's gitlab: source does.
+        let config = dir.join("children.toml");
         std::fs::write(
             &config,
-            "# syncscope demo --fleet: no user config is read\n",
+            "# syncscope demo --fleet: the config of its children\n[gitlab]\ntimezone = \"UTC\"\n",
         )
         .wrap_err_with(|| format!("cannot write {}", config.display()))?;
         let mut opts = crate::commands::demo::ingest_options();
