@@ -343,6 +343,24 @@ fn the_fleet_on_loopback_forwards_exactly_once_and_leaves_nothing_behind() {
     .and_then(|v| v.parse::<u64>().ok())
     .unwrap_or(0);
     assert!(series > 0, "no syncscope_ series scraped from serve");
+    // The forwarders' health reaches Prometheus too (through the jump host's store and
+    // serve): three of them ok.
+    let start = Instant::now();
+    loop {
+        let ok = query(
+            &prom,
+            "sum(syncscope_source_state{job=\"syncscope\",source=~\"forwarder:host-.\",state=\"ok\"})",
+        )
+        .and_then(|r| first_value(&r));
+        if ok.as_deref() == Some("3") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "forwarders ok in Prometheus: {ok:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
 
     // A forwarder killed: reported, restarted, and nothing lost or doubled (below).
     std::thread::sleep(Duration::from_secs(3));
