@@ -3,8 +3,10 @@
 //! a direct ingest of the same simulated files stores them (nothing lost, nothing twice, across
 //! a `kill -9` of a forwarder, which is reported and restarted), the relays come from the
 //! `prometheus:` source, Prometheus scrapes `syncscope serve` (`up == 1`), and afterwards no
-//! child process is left (checked by pid) and no temporary directory. Skipped by name when
-//! nats-server or prometheus is missing (under env CI that is a failure).
+//! child process is left (checked by pid) and no temporary directory. Also: Ctrl-C, a server
+//! killed under the demo, a `kill -9` of the demo itself, a missing or failing server, and the
+//! UI (what runs where printed first, a dead forwarder a fault on the sources line). Skipped
+//! by name when nats-server or prometheus is missing (under env CI that is a failure).
 
 mod common;
 
@@ -592,8 +594,8 @@ fn started(demo: &mut Demo) -> (u32, Vec<u32>, String) {
 }
 
 #[test]
-fn ctrl_c_stops_it_all_and_a_killed_demo_takes_its_children_along() {
-    let name = "ctrl_c_stops_it_all_and_a_killed_demo_takes_its_children_along";
+fn ctrl_c_or_a_dead_server_stops_it_all_and_a_killed_demo_takes_its_children_along() {
+    let name = "ctrl_c_or_a_dead_server_stops_it_all_and_a_killed_demo_takes_its_children_along";
     if !have_tool(NATS, "nats-server", name) || !have_tool(PROMETHEUS, "prometheus", name) {
         return;
     }
@@ -612,6 +614,29 @@ fn ctrl_c_stops_it_all_and_a_killed_demo_takes_its_children_along() {
     let (code, err) = demo.finish(240);
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("stopping"), "{err}");
+    for p in &pids {
+        assert!(gone(*p, &tmp_s), "pid {p} still runs:\n{err}");
+    }
+    assert!(processes_mentioning(&tmp_s).is_empty());
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "a directory left"
+    );
+
+    // A server killed under it: the demo stops with an error naming it, and cleans up.
+    let mut demo = Demo::start(&tmp, &["--headless"], &[]);
+    let (_, pids, text) = started(&mut demo);
+    let prom = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("prometheus:"))
+        .map(|l| pids_in(l)[0])
+        .expect("prometheus line");
+    // SAFETY: a signal to the Prometheus the demo started, by the pid it printed.
+    assert_eq!(unsafe { libc::kill(prom as libc::pid_t, libc::SIGKILL) }, 0);
+    let (code, err) = demo.finish(120);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("prometheus was killed by signal 9"), "{err}");
     for p in &pids {
         assert!(gone(*p, &tmp_s), "pid {p} still runs:\n{err}");
     }
