@@ -303,11 +303,10 @@ fn killed_status() -> ExitStatus {
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        // kill() lets the reader finish; one still blocked (a grandchild holding the pipe)
+        // is left to end by itself rather than waited for.
         self.kill();
-        if let Some(t) = self.reader.take() {
-            // The pipe closes with the child: the reader ends.
-            let _ = t.join();
-        }
+        self.settle();
     }
 }
 
