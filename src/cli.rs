@@ -101,6 +101,12 @@ pub struct DemoArgs {
     /// Keep the demo's directory (the simulated systems' files and, without --db, the store).
     #[arg(long)]
     pub keep: bool,
+
+    /// The fleet's shape on loopback: a real nats-server and Prometheus (child processes),
+    /// three forwarder processes publishing the simulated systems to JetStream, this process
+    /// as the jump host consuming them, and `syncscope serve` scraped by that Prometheus.
+    #[arg(long)]
+    pub fleet: bool,
 }
 
 #[derive(Debug, Args)]

@@ -182,6 +182,9 @@ pub fn start_background(args: &DemoArgs, db: Option<PathBuf>) -> Result<Backgrou
 /// `syncscope demo`. `db` is the store given with `--db`, if any; `theme` from `--theme`.
 pub fn run(args: DemoArgs, db: Option<PathBuf>, theme: Option<&str>) -> Result<Outcome> {
     use std::io::IsTerminal;
+    if args.fleet {
+        return crate::demo::fleet::run(args, db, theme);
+    }
     if args.headless {
         return run_headless(&args, db);
     }

@@ -14,6 +14,7 @@
 //! the rate alone; only the timestamps (start time + virtual time) change from run to run.
 //! The story ([`story`]) repeats every [`story::CYCLE`] of virtual time.
 
+pub mod fleet;
 pub mod gerrit;
 pub mod gitlab;
 pub mod ngit;
