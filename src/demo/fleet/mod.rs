@@ -131,7 +131,7 @@ impl Fleet {
             .map(|u| servers::target_of(u))
             .collect();
         let gitlab_url = demo.gitlab_url.clone();
-        opts.gitlab = demo.gitlab.clone();
+        opts.kinds = opts.kinds.with(demo.gitlab.clone());
         f.opts = opts.clone();
         f.demo = Some(demo);
 
