@@ -177,6 +177,9 @@ pub fn recover(old: &Path, new: &Path) -> Result<Vec<String>> {
     let mut conn = Connection::open(new)?;
     conn.execute_batch("PRAGMA page_size=16384;")?;
     conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))?;
+    // Each row copied commits on its own (a read error never takes others with it); the new
+    // store is synced when closed.
+    conn.execute_batch("PRAGMA synchronous=OFF;")?;
     schema::migrate_to(&mut conn, version)?;
     conn.execute(
         "ATTACH DATABASE ?1 AS old",
@@ -190,19 +193,32 @@ pub fn recover(old: &Path, new: &Path) -> Result<Vec<String>> {
         .query_map([], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     let mut report = Vec::new();
+    let mut lost = false;
     for t in &tables {
-        report.push(copy_table(&conn, t)?);
+        let (said, whole) = copy_table(&conn, t)?;
+        report.push(said);
+        lost |= !whole;
+    }
+    if lost {
+        // Where each source stopped no longer says what is stored: every source reads again
+        // from its start, and what is stored already is not stored twice.
+        conn.execute("DELETE FROM checkpoints", [])?;
+        report.push(
+            "checkpoints dropped: rows were lost, so every source is read again from its start (nothing already stored is stored twice)".into(),
+        );
     }
     rebuild_derived(&conn, version)?;
     conn.execute_batch("DETACH DATABASE old;")?;
     schema::migrate(&mut conn)?;
+    conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA wal_checkpoint(TRUNCATE);")?;
     conn.close().map_err(|(_, e)| e)?;
     Ok(report)
 }
 
 /// Copies one table: in one statement when it reads whole, else row by row, skipping over
-/// unreadable stretches of a rowid table.
-fn copy_table(conn: &Connection, table: &str) -> Result<String> {
+/// unreadable stretches of a rowid table. Returns what it did, and whether the table was
+/// read whole.
+fn copy_table(conn: &Connection, table: &str) -> Result<(String, bool)> {
     let cols: Vec<String> = conn
         .prepare(&format!("PRAGMA main.table_info(\"{table}\")"))?
         .query_map([], |r| r.get::<_, String>(1))?
@@ -212,17 +228,15 @@ fn copy_table(conn: &Connection, table: &str) -> Result<String> {
         .map(|c| format!("\"{c}\""))
         .collect::<Vec<_>>()
         .join(", ");
-    conn.execute_batch("SAVEPOINT bulk")?;
+    // One statement: all of it or (on an unreadable page) none of it.
     let bulk = conn.execute(
-        &format!("INSERT OR IGNORE INTO main.\"{table}\" ({list}) SELECT {list} FROM old.\"{table}\""),
+        &format!(
+            "INSERT OR IGNORE INTO main.\"{table}\" ({list}) SELECT {list} FROM old.\"{table}\""
+        ),
         [],
     );
-    match bulk {
-        Ok(n) => {
-            conn.execute_batch("RELEASE bulk")?;
-            return Ok(format!("{table}: {n} rows copied"));
-        }
-        Err(_) => conn.execute_batch("ROLLBACK TO bulk; RELEASE bulk")?,
+    if let Ok(n) = bulk {
+        return Ok((format!("{table}: {n} rows copied"), true));
     }
     let marks = (1..=cols.len())
         .map(|i| format!("?{i}"))
@@ -302,8 +316,11 @@ fn copy_table(conn: &Connection, table: &str) -> Result<String> {
         }
     }
     Ok(match first_error {
-        Some(e) => format!("{table}: {copied} rows copied; the rest is unreadable ({e})"),
-        None => format!("{table}: {copied} rows copied (row by row)"),
+        Some(e) => (
+            format!("{table}: {copied} rows copied; the rest is unreadable ({e})"),
+            false,
+        ),
+        None => (format!("{table}: {copied} rows copied (row by row)"), true),
     })
 }
 

@@ -321,7 +321,8 @@ pub async fn run(
     let (tx, rx) = mpsc::channel::<SourceMsg>(CHANNEL_BATCHES);
     let tasks = spawn_sources(sources, &opts, &cancel, &tx, &store_id, |key| {
         writer.checkpoint(key)
-    })?;
+    })
+    .map_err(|e| crate::store::open::explain(&db, e))?;
 
     // Retention ticks while following; once at start in every mode.
     let prune_tx = tx.clone();

@@ -196,10 +196,7 @@ mod tests {
     fn the_holder_is_described_from_its_file() {
         let text = holder_text();
         let d = describe_holder(&text);
-        assert!(
-            d.starts_with(&format!("pid {}", std::process::id())),
-            "{d}"
-        );
+        assert!(d.starts_with(&format!("pid {}", std::process::id())), "{d}");
         assert!(d.contains("since "), "{d}");
         assert_eq!(describe_holder(""), "it has not said which yet");
         // A hostile lock file cannot put control characters on the terminal.

@@ -31,7 +31,9 @@ pub enum Header {
     NotSqlite,
     /// A SQLite database; the schema version its header holds (a committed migration still in
     /// the WAL is not in the header yet: SQLite's own answer is checked after opening).
-    Sqlite { user_version: i64 },
+    Sqlite {
+        user_version: i64,
+    },
 }
 
 pub fn inspect(path: &Path) -> Result<Header> {
@@ -136,8 +138,9 @@ pub fn explain(path: &Path, e: color_eyre::Report) -> color_eyre::Report {
             c.downcast_ref::<rusqlite::Error>()
                 .and_then(rusqlite::Error::sqlite_error_code)
                 .is_some_and(|code| want.contains(&code))
-                || c.downcast_ref::<std::io::Error>()
-                    .is_some_and(|io| want == [ErrorCode::DiskFull] && io.raw_os_error() == Some(libc::ENOSPC))
+                || c.downcast_ref::<std::io::Error>().is_some_and(|io| {
+                    want == [ErrorCode::DiskFull] && io.raw_os_error() == Some(libc::ENOSPC)
+                })
         })
     };
     let said = e.chain().any(|c| {
@@ -151,7 +154,20 @@ pub fn explain(path: &Path, e: color_eyre::Report) -> color_eyre::Report {
             "store {}: the disk is full (ENOSPC); what was committed is kept: free space and start again",
             path.display()
         ))
-    } else if code(&[ErrorCode::DatabaseCorrupt, ErrorCode::NotADatabase]) {
+    } else if code(&[ErrorCode::DatabaseCorrupt, ErrorCode::NotADatabase])
+        || e.chain().any(|c| {
+            matches!(
+                c.downcast_ref::<rusqlite::Error>(),
+                Some(
+                    rusqlite::Error::FromSqlConversionFailure(..)
+                        | rusqlite::Error::Utf8Error(..)
+                        | rusqlite::Error::InvalidColumnType(..)
+                        | rusqlite::Error::IntegralValueOutOfRange(..)
+                )
+            )
+        })
+    {
+        // A value of the wrong type where the schema has one type: a damaged page.
         e.wrap_err(damaged(path))
     } else {
         e
