@@ -93,12 +93,13 @@ pub fn acquire(store: &Path) -> Result<WriterLock> {
             describe_holder(&text)
         );
     }
-    // Say who holds it now (what a refused writer prints).
+    // Say who holds it now (what a refused writer prints). Best effort: on a full disk the
+    // lock holds all the same, and a refused writer then says it cannot tell who.
     let me = holder_text();
-    file.set_len(0)
+    let _ = file
+        .set_len(0)
         .and_then(|_| file.seek(SeekFrom::Start(0)))
-        .and_then(|_| file.write_all(me.as_bytes()))
-        .wrap_err_with(|| format!("cannot write the store's lock file {}", path.display()))?;
+        .and_then(|_| file.write_all(me.as_bytes()));
     let h = Arc::new(Held { _file: file });
     held.push((key, Arc::downgrade(&h)));
     Ok(WriterLock { _held: h })
