@@ -266,6 +266,38 @@ mod tests {
     }
 
     #[test]
+    fn a_full_disk_and_a_damaged_page_are_named_with_the_store() {
+        let full = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            Some("database or disk is full".into()),
+        );
+        let e = color_eyre::Report::new(full).wrap_err("cannot store a batch from jsonl:x");
+        let said = format!("{:#}", explain(Path::new("/srv/s.db"), e));
+        assert!(
+            said.starts_with("store /srv/s.db: the disk is full (ENOSPC)"),
+            "{said}"
+        );
+        assert!(said.contains("database or disk is full"), "{said}");
+        // Said once, however many layers pass it on.
+        let again = explain(Path::new("/srv/s.db"), color_eyre::eyre::eyre!("{said}"));
+        assert_eq!(format!("{again:#}"), said);
+        let corrupt = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+            None,
+        );
+        let said = format!(
+            "{:#}",
+            explain(Path::new("/srv/s.db"), color_eyre::Report::new(corrupt))
+        );
+        assert!(said.starts_with("store /srv/s.db is damaged"), "{said}");
+        let other = explain(
+            Path::new("/srv/s.db"),
+            color_eyre::eyre::eyre!("no such pane"),
+        );
+        assert_eq!(other.to_string(), "no such pane");
+    }
+
+    #[test]
     fn a_foreign_sqlite_database_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("other.db");
