@@ -146,6 +146,31 @@ fn a_second_writer_is_refused_at_once_naming_the_first_and_readers_are_not() {
             stderr(&out)
         );
     }
+    // serve too: its /metrics answers beside the writer.
+    let port = common::free_port();
+    let _serve = Killed(
+        s.cmd()
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let answer = loop {
+        use std::io::Read;
+        if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            let mut text = String::new();
+            let _ = c.read_to_string(&mut text);
+            break text;
+        }
+        assert!(Instant::now() < deadline, "serve never listened");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     let mut ro = tui(&s, &["--no-ingest"]);
     ro.wait_for("Overview", 20);
     ro.send("q");
