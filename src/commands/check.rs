@@ -250,6 +250,9 @@ fn copy_table(conn: &Connection, table: &str) -> Result<(String, bool)> {
         .is_ok();
     let mut copied = 0u64;
     let mut first_error: Option<String> = None;
+    if let Err(e) = conn.prepare(&format!("SELECT {list} FROM old.\"{table}\" LIMIT 0")) {
+        return Ok((format!("{table}: unreadable ({e})"), false));
+    }
     if !has_rowid {
         let mut st = conn.prepare(&format!("SELECT {list} FROM old.\"{table}\""))?;
         let mut rows = st.query([])?;

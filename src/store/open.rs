@@ -89,6 +89,12 @@ pub fn check_header(path: &Path, header: Header) -> Result<()> {
 /// SQLite database that is not a store (tables but no schema version) refused too.
 pub fn checked_version(conn: &Connection, path: &Path) -> Result<i64> {
     let v = super::schema::version(conn).wrap_err_with(|| damaged(path))?;
+    if v < 0 {
+        bail!(
+            "{}: its schema version is {v}, which no syncscope writes",
+            damaged(path)
+        );
+    }
     if v > LATEST_VERSION {
         return Err(newer_error(path, v));
     }
@@ -295,6 +301,24 @@ mod tests {
             color_eyre::eyre::eyre!("no such pane"),
         );
         assert_eq!(other.to_string(), "no such pane");
+    }
+
+    #[test]
+    fn a_negative_schema_version_is_damage_not_a_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.db");
+        drop(crate::store::Writer::open(&p).unwrap());
+        Connection::open(&p)
+            .unwrap()
+            .pragma_update(None, "user_version", -7)
+            .unwrap();
+        for err in [
+            crate::store::Writer::open(&p).err().unwrap().to_string(),
+            crate::store::open_reader(&p).err().unwrap().to_string(),
+        ] {
+            assert!(err.contains("is damaged"), "{err}");
+            assert!(err.contains("-7"), "{err}");
+        }
     }
 
     #[test]
