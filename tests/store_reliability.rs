@@ -562,3 +562,25 @@ fn random_damage_never_panics() {
         "no damage was noticed: the test damages nothing"
     );
 }
+
+#[test]
+fn the_demo_on_a_store_another_process_writes_is_refused_at_once() {
+    let s = Scratch::new();
+    let input = s.path("events.jsonl");
+    write_events(&input, 0, 10);
+    let src = format!("jsonl:{}", input.display());
+    let _first = Killed(
+        s.cmd()
+            .args(["ingest", "-q", "--source", &src])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_count(&s, 10);
+    let started = Instant::now();
+    let out = s.run(&["demo", "--headless", "--duration", "5"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(stderr(&out).contains("being written by another process"));
+}

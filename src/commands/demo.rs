@@ -126,7 +126,9 @@ pub fn start_background(args: &DemoArgs, db: Option<PathBuf>) -> Result<Backgrou
     let db = db.unwrap_or_else(|| workspace.dir.join("syncscope-demo.db"));
     // Its folder owner-only, as every folder syncscope makes for a store.
     crate::store::lock::create_store_dir(&db)?;
-    // The store is created before anything runs, so a bad --db fails here, not in a thread.
+    // The store is created before anything runs, so a bad --db (or one another process is
+    // writing) fails here, not in a thread.
+    drop(crate::store::lock::acquire(&db)?);
     drop(crate::store::open(&db)?);
     let cancel = CancellationToken::new();
     // The simulator has its own token: it stops after the ingest has finished, so the last
