@@ -87,6 +87,19 @@ fn raw_text(p: &Pty) -> String {
     String::from_utf8_lossy(&p.raw()).into_owned()
 }
 
+/// Everything the program wrote, once it holds `text` (the output of a program that has
+/// exited may still be on its way through the PTY); what there is after 10 s otherwise.
+fn raw_with(p: &Pty, text: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let raw = raw_text(p);
+        if raw.contains(text) || Instant::now() > deadline {
+            return raw;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[cfg(unix)]
 fn mode(p: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
@@ -129,7 +142,7 @@ fn a_second_writer_is_refused_at_once_naming_the_first_and_readers_are_not() {
     let cfg = config_with_source(&s, &src);
     let mut ui = tui(&s, &["--config", cfg.to_str().unwrap()]);
     let code = ui.wait_exit(20);
-    let shown = raw_text(&ui);
+    let shown = raw_with(&ui, "being written by another process");
     assert_eq!(code, 2, "{shown}");
     assert!(
         shown.contains("being written by another process"),
@@ -291,7 +304,10 @@ fn a_store_of_a_newer_syncscope_is_refused_by_every_command_and_left_untouched()
     for extra in [&["--no-ingest"][..], &["--config", cfg.to_str().unwrap()]] {
         let mut ui = tui(&s, extra);
         assert_eq!(ui.wait_exit(20), 2, "{extra:?}");
-        want(&raw_text(&ui), &format!("tui {extra:?}"));
+        want(
+            &raw_with(&ui, "written by a newer syncscope"),
+            &format!("tui {extra:?}"),
+        );
     }
     assert!(
         std::fs::read(s.db()).unwrap() == before,
@@ -339,7 +355,7 @@ fn a_reader_never_upgrades_an_older_store_and_a_writer_does() {
     }
     let mut ui = tui(&s, &["--no-ingest"]);
     assert_eq!(ui.wait_exit(20), 2);
-    assert!(raw_text(&ui).contains("schema version 5"));
+    assert!(raw_with(&ui, "schema version 5").contains("schema version 5"));
     // check reads without upgrading either.
     assert_eq!(s.ok(&["check"]).trim(), "ok");
     assert_eq!(version_of(&s.db()), 5, "no reader upgraded it");
