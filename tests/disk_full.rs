@@ -168,6 +168,7 @@ fn a_full_disk_stops_ingest_with_one_line_keeps_the_store_sound_and_a_restart_lo
             .unwrap()
     };
     assert!(stored > 0 && stored < EVENTS, "{stored} stored");
+    eprintln!("disk_full: the 3 MiB filesystem was full after {stored} of {EVENTS} events");
 
     // 3. The UI with the source in-process on the full store: it stays, and says why the
     //    ingest stopped.
