@@ -66,6 +66,17 @@ pub enum Command {
     /// Serve the store's derived state as Prometheus metrics on GET /metrics (read-only,
     /// beside any running ingest).
     Serve(ServeArgs),
+    /// Check the store: SQLite's integrity check and syncscope's own invariants; prints `ok`
+    /// or the problems and how to recover (exit 1 on problems). Never writes the store.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Copy what is readable of a damaged store into a new store at NEW (which must not
+    /// exist), then check that.
+    #[arg(long, value_name = "NEW")]
+    pub recover: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -128,9 +128,11 @@ fn run(cli: Cli) -> color_eyre::Result<Outcome> {
     let config = config::Config::load(cli.config.as_deref())?;
     let db = config.db_path(cli.db.as_deref());
     let Some(command) = cli.command else {
-        return commands::tui::run(cli.no_ingest, cli.theme.as_deref(), &config, db);
+        return commands::tui::run(cli.no_ingest, cli.theme.as_deref(), &config, db.clone())
+            .map_err(|e| store::open::explain(&db, e));
     };
-    match command {
+    let on = db.clone();
+    let outcome = match command {
         Command::Ingest(a) => commands::ingest::run(a, &config, db),
         Command::Events(a) => commands::events::run(*a, &config, db),
         Command::Rejects(a) => commands::rejects::run(a, db),
@@ -139,8 +141,10 @@ fn run(cli: Cli) -> color_eyre::Result<Outcome> {
         Command::Status(a) => commands::status::run(a, &config, db),
         Command::Failures(a) => commands::failures::run(a, &config, db),
         Command::Serve(a) => commands::serve::run(a, &config, db),
+        Command::Check(a) => commands::check::run(a, db),
         Command::Demo(_) => unreachable!("handled above"),
-    }
+    };
+    outcome.map_err(|e| store::open::explain(&on, e))
 }
 
 /// clap's usage error on one line: the message and its hints, without the usage block.

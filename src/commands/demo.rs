@@ -121,11 +121,11 @@ impl Drop for Background {
 pub fn start_background(args: &DemoArgs, db: Option<PathBuf>) -> Result<Background> {
     let workspace = Workspace::create(args.keep)?;
     let db = db.unwrap_or_else(|| workspace.dir.join("syncscope-demo.db"));
-    if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .wrap_err_with(|| format!("cannot create {}", parent.display()))?;
-    }
-    // The store is created before anything runs, so a bad --db fails here, not in a thread.
+    // Its folder owner-only, as every folder syncscope makes for a store.
+    crate::store::lock::create_store_dir(&db)?;
+    // The store is created before anything runs, so a bad --db (or one another process is
+    // writing) fails here, not in a thread.
+    drop(crate::store::lock::acquire(&db)?);
     drop(crate::store::open(&db)?);
     let cancel = CancellationToken::new();
     // The simulator has its own token: it stops after the ingest has finished, so the last

@@ -1,5 +1,6 @@
 //! One module per subcommand; each returns how the process should exit.
 
+pub mod check;
 pub mod demo;
 pub mod events;
 pub mod failures;

@@ -306,12 +306,13 @@ pub async fn run(
     opts: IngestOptions,
     cancel: CancellationToken,
 ) -> Result<IngestReport> {
-    let mut writer = Writer::open(&db)?;
+    let mut writer = Writer::open(&db).map_err(|e| crate::store::open::explain(&db, e))?;
     let store_id = format!("{:016x}", writer.store_id()?);
     let (tx, rx) = mpsc::channel::<SourceMsg>(CHANNEL_BATCHES);
     let tasks = spawn_sources(sources, &opts, &cancel, &tx, &store_id, |key| {
         writer.checkpoint(key)
-    })?;
+    })
+    .map_err(|e| crate::store::open::explain(&db, e))?;
 
     // Retention ticks while following; once at start in every mode.
     let prune_tx = tx.clone();
@@ -354,7 +355,8 @@ pub async fn run(
     // A writer failure explains the sources' "writer stopped" errors: report it first.
     let report = writer_task
         .await
-        .map_err(|e| eyre!("the store writer panicked: {e}"))??;
+        .map_err(|e| eyre!("the store writer panicked: {e}"))?
+        .map_err(|e| crate::store::open::explain(&db, e))?;
     match first_err {
         Some(e) => Err(e),
         None => Ok(report),

@@ -8,7 +8,9 @@ pub mod ci;
 pub mod explain;
 mod insert;
 mod interner;
+pub mod lock;
 pub mod metrics;
+pub mod open;
 pub mod overview;
 pub mod query;
 pub mod refs;
@@ -37,7 +39,9 @@ pub use writer::{Batch, BatchOutcome, Writer};
 /// How long a connection waits on a lock before reporting `SQLITE_BUSY`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Opens (creating if needed) the store at `path` and brings its schema up to date.
+/// Opens (creating if needed) the store at `path` and brings its schema up to date: the
+/// writer's open (see [`open`] for what is refused). The caller holds the writer's lock
+/// ([`lock::acquire`]) where one writer per store matters.
 pub fn open(path: &Path) -> Result<Connection> {
     if path.is_dir() {
         bail!(
@@ -45,23 +49,25 @@ pub fn open(path: &Path) -> Result<Connection> {
             path.display()
         );
     }
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .wrap_err_with(|| format!("cannot create the store's folder {}", parent.display()))?;
+    lock::create_store_dir(path)?;
+    let header = open::inspect(path)?;
+    open::check_header(path, header)?;
+    if header == open::Header::Missing {
+        open::create(path)?;
     }
     let mut conn = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .wrap_err_with(|| format!("cannot open store {}", path.display()))?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    // Nothing is written before the version is known to be ours.
+    open::checked_version(&conn, path)?;
     // Takes effect only when the file is new (before WAL mode is set); harmless otherwise.
     conn.execute_batch("PRAGMA page_size=16384;")?;
     let mode: String = conn
         .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-        .wrap_err_with(|| format!("{} is not a usable SQLite database", path.display()))?;
+        .wrap_err_with(|| open::damaged(path))?;
     if !mode.eq_ignore_ascii_case("wal") {
         bail!(
             "store {}: cannot switch to WAL mode (got {mode}); is it on a network file system?",
@@ -75,17 +81,40 @@ pub fn open(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-/// Opens an existing store for reading only (a reader never creates one: a mistyped `--db`
-/// is an error, not an empty answer).
+/// Opens an existing store for reading only. A reader never creates a store (a mistyped
+/// `--db` is an error, not an empty answer), never upgrades one (an older schema is an error
+/// that says a writer upgrades it), and never writes.
 pub fn open_reader(path: &Path) -> Result<Reader> {
-    if !path.exists() {
-        bail!(
+    let header = open::inspect(path)?;
+    match header {
+        open::Header::Missing => bail!(
             "no store at {}: run `syncscope ingest` first, or give the store with --db",
+            path.display()
+        ),
+        open::Header::Empty => bail!(
+            "store {} is empty (0 bytes): nothing has been ingested into it yet",
+            path.display()
+        ),
+        _ => open::check_header(path, header)?,
+    }
+    if path.is_dir() {
+        bail!(
+            "store {} is a directory, not a database file",
             path.display()
         );
     }
-    let conn = open(path)?;
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .wrap_err_with(|| format!("cannot open store {}", path.display()))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.execute_batch("PRAGMA query_only=1;")?;
+    let v = open::checked_version(&conn, path)?;
+    if v < schema::LATEST_VERSION {
+        return Err(open::older_error(path, v));
+    }
+    conn.execute_batch("PRAGMA temp_store=MEMORY; PRAGMA foreign_keys=OFF;")?;
     Ok(Reader::new(conn))
 }
 

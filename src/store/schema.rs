@@ -363,6 +363,9 @@ pub fn version(conn: &Connection) -> Result<i64> {
 /// Brings the schema up to `target`, one transaction per step.
 pub fn migrate_to(conn: &mut Connection, target: i64) -> Result<()> {
     let current = version(conn)?;
+    if current < 0 {
+        bail!("the store's schema version is {current}, which no syncscope writes: it is damaged");
+    }
     if current > LATEST_VERSION {
         bail!(
             "the store has schema version {current}, newer than this syncscope understands ({LATEST_VERSION}): upgrade syncscope"

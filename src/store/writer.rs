@@ -53,6 +53,8 @@ pub struct Writer {
     /// Declared after `conn`: dropped after it, so the checkpoint thread's connection is the
     /// last to close and copies back what is left.
     _checkpointer: Option<super::checkpointer::Checkpointer>,
+    /// One writer per store (store/lock.rs): held until the connections above are closed.
+    _lock: Option<super::lock::WriterLock>,
 }
 
 /// One batch's events, state updates, rejects, checkpoint and batch record, inside the
@@ -131,12 +133,14 @@ pub use super::insert::INSERT_EVENT_SQL;
 impl Writer {
     /// Opens the store for writing, with WAL checkpoints on a thread of their own.
     pub fn open(path: &Path) -> Result<Self> {
+        let lock = super::lock::acquire(path)?;
         let mut conn = super::open(path)?;
         // A larger page cache for the writer keeps the index edges hot during bulk ingest.
         conn.execute_batch("PRAGMA cache_size=-16000;")?;
         let checkpointer = super::checkpointer::Checkpointer::start(path, &mut conn)?;
         Ok(Writer {
             _checkpointer: Some(checkpointer),
+            _lock: Some(lock),
             ..Writer::from_connection(conn)
         })
     }
@@ -151,6 +155,7 @@ impl Writer {
             conn,
             interned: Interner::default(),
             _checkpointer: None,
+            _lock: None,
         }
     }
 

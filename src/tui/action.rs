@@ -59,6 +59,9 @@ pub enum Action {
     Tick(i64),
     /// New data for the screen.
     Loaded(Box<Loaded>),
+    /// The in-process ingest stopped with this error (e.g. the disk is full): the UI stays,
+    /// read-only, and says so.
+    IngestStopped(String),
 }
 
 /// A key for a text field, kept free of terminal types so `update` stays testable.

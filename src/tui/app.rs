@@ -138,6 +138,8 @@ pub struct AppState {
     pub quit: bool,
     /// Sources run in this process (else the store is only read: it may be STALE).
     pub ingesting: bool,
+    /// Why this process's ingest stopped (shown on the status line until the UI quits).
+    pub ingest_stopped: Option<String>,
     /// Each keymap action's first key and short label, by action name: every hint a pane
     /// draws comes from here (so `[keys]` rebinding shows).
     pub keys: std::collections::BTreeMap<&'static str, (String, &'static str)>,
@@ -180,6 +182,7 @@ impl AppState {
             flash: None,
             quit: false,
             ingesting: false,
+            ingest_stopped: None,
             keys: key_labels(&super::keymap::Keymap::default()),
         }
     }
@@ -557,6 +560,11 @@ pub fn update(state: &mut AppState, action: Action) -> Option<Command> {
         }
         Action::Notice(msg) => {
             state.flash(msg);
+            return None;
+        }
+        Action::IngestStopped(why) => {
+            state.ingesting = false;
+            state.ingest_stopped = Some(why);
             return None;
         }
         Action::Tick(now) => {

@@ -651,3 +651,24 @@ fn the_remotes_filter_matches_every_column_shown() {
     s.filters.text = "failed".into();
     assert_eq!(s.remotes().0.len(), 1, "the STATUS column is matched too");
 }
+
+#[test]
+fn an_ingest_that_stopped_is_said_until_quit_and_the_ui_goes_on() {
+    let mut s = state();
+    s.ingesting = true;
+    assert!(update(
+        &mut s,
+        Action::IngestStopped("store x: the disk is full (ENOSPC)".into())
+    )
+    .is_none());
+    assert_eq!(
+        s.ingest_stopped.as_deref(),
+        Some("store x: the disk is full (ENOSPC)")
+    );
+    assert!(!s.ingesting, "nothing ingests now: the store may go stale");
+    // Keys still work, and the fault stays.
+    update(&mut s, Action::NextPane);
+    assert_ne!(s.pane, Pane::Overview);
+    update(&mut s, Action::Tick(T0 + 60_000_000_000));
+    assert!(s.ingest_stopped.is_some());
+}

@@ -122,18 +122,33 @@ async fn run_async(opts: TuiOptions) -> Result<()> {
         .ingest
         .as_ref()
         .is_some_and(|(specs, _)| !specs.is_empty());
-    // Opened once before the screen is taken: an old store is upgraded here, so what the
-    // upgrade says on stderr is seen (the reader would otherwise do it behind the UI), and a
-    // store the sources are to fill exists before the reader opens it.
-    if ingesting || opts.db.exists() {
+    // With sources, this process is the store's one writer for the UI's life (refused at
+    // once if another is), and opens it once before the screen is taken: an old store is
+    // upgraded here, so what the upgrade says on stderr is seen, and a store the sources are
+    // to fill exists before the reader opens it. Without sources nothing is written.
+    let _writer_lock = if ingesting {
+        let lock = crate::store::lock::acquire(&opts.db)?;
         drop(crate::store::open(&opts.db)?);
-    }
+        Some(lock)
+    } else {
+        None
+    };
+    // Why the in-process ingest stopped (a full disk: the store cannot record it), for the
+    // status line.
+    let (stopped_tx, stopped_rx) = mpsc::channel::<String>(1);
     let ingest = match opts.ingest {
         Some((specs, iopts)) if !specs.is_empty() => {
             let db = opts.db.clone();
             let c = cancel.clone();
             let sources = crate::sources::plan(&specs, &iopts)?;
-            Some(tokio::spawn(crate::ingest::run(db, sources, iopts, c)))
+            Some(tokio::spawn(async move {
+                let r = crate::ingest::run(db, sources, iopts, c.clone()).await;
+                if let Err(e) = &r {
+                    // After the UI quit nobody listens: the error is printed below.
+                    let _ = stopped_tx.try_send(format!("{e:#}"));
+                }
+                r
+            }))
         }
         _ => None,
     };
@@ -153,7 +168,7 @@ async fn run_async(opts: TuiOptions) -> Result<()> {
         let mut state = AppState::new(label, opts.theme, size, Timestamp::now());
         state.ingesting = ingesting;
         state.set_keymap(&opts.keymap);
-        let run = ui_loop(&mut term, state, &opts.keymap, worker, rx);
+        let run = ui_loop(&mut term, state, &opts.keymap, worker, rx, stopped_rx);
         match opts.duration {
             Some(d) => tokio::time::timeout(d, run).await.unwrap_or(Ok(())),
             None => run.await,
@@ -182,6 +197,7 @@ async fn ui_loop(
     keymap: &Keymap,
     mut worker: QueryWorker,
     mut rx: mpsc::Receiver<Box<worker::Loaded>>,
+    mut ingest_stopped: mpsc::Receiver<String>,
 ) -> Result<()> {
     let mut input = EventStream::new();
     let mut tick = tokio::time::interval(TICK);
@@ -217,6 +233,7 @@ async fn ui_loop(
                     actions.push(Action::Loaded(more));
                 }
             }
+            Some(why) = ingest_stopped.recv() => actions.push(Action::IngestStopped(why)),
             _ = tick.tick() => actions.push(Action::Tick(Timestamp::now().as_nanos())),
             _ = frame.tick() => {
                 if dirty {

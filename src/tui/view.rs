@@ -175,6 +175,17 @@ fn render_line(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         );
         return;
     }
+    if let Some(why) = &state.ingest_stopped {
+        frame.render_widget(
+            Paragraph::new(panes::ellipsize(
+                &format!("ingest stopped: {}", one_line(why)),
+                area.width as usize,
+            ))
+            .style(theme.bad),
+            area,
+        );
+        return;
+    }
     if let Some(e) = &state.query_error {
         frame.render_widget(
             Paragraph::new(panes::ellipsize(
