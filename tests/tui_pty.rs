@@ -44,7 +44,7 @@ fn filter_then_enter_then_c_reaches_the_session_and_q_restores_the_terminal() {
     let mut t = open(&s, 100, 30, &[]);
     t.wait_for("newest errors", 10);
     t.send("4");
-    t.wait_for("Timeline: every event", 5);
+    t.wait_for("Timeline: every event", 15);
     t.send("/");
     t.type_slowly("Backfill completed: 72");
     // Live as you type: the list narrows before Enter.
@@ -53,22 +53,22 @@ fn filter_then_enter_then_c_reaches_the_session_and_q_restores_the_terminal() {
     });
     t.send("\r");
     t.send("\r");
-    t.wait_for("Event ", 5);
-    t.wait_for("correlation  34ecf2ed", 5);
+    t.wait_for("Event ", 15);
+    t.wait_for("correlation  34ecf2ed", 15);
     t.send("c");
-    t.wait_for("Session 34ecf2ed-e4cd-6075-2055-2f5f4b2220a4", 5);
+    t.wait_for("Session 34ecf2ed-e4cd-6075-2055-2f5f4b2220a4", 15);
     // Found 2: the header counted the records twice (the batches and the completion's total).
-    t.wait_for("72500 records", 5);
+    t.wait_for("72500 records", 15);
     assert!(!t.screen().contains("145000 records"));
     // The STEP column is cut (with an ellipsis) below 120 columns.
-    t.wait_for("backfill_session_st", 5);
+    t.wait_for("backfill_session_st", 15);
     // Esc goes back through the views; q quits from a top-level pane only.
     t.send("\x1b");
-    t.wait_for("Event ", 5);
+    t.wait_for("Event ", 15);
     t.send("q");
-    t.wait_for("Esc goes back", 5);
+    t.wait_for("Esc goes back", 15);
     t.send("\x1b");
-    t.wait_for("Timeline: every event", 5);
+    t.wait_for("Timeline: every event", 15);
     t.send("q");
     assert_eq!(t.wait_exit(10), 0);
     assert!(
@@ -84,8 +84,8 @@ fn no_color_shows_severity_without_colours() {
     let mut t = open(&s, 100, 30, &[("NO_COLOR", "1")]);
     t.wait_for("newest errors", 10);
     t.send("4");
-    t.wait_for("✖ ERROR", 5);
-    t.wait_for("▲ WARN", 5);
+    t.wait_for("✖ ERROR", 15);
+    t.wait_for("▲ WARN", 15);
     let (coloured, bold_error) = t.with_screen(|scr| {
         let (rows, cols) = scr.size();
         let mut coloured = 0;
@@ -121,13 +121,13 @@ fn a_hostile_event_cannot_inject_escape_sequences() {
     let mut t = open(&s, 120, 30, &[]);
     t.wait_for("newest errors", 10);
     t.send("4");
-    t.wait_for("evil", 5);
+    t.wait_for("evil", 15);
     // Its text is shown, defused: control pictures instead of controls, no bidi override.
-    t.wait_for("␛]0;pwned␇", 5);
+    t.wait_for("␛]0;pwned␇", 15);
     t.send("/");
     t.type_slowly("evil");
     t.send("\r\r");
-    t.wait_for("correlation  evil-session-1", 5);
+    t.wait_for("correlation  evil-session-1", 15);
     let raw = t.raw();
     for bad in [
         &b"\x1b]0;pwned"[..],
@@ -143,7 +143,7 @@ fn a_hostile_event_cannot_inject_escape_sequences() {
         );
     }
     t.send("\x1b");
-    t.wait_for("Timeline: every event", 5);
+    t.wait_for("Timeline: every event", 15);
     t.send("q");
     assert_eq!(t.wait_exit(10), 0);
 }
@@ -186,21 +186,21 @@ fn replication_drills_from_remote_to_refs_to_history() {
     let mut t = open(&s, 120, 30, &[]);
     t.wait_for("newest errors", 10);
     t.send("2");
-    t.wait_for("Replication:", 5);
-    t.wait_for("mirror-eu", 5);
+    t.wait_for("Replication:", 15);
+    t.wait_for("mirror-eu", 15);
     t.send("\r");
-    t.wait_for("worst first", 5);
-    t.wait_for("refs/heads/master", 5);
+    t.wait_for("worst first", 15);
+    t.wait_for("refs/heads/master", 15);
     t.send("j");
     t.send("\r");
-    t.wait_for("platform/core › refs/heads/master", 5);
-    t.wait_for("ref-replicated", 5);
+    t.wait_for("platform/core › refs/heads/master", 15);
+    t.wait_for("ref-replicated", 15);
     t.send("\x1b");
-    t.wait_for("worst first", 5);
+    t.wait_for("worst first", 15);
     t.send("\x1b");
-    t.wait_for("Replication:", 5);
+    t.wait_for("Replication:", 15);
     t.send("?");
-    t.wait_for("This pane", 5);
+    t.wait_for("This pane", 15);
     t.send("\x1b");
     t.wait_until(5, "help closed", |s| !s.contains("This pane"));
     t.send("\x03");
@@ -278,7 +278,7 @@ fn demo_shows_every_pane_with_live_data_and_cleans_up() {
     t.send("\x1b");
     t.wait_for("CI night ", 10);
     t.send("p");
-    t.wait_for("PAUSED", 5);
+    t.wait_for("PAUSED", 15);
     t.send("p");
     t.wait_until(5, "live again", |s| !s.contains("PAUSED"));
     t.send("q");
@@ -365,15 +365,15 @@ fn the_refs_list_shows_ref_names_and_errors_at_80x24() {
     let mut t = open(&s, 80, 24, &[]);
     t.wait_for("Overview", 10);
     t.send("2");
-    t.wait_for("mirror-eu", 5);
+    t.wait_for("mirror-eu", 15);
     t.send("\r");
-    t.wait_for("worst first", 5);
+    t.wait_for("worst first", 15);
     // Found 2: identical rows without the ref or the error at 80 columns.
-    t.wait_for("REF", 5);
-    t.wait_for("refs/heads/master", 5);
-    t.wait_for("LAST ERROR", 5);
+    t.wait_for("REF", 15);
+    t.wait_for("refs/heads/master", 15);
+    t.wait_for("LAST ERROR", 15);
     t.send("\x1b");
-    t.wait_for("Replication:", 5);
+    t.wait_for("Replication:", 15);
     t.send("q");
     assert_eq!(t.wait_exit(10), 0);
 }
@@ -396,13 +396,13 @@ fn help_scrolls_to_its_last_key_at_80x24() {
     let mut t = open(&s, 80, 24, &[]);
     t.wait_for("Overview", 10);
     t.send("?");
-    t.wait_for("This pane", 5);
+    t.wait_for("This pane", 15);
     // Found 6: help was cut at 80×24 (19 of 32 keys) and any key closed it.
     assert!(!t.screen().contains("quit from anywhere"));
     t.send("x");
     t.wait_for("This pane", 2);
     t.send("G");
-    t.wait_for("quit from anywhere", 5);
+    t.wait_for("quit from anywhere", 15);
     t.send("\x1b");
     t.wait_until(5, "help closed", |s| !s.contains("quit from anywhere"));
     t.send("q");
@@ -465,10 +465,10 @@ fn sort_find_and_write_at_80x24() {
 
     // Sort: Shift + the column's letter, again to reverse; the header marks it.
     t.send("2");
-    t.wait_for("Replication:", 5);
-    t.wait_for("STATUS", 5);
+    t.wait_for("Replication:", 15);
+    t.wait_for("STATUS", 15);
     t.send("R");
-    t.wait_for("REMOTE▲", 5);
+    t.wait_for("REMOTE▲", 15);
     let remote = |l: &String| l.split_whitespace().nth(1).unwrap_or("").to_string();
     let up: Vec<String> = rows_under(&t.screen(), "STATUS")
         .iter()
@@ -479,7 +479,7 @@ fn sort_find_and_write_at_80x24() {
     sorted.sort();
     assert_eq!(up, sorted, "not sorted by remote");
     t.send("R");
-    t.wait_for("REMOTE▼", 5);
+    t.wait_for("REMOTE▼", 15);
     let down: Vec<String> = rows_under(&t.screen(), "STATUS")
         .iter()
         .map(remote)
@@ -493,7 +493,7 @@ fn sort_find_and_write_at_80x24() {
     t.send(":");
     t.type_slowly(&format!("w {}", out.display()));
     t.send("\r");
-    t.wait_for("wrote ", 5);
+    t.wait_for("wrote ", 15);
     let csv = std::fs::read_to_string(&out).expect("the :w file");
     let mut lines = csv.lines();
     assert!(lines.next().unwrap().starts_with("status,remote,"), "{csv}");
@@ -514,7 +514,7 @@ fn sort_find_and_write_at_80x24() {
 
     // Find: matches in any column (here TYPE) are highlighted and jumped to; nothing hidden.
     t.send("4");
-    t.wait_for("Timeline: every event", 5);
+    t.wait_for("Timeline: every event", 15);
     t.wait_until(5, "the timeline filled", |screen| {
         rows_under(screen, "TIME").len() >= 15
     });
@@ -522,7 +522,7 @@ fn sort_find_and_write_at_80x24() {
     t.send("f");
     t.type_slowly("state_transition");
     t.send("\r");
-    t.wait_for("find: \"state_transition\"", 5);
+    t.wait_for("find: \"state_transition\"", 15);
     t.wait_until(5, "the find field closed", |screen| {
         !screen.lines().any(|l| l.starts_with("find: "))
     });
@@ -553,7 +553,7 @@ fn a_16_colour_terminal_gets_no_256_colour_codes() {
     let mut t = open(&s, 80, 24, &[("TERM", "screen")]);
     t.wait_for("newest errors", 10);
     t.send("4");
-    t.wait_for("✖ ERROR", 5);
+    t.wait_for("✖ ERROR", 15);
     let raw = String::from_utf8_lossy(&t.raw()).into_owned();
     assert!(
         !raw.contains("38;5;") && !raw.contains("48;5;"),
