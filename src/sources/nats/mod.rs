@@ -204,9 +204,9 @@ impl NatsConfig {
 fn check_pem(path: &std::path::Path, key: &str, label: &str) -> Result<()> {
     let text = std::fs::read(path)
         .wrap_err_with(|| format!("[nats] {key} {}: cannot read it", path.display()))?;
-    let found = text
-        .split(|&b| b == b'\n')
-        .any(|l| l.starts_with(b"-----BEGIN ") && l.windows(label.len()).any(|w| w == label.as_bytes()));
+    let found = text.split(|&b| b == b'\n').any(|l| {
+        l.starts_with(b"-----BEGIN ") && l.windows(label.len()).any(|w| w == label.as_bytes())
+    });
     if !found {
         bail!(
             "[nats] {key} {}: no PEM {label} in it (expected a -----BEGIN {label}----- block)",
