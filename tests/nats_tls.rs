@@ -187,9 +187,16 @@ fn cmd(dir: &Path, db: &Path, config: &Path) -> Command {
 
 fn forward(dir: &Path, config: &Path, url: &str, src: &str) -> Command {
     let mut c = cmd(dir, &dir.join("unused.db"), config);
-    c.args(["ingest", "-q", "--once", "--forward", url, "--forward-state"])
-        .arg(dir.join("fwd.json"))
-        .args(["--source", src]);
+    c.args([
+        "ingest",
+        "-q",
+        "--once",
+        "--forward",
+        url,
+        "--forward-state",
+    ])
+    .arg(dir.join("fwd.json"))
+    .args(["--source", src]);
     c
 }
 
@@ -225,8 +232,14 @@ fn fails(c: Command, what: &str) -> String {
         t0.elapsed()
     );
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!err.contains(PASSWORD), "{what}: the password printed: {err}");
-    assert!(!err.contains("wrong-pass"), "{what}: a password printed: {err}");
+    assert!(
+        !err.contains(PASSWORD),
+        "{what}: the password printed: {err}"
+    );
+    assert!(
+        !err.contains("wrong-pass"),
+        "{what}: a password printed: {err}"
+    );
     err
 }
 
@@ -334,7 +347,10 @@ fn tls_with_a_user_and_password_from_config_and_environment_end_to_end() {
     let junk_ca = config(
         d,
         "junk-ca.toml",
-        &format!("[nats]\nuser = \"alice\"\nca_file = \"{}\"\n", junk.display()),
+        &format!(
+            "[nats]\nuser = \"alice\"\nca_file = \"{}\"\n",
+            junk.display()
+        ),
     );
     let err = fails(
         with_password(forward(d, &junk_ca, &url, &src), PASSWORD),
