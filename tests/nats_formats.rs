@@ -9,7 +9,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{bin, free_port, have_tool, KillOnDrop, Scratch};
+use common::{free_port, have_tool, KillOnDrop, Scratch};
 use syncscope::model::{Event, Severity, Timestamp};
 use syncscope::sources::nats::codec::{self, Message, WireEvent};
 use syncscope::sources::nats::{ensure_stream, NatsConfig, NatsTarget};
