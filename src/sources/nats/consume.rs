@@ -2,13 +2,26 @@
 //! (`syncscope-<store id>`), each batch acknowledged only once the store committed it, so each
 //! store gets every event; what is delivered again (a restart before the ack) is recognised
 //! by the identity key the message carries.
+//!
+//! Throughput: the messages come from one continuous pull (the client asks for the next
+//! batch while the current one is read) and up to [`PIPELINE`] batches are committing at
+//! once, each acknowledged (message by message, `AckPolicy::Explicit`) by a task of its own
+//! once the store committed it, while the next batches are pulled and decoded.
+//!
+//! Why not `AckPolicy::All` (one acknowledgement per batch): acknowledging message N there
+//! acknowledges every message before N that the server delivered, including messages
+//! delivered to a consumer that was killed, to a pull that was dropped (a reconnect, a lost
+//! heartbeat) or prefetched past the end of a `--once` run, none of them committed: events
+//! lost, as the kill -9 test showed.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull, consumer::AckPolicy, consumer::DeliverPolicy};
 use color_eyre::eyre::{bail, eyre, Result, WrapErr};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::runtime::Handle;
+use tokio::task::JoinHandle;
 
 use super::codec::{self, Message};
 use super::{ensure_stream, NatsConfig, NatsTarget};
@@ -19,8 +32,15 @@ use crate::store::StateUpdate;
 
 /// How long JetStream waits for an acknowledgement before delivering a message again.
 pub const ACK_WAIT: Duration = Duration::from_secs(10);
-/// How long one pull waits for a full batch.
-const PULL_EXPIRES: Duration = Duration::from_millis(500);
+/// Batches handed to the writer and not yet acknowledged, at most.
+pub const PIPELINE: usize = 4;
+/// How long the first message of a batch is waited for before looking around (cancel, --once).
+const FIRST_WAIT: Duration = Duration::from_millis(250);
+/// A batch is sent when no further message came within this long.
+const GAP: Duration = Duration::from_millis(10);
+/// The continuous pull: how long one pull request lives, and the server's idle heartbeat.
+const PULL_EXPIRES: Duration = Duration::from_secs(30);
+const HEARTBEAT: Duration = Duration::from_secs(5);
 
 pub struct NatsSource {
     target: NatsTarget,
@@ -31,12 +51,6 @@ impl NatsSource {
     pub fn new(target: NatsTarget, config: NatsConfig) -> NatsSource {
         NatsSource { target, config }
     }
-}
-
-/// A batch handed to the writer, acknowledged once committed.
-struct InFlight {
-    committed: tokio::sync::oneshot::Receiver<()>,
-    messages: Vec<jetstream::Message>,
 }
 
 /// What one pulled batch holds, decoded.
@@ -51,7 +65,11 @@ struct Decoded {
 }
 
 fn decode_batch(stream: &str, messages: &[jetstream::Message]) -> Decoded {
-    let mut d = Decoded::default();
+    let mut d = Decoded {
+        events: Vec::with_capacity(messages.len()),
+        keys: Vec::with_capacity(messages.len()),
+        ..Decoded::default()
+    };
     for m in messages {
         let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
         d.last_seq = d.last_seq.max(seq);
@@ -95,6 +113,101 @@ fn decode_batch(stream: &str, messages: &[jetstream::Message]) -> Decoded {
     d
 }
 
+/// What became of a batch's acknowledgement: `Err` when the store never committed it.
+type AckOutcome = Result<Option<String>>;
+
+/// Waits for the store to commit a batch, then acknowledges its messages. `confirm`: the last acknowledgement
+/// waits for the server's confirmation (the end of `--once`). A lost acknowledgement is a
+/// message delivered again, which the store recognises: reported, not an error.
+async fn ack_after_commit(
+    committed: tokio::sync::oneshot::Receiver<()>,
+    acks: Vec<jetstream::Message>,
+    confirm: bool,
+) -> AckOutcome {
+    committed
+        .await
+        .map_err(|_| eyre!("the store writer stopped before committing"))?;
+    let Some((last, rest)) = acks.split_last() else {
+        return Ok(None);
+    };
+    let r = async {
+        for m in rest {
+            m.ack().await.map_err(|e| eyre!("{e}"))?;
+        }
+        if confirm {
+            last.double_ack().await.map_err(|e| eyre!("{e}"))
+        } else {
+            last.ack().await.map_err(|e| eyre!("{e}"))
+        }
+    }
+    .await;
+    Ok(r.err().map(|e| {
+        format!("acknowledgement lost ({e:#}): the messages come again and are recognised")
+    }))
+}
+
+/// The batches committing, oldest first.
+struct Pipeline(VecDeque<JoinHandle<AckOutcome>>);
+
+impl Pipeline {
+    fn push(&mut self, rt: &Handle, ctx: &SourceCtx, h: JoinHandle<AckOutcome>) -> Result<()> {
+        self.0.push_back(h);
+        while self.0.len() > PIPELINE || self.0.front().is_some_and(JoinHandle::is_finished) {
+            self.settle_front(rt, ctx)?;
+        }
+        Ok(())
+    }
+
+    fn settle_front(&mut self, rt: &Handle, ctx: &SourceCtx) -> Result<()> {
+        let Some(h) = self.0.pop_front() else {
+            return Ok(());
+        };
+        match rt.block_on(h) {
+            Ok(Ok(None)) => Ok(()),
+            Ok(Ok(Some(lost))) => {
+                ctx.status(SourceState::Backoff, lost);
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e),
+            Err(join) => Err(eyre!("an acknowledgement task failed: {join}")),
+        }
+    }
+
+    fn settle_all(&mut self, rt: &Handle, ctx: &SourceCtx) -> Result<()> {
+        while !self.0.is_empty() {
+            self.settle_front(rt, ctx)?;
+        }
+        Ok(())
+    }
+}
+
+/// Up to `max` messages: the first waited for [`FIRST_WAIT`], the rest while they keep
+/// coming within [`GAP`]. `Err` only when nothing was read.
+async fn next_batch(messages: &mut pull::Stream, max: usize) -> Result<Vec<jetstream::Message>> {
+    let mut out = Vec::with_capacity(max);
+    let mut wait = FIRST_WAIT;
+    while out.len() < max {
+        let next = match messages.next().now_or_never() {
+            Some(n) => n,
+            None => match tokio::time::timeout(wait, messages.next()).await {
+                Ok(n) => n,
+                Err(_) => break,
+            },
+        };
+        match next {
+            Some(Ok(m)) => {
+                out.push(m);
+                wait = GAP;
+            }
+            Some(Err(e)) if out.is_empty() => return Err(eyre!("{e}")),
+            Some(Err(_)) => break,
+            None if out.is_empty() => return Err(eyre!("the message stream ended")),
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
 impl Source for NatsSource {
     fn run(self: Box<Self>, ctx: &SourceCtx) -> Result<()> {
         let rt = Handle::current();
@@ -120,7 +233,7 @@ impl Source for NatsSource {
                     deliver_policy: DeliverPolicy::All,
                     ack_policy: AckPolicy::Explicit,
                     ack_wait: ACK_WAIT,
-                    max_ack_pending: (batch * 4) as i64,
+                    max_ack_pending: max_ack_pending(batch),
                     ..Default::default()
                 },
             ))
@@ -140,7 +253,8 @@ impl Source for NatsSource {
             None
         };
         ctx.status(SourceState::Ok, format!("consumer {name}"));
-        let mut inflight: Option<InFlight> = None;
+        let mut pipeline = Pipeline(VecDeque::new());
+        let mut pulling: Option<pull::Stream> = None;
         let mut delay = Duration::from_millis(200);
         let mut seen = 0u64;
         loop {
@@ -148,37 +262,38 @@ impl Source for NatsSource {
                 break;
             }
             if let Some(until) = until {
-                if seen >= until || inflight.is_none() {
-                    settle(&rt, ctx, inflight.take())?;
+                if seen >= until {
+                    pipeline.settle_all(&rt, ctx)?;
                     if done(&rt, &consumer, until)? {
                         break;
                     }
                 }
             }
-            let pulled = rt.block_on(async {
-                let mut msgs = Vec::new();
-                let mut b = consumer
-                    .batch()
-                    .max_messages(batch)
-                    .expires(PULL_EXPIRES)
-                    .messages()
-                    .await
-                    .map_err(|e| eyre!("{e}"))?;
-                while let Some(m) = b.next().await {
-                    match m {
-                        Ok(m) => msgs.push(m),
-                        Err(e) if msgs.is_empty() => return Err(eyre!("{e}")),
-                        Err(_) => break,
-                    }
-                }
-                Ok::<_, color_eyre::Report>(msgs)
-            });
-            let messages = match pulled {
+            let messages = match pulling.as_mut() {
+                Some(p) => rt.block_on(next_batch(p, batch)),
+                None => rt
+                    .block_on(
+                        consumer
+                            .stream()
+                            .max_messages_per_batch(batch)
+                            .expires(PULL_EXPIRES)
+                            .heartbeat(HEARTBEAT)
+                            .messages(),
+                    )
+                    .map_err(|e| eyre!("cannot pull from the consumer {name}: {e}"))
+                    .map(|p| {
+                        pulling = Some(p);
+                        Vec::new()
+                    }),
+            };
+            let messages = match messages {
                 Ok(m) => {
                     delay = Duration::from_millis(200);
                     m
                 }
                 Err(e) => {
+                    // The pull is opened anew (after a server restart, a lost heartbeat).
+                    pulling = None;
                     ctx.status(
                         SourceState::Backoff,
                         format!(
@@ -195,8 +310,13 @@ impl Source for NatsSource {
                 }
             };
             if messages.is_empty() {
-                settle(&rt, ctx, inflight.take())?;
-                if until.is_none() {
+                // Idle: everything committed is acknowledged.
+                pipeline.settle_all(&rt, ctx)?;
+                if let Some(until) = until {
+                    if done(&rt, &consumer, until)? {
+                        break;
+                    }
+                } else if pulling.is_some() {
                     ctx.status(SourceState::Ok, format!("consumer {name}: up to date"));
                 }
                 continue;
@@ -210,48 +330,26 @@ impl Source for NatsSource {
                 d.rejects,
                 Some(format!("{{\"stream_seq\":{}}}", d.last_seq)),
             )?;
-            // One batch committing while the next is pulled.
-            settle(
+            let confirm = until.is_some_and(|u| seen >= u);
+            pipeline.push(
                 &rt,
                 ctx,
-                inflight.replace(InFlight {
-                    committed,
-                    messages,
-                }),
+                rt.spawn(ack_after_commit(committed, messages, confirm)),
             )?;
             ctx.status(
                 SourceState::Ok,
                 format!("consumer {name}: stream sequence {seen}"),
             );
         }
-        settle(&rt, ctx, inflight.take())
+        pipeline.settle_all(&rt, ctx)
     }
 }
 
-/// Waits for the store to commit `f`'s batch, then acknowledges its messages (the last one
-/// confirmed by the server, so the ones before it were processed too). An acknowledgement
-/// lost is a message delivered again, which the store recognises.
-fn settle(rt: &Handle, ctx: &SourceCtx, f: Option<InFlight>) -> Result<()> {
-    let Some(f) = f else { return Ok(()) };
-    f.committed
-        .blocking_recv()
-        .map_err(|_| eyre!("the store writer stopped before committing"))?;
-    let r = rt.block_on(async {
-        let Some((last, rest)) = f.messages.split_last() else {
-            return Ok(());
-        };
-        for m in rest {
-            m.ack().await.map_err(|e| eyre!("{e}"))?;
-        }
-        last.double_ack().await.map_err(|e| eyre!("{e}"))
-    });
-    if let Err(e) = r {
-        ctx.status(
-            SourceState::Backoff,
-            format!("acknowledgement lost ({e:#}): the messages come again and are recognised"),
-        );
-    }
-    Ok(())
+/// Messages delivered and not yet acknowledged, at most: the pipeline and the pull ahead of
+/// it, and below the client's subscription capacity (65,536), past which it would drop
+/// messages (delivered again after [`ACK_WAIT`], but late).
+fn max_ack_pending(batch: usize) -> i64 {
+    (batch * (PIPELINE + 4)).min(50_000) as i64
 }
 
 /// Whether a `--once` consumer has everything up to `until` acknowledged.

@@ -6,15 +6,17 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::context::PublishAckFuture;
+use async_nats::Subject;
 use bytes::Bytes;
 use color_eyre::eyre::{bail, eyre, Result};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::codec::{self, Message, WireEvent, WireReject};
+use super::codec::{self, Message, WireReject};
 use super::state::ForwardState;
 use super::{ensure_stream, subject_token, NatsConfig, NatsTarget};
 use crate::ingest::{IngestOptions, IngestReport, Planned, QueuedBatch, SourceMsg, SourceState};
@@ -27,13 +29,16 @@ use crate::store::StateUpdate;
 pub const MAX_OUTSTANDING: usize = 8192;
 /// How often the state file is rewritten while messages keep coming.
 const SAVE_EVERY: Duration = Duration::from_secs(1);
+/// How long the input may be empty before every acknowledgement is awaited (a source between
+/// two batches is not idle).
+const IDLE: Duration = Duration::from_millis(50);
 
 /// A message published and not yet acknowledged, or a checkpoint waiting for those before it.
 enum Pending {
     Ack {
         /// The source, when the message is one of its events (counted in the report).
-        source: Option<String>,
-        subject: String,
+        source: Option<Arc<str>>,
+        subject: Subject,
         id: String,
         payload: Bytes,
         ack: PublishAckFuture,
@@ -137,9 +142,15 @@ impl Publisher {
             let msg = match rx.try_recv() {
                 Ok(m) => m,
                 Err(mpsc::error::TryRecvError::Empty) => {
-                    // Idle: everything published is awaited, the checkpoints saved.
-                    self.settle_all().await?;
-                    match rx.recv().await {
+                    // Idle for a while: everything published is awaited, the checkpoints saved.
+                    let next = match tokio::time::timeout(IDLE, rx.recv()).await {
+                        Ok(next) => next,
+                        Err(_) => {
+                            self.settle_all().await?;
+                            rx.recv().await
+                        }
+                    };
+                    match next {
                         Some(m) => m,
                         None => break,
                     }
@@ -175,7 +186,9 @@ impl Publisher {
     }
 
     async fn publish_batch(&mut self, target: &NatsTarget, b: QueuedBatch) -> Result<()> {
-        let subject = format!("{}.{}", target.stream, subject_token(&b.source));
+        let subject = Subject::from(format!("{}.{}", target.stream, subject_token(&b.source)));
+        let source: Arc<str> = Arc::from(b.source.as_str());
+        self.report.entry(b.source.clone()).or_default();
         // Ref updates travel with their event; the other domains' in the batch message.
         let mut refs: Vec<Vec<RefUpdate>> = Vec::new();
         let mut others: Vec<StateUpdate> = Vec::new();
@@ -199,18 +212,13 @@ impl Publisher {
         }
         let mut refs = refs.into_iter();
         for (e, &key) in b.events.iter().zip(&b.keys) {
-            let m = Message::Event {
-                src: b.source.clone(),
-                key,
-                event: Box::new(WireEvent::from_event(e)),
-                refs: refs.next().unwrap_or_default(),
-            };
+            let payload = codec::encode_event(&b.source, key, e, &refs.next().unwrap_or_default());
             let id = codec::event_id(&b.source, e.timestamp.as_nanos(), key);
             self.publish(
-                Some(&b.source),
+                Some(source.clone()),
                 subject.clone(),
                 id,
-                Bytes::from(codec::encode(&m)),
+                Bytes::from(payload),
             )
             .await?;
         }
@@ -241,8 +249,8 @@ impl Publisher {
 
     async fn publish(
         &mut self,
-        source: Option<&str>,
-        subject: String,
+        source: Option<Arc<str>>,
+        subject: Subject,
         id: String,
         payload: Bytes,
     ) -> Result<()> {
@@ -251,7 +259,7 @@ impl Publisher {
         }
         let ack = self.send(&subject, &id, &payload).await?;
         self.window.push_back(Pending::Ack {
-            source: source.map(str::to_string),
+            source,
             subject,
             id,
             payload,
@@ -261,11 +269,11 @@ impl Publisher {
         Ok(())
     }
 
-    async fn send(&self, subject: &str, id: &str, payload: &Bytes) -> Result<PublishAckFuture> {
+    async fn send(&self, subject: &Subject, id: &str, payload: &Bytes) -> Result<PublishAckFuture> {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(async_nats::header::NATS_MESSAGE_ID, id);
         self.js
-            .publish_with_headers(subject.to_string(), headers, payload.clone())
+            .publish_with_headers(subject.clone(), headers, payload.clone())
             .await
             .map_err(|e| eyre!("cannot publish to {subject}: {e}"))
     }
@@ -294,8 +302,7 @@ impl Publisher {
                     let why = match ack.take() {
                         Some(a) => match a.await {
                             Ok(a) => {
-                                if let Some(source) = source {
-                                    let out = self.report.entry(source).or_default();
+                                if let Some(out) = source.and_then(|s| self.report.get_mut(&*s)) {
                                     if a.duplicate {
                                         out.duplicates += 1;
                                     } else {

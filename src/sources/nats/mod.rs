@@ -80,7 +80,8 @@ fn valid_stream_name(name: &str) -> Result<(), String> {
 }
 
 /// `[nats]` in the config: credentials and TLS. The environment (`SYNCSCOPE_NATS_TOKEN`,
-/// `SYNCSCOPE_NATS_USER`, `SYNCSCOPE_NATS_PASSWORD`) wins over it; never the command line.
+/// `SYNCSCOPE_NATS_USER`, `SYNCSCOPE_NATS_PASSWORD`, `SYNCSCOPE_NATS_CA_FILE`) wins over it;
+/// never the command line.
 #[derive(Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct NatsConfig {
@@ -127,6 +128,9 @@ impl NatsConfig {
         if let Some(p) = env("SYNCSCOPE_NATS_PASSWORD") {
             c.password = Some(p);
         }
+        if let Some(p) = env("SYNCSCOPE_NATS_CA_FILE") {
+            c.ca_file = Some(p);
+        }
         c
     }
 
@@ -149,9 +153,7 @@ impl NatsConfig {
         }
         if let Some(ca) = &self.ca_file {
             let p = crate::sources::expand_tilde(ca);
-            if !p.is_file() {
-                bail!("[nats] ca_file {}: no such file", p.display());
-            }
+            check_pem(&p, "ca_file", "CERTIFICATE")?;
             o = o.add_root_certificates(p).require_tls(true);
         }
         match (&self.cert_file, &self.key_file) {
@@ -160,11 +162,8 @@ impl NatsConfig {
                     crate::sources::expand_tilde(c),
                     crate::sources::expand_tilde(k),
                 );
-                for p in [&c, &k] {
-                    if !p.is_file() {
-                        bail!("[nats] {}: no such file", p.display());
-                    }
-                }
+                check_pem(&c, "cert_file", "CERTIFICATE")?;
+                check_pem(&k, "key_file", "PRIVATE KEY")?;
                 o = o.add_client_certificate(c, k);
             }
             (None, None) => {}
@@ -181,16 +180,40 @@ impl NatsConfig {
         let options = self.options()?;
         options.connect(target.server.as_str()).await.map_err(|e| {
             let text = e.to_string();
+            let lower = text.to_ascii_lowercase();
             let hint = if matches!(e.kind(), async_nats::ConnectErrorKind::AuthorizationViolation)
-                || text.to_ascii_lowercase().contains("authorization")
+                || lower.contains("authorization")
             {
                 ": the server refused the credentials (SYNCSCOPE_NATS_TOKEN / SYNCSCOPE_NATS_USER / SYNCSCOPE_NATS_PASSWORD or [nats] in the config)"
+            } else if lower.contains("certificate") || lower.contains("unknownissuer") {
+                ": the server's TLS certificate was not accepted (is ca_file in [nats] or SYNCSCOPE_NATS_CA_FILE the CA that signed it, and is the host in it?)"
+            } else if matches!(e.kind(), async_nats::ConnectErrorKind::Tls)
+                || lower.contains("tls")
+            {
+                ": TLS failed (ca_file, cert_file, key_file and tls in [nats]; a server that requires TLS needs its CA in ca_file)"
             } else {
                 ""
             };
             eyre!("cannot connect to NATS at {}: {text}{hint}", target.server)
         })
     }
+}
+
+/// `[nats] KEY = PATH` names a readable PEM file with a `-----BEGIN …LABEL-----` block (the
+/// client would otherwise take a file without one as an empty set of certificates).
+fn check_pem(path: &std::path::Path, key: &str, label: &str) -> Result<()> {
+    let text = std::fs::read(path)
+        .wrap_err_with(|| format!("[nats] {key} {}: cannot read it", path.display()))?;
+    let found = text.split(|&b| b == b'\n').any(|l| {
+        l.starts_with(b"-----BEGIN ") && l.windows(label.len()).any(|w| w == label.as_bytes())
+    });
+    if !found {
+        bail!(
+            "[nats] {key} {}: no PEM {label} in it (expected a -----BEGIN {label}----- block)",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// The subject token of a source: its kind (`jsonl`, `gerrit-events`, ...), with anything
