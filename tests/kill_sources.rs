@@ -45,7 +45,9 @@ impl Rng {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(1, |d| d.as_nanos() as u64)
             });
-        eprintln!("{kind}: kill instants from seed {seed} (SYNCSCOPE_KILL_SEED={seed} repeats them)");
+        eprintln!(
+            "{kind}: kill instants from seed {seed} (SYNCSCOPE_KILL_SEED={seed} repeats them)"
+        );
         Rng(seed)
     }
 
@@ -207,7 +209,11 @@ fn assert_same_as_clean(kind: &str, s: &Scratch, make: MakeCmd, source: &str, dr
     run_to_end(&clean, make, "clean");
     let want = identities(&clean, source, drop);
     let got = identities(s, source, drop);
-    let twice: Vec<&String> = got.iter().filter(|(_, n)| **n > 1).map(|(k, _)| k).collect();
+    let twice: Vec<&String> = got
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(k, _)| k)
+        .collect();
     assert!(twice.is_empty(), "{kind}: stored twice: {twice:#?}");
     let lost: Vec<&String> = want.keys().filter(|k| !got.contains_key(*k)).collect();
     let extra: Vec<&String> = got.keys().filter(|k| !want.contains_key(*k)).collect();
@@ -256,7 +262,15 @@ fn serve(answer: Handler) -> String {
 
 fn once(s: &Scratch, source: &str) -> Command {
     let mut c = s.cmd();
-    c.args(["ingest", "--once", "-q", "--batch-size", "7", "--source", source]);
+    c.args([
+        "ingest",
+        "--once",
+        "-q",
+        "--batch-size",
+        "7",
+        "--source",
+        source,
+    ]);
     c
 }
 
@@ -346,7 +360,11 @@ fn kill_9_gerrit_rest() {
     let body = Arc::new(Mutex::new(String::new()));
     let shared = body.clone();
     let base = serve(Arc::new(move |_| {
-        (200, "application/json", shared.lock().expect("lock").clone().into_bytes())
+        (
+            200,
+            "application/json",
+            shared.lock().expect("lock").clone().into_bytes(),
+        )
     }));
     let source = format!(
         "gerrit-rest:{base}/a/projects/core/remotes/https%3A%2F%2Fmirror.example.org%2Fcore.git/replication-status"
@@ -388,11 +406,19 @@ fn ngit_exposition(n: usize) -> String {
     }
     t.push_str("# HELP ngit_sync_relay_connected Relay connection status\n# TYPE ngit_sync_relay_connected gauge\n");
     for i in 0..n {
-        t.push_str(&format!("ngit_sync_relay_connected{{relay=\"{}\"}} 3\n", relay(i)));
+        t.push_str(&format!(
+            "ngit_sync_relay_connected{{relay=\"{}\"}} 3\n",
+            relay(i)
+        ));
     }
-    t.push_str("# HELP ngit_sync_relay_status Relay health status\n# TYPE ngit_sync_relay_status gauge\n");
+    t.push_str(
+        "# HELP ngit_sync_relay_status Relay health status\n# TYPE ngit_sync_relay_status gauge\n",
+    );
     for i in 0..n {
-        t.push_str(&format!("ngit_sync_relay_status{{relay=\"{}\"}} 1\n", relay(i)));
+        t.push_str(&format!(
+            "ngit_sync_relay_status{{relay=\"{}\"}} 1\n",
+            relay(i)
+        ));
     }
     t
 }
@@ -420,4 +446,419 @@ fn kill_9_ngit_metrics() {
     );
     // A scrape's events carry the scrape's time (and its state, since when): compare the rest.
     assert_same_as_clean("ngit-metrics", &s, &make, "ngit", &["timestamp", "details"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// gitlab
+
+/// A nightly pipeline of project 533: id, created and updated (RFC 3339, ms), its failed jobs.
+#[derive(Clone)]
+struct Pipeline {
+    id: i64,
+    created: String,
+    updated: String,
+    jobs: Vec<i64>,
+}
+
+fn job_log(job: i64) -> String {
+    if job % 2 == 0 {
+        format!(
+            "section_start:1:step_script\r\x1b[0K$ make data\nwriting shard {job}\nFATAL: could not write block {} of temporary file: No space left on device\nsection_end:2:step_script\r\x1b[0K\nERROR: Job failed: exit code 1\n",
+            8000 + job
+        )
+    } else {
+        format!(
+            "$ julia --project -e 'using Pkg; Pkg.test()'\nTest Failed at /builds/research/GLMModels.jl/test/runtests.jl:{}\n  Expression: coef(m) ≈ [1.0, 2.0]\nERROR: LoadError: Some tests did not pass: 41 passed, 1 failed, 0 errored, 0 broken.\nERROR: Job failed: exit code 1\n",
+            40 + job % 7
+        )
+    }
+}
+
+/// GitLab's answers (`lib/api/ci/pipelines.rb`, `jobs.rb`) for what the source asks, on one
+/// project: `updated_after` as `>=`, newest first, failed jobs, no bridges, plain-text traces.
+fn gitlab_answer(target: &str, pipelines: &[Pipeline]) -> Answer {
+    let ok = |v: Value| (200, "application/json", v.to_string().into_bytes());
+    let missing = (
+        404,
+        "application/json",
+        br#"{"message":"404 Not found"}"#.to_vec(),
+    );
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let param = |name: &str| {
+        query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .map(|v| v.replace("%3A", ":").replace("%2B", "+"))
+    };
+    let ms = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .map(|t| t.timestamp_millis())
+            .unwrap_or(i64::MIN)
+    };
+    let json = |p: &Pipeline| {
+        json!({"id": p.id, "iid": p.id - 900, "project_id": 533, "sha": "8f2e9c1d4b7a",
+               "ref": "main", "status": "failed", "source": "schedule",
+               "created_at": p.created, "updated_at": p.updated,
+               "web_url": format!("https://gitlab.example.com/research/glm/-/pipelines/{}", p.id)})
+    };
+    let find = |id: &str| pipelines.iter().find(|p| p.id.to_string() == id);
+    let job_of = |id: &str| {
+        pipelines
+            .iter()
+            .find_map(|p| p.jobs.iter().find(|j| j.to_string() == id).map(|j| (p, *j)))
+    };
+    let parts: Vec<&str> = path.trim_start_matches("/api/v4/").split('/').collect();
+    match parts.as_slice() {
+        ["projects", "533"] => ok(json!({"id": 533, "path_with_namespace": "research/glm",
+            "web_url": "https://gitlab.example.com/research/glm", "archived": false,
+            "jobs_enabled": true, "builds_access_level": "enabled"})),
+        ["projects", "533", "pipelines"] => {
+            let after = param("updated_after").map(|a| ms(&a));
+            let mut rows: Vec<&Pipeline> = pipelines
+                .iter()
+                .filter(|_| param("source").is_none_or(|s| s == "schedule"))
+                .filter(|p| after.is_none_or(|a| ms(&p.updated) >= a))
+                .collect();
+            rows.sort_by_key(|p| std::cmp::Reverse(ms(&p.updated)));
+            ok(Value::Array(rows.into_iter().map(json).collect()))
+        }
+        ["projects", "533", "pipeline_schedules"] => ok(json!([])),
+        ["projects", "533", "pipelines", id] => match find(id) {
+            Some(p) => {
+                let mut v = json(p);
+                v["yaml_errors"] = Value::Null;
+                v["detailed_status"] =
+                    json!({"group": "failed", "label": "failed", "text": "failed"});
+                ok(v)
+            }
+            None => missing,
+        },
+        ["projects", "533", "pipelines", id, "jobs"] => match find(id) {
+            Some(p) => ok(Value::Array(
+                p.jobs
+                    .iter()
+                    .map(|j| {
+                        json!({"id": j, "name": format!("test {j}"), "stage": "test",
+                        "status": "failed", "allow_failure": false,
+                        "failure_reason": "script_failure", "finished_at": p.updated,
+                        "web_url": format!("https://gitlab.example.com/research/glm/-/jobs/{j}")})
+                    })
+                    .collect(),
+            )),
+            None => missing,
+        },
+        ["projects", "533", "pipelines", id, "bridges"] => match find(id) {
+            Some(_) => ok(json!([])),
+            None => missing,
+        },
+        ["projects", "533", "jobs", id] => match job_of(id) {
+            Some((_, j)) => ok(
+                json!({"id": j, "name": format!("test {j}"), "status": "failed",
+                "erased_at": null, "artifacts": [{"file_type": "trace", "size": 1234}]}),
+            ),
+            None => missing,
+        },
+        ["projects", "533", "jobs", id, "trace"] => match job_of(id) {
+            Some((_, j)) => (200, "text/plain", job_log(j).into_bytes()),
+            None => missing,
+        },
+        _ => (
+            404,
+            "application/json",
+            br#"{"message":"404 Route Not Found"}"#.to_vec(),
+        ),
+    }
+}
+
+#[test]
+fn kill_9_gitlab() {
+    let s = Scratch::new();
+    let world: Arc<Mutex<Vec<Pipeline>>> = Arc::default();
+    let shared = world.clone();
+    let base = serve(Arc::new(move |target| {
+        let pipelines = shared.lock().expect("lock").clone();
+        gitlab_answer(target, &pipelines)
+    }));
+    let cfg = s.path("syncscope.toml");
+    std::fs::write(
+        &cfg,
+        "[gitlab]\ntimezone = \"UTC\"\nmax_in_flight = 2\nprojects = [\"533\"]\n",
+    )
+    .expect("config");
+    let source = format!("gitlab:{base}/api/v4");
+    let make = |s: &Scratch| {
+        let mut c = s.cmd();
+        c.arg("--config")
+            .arg(&cfg)
+            .args(["ingest", "--once", "-q", "--source", &source])
+            .env("SYNCSCOPE_GITLAB_TOKEN", "glpat-kill-test");
+        c
+    };
+    const PER_ROUND: i64 = 3;
+    kill_rounds("gitlab", &s, &make, &mut |round| {
+        // Pipelines as GitLab makes them: updated now, after every earlier one.
+        let iso = |t: chrono::DateTime<chrono::Utc>| {
+            t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        };
+        let now = chrono::Utc::now();
+        let mut w = world.lock().expect("lock");
+        for k in 0..PER_ROUND {
+            let id = 1000 + round as i64 * PER_ROUND + k;
+            w.push(Pipeline {
+                id,
+                created: iso(now - chrono::Duration::seconds(90)),
+                updated: iso(now + chrono::Duration::milliseconds(k)),
+                jobs: vec![id * 10, id * 10 + 1],
+            });
+        }
+        drop(w);
+        // Two rounds never share a millisecond.
+        std::thread::sleep(Duration::from_millis(5));
+    });
+    assert_same_as_clean("gitlab", &s, &make, "gitlab", &[]);
+    let pipelines = s
+        .store()
+        .query_row("SELECT count(*) FROM ci_pipelines", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .expect("ci_pipelines");
+    assert_eq!(pipelines, ROUNDS as i64 * PER_ROUND);
+}
+
+// ---------------------------------------------------------------------------------------------
+// gerrit-ssh
+
+const SSHD: &str = "/usr/sbin/sshd";
+/// Events each connection sends (Gerrit's `stream-events` after the connection opens).
+const PER_CONNECTION: u64 = 200;
+
+fn write_exec(path: &Path, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, body).expect("write script");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+fn keygen(path: &Path) {
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .status()
+        .expect("ssh-keygen");
+    assert!(st.success(), "ssh-keygen failed");
+}
+
+/// A real sshd on 127.0.0.1 whose forced command plays Gerrit: each connection logs its pid
+/// (the id of its events, and of the `sleep` it becomes) and sends [`PER_CONNECTION`] new
+/// events, then stays open. Returns the sshd, the ingest's PATH (an `ssh` with this test's
+/// keys) and the source spec.
+fn gerrit_sshd(s: &Scratch) -> (common::KillOnDrop, std::ffi::OsString, String) {
+    let d = s.dir.path();
+    let (host_key, user_key) = (d.join("host_key"), d.join("user_key"));
+    keygen(&host_key);
+    keygen(&user_key);
+    std::fs::copy(d.join("user_key.pub"), d.join("authorized_keys")).expect("authorized_keys");
+    let _ = std::fs::create_dir_all("/run/sshd");
+    // Single-quoted JSON with the connection's pid and the event number spliced in.
+    let line = "'{\"targetNode\":\"m:29418\",\"project\":\"core\",\"ref\":\"refs/heads/c'$$-$i'\",\"targetUri\":\"ssh://r@m:29418/core.git\",\"status\":\"succeeded\",\"refStatus\":\"OK\",\"type\":\"ref-replicated\",\"eventCreatedOn\":'$((1764000000 + i))',\"instanceId\":\"primary-1\"}'";
+    write_exec(
+        &d.join("stream.sh"),
+        &format!(
+            "#!/bin/sh\necho $$ >> '{c}'\ni=0\nwhile [ $i -lt {PER_CONNECTION} ]; do\n  echo {line}\n  i=$((i+1))\ndone\nexec sleep 120\n",
+            c = d.join("connections").display(),
+        ),
+    );
+    let port = common::free_port();
+    let config = d.join("sshd_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {d}/sshd.pid\n\
+             AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nUsePAM no\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+             PermitRootLogin prohibit-password\nForceCommand {d}/stream.sh\nLogLevel ERROR\n",
+            hk = host_key.display(),
+            d = d.display()
+        ),
+    )
+    .expect("sshd_config");
+    let sshd = common::KillOnDrop(
+        Command::new(SSHD)
+            .args(["-D", "-e", "-f"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start sshd"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "sshd did not start listening");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let bin = d.join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    let client_config = d.join("ssh_config");
+    std::fs::write(
+        &client_config,
+        format!(
+            "Host *\n  IdentityFile {k}\n  IdentitiesOnly yes\n  UserKnownHostsFile {d}/known_hosts\n  \
+             StrictHostKeyChecking accept-new\n  LogLevel ERROR\n",
+            k = user_key.display(),
+            d = d.display()
+        ),
+    )
+    .expect("ssh_config");
+    let real_ssh = common::find_tool("ssh").expect("ssh");
+    write_exec(
+        &bin.join("ssh"),
+        &format!(
+            "#!/bin/sh\nexec '{}' -F '{}' \"$@\"\n",
+            real_ssh.display(),
+            client_config.display()
+        ),
+    );
+    let mut path = bin.into_os_string();
+    path.push(":");
+    path.push(std::env::var_os("PATH").unwrap_or_default());
+    let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+    (sshd, path, format!("gerrit-ssh:{user}@127.0.0.1:{port}"))
+}
+
+/// The connections the stand-in served, oldest first (each one's pid).
+fn connections(s: &Scratch) -> Vec<String> {
+    std::fs::read_to_string(s.path("connections"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Per connection, the event numbers stored for it; fails on a ref stored twice.
+fn stored_by_connection(s: &Scratch) -> BTreeMap<String, Vec<u64>> {
+    let mut by: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for e in s.events_json(&["--event-type", "ref-replicated"]) {
+        let text = e.to_string();
+        let Some(at) = text.find("refs/heads/c") else {
+            panic!("a ref-replicated event the stand-in never sent: {text}");
+        };
+        let tail = &text[at + "refs/heads/c".len()..];
+        let name: String = tail
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '-')
+            .collect();
+        let (conn, i) = name.split_once('-').expect("c<pid>-<i>");
+        assert!(
+            seen.insert(name.clone()),
+            "stored twice: refs/heads/c{name}"
+        );
+        by.entry(conn.to_string())
+            .or_default()
+            .push(i.parse().expect("event number"));
+    }
+    for v in by.values_mut() {
+        v.sort_unstable();
+    }
+    by
+}
+
+#[test]
+fn kill_9_gerrit_ssh_through_a_real_sshd() {
+    if !common::have_tools(
+        "kill_9_gerrit_ssh_through_a_real_sshd",
+        &[
+            (SSHD, "openssh-server"),
+            ("ssh", "openssh-client"),
+            ("ssh-keygen", "openssh-client"),
+        ],
+    ) {
+        return;
+    }
+    let s = Scratch::new();
+    let (_sshd, path, source) = gerrit_sshd(&s);
+    let follow = |s: &Scratch, tag: &str| {
+        let mut c = s.cmd();
+        c.env("PATH", &path)
+            .args(["ingest", "-q", "--batch-size", "7", "--source", &source]);
+        Ingest::spawn(c, s.path(&format!("stderr-{tag}.txt")))
+    };
+    let stored = || s.count(&["--event-type", "ref-replicated"]);
+    // How long a connection takes to be stored whole: the range of the kill instants.
+    let start = Instant::now();
+    let mut p = follow(&s, "calibrate");
+    while stored() < PER_CONNECTION {
+        assert!(start.elapsed() < FINISH, "{}", p.stderr_text());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let max_ms = (start.elapsed().as_millis() as u64 * 6 / 5).max(20);
+    p.kill9();
+    let mut rng = Rng::from_env("gerrit-ssh");
+    let mut log = vec![format!("gerrit-ssh: kills within 0..={max_ms} ms")];
+    let mut landed = 0;
+    for round in 0..ROUNDS {
+        let ms = rng.upto(max_ms);
+        let mut p = follow(&s, &round.to_string());
+        std::thread::sleep(Duration::from_millis(ms));
+        let hit = p.kill9();
+        assert!(
+            hit,
+            "a following ingest ended by itself: {}",
+            p.stderr_text()
+        );
+        landed += 1;
+        log.push(format!(
+            "round {round}: SIGKILL at {ms} ms, {} events stored, {} connections",
+            stored(),
+            connections(&s).len()
+        ));
+    }
+    // The last run: its connection is stored whole, then SIGTERM ends it cleanly.
+    let before = connections(&s).len();
+    let mut p = follow(&s, "final");
+    let start = Instant::now();
+    let last = loop {
+        let c = connections(&s);
+        if c.len() > before {
+            let last = c[before].clone();
+            if stored_by_connection(&s).get(&last).map_or(0, Vec::len) as u64 == PER_CONNECTION {
+                break last;
+            }
+        }
+        assert!(start.elapsed() < FINISH, "{}", p.stderr_text());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // SAFETY: signalling our own, not yet reaped, child.
+    unsafe { libc::kill(p.child.id() as libc::pid_t, libc::SIGTERM) };
+    p.finish();
+    eprintln!("{}", log.join("\n"));
+
+    let by = stored_by_connection(&s);
+    let served = connections(&s);
+    for (conn, got) in &by {
+        assert!(
+            served.contains(conn),
+            "events of a connection never made: {conn}"
+        );
+        let prefix: Vec<u64> = (0..got.len() as u64).collect();
+        assert_eq!(
+            got, &prefix,
+            "connection {conn}: what is stored is not what it sent, in order, up to a point"
+        );
+    }
+    assert_eq!(by[&last].len() as u64, PER_CONNECTION);
+    let whole = by
+        .values()
+        .filter(|v| v.len() as u64 == PER_CONNECTION)
+        .count();
+    eprintln!(
+        "gerrit-ssh: {landed} kills, {} connections, {} with events stored ({whole} whole), {} events",
+        served.len(),
+        by.len(),
+        stored()
+    );
+    // The `sleep`s the forced commands became (their pids are the connection ids): ended here,
+    // by id, rather than left to their timeout.
+    for pid in served.iter().filter_map(|p| p.parse::<libc::pid_t>().ok()) {
+        // SAFETY: kill(2) of a process this test's sshd started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
 }
