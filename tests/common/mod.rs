@@ -86,13 +86,24 @@ pub fn fixture(name: &str) -> PathBuf {
 /// A scratch directory with a store path inside it; removed when dropped.
 pub struct Scratch {
     pub dir: tempfile::TempDir,
+    /// `SYNCSCOPE_NOW` for every command of this scratch ([`Scratch::with_now`]).
+    now: Option<String>,
 }
 
 impl Scratch {
     pub fn new() -> Self {
         Scratch {
             dir: tempfile::tempdir().expect("tempdir"),
+            now: None,
         }
+    }
+
+    /// Every command of this scratch runs with the clock set to `rfc3339` (`SYNCSCOPE_NOW`), so
+    /// relative times (`--since 2d`, "today") against fixed fixture dates never drift with the
+    /// calendar.
+    pub fn with_now(mut self, rfc3339: &str) -> Self {
+        self.now = Some(rfc3339.to_string());
+        self
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -119,6 +130,10 @@ impl Scratch {
         c.env_remove("SYNCSCOPE_DB");
         c.env_remove("SYNCSCOPE_CONFIG");
         c.env_remove("RUST_BACKTRACE");
+        match &self.now {
+            Some(now) => c.env("SYNCSCOPE_NOW", now),
+            None => c.env_remove("SYNCSCOPE_NOW"),
+        };
         c.env("XDG_CONFIG_HOME", self.path("xdg-config"));
         c.env("XDG_DATA_HOME", self.path("xdg-data"));
         c.env("NO_COLOR", "1");
