@@ -711,7 +711,8 @@ fn gerrit_sshd(s: &Scratch) -> (common::KillOnDrop, std::ffi::OsString, String) 
     write_exec(
         &bin.join("ssh"),
         &format!(
-            "#!/bin/sh\nexec '{}' -F '{}' \"$@\"\n",
+            "#!/bin/sh\necho $$ >> '{}'\nexec '{}' -F '{}' \"$@\"\n",
+            d.join("ssh-clients").display(),
             real_ssh.display(),
             client_config.display()
         ),
@@ -854,6 +855,42 @@ fn kill_9_gerrit_ssh_through_a_real_sshd() {
         served.len(),
         by.len(),
         stored()
+    );
+    // A SIGKILLed ingest leaves no ssh behind, connected to Gerrit with no reader (each would
+    // live until Gerrit next wrote to it).
+    let clients: Vec<libc::pid_t> = std::fs::read_to_string(s.path("ssh-clients"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect();
+    assert!(clients.len() > ROUNDS, "{clients:?}");
+    let alive = |pid: libc::pid_t| {
+        // Alive and not a zombie: /proc/PID/stat's state field.
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|st| {
+                st.rsplit(')')
+                    .next()
+                    .map(|r| !r.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(false)
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut left: Vec<libc::pid_t> = clients.clone();
+    while !left.is_empty() && Instant::now() < deadline {
+        left.retain(|p| alive(*p));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let orphans = left.len();
+    for pid in left {
+        // SAFETY: kill(2) of an ssh this test's ingests started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    assert_eq!(
+        orphans,
+        0,
+        "of {} ssh clients, {orphans} outlived their SIGKILLed ingest",
+        clients.len()
     );
     // The `sleep`s the forced commands became (their pids are the connection ids): ended here,
     // by id, rather than left to their timeout.

@@ -83,8 +83,35 @@ impl SshTarget {
         c.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        die_with_parent(&mut c);
         c
     }
+}
+
+/// ssh ends when the ingest does, even by `kill -9`: otherwise it stays connected to Gerrit,
+/// its output unread, until Gerrit next writes to it (Linux: `PR_SET_PDEATHSIG`, sent when the
+/// thread that started it, the source's, ends).
+fn die_with_parent(c: &mut Command) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: only async-signal-safe calls (prctl, getppid) between fork and exec.
+        unsafe {
+            let parent = libc::getpid();
+            c.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The parent died before the prctl took effect.
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = c;
 }
 
 pub struct SshStreamSource {
