@@ -266,10 +266,20 @@ fn main() {
         }));
     };
     for pane in [Pane::Overview, Pane::Replication, Pane::Relays, Pane::Ci] {
-        pane_load(format!("pane: {}", pane.title()), &state(pane), &mut rng, false);
+        pane_load(
+            format!("pane: {}", pane.title()),
+            &state(pane),
+            &mut rng,
+            false,
+        );
     }
     let timeline = state(Pane::Timeline);
-    pane_load("pane: Timeline, live (newest)".into(), &timeline, &mut rng, false);
+    pane_load(
+        "pane: Timeline, live (newest)".into(),
+        &timeline,
+        &mut rng,
+        false,
+    );
     pane_load(
         "pane: Timeline at an arbitrary time".into(),
         &timeline,
@@ -287,7 +297,12 @@ fn main() {
     let mut session = state(Pane::Session);
     session.session = Some(random_corr(&warm, &mut rng, first_id, last_id));
     update(&mut session, Action::GoPane(Pane::Session));
-    pane_load("pane: Session of a random id".into(), &session, &mut rng, false);
+    pane_load(
+        "pane: Session of a random id".into(),
+        &session,
+        &mut rng,
+        false,
+    );
     let mut rare_screen = state(Pane::Timeline);
     rare_screen.filters.text = "relay.rare.example lost".into();
     pane_load(

@@ -846,6 +846,28 @@ fn kill_9_gerrit_ssh_through_a_real_sshd() {
         );
     }
     assert_eq!(by[&last].len() as u64, PER_CONNECTION);
+    // Every run after one that had stored events says what it never read: a gap from the last
+    // event read to its connection (Gerrit does not replay). The last run follows stored events.
+    let gaps = s.events_json(&["--event-type", "stream_gap"]);
+    assert!(
+        !gaps.is_empty() && gaps.len() <= served.len(),
+        "{} gaps for {} connections",
+        gaps.len(),
+        served.len()
+    );
+    let newest_gap = gaps
+        .iter()
+        .filter_map(|g| g["details"]["to"].as_str())
+        .max()
+        .expect("a gap says until when");
+    let final_started = std::fs::metadata(s.path("stderr-final.txt"))
+        .and_then(|m| m.modified())
+        .map(chrono::DateTime::<chrono::Utc>::from)
+        .expect("the final run's start");
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(newest_gap).expect("rfc 3339") >= final_started,
+        "the last run, after stored events, recorded no gap: newest gap to {newest_gap}"
+    );
     let whole = by
         .values()
         .filter(|v| v.len() as u64 == PER_CONNECTION)

@@ -212,9 +212,11 @@ impl Source for SshStreamSource {
         {
             parser.ordinals = o;
         }
+        // A previous run read this stream up to its last event; what Gerrit sent from then until
+        // this run connects was never read (Gerrit does not replay): a gap, as for a drop.
+        let mut lost_since: Option<Timestamp> = parser.ordinals.newest().map(Timestamp::from_nanos);
         // The policy's backoff: a stream has no interval, so the default base (1 s).
         let mut backoff = Backoff::new(backoff::DEFAULT_BASE);
-        let mut lost_since: Option<Timestamp> = None;
         loop {
             if ctx.cancelled() {
                 return Ok(());
