@@ -152,13 +152,16 @@ fn run_to_end(s: &Scratch, make: MakeCmd, tag: &str) -> Duration {
 }
 
 /// The kill rounds of one kind: `grow(round)` adds to the upstream, then an `ingest --once` is
-/// SIGKILLed after a random delay (up to about one whole ingest of the first round, measured on a
-/// throwaway store), 20 times; then one ingest runs to its end. Returns the log of the rounds.
+/// SIGKILLed after a random delay (within 80% of one whole ingest of the first round, measured
+/// on a throwaway store), 20 times; then one ingest runs to its end. At least 3 kills must land
+/// while the ingest runs. Returns the log of the rounds.
 fn kill_rounds(kind: &str, s: &Scratch, make: MakeCmd, grow: &mut dyn FnMut(usize)) -> Vec<String> {
     let mut rng = Rng::from_env(kind);
     grow(0);
     let whole = run_to_end(&Scratch::new(), make, "calibrate");
-    let max_ms = (whole.as_millis() as u64 * 6 / 5).max(20);
+    // A first ingest (the history) is the longest; the later ones take only what is new, so the
+    // kills fall within 80% of it, most of them while the process runs.
+    let max_ms = (whole.as_millis() as u64 * 4 / 5).max(20);
     let mut log = vec![format!(
         "{kind}: one whole ingest takes {} ms; kills within 0..={max_ms} ms",
         whole.as_millis()
@@ -182,7 +185,7 @@ fn kill_rounds(kind: &str, s: &Scratch, make: MakeCmd, grow: &mut dyn FnMut(usiz
     run_to_end(s, make, "final");
     eprintln!("{}", log.join("\n"));
     assert!(
-        landed >= ROUNDS / 4,
+        landed >= 3,
         "only {landed} of {ROUNDS} kills landed while the ingest ran: {log:#?}"
     );
     log
