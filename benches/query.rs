@@ -15,8 +15,9 @@
 //!
 //! The text search (issue 13): the first screen (50 rows) of a filter on a text that matches
 //! nothing, on one that matches a handful of events (`RARE_TEXT`, 5 events in 10M), and on the
-//! short correlation id of a random session, each at most 50 ms; the Overview's queries over
-//! the newest hour of the store, each on a warm connection as the UI's query worker runs them;
+//! short correlation id of a random session, each at most 50 ms; what each pane of the UI really
+//! loads (the app's own request for a 200×50 screen, answered by the query worker's own
+//! `load_view` and status reads, on a warm connection), each at most 20 ms;
 //! what the text index costs (its size, and rebuilding it as the migration does).
 
 mod support;
@@ -28,6 +29,11 @@ use std::time::{Duration, Instant};
 use syncscope::model::{Severity, Timestamp};
 use syncscope::store::query::Cursor;
 use syncscope::store::{self, EventFilter, Reader};
+use syncscope::tui::action::Action;
+use syncscope::tui::app::{update, AppState};
+use syncscope::tui::theme::ThemeName;
+use syncscope::tui::worker::{load_view, Anchor, ViewRequest};
+use syncscope::tui::Pane;
 
 use support::{count_arg, median_max, ms, run_peak_rss_mib, store_for, Rng, RARE_TEXT};
 
@@ -227,46 +233,84 @@ fn main() {
         assert!(why.to_string().contains("no event contains"));
     }));
 
-    // The Overview's queries over the newest hour, on one warm connection (the query worker's).
+    // What each pane really loads: the request the app builds for the screen
+    // (`AppState::request`, a 200×50 terminal) answered by the query worker's own `load_view`,
+    // plus its status-bar reads, on one warm connection (the worker's). Not look-alikes: a
+    // change to a pane's queries changes these figures.
     let warm = fresh(&db);
-    let now = Timestamp::from_nanos(newest);
-    let mut overview = Vec::new();
-    overview.push(time("overview: counts per source, last hour", true, || {
-        let c = warm
-            .counts_by_source(Timestamp::from_nanos(newest - 3_600_000_000_000))
-            .expect("counts");
-        assert!(!c.is_empty());
-    }));
-    overview.push(time("overview: rate per minute, 60 minutes", true, || {
-        warm.rate_per_minute(now, 60).expect("rates");
-    }));
-    let errors5 = EventFilter {
-        min_severity: Some(Severity::Error),
-        ..Default::default()
+    let now = Timestamp::from_nanos(newest + 1_000_000_000);
+    let mut panes = Vec::new();
+    let state = |pane: Pane| {
+        let mut st = AppState::new("bench".into(), ThemeName::Dark, (200, 50), now);
+        update(&mut st, Action::GoPane(pane));
+        st
     };
-    overview.push(time("overview: newest 5 errors", true, || {
-        warm.page_before(&errors5, None, 5).expect("errors");
-    }));
-    overview.push(time(
-        "overview: open sessions, last 10 minutes",
+    let mut pane_load = |name: String, st: &AppState, rng: &mut Rng, arbitrary: bool| {
+        let base = st.request();
+        panes.push(time(&name, true, || {
+            let mut req = base.clone();
+            if arbitrary {
+                // Scrolled to an arbitrary instant (a page up / jump), anchored on a row there.
+                let at = oldest + (rng.next() % (newest - oldest) as u64) as i64;
+                if let ViewRequest::Events { anchor, .. } = &mut req.view {
+                    *anchor = Anchor::At(Cursor {
+                        ts: at,
+                        key: i64::MAX,
+                    });
+                }
+            }
+            load_view(&warm, &req, now).expect("load the pane");
+            // The status bar, answered with every pane.
+            warm.freshness().expect("freshness");
+            warm.event_sources().expect("systems");
+        }));
+    };
+    for pane in [Pane::Overview, Pane::Replication, Pane::Relays, Pane::Ci] {
+        pane_load(
+            format!("pane: {}", pane.title()),
+            &state(pane),
+            &mut rng,
+            false,
+        );
+    }
+    let timeline = state(Pane::Timeline);
+    pane_load(
+        "pane: Timeline, live (newest)".into(),
+        &timeline,
+        &mut rng,
+        false,
+    );
+    pane_load(
+        "pane: Timeline at an arbitrary time".into(),
+        &timeline,
+        &mut rng,
         true,
-        || {
-            warm.open_sessions(Timestamp::from_nanos(newest - 600_000_000_000), 50)
-                .expect("sessions");
-        },
-    ));
-    overview.push(time("overview: remotes and relay targets", true, || {
-        warm.remote_summaries().expect("remotes");
-        warm.relay_targets().expect("relays");
-    }));
-    overview.push(time(
-        "staleness: freshness (newest event, per source)",
+    );
+    let mut warnings = state(Pane::Timeline);
+    warnings.filters.min_severity = Some(Severity::Warning);
+    pane_load(
+        "pane: Timeline, warnings and up, arbitrary time".into(),
+        &warnings,
+        &mut rng,
         true,
-        || {
-            let f = warm.freshness().expect("freshness");
-            assert_eq!(f.newest_event, Some(now));
-        },
-    ));
+    );
+    let mut session = state(Pane::Session);
+    session.session = Some(random_corr(&warm, &mut rng, first_id, last_id));
+    update(&mut session, Action::GoPane(Pane::Session));
+    pane_load(
+        "pane: Session of a random id".into(),
+        &session,
+        &mut rng,
+        false,
+    );
+    let mut rare_screen = state(Pane::Timeline);
+    rare_screen.filters.text = "relay.rare.example lost".into();
+    pane_load(
+        "pane: Timeline filtered on a rare text".into(),
+        &rare_screen,
+        &mut rng,
+        false,
+    );
 
     println!("queries on {n} events ({SAMPLES} runs each, fresh connection per run):");
     for (name, target, med, max) in &results {
@@ -285,8 +329,8 @@ fn main() {
     for (title, list, limit) in [
         ("text search on", &search, 0.050),
         (
-            "the Overview's queries (warm connection) on",
-            &overview,
+            "the panes' own loads (app request + worker load_view, warm connection) on",
+            &panes,
             0.020,
         ),
     ] {

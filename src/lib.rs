@@ -75,6 +75,10 @@ pub fn main_entry() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(e) = model::check_clock_env() {
+        eprintln!("syncscope: {e}");
+        return ExitCode::from(2);
+    }
     let ui = match &cli.command {
         None => true,
         Some(Command::Demo(d)) => !d.headless,

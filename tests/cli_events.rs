@@ -516,8 +516,10 @@ fn since_and_until_absolute_are_inclusive_and_offset_aware() {
 
 #[test]
 fn since_and_until_relative_forms() {
-    // The fixtures are fixed dates in the past (2025-12-03): relative times select all or none.
-    let s = ingested();
+    // The fixtures are fixed dates in the past (2025-12-03): relative times select all or none,
+    // on a fixed clock a year later (on the calendar's, `1000d` would stop selecting them all
+    // in 2028).
+    let s = ingested().with_now("2026-12-01T12:00:00Z");
     let fx = fixture_events();
     for old in [
         "100000 hours ago",
@@ -1191,9 +1193,14 @@ fn sql_loads_into_an_empty_database_with_rusqlite_and_sqlite3() {
     );
 
     // The same file through the sqlite3 command-line shell.
-    let Ok(status) = Command::new("sqlite3").arg("--version").output() else {
-        eprintln!("note: sqlite3 is not on PATH; skipping the `sqlite3 new.db < out.sql` check");
+    if !common::have_tools(
+        "sql_loads_into_an_empty_database_with_rusqlite_and_sqlite3 (its `sqlite3 new.db < out.sql` half)",
+        &[("sqlite3", "sqlite3")],
+    ) {
         return;
+    }
+    let Ok(status) = Command::new("sqlite3").arg("--version").output() else {
+        panic!("sqlite3 is installed but does not run");
     };
     assert!(status.status.success());
     let b_path = s.path("b.db");
@@ -1722,11 +1729,19 @@ fn an_unreadable_source_fails_cleanly() {
     let p = s.path("secret.jsonl");
     std::fs::copy(variant("mixed.jsonl"), &p).expect("copy");
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+    let mut c = s.cmd();
     if std::fs::File::open(&p).is_ok() {
-        eprintln!("note: running with privileges that read a mode-000 file (root?); skipping");
-        return;
+        // Root reads a mode-000 file: the ingest runs as nobody instead (never skipped).
+        use std::os::unix::process::CommandExt;
+        std::fs::set_permissions(s.dir.path(), std::fs::Permissions::from_mode(0o777))
+            .expect("chmod scratch");
+        c.uid(65534).gid(65534);
     }
-    let out = s.ingest_once(&[good[0].clone(), spec("jsonl", &p)]);
+    let out = c
+        .args(["ingest", "--once", "-q", "--source", &good[0], "--source"])
+        .arg(spec("jsonl", &p))
+        .output()
+        .expect("run ingest");
     assert_clean_error(&out, &[p.to_str().expect("utf-8"), "ermission"]);
     assert_eq!(events_in_store(&s.db()), 0);
 }

@@ -85,9 +85,7 @@ fn a_full_disk_stops_ingest_with_one_line_keeps_the_store_sound_and_a_restart_lo
         Err(why) => return cannot_run(NAME, &why),
     };
     // The store lives on the small filesystem; everything else (the input, the config) not.
-    let s = Scratch {
-        dir: tempfile::tempdir().expect("tempdir"),
-    };
+    let s = Scratch::new();
     let db = mount.0.join("store.db");
     let input = s.path("events.jsonl");
     {

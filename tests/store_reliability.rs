@@ -477,9 +477,7 @@ fn check_recovers_what_is_readable_of_a_damaged_store() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("events: "), "{err}");
     // The new store is sound, holds some of the events, each once, and greps.
-    let n = Scratch {
-        dir: tempfile::tempdir().unwrap(),
-    };
+    let n = Scratch::new();
     std::fs::copy(&new, n.db()).unwrap();
     assert_eq!(n.ok(&["check"]).trim(), "ok");
     let events = n.events_json(&[]);

@@ -35,7 +35,7 @@ pub fn filter_of(args: &EventsArgs, now: chrono::DateTime<chrono::Utc>) -> Resul
 }
 
 pub fn run(args: EventsArgs, config: &Config, db: std::path::PathBuf) -> Result<Outcome> {
-    let filter = filter_of(&args, chrono::Utc::now())?;
+    let filter = filter_of(&args, crate::model::now_utc())?;
     let reader = store::open_reader(&db)?;
     let limit = match args.limit.or(config.events.limit).unwrap_or(1000) {
         0 => None,

@@ -97,7 +97,7 @@ pub fn run(args: StatusArgs, config: &Config, db: std::path::PathBuf) -> Result<
     }
     // Deleted refs whose deletion replicated are history: not in the answer, not shown.
     states.retain(|s| s.reported() || s.deletion_not_replicated());
-    let now = chrono::Utc::now().timestamp();
+    let now = crate::model::now_utc().timestamp();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if let Some(p) = args.project.as_deref().filter(|_| states.is_empty()) {

@@ -165,7 +165,7 @@ pub struct EventWriter<'w> {
 impl<'w> EventWriter<'w> {
     /// Starts the output. `count` is the number of events that will follow (markdown prints it).
     pub fn begin(format: Format, out: &'w mut dyn Write, count: u64) -> Result<Self> {
-        Self::begin_at(format, out, count, chrono::Utc::now())
+        Self::begin_at(format, out, count, crate::model::now_utc())
     }
 
     /// [`EventWriter::begin`] with the export time given.

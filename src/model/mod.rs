@@ -16,7 +16,10 @@ mod wire;
 mod zone;
 
 pub use severity::Severity;
-pub use time::{format_rfc3339, format_rfc3339_z, parse_rfc3339, parse_time_spec, Timestamp};
+pub use time::{
+    check_clock_env, format_rfc3339, format_rfc3339_z, now_utc, parse_rfc3339, parse_time_spec,
+    Timestamp, NOW_ENV,
+};
 pub use wire::{build_event, known_type_defaults, parse_wire_event, EventFields, WireError};
 pub use zone::LogZone;
 

@@ -16,11 +16,55 @@ impl Timestamp {
     pub fn from_datetime<Tz: TimeZone>(dt: &DateTime<Tz>) -> Option<Self> {
         dt.timestamp_nanos_opt().map(Timestamp)
     }
+    /// Now, by [`now_utc`] (the one clock).
     pub fn now() -> Self {
-        Timestamp(Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX))
+        Timestamp(now_utc().timestamp_nanos_opt().unwrap_or(i64::MAX))
     }
     pub fn to_datetime(self) -> DateTime<Utc> {
         DateTime::from_timestamp_nanos(self.0)
+    }
+}
+
+/// The environment variable that sets the clock: an RFC 3339 instant that "now" starts from
+/// (it then runs on from there), so tests and reproducible reports see fixed dates as the same
+/// distance in the past whatever the calendar says.
+pub const NOW_ENV: &str = "SYNCSCOPE_NOW";
+
+/// `SYNCSCOPE_NOW` as read once: the instant it names and when the process read it.
+fn fixed_clock() -> Option<(DateTime<Utc>, std::time::Instant)> {
+    static CLOCK: std::sync::OnceLock<Option<(DateTime<Utc>, std::time::Instant)>> =
+        std::sync::OnceLock::new();
+    *CLOCK.get_or_init(|| {
+        let text = std::env::var(NOW_ENV).ok()?;
+        let at = DateTime::parse_from_rfc3339(text.trim()).ok()?;
+        Some((at.with_timezone(&Utc), std::time::Instant::now()))
+    })
+}
+
+/// The one wall clock of the program: the system's, or [`NOW_ENV`]'s instant plus the time
+/// since it was read. Every "now" that decides what a user sees (`--since 2d`, "today", ages,
+/// history windows, event times of scrapes) is taken here.
+pub fn now_utc() -> DateTime<Utc> {
+    match fixed_clock() {
+        Some((at, read)) => at + Duration::from_std(read.elapsed()).unwrap_or(Duration::zero()),
+        None => Utc::now(),
+    }
+}
+
+/// A `SYNCSCOPE_NOW` that is set but not RFC 3339 is an error (checked at start), never a
+/// silent fall back to the system clock.
+pub fn check_clock_env() -> Result<(), String> {
+    match std::env::var(NOW_ENV) {
+        Ok(text) => DateTime::parse_from_rfc3339(text.trim())
+            .map(|_| ())
+            .map_err(|e| {
+                format!(
+                    "{NOW_ENV}='{}' is not an RFC 3339 instant (2026-12-02T03:00:00Z): {e}",
+                    clip(&text)
+                )
+            }),
+        Err(std::env::VarError::NotPresent) => Ok(()),
+        Err(std::env::VarError::NotUnicode(_)) => Err(format!("{NOW_ENV} is not UTF-8")),
     }
 }
 

@@ -120,5 +120,5 @@ pub fn open_reader(path: &Path) -> Result<Reader> {
 
 /// Current wall-clock time as Unix seconds.
 pub fn unix_now() -> i64 {
-    chrono::Utc::now().timestamp()
+    crate::model::now_utc().timestamp()
 }

@@ -25,18 +25,50 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// True when `tool` (from Debian's `package`) is installed. Otherwise CI fails (`.ci/run`
-/// installs it) and elsewhere `test` says it skipped, by name.
+/// True when `tool` (from Debian's `package`) is installed: [`have_tools`] of one.
 pub fn have_tool(tool: &str, package: &str, test: &str) -> bool {
-    if Path::new(tool).is_file() {
-        return true;
-    }
+    have_tools(test, &[(tool, package)])
+}
+
+/// Where the tests require every tool and server to be there: `SYNCSCOPE_REQUIRE_TOOLS=1`
+/// (`.ci/run` sets it) or `CI` set. There, a test that cannot run fails; elsewhere it is skipped.
+pub fn tools_required() -> bool {
+    std::env::var("SYNCSCOPE_REQUIRE_TOOLS").is_ok_and(|v| v == "1")
+        || std::env::var_os("CI").is_some()
+}
+
+/// The one convention for a test that cannot run here: it prints `SKIPPED <test>: <why>` (so a
+/// skip is never read as a pass), or fails where [`tools_required`]. Returns whether to go on.
+pub fn skip(test: &str, why: &str) -> bool {
     assert!(
-        std::env::var_os("CI").is_none(),
-        "CI must provide {tool} (.ci/run installs {package})"
+        !tools_required(),
+        "{test} cannot run: {why} (SYNCSCOPE_REQUIRE_TOOLS=1 or CI: a test that cannot run fails)"
     );
-    eprintln!("SKIPPED: {test}: needs {tool} (apt-get install {package})");
+    eprintln!("SKIPPED {test}: {why}");
     false
+}
+
+/// A program by path, or by name on `PATH` (and in /usr/sbin, /usr/bin, /sbin).
+pub fn find_tool(tool: &str) -> Option<PathBuf> {
+    if tool.contains('/') {
+        return Path::new(tool).is_file().then(|| PathBuf::from(tool));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/bin", "/sbin"].map(PathBuf::from))
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+}
+
+/// True when every `(tool, Debian package)` is installed; otherwise [`skip`]s `test`, naming
+/// what is missing.
+pub fn have_tools(test: &str, tools: &[(&str, &str)]) -> bool {
+    let missing: Vec<String> = tools
+        .iter()
+        .filter(|(t, _)| find_tool(t).is_none())
+        .map(|(t, p)| format!("{t} (apt-get install {p})"))
+        .collect();
+    missing.is_empty() || skip(test, &format!("needs {}", missing.join(", ")))
 }
 
 /// The binary Cargo built for these tests.
@@ -54,13 +86,24 @@ pub fn fixture(name: &str) -> PathBuf {
 /// A scratch directory with a store path inside it; removed when dropped.
 pub struct Scratch {
     pub dir: tempfile::TempDir,
+    /// `SYNCSCOPE_NOW` for every command of this scratch ([`Scratch::with_now`]).
+    now: Option<String>,
 }
 
 impl Scratch {
     pub fn new() -> Self {
         Scratch {
             dir: tempfile::tempdir().expect("tempdir"),
+            now: None,
         }
+    }
+
+    /// Every command of this scratch runs with the clock set to `rfc3339` (`SYNCSCOPE_NOW`), so
+    /// relative times (`--since 2d`, "today") against fixed fixture dates never drift with the
+    /// calendar.
+    pub fn with_now(mut self, rfc3339: &str) -> Self {
+        self.now = Some(rfc3339.to_string());
+        self
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -87,6 +130,10 @@ impl Scratch {
         c.env_remove("SYNCSCOPE_DB");
         c.env_remove("SYNCSCOPE_CONFIG");
         c.env_remove("RUST_BACKTRACE");
+        match &self.now {
+            Some(now) => c.env("SYNCSCOPE_NOW", now),
+            None => c.env_remove("SYNCSCOPE_NOW"),
+        };
         c.env("XDG_CONFIG_HOME", self.path("xdg-config"));
         c.env("XDG_DATA_HOME", self.path("xdg-data"));
         c.env("NO_COLOR", "1");

@@ -43,6 +43,11 @@ impl Ordinals {
         self.next.is_empty() && self.forgotten.is_none()
     }
 
+    /// The newest timestamp numbered (ns, before numbering): the last event read.
+    pub fn newest(&self) -> Option<i64> {
+        self.next.keys().next_back().copied().or(self.forgotten)
+    }
+
     /// The number of the next event at `base` (ns).
     pub fn next(&mut self, base: i64) -> u32 {
         if let Some(n) = self.next.get_mut(&base) {
@@ -74,6 +79,19 @@ impl Ordinals {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_newest_timestamp_is_the_last_event_read_even_once_forgotten() {
+        let mut o = Ordinals::default();
+        assert_eq!(o.newest(), None);
+        o.next(20);
+        o.next(10);
+        assert_eq!(o.newest(), Some(20));
+        for t in 0..KEEP as i64 + 5 {
+            o.next(100 + t);
+        }
+        assert_eq!(o.newest(), Some(100 + KEEP as i64 + 4));
+    }
 
     #[test]
     fn a_second_that_comes_back_continues_its_numbers() {

@@ -83,8 +83,35 @@ impl SshTarget {
         c.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        die_with_parent(&mut c);
         c
     }
+}
+
+/// ssh ends when the ingest does, even by `kill -9`: otherwise it stays connected to Gerrit,
+/// its output unread, until Gerrit next writes to it (Linux: `PR_SET_PDEATHSIG`, sent when the
+/// thread that started it, the source's, ends).
+fn die_with_parent(c: &mut Command) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: only async-signal-safe calls (prctl, getppid) between fork and exec.
+        unsafe {
+            let parent = libc::getpid();
+            c.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The parent died before the prctl took effect.
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = c;
 }
 
 pub struct SshStreamSource {
@@ -185,9 +212,11 @@ impl Source for SshStreamSource {
         {
             parser.ordinals = o;
         }
+        // A previous run read this stream up to its last event; what Gerrit sent from then until
+        // this run connects was never read (Gerrit does not replay): a gap, as for a drop.
+        let mut lost_since: Option<Timestamp> = parser.ordinals.newest().map(Timestamp::from_nanos);
         // The policy's backoff: a stream has no interval, so the default base (1 s).
         let mut backoff = Backoff::new(backoff::DEFAULT_BASE);
-        let mut lost_since: Option<Timestamp> = None;
         loop {
             if ctx.cancelled() {
                 return Ok(());

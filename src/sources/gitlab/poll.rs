@@ -306,7 +306,7 @@ impl GitlabSource {
             }
         }
         let history = i64::from(self.cfg.history_nights.unwrap_or(DEFAULT_HISTORY));
-        let since_ts = chrono::Utc::now() - chrono::Duration::days(history + 1);
+        let since_ts = crate::model::now_utc() - chrono::Duration::days(history + 1);
         let since = since_ts.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         // What is done of what is known: a bar on a terminal, the status for the TUI.
         let progress = Progress::items(
@@ -546,12 +546,13 @@ impl GitlabSource {
         out.read += out.disabled;
         // Forget what is older than the history.
         let horizon = night_label(
-            (chrono::Utc::now() - chrono::Duration::days(history + REMEMBER_EXTRA_NIGHTS))
+            (crate::model::now_utc() - chrono::Duration::days(history + REMEMBER_EXTRA_NIGHTS))
                 .date_naive(),
         );
         cp.logs.retain(|_, night| *night >= horizon);
         cp.retry.retain(|_, r| r.night >= horizon);
-        let cutoff = chrono::Utc::now().timestamp() - (history + REMEMBER_EXTRA_NIGHTS) * 86_400;
+        let cutoff =
+            crate::model::now_utc().timestamp() - (history + REMEMBER_EXTRA_NIGHTS) * 86_400;
         cp.pipelines
             .retain(|_, u| unix(u).is_none_or(|t| t >= cutoff));
         Ok(out)
