@@ -1,0 +1,27 @@
+//! A GitLab job log through the scanner and the fingerprint (`gitlab:` source): the log cut
+//! into pieces where the input says (as the API's chunks come) scans as the whole does, and
+//! its analysis and masks run. The first byte picks the piece size.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use syncscope::model::ci::log::LogScanner;
+use syncscope::model::ci::{analyze, fingerprint, Rules};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&size, log)) = data.split_first() else {
+        return;
+    };
+    let mut whole = LogScanner::new();
+    whole.feed(log);
+    let whole = whole.finish();
+    let mut pieces = LogScanner::new();
+    for piece in log.chunks(usize::from(size) + 1) {
+        pieces.feed(piece);
+    }
+    let pieces = pieces.finish();
+    assert_eq!(whole, pieces, "pieces of {} bytes scan differently", usize::from(size) + 1);
+    let rules = Rules::defaults().expect("the default rules compile");
+    let a = analyze(Some(&whole), Some("script_failure"), &rules);
+    let _ = fingerprint::mask(&a.excerpt);
+    let _ = fingerprint::decisive(&whole);
+    let _ = analyze(None, None, &rules);
+});
