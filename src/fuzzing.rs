@@ -85,3 +85,41 @@ pub fn spacedrive_row(
         .and_then(|f| build_event(f, crate::sources::spacedrive::SOURCE_NAME).map_err(|e| e.0))
         .map_err(|reason| (reason, row_excerpt(row))))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ELEMENT: &str = r#"{"timestamp":"2025-12-03T10:15:00.123Z","event_type":"sync_error","summary":"boom"}"#;
+
+    #[test]
+    fn an_export_reads_in_both_shapes() {
+        let array = format!("[{ELEMENT},{ELEMENT}, 7]");
+        let (events, rejects) = spacedrive_export(array.as_bytes(), Some("dev-a")).unwrap();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].device_id.as_deref(), Some("dev-a"));
+        assert_eq!(rejects.len(), 1, "{rejects:?}");
+        let lines = format!("{ELEMENT}\n{ELEMENT}\n");
+        let (as_lines, none) = spacedrive_export(lines.as_bytes(), Some("dev-a")).unwrap();
+        assert_eq!((as_lines, none.len()), (events[..2].to_vec(), 0));
+    }
+
+    #[test]
+    fn a_row_decodes_as_the_source_decodes_it() {
+        let text = |s: &str| Value::Text(s.into());
+        let mut values: [Value; 12] = std::array::from_fn(|_| Value::Null);
+        values[0] = text("2025-12-03T10:15:00.123+00:00");
+        values[2] = text("SyncError");
+        values[5] = text("boom");
+        values[10] = text(" 12 ");
+        let e = spacedrive_row(&values, &[false; 12]).unwrap().unwrap();
+        assert_eq!((e.event_type.as_str(), e.record_count), ("sync_error", Some(12)));
+        // Bytes that are not UTF-8, stored as TEXT: rejected, with the row's excerpt.
+        values[5] = Value::Blob(vec![b'a', 0xff]);
+        let mut as_text = [false; 12];
+        as_text[5] = true;
+        let (reason, excerpt) = spacedrive_row(&values, &as_text).unwrap().unwrap_err();
+        assert_eq!(reason, "column summary is not valid UTF-8");
+        assert!(excerpt.contains("SyncError|"), "{excerpt}");
+    }
+}

@@ -12,7 +12,7 @@ use syncscope_fuzz::{check_event, check_text};
 /// Twelve column values from the input: a tag byte, then the value (texts and blobs take a
 /// length byte).
 fn columns(mut data: &[u8]) -> ([Value; 12], [bool; 12]) {
-    let mut values: [Value; 12] = Default::default();
+    let mut values: [Value; 12] = std::array::from_fn(|_| Value::Null);
     let mut as_text = [false; 12];
     for i in 0..12 {
         let Some((&tag, rest)) = data.split_first() else {
