@@ -33,7 +33,11 @@ pub fn spacedrive_export(
     while let Ok(msg) = rx.try_recv() {
         if let SourceMsg::Batch(b) = msg {
             if b.keys.len() != b.events.len() {
-                return Err(format!("{} keys for {} events", b.keys.len(), b.events.len()));
+                return Err(format!(
+                    "{} keys for {} events",
+                    b.keys.len(),
+                    b.events.len()
+                ));
             }
             events.extend(b.events);
             rejects.extend(b.rejects);
@@ -90,7 +94,8 @@ pub fn spacedrive_row(
 mod tests {
     use super::*;
 
-    const ELEMENT: &str = r#"{"timestamp":"2025-12-03T10:15:00.123Z","event_type":"sync_error","summary":"boom"}"#;
+    const ELEMENT: &str =
+        r#"{"timestamp":"2025-12-03T10:15:00.123Z","event_type":"sync_error","summary":"boom"}"#;
 
     #[test]
     fn an_export_reads_in_both_shapes() {
@@ -113,7 +118,10 @@ mod tests {
         values[5] = text("boom");
         values[10] = text(" 12 ");
         let e = spacedrive_row(&values, &[false; 12]).unwrap().unwrap();
-        assert_eq!((e.event_type.as_str(), e.record_count), ("sync_error", Some(12)));
+        assert_eq!(
+            (e.event_type.as_str(), e.record_count),
+            ("sync_error", Some(12))
+        );
         // Bytes that are not UTF-8, stored as TEXT: rejected, with the row's excerpt.
         values[5] = Value::Blob(vec![b'a', 0xff]);
         let mut as_text = [false; 12];

@@ -5,7 +5,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use syncscope::model::{Event, LogZone};
-use syncscope::sources::gerrit::log_lines::LogLines;
+use syncscope::sources::gerrit::log_lines::{LogLines, LogState};
 use syncscope::sources::lines::{LineFormat, Parsed};
 use syncscope_fuzz::{check_event, check_text, lines};
 
@@ -42,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let state = f.state();
     let text = serde_json::to_string(&state).expect("a state serializes");
-    let back = serde_json::from_str(&text).expect("a state reads back");
+    let back: LogState = serde_json::from_str(&text).expect("a state reads back");
     assert_eq!(state, back, "the checkpoint state changed through {text}");
     let (again, rejects_again, _) = read(flags, data);
     assert_eq!(events, again, "the same chunk read twice differs");

@@ -15,7 +15,11 @@ fn pairs(body: &str) -> Option<usize> {
     Some(
         remotes
             .values()
-            .map(|r| r.get("status").and_then(|s| s.as_object()).map_or(0, |s| s.len()))
+            .map(|r| {
+                r.get("status")
+                    .and_then(|s| s.as_object())
+                    .map_or(0, |s| s.len())
+            })
             .sum(),
     )
 }
@@ -37,7 +41,12 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(changes) = &polls[0] {
         if let Some(n) = pairs(&first) {
-            assert_eq!(changes.len(), n, "a first answer of {n} refs gave {} changes", changes.len());
+            assert_eq!(
+                changes.len(),
+                n,
+                "a first answer of {n} refs gave {} changes",
+                changes.len()
+            );
         }
         if flags & 1 == 1 {
             let again = polls[1].as_ref().expect("the same answer parses again");

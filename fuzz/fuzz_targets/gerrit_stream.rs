@@ -3,7 +3,7 @@
 //! the checkpoint state survives its JSON text.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use syncscope::sources::gerrit::events::StreamLines;
+use syncscope::sources::gerrit::events::{StreamLines, StreamState};
 use syncscope::sources::lines::{LineFormat, Parsed};
 use syncscope_fuzz::{check_event, check_text, lines};
 
@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
     f.flush(&mut emit);
     let state = f.state();
     let text = serde_json::to_string(&state).expect("a state serializes");
-    let back = serde_json::from_str(&text).expect("a state reads back");
+    let back: StreamState = serde_json::from_str(&text).expect("a state reads back");
     assert_eq!(state, back, "the checkpoint state changed through {text}");
     if let Some(pipe) = f.pipe_checkpoint() {
         assert!(serde_json::from_str::<serde_json::Value>(&pipe).is_ok());

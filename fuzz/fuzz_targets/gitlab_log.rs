@@ -18,7 +18,12 @@ fuzz_target!(|data: &[u8]| {
         pieces.feed(piece);
     }
     let pieces = pieces.finish();
-    assert_eq!(whole, pieces, "pieces of {} bytes scan differently", usize::from(size) + 1);
+    assert_eq!(
+        whole,
+        pieces,
+        "pieces of {} bytes scan differently",
+        usize::from(size) + 1
+    );
     let rules = Rules::defaults().expect("the default rules compile");
     let a = analyze(Some(&whole), Some("script_failure"), &rules);
     let _ = fingerprint::mask(&a.excerpt);

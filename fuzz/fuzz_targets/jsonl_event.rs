@@ -33,6 +33,10 @@ fuzz_target!(|data: &[u8]| {
             String::from_utf8_lossy(&text)
         )
     });
-    assert_eq!(e.dedup_key(), back.dedup_key(), "identity changed: {e:?}\n{back:?}");
+    assert_eq!(
+        e.dedup_key(),
+        back.dedup_key(),
+        "identity changed: {e:?}\n{back:?}"
+    );
     assert_eq!(export(&back), text, "not a fixed point: {e:?}\n{back:?}");
 });

@@ -12,9 +12,11 @@ fuzz_target!(|data: &[u8]| {
     let again = decode(&encode(&m)).expect("an encoded message decodes");
     assert_eq!(m, again);
     if let Message::Event { event, .. } = m {
-        if let Ok(e) = event.clone().into_event() {
+        if let Ok(e) = (*event).into_event() {
             check_event(&e);
-            let back = WireEvent::from_event(&e).into_event().expect("a model event converts back");
+            let back = WireEvent::from_event(&e)
+                .into_event()
+                .expect("a model event converts back");
             assert_eq!(e, back);
         }
     }

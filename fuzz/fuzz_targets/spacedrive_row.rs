@@ -77,5 +77,9 @@ fuzz_target!(|data: &[u8]| {
     w.finish().expect("a Vec takes it");
     let back = parse_wire_event(out.trim_ascii_end(), "spacedrive")
         .unwrap_or_else(|err| panic!("the row's export does not read: {err}: {e:?}"));
-    assert_eq!(e.dedup_key(), back.dedup_key(), "row {e:?}\nexport {back:?}");
+    assert_eq!(
+        e.dedup_key(),
+        back.dedup_key(),
+        "row {e:?}\nexport {back:?}"
+    );
 });

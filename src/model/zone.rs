@@ -88,7 +88,11 @@ mod tests {
     fn a_time_out_of_range_is_none_in_every_zone() {
         for zone in ["UTC", "local", "+05:30", "Europe/Berlin"] {
             let z = LogZone::parse(zone).unwrap();
-            for t in ["9999-12-31 23:59:59", "2262-04-12 12:00:00", "1000-01-01 00:00:00"] {
+            for t in [
+                "9999-12-31 23:59:59",
+                "2262-04-12 12:00:00",
+                "1000-01-01 00:00:00",
+            ] {
                 assert_eq!(z.to_utc(at(t)), None, "{t} in {zone}");
             }
             let max = NaiveDateTime::MAX;
@@ -100,10 +104,16 @@ mod tests {
     fn a_skipped_time_is_read_an_hour_later() {
         let berlin = LogZone::parse("Europe/Berlin").unwrap();
         let skipped = berlin.to_utc(at("2025-03-30 02:30:00")).unwrap();
-        assert_eq!(crate::model::format_rfc3339(skipped), "2025-03-30T01:30:00+00:00");
+        assert_eq!(
+            crate::model::format_rfc3339(skipped),
+            "2025-03-30T01:30:00+00:00"
+        );
         // Samoa went from 29 to 31 December 2011.
         let apia = LogZone::parse("Pacific/Apia").unwrap();
         let day = apia.to_utc(at("2011-12-30 12:00:00")).unwrap();
-        assert_eq!(crate::model::format_rfc3339(day), "2011-12-30T10:00:00+00:00");
+        assert_eq!(
+            crate::model::format_rfc3339(day),
+            "2011-12-30T10:00:00+00:00"
+        );
     }
 }

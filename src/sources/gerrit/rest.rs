@@ -309,15 +309,11 @@ impl Source for RestSource {
     }
 }
 
-
 /// For the fuzz target `gerrit_rest`: two answers polled one after the other, as the source
 /// reads them (the second's changes against the first's refs, through the saved checkpoint).
 /// The events and ref updates of each, or why an answer is not one.
 #[doc(hidden)]
-pub fn fuzz_answers(
-    first: &str,
-    second: &str,
-) -> Vec<Result<Vec<(Event, RefUpdate)>, String>> {
+pub fn fuzz_answers(first: &str, second: &str) -> Vec<Result<Vec<(Event, RefUpdate)>, String>> {
     let source = RestSource::new(String::new(), None);
     let now = Timestamp::from_nanos(1_700_000_000_000_000_000);
     let mut seen = Seen::default();

@@ -394,7 +394,6 @@ pub fn permanent(e: &ApiError) -> bool {
     matches!(e, ApiError::Http { status, .. } if (400..500).contains(status) && *status != 429)
 }
 
-
 /// For the fuzz target `gitlab_api`: `body` read as each answer this file asks GitLab for,
 /// exactly as the client decodes it, and what is derived from each without another request
 /// (a bridge as a job, a downstream project from its URL, a pipeline's failure without jobs).
@@ -430,7 +429,10 @@ pub fn fuzz_payloads(body: &[u8]) -> usize {
     }
     if let Ok(d) = serde_json::from_slice::<ApiJobDetail>(body) {
         ok += 1;
-        let _ = d.artifacts.iter().find(|a| a.file_type.as_deref() == Some("trace"));
+        let _ = d
+            .artifacts
+            .iter()
+            .find(|a| a.file_type.as_deref() == Some("trace"));
     }
     if let Ok(list) = serde_json::from_slice::<Vec<ApiSchedule>>(body) {
         ok += 1;
