@@ -2,9 +2,15 @@
 //! into pieces where the input says (as the API's chunks come) scans as the whole does, and
 //! its analysis and masks run. The first byte picks the piece size.
 #![no_main]
+use std::sync::LazyLock;
+
 use libfuzzer_sys::fuzz_target;
 use syncscope::model::ci::log::LogScanner;
 use syncscope::model::ci::{analyze, fingerprint, Rules};
+
+/// Compiled once: the default rules are what the source uses without a rules file.
+static RULES: LazyLock<Rules> =
+    LazyLock::new(|| Rules::defaults().expect("the default rules compile"));
 
 fuzz_target!(|data: &[u8]| {
     let Some((&size, log)) = data.split_first() else {
@@ -24,9 +30,9 @@ fuzz_target!(|data: &[u8]| {
         "pieces of {} bytes scan differently",
         usize::from(size) + 1
     );
-    let rules = Rules::defaults().expect("the default rules compile");
-    let a = analyze(Some(&whole), Some("script_failure"), &rules);
+    let rules = &*RULES;
+    let a = analyze(Some(&whole), Some("script_failure"), rules);
     let _ = fingerprint::mask(&a.excerpt);
     let _ = fingerprint::decisive(&whole);
-    let _ = analyze(None, None, &rules);
+    let _ = analyze(None, None, rules);
 });
