@@ -5,8 +5,10 @@
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
+// Links the counting allocator (64 MiB per input).
 use syncscope::model::ci::log::LogScanner;
 use syncscope::model::ci::{analyze, fingerprint, Rules};
+use syncscope_fuzz as _;
 
 /// Compiled once: the default rules are what the source uses without a rules file.
 static RULES: LazyLock<Rules> =

@@ -2,7 +2,9 @@
 //! formats (both forms) and reads back to the same instant.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
+// Links the counting allocator (64 MiB per input).
 use syncscope::model::{format_rfc3339, format_rfc3339_z, parse_rfc3339, parse_time_spec};
+use syncscope_fuzz as _;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
