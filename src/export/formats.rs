@@ -71,7 +71,8 @@ fn json_event(s: &StoredEvent) -> JsonEvent<'_> {
         details,
         correlation_id: e.correlation_id.as_deref(),
         peer_device_id: e.peer_device_id.as_deref(),
-        model_types: e.model_types.as_ref().map(|_| e.model_type_list()),
+        // A list with no name in it (text of commas and spaces) is no list: read back, it is none.
+        model_types: Some(e.model_type_list()).filter(|l| !l.is_empty()),
         record_count: e.record_count,
         duration_ms: e.duration_ms,
         source: &e.source,
@@ -341,6 +342,33 @@ mod tests {
         }
         w.finish().unwrap();
         String::from_utf8(buf).unwrap()
+    }
+
+    /// Found by the fuzz target jsonl_event (its input is the fixture): `model_types` of only
+    /// commas and spaces was exported as `[]`, which reads back as none, so an export of the
+    /// export differed. No names: no `model_types`.
+    #[test]
+    fn model_types_without_a_name_are_left_out() {
+        let input =
+            include_bytes!("../../tests/fixtures/fuzz/jsonl_event-model-types-of-commas.json");
+        let e = crate::model::parse_wire_event(input, "jsonl").unwrap();
+        assert_eq!(e.model_types.as_deref(), Some(" , "));
+        let export = |e: &Event| {
+            let mut out = Vec::new();
+            let mut w = EventWriter::begin(Format::Jsonl, &mut out, 1).unwrap();
+            w.write(&StoredEvent {
+                id: 1,
+                key: 0,
+                event: e.clone(),
+            })
+            .unwrap();
+            w.finish().unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let text = export(&e);
+        assert!(!text.contains("model_types"), "{text}");
+        let back = crate::model::parse_wire_event(text.trim_end().as_bytes(), "jsonl").unwrap();
+        assert_eq!(export(&back), text);
     }
 
     #[test]

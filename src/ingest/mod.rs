@@ -274,9 +274,9 @@ impl SourceCtx {
     }
 }
 
-#[cfg(test)]
 impl SourceCtx {
-    /// A context for a source under test: its batches and statuses go to `tx`.
+    /// A context for a source under test (or a fuzz target): its batches and statuses go to `tx`.
+    #[doc(hidden)]
     pub fn for_test(key: &str, once: bool, tx: mpsc::Sender<SourceMsg>) -> SourceCtx {
         SourceCtx {
             key: key.to_string(),

@@ -45,9 +45,11 @@ pub fn parse_record_start(line: &str, zone: &LogZone) -> Result<LogRecord, Strin
         .or_else(|_| NaiveDateTime::parse_from_str(ts_text, "%Y-%m-%d %H:%M:%S,%3f"))
         .or_else(|_| NaiveDateTime::parse_from_str(ts_text, "%Y-%m-%d %H:%M:%S%.f"))
         .map_err(|_| format!("timestamp '{ts_text}' is not yyyy-MM-dd HH:mm:ss,SSS"))?;
-    let timestamp = zone
-        .to_utc(local)
-        .ok_or_else(|| format!("timestamp '{ts_text}' does not exist in the log's zone"))?;
+    let timestamp = zone.to_utc(local).ok_or_else(|| {
+        format!(
+            "timestamp '{ts_text}' does not exist in the log's zone or is out of range (1677-2262)"
+        )
+    })?;
     let mut rest = line.get(close + 2..).unwrap_or_default();
     // <= 3.1: `[ID] ` (or `[] `) right after the timestamp.
     let mut legacy_id = None;
@@ -490,6 +492,23 @@ mod tests {
 
     fn rec(line: &str) -> LogRecord {
         parse_record_start(line, &cet()).unwrap()
+    }
+
+    /// Found by fuzzing: the input fuzz/gerrit_log saved (its first byte is the target's flags),
+    /// a record of the year 9999, overflowed the stack; now a reject naming the timestamp.
+    #[test]
+    fn a_record_out_of_range_is_rejected() {
+        let input = include_bytes!("../../../tests/fixtures/fuzz/gerrit_log-year-9999");
+        let line = std::str::from_utf8(&input[1..]).unwrap().trim_end();
+        for zone in [LogZone::Utc, cet()] {
+            let e = parse_record_start(line, &zone).unwrap_err();
+            assert!(
+                e.contains("'9999-12-31 23:59:59,999'") && e.contains("out of range"),
+                "{e}"
+            );
+        }
+        let json = r#"{"timestamp":"9999-12-31T23:59:59.999","message":"x"}"#;
+        assert!(parse_record_start(json, &cet()).is_err());
     }
 
     #[test]

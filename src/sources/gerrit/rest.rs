@@ -122,6 +122,73 @@ impl RestSource {
         }
     }
 
+    /// What one answer changes since `seen` (the last answer's refs): an event and a ref
+    /// update for each ref whose status is new, and one for each ref no longer listed for a
+    /// remote the answer still answers for (retired at `now`); and the refs seen now.
+    fn changes(
+        &self,
+        payload: &Payload,
+        seen: &Seen,
+        now: Timestamp,
+    ) -> (Vec<(Event, RefUpdate)>, BTreeMap<String, RefPayload>) {
+        let project = payload.project.clone().unwrap_or_default();
+        let mut out = Vec::new();
+        let mut now_seen = BTreeMap::new();
+        for (remote, rp) in &payload.remotes {
+            for (r, p) in &rp.status {
+                let key = format!("{remote}\u{1f}{r}");
+                let before = seen.refs.get(&key);
+                if before != Some(p) {
+                    let update = RefUpdate {
+                        direction: if p.kind.as_deref() == Some("PULL") {
+                            Direction::Pull
+                        } else {
+                            Direction::Push
+                        },
+                        status: Some(RefStatus::parse(&p.status)),
+                        when: epoch_time(p.when).map_or(p.when, |t| t.0),
+                        newer_only: true,
+                        ..self.update(UpdateKind::Replication, &project, remote, r)
+                    };
+                    let mut e = ref_event(&project, remote, r, p, before);
+                    e.device_id = update.instance.clone();
+                    out.push((e, update));
+                }
+                now_seen.insert(key, p.clone());
+            }
+        }
+        // A ref the answer no longer lists (for a remote it still answers for) is
+        // gone from the repository: retired, as the plugin leaves it out.
+        for (key, p) in &seen.refs {
+            let Some((remote, r)) = key.split_once('\u{1f}') else {
+                continue;
+            };
+            if now_seen.contains_key(key) || !payload.remotes.contains_key(remote) {
+                continue;
+            }
+            let mut e = Event::new(
+                now,
+                SOURCE,
+                "rest_ref_retired",
+                "replication",
+                Severity::Info,
+                format!(
+                    "{project} {r} -> {remote}: no longer in the replication-status REST answer (the ref was deleted; it was {})",
+                    p.status
+                ),
+            );
+            e.peer_device_id = Some(remote.to_string());
+            e.subject = Some(r.to_string());
+            let retire = RefUpdate {
+                when: now.as_nanos().div_euclid(1_000_000_000),
+                ..self.update(UpdateKind::RefDeleted, &project, remote, r)
+            };
+            e.device_id = retire.instance.clone();
+            out.push((e, retire));
+        }
+        (out, now_seen)
+    }
+
     fn poll(
         &self,
         client: &Client,
@@ -219,60 +286,9 @@ impl Source for RestSource {
                 .and_then(|b| parse_payload(&b).map_err(|e| (e, Some(b.into_bytes()))))
             {
                 Ok(payload) => {
-                    let project = payload.project.unwrap_or_default();
-                    let mut now_seen = BTreeMap::new();
-                    for (remote, rp) in &payload.remotes {
-                        for (r, p) in &rp.status {
-                            let key = format!("{remote}\u{1f}{r}");
-                            let before = seen.refs.get(&key);
-                            if before != Some(p) {
-                                let update = RefUpdate {
-                                    direction: if p.kind.as_deref() == Some("PULL") {
-                                        Direction::Pull
-                                    } else {
-                                        Direction::Push
-                                    },
-                                    status: Some(RefStatus::parse(&p.status)),
-                                    when: epoch_time(p.when).map_or(p.when, |t| t.0),
-                                    newer_only: true,
-                                    ..self.update(UpdateKind::Replication, &project, remote, r)
-                                };
-                                let mut e = ref_event(&project, remote, r, p, before);
-                                e.device_id = update.instance.clone();
-                                pending.push_with_updates(e, vec![update]);
-                            }
-                            now_seen.insert(key, p.clone());
-                        }
-                    }
-                    // A ref the answer no longer lists (for a remote it still answers for) is
-                    // gone from the repository: retired, as the plugin leaves it out.
-                    let now = Timestamp::now();
-                    for (key, p) in &seen.refs {
-                        let Some((remote, r)) = key.split_once('\u{1f}') else {
-                            continue;
-                        };
-                        if now_seen.contains_key(key) || !payload.remotes.contains_key(remote) {
-                            continue;
-                        }
-                        let mut e = Event::new(
-                            now,
-                            SOURCE,
-                            "rest_ref_retired",
-                            "replication",
-                            Severity::Info,
-                            format!(
-                                "{project} {r} -> {remote}: no longer in the replication-status REST answer (the ref was deleted; it was {})",
-                                p.status
-                            ),
-                        );
-                        e.peer_device_id = Some(remote.to_string());
-                        e.subject = Some(r.to_string());
-                        let retire = RefUpdate {
-                            when: now.as_nanos().div_euclid(1_000_000_000),
-                            ..self.update(UpdateKind::RefDeleted, &project, remote, r)
-                        };
-                        e.device_id = retire.instance.clone();
-                        pending.push_with_updates(e, vec![retire]);
+                    let (changes, now_seen) = self.changes(&payload, &seen, Timestamp::now());
+                    for (e, update) in changes {
+                        pending.push_with_updates(e, vec![update]);
                     }
                     seen.refs = now_seen;
                     Polled::ok("")
@@ -291,6 +307,30 @@ impl Source for RestSource {
         };
         poll::run(ctx, &Every::new(ctx.scrape_interval), poll_once)
     }
+}
+
+/// For the fuzz target `gerrit_rest`: two answers polled one after the other, as the source
+/// reads them (the second's changes against the first's refs, through the saved checkpoint).
+/// The events and ref updates of each, or why an answer is not one.
+#[doc(hidden)]
+pub fn fuzz_answers(first: &str, second: &str) -> Vec<Result<Vec<(Event, RefUpdate)>, String>> {
+    let source = RestSource::new(String::new(), None);
+    let now = Timestamp::from_nanos(1_700_000_000_000_000_000);
+    let mut seen = Seen::default();
+    let mut out = Vec::new();
+    for body in [first, second] {
+        out.push(parse_payload(body).map(|payload| {
+            let (changes, now_seen) = source.changes(&payload, &seen, now);
+            seen.refs = now_seen;
+            // Through the checkpoint text, as a restart reads it.
+            seen = serde_json::to_string(&seen)
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or_default();
+            changes
+        }));
+    }
+    out
 }
 
 #[cfg(test)]

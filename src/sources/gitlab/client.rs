@@ -104,7 +104,7 @@ pub use crate::sources::client::origin;
 
 /// The message of an error body: `{"message": ...}`, `{"error": ..., "error_description": ...}`,
 /// else its first line.
-fn error_message(body: &[u8]) -> String {
+pub(crate) fn error_message(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
         let m = match (&v["message"], &v["error"]) {

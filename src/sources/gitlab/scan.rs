@@ -394,6 +394,57 @@ pub fn permanent(e: &ApiError) -> bool {
     matches!(e, ApiError::Http { status, .. } if (400..500).contains(status) && *status != 429)
 }
 
+/// For the fuzz target `gitlab_api`: `body` read as each answer this file asks GitLab for,
+/// exactly as the client decodes it, and what is derived from each without another request
+/// (a bridge as a job, a downstream project from its URL, a pipeline's failure without jobs).
+/// How many decodings succeeded.
+#[doc(hidden)]
+pub fn fuzz_payloads(body: &[u8]) -> usize {
+    let mut ok = 0;
+    if let Ok(list) = serde_json::from_slice::<Vec<ApiPipeline>>(body) {
+        ok += 1;
+        for p in &list {
+            let _ = p.web_url.as_deref().map(project_of_url);
+        }
+    }
+    if let Ok(list) = serde_json::from_slice::<Vec<ApiJob>>(body) {
+        ok += 1;
+        for j in &list {
+            let _ = j.web_url.as_deref().map(project_of_url);
+        }
+    }
+    if let Ok(list) = serde_json::from_slice::<Vec<ApiBridge>>(body) {
+        ok += 1;
+        for b in &list {
+            let _ = bridge_job(b);
+            if let Some(d) = &b.downstream_pipeline {
+                let _ = d.web_url.as_deref().map(project_of_url);
+            }
+        }
+    }
+    if let Ok(d) = serde_json::from_slice::<ApiPipelineDetail>(body) {
+        ok += 1;
+        let label = d.detailed_status.and_then(|s| s.label);
+        let _ = pipeline_failure(d.yaml_errors.as_deref(), label.as_deref());
+    }
+    if let Ok(d) = serde_json::from_slice::<ApiJobDetail>(body) {
+        ok += 1;
+        let _ = d
+            .artifacts
+            .iter()
+            .find(|a| a.file_type.as_deref() == Some("trace"));
+    }
+    if let Ok(list) = serde_json::from_slice::<Vec<ApiSchedule>>(body) {
+        ok += 1;
+        let names: Vec<String> = list.iter().filter_map(|s| s.description.clone()).collect();
+        for s in &list {
+            let _ = s.chosen(&names);
+        }
+    }
+    let _ = super::client::error_message(body);
+    ok
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

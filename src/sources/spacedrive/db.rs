@@ -277,7 +277,7 @@ fn int_col(row: &rusqlite::Row<'_>, i: usize, name: &str) -> Result<Option<i64>,
     }
 }
 
-fn row_fields<'r>(row: &'r rusqlite::Row<'_>) -> Result<EventFields<'r>, String> {
+pub(crate) fn row_fields<'r>(row: &'r rusqlite::Row<'_>) -> Result<EventFields<'r>, String> {
     let ts = text_col(row, 1, "timestamp")?;
     if matches!(
         row.get_ref(1),
@@ -305,7 +305,7 @@ fn row_fields<'r>(row: &'r rusqlite::Row<'_>) -> Result<EventFields<'r>, String>
 }
 
 /// The row's text as `a|b|c`, for a reject's excerpt.
-fn row_excerpt(row: &rusqlite::Row<'_>) -> String {
+pub(crate) fn row_excerpt(row: &rusqlite::Row<'_>) -> String {
     let mut out = String::new();
     for i in 1..13 {
         if i > 1 {

@@ -183,7 +183,7 @@ fn attribute(
 }
 
 /// Reads one export from `reader`, sending batches; `checkpoint` goes with the last batch.
-fn read_export<R: Read>(
+pub(crate) fn read_export<R: Read>(
     ctx: &SourceCtx,
     reader: R,
     name: &str,
