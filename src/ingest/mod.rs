@@ -593,7 +593,7 @@ fn log_pruned(p: &Pruned, retention_secs: u64) {
     if *p == Pruned::default() {
         return;
     }
-    let span = if retention_secs % 86_400 == 0 {
+    let span = if retention_secs.is_multiple_of(86_400) {
         format!("{} days", retention_secs / 86_400)
     } else {
         format!("{retention_secs} s")
