@@ -223,8 +223,9 @@ pub struct IngestArgs {
 
     /// The retention as a span: 10m, 12h, 7d, 2w (0 keeps everything); instead of
     /// --retention-days. Every table is pruned by it (see README, Retention).
-    #[arg(long, value_name = "SPAN", conflicts_with = "retention_days")]
-    pub retention: Option<String>,
+    #[arg(long, value_name = "SPAN", conflicts_with = "retention_days",
+          value_parser = crate::store::retention::parse_span)]
+    pub retention: Option<u64>,
 
     /// How often to look for new data when following, in milliseconds. Default 500.
     #[arg(long, value_name = "MS")]
