@@ -10,7 +10,7 @@
 //! Flat means, comparing the last sample with the first one after the warm-up (the
 //! retention plus two retention runs, when the store is full): RSS grew at most 20% + 16 MiB;
 //! open fds at most 4 more; the store file (with its WAL) at most 30% + 16 MiB larger; the
-//! WAL at most 64 MiB; the events held at most what the retention allows
+//! WAL file (it keeps its high-water size) likewise at every sample; the events held at most what the retention allows
 //! (rate x (retention + one retention interval) x 1.25); key latency median at most
 //! max(2 x the first, 60 ms); and the ingest rate at least half the first. The store must
 //! also not hold more strings at the end than 1.5 x after the warm-up.
@@ -247,10 +247,15 @@ fn main() {
             format!("{:.1} -> {:.1} MiB", first.store_mib, last.store_mib),
         ),
         (
+            // The WAL file keeps its high-water size (the checkpointer starts it over, SQLite
+            // does not shrink it): flat means it stopped growing.
             "WAL size",
-            after.iter().all(|s| s.wal_mib <= 64.0),
+            after
+                .iter()
+                .all(|s| s.wal_mib <= first.wal_mib * 1.3 + 16.0),
             format!(
-                "max {:.1} MiB",
+                "{:.1} -> max {:.1} MiB",
+                first.wal_mib,
                 after.iter().map(|s| s.wal_mib).fold(0.0, f64::max)
             ),
         ),
