@@ -599,8 +599,8 @@ fn log_pruned(p: &Pruned, retention_secs: u64) {
         format!("{retention_secs} s")
     };
     eprintln!(
-        "syncscope: retention: pruned {} events, {} strings, {} CI pipelines ({} jobs, {} patterns), {} relay targets, {} deleted refs, {} deleted projects older than {span}",
-        p.events, p.strings, p.ci_pipelines, p.ci_jobs, p.ci_patterns, p.relay_targets, p.refs, p.projects
+        "syncscope: retention: pruned {} events, {} strings, {} CI pipelines ({} jobs, {} patterns), {} relay targets older than {span}",
+        p.events, p.strings, p.ci_pipelines, p.ci_jobs, p.ci_patterns, p.relay_targets
     );
 }
 

@@ -6,8 +6,9 @@
 //! - events (with their `event_counts`, text index blocks, `batches` and `rejects`) received
 //!   more than the retention ago (receive time, not event time: a backfill of old events
 //!   stays for the whole span);
-//! - `ref_state` rows of refs deleted more than the retention ago (by Gerrit's clock), and
-//!   `gerrit_deleted_projects` rows as old: a deleted ref or project is history;
+//! - `ref_state` and `gerrit_deleted_projects` are kept: they are the replication state as
+//!   the plugin keeps it, one row per ref (a deletion the mirror refused must stay shown,
+//!   however old), bounded by the refs that exist;
 //! - `ci_pipelines` created more than `max(retention, 31 days)` ago, with their `ci_jobs`,
 //!   and then every `ci_patterns` row no job names. The floor keeps the 30 nights the
 //!   prevalence and NEW marks read: a pattern is NEW when no night the store keeps (at least
@@ -232,15 +233,13 @@ pub struct Pruned {
     pub ci_jobs: u64,
     pub ci_patterns: u64,
     pub relay_targets: u64,
-    pub refs: u64,
-    pub projects: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     /// Events with ids up to `upto`, in chunks.
     Events { upto: Option<i64> },
-    /// Batches, rejects, ref state, CI, relay targets.
+    /// Batches, rejects, CI, relay targets.
     Tables,
     /// Marking the string ids of events above `cursor`.
     MarkEvents { cursor: i64 },
@@ -436,15 +435,6 @@ impl Writer {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute("DELETE FROM batches WHERE received < ?1", [cutoff])?;
         tx.execute("DELETE FROM rejects WHERE received < ?1", [cutoff])?;
-        let refs = tx.execute(
-            "DELETE FROM ref_state WHERE (ref, remote, project, instance) IN
-               (SELECT ref, remote, project, instance FROM ref_state WHERE deleted_at < ?1 LIMIT ?2)",
-            params![cutoff, TABLE_CHUNK],
-        )? as u64;
-        let projects = tx.execute(
-            "DELETE FROM gerrit_deleted_projects WHERE deleted_at < ?1",
-            [cutoff],
-        )? as u64;
         let old: Vec<(String, i64)> = {
             let mut st = tx.prepare_cached(
                 "SELECT project, id FROM ci_pipelines WHERE created_at < ?1 LIMIT ?2",
@@ -476,13 +466,11 @@ impl Writer {
         )? as u64;
         tx.commit()?;
         let d = &mut run.done;
-        d.refs += refs;
-        d.projects += projects;
         d.ci_pipelines += old.len() as u64;
         d.ci_jobs += jobs;
         d.ci_patterns += patterns;
         d.relay_targets += relays;
-        Ok(refs < TABLE_CHUNK as u64 && (old.len() as i64) < TABLE_CHUNK)
+        Ok((old.len() as i64) < TABLE_CHUNK)
     }
 
     /// Deletes the unmarked strings among the next [`SWEEP_CHUNK`] above `cursor`; returns

@@ -291,7 +291,7 @@ fn ci_history_goes_after_the_floor_with_its_jobs_and_unnamed_patterns() {
 }
 
 #[test]
-fn relay_targets_not_scraped_and_refs_deleted_before_the_cutoff_go() {
+fn relay_targets_not_scraped_go_and_ref_state_stays() {
     let (_d, mut w) = writer();
     let now = crate::store::unix_now();
     let c = w.connection();
@@ -310,13 +310,22 @@ fn relay_targets_not_scraped_and_refs_deleted_before_the_cutoff_go() {
     ))
     .unwrap();
     let p = w.prune_span(7 * DAY as u64, now).unwrap();
-    assert_eq!((p.relay_targets, p.refs, p.projects), (2, 1, 1));
+    assert_eq!(p.relay_targets, 2);
     assert_eq!(
         scalar(&w, "SELECT count(*) FROM relay_targets WHERE target = 'b'"),
         1
     );
-    // The deleted ref's string went with it; the live ref's (and the highest id) stay.
-    assert_eq!(texts(&w), vec!["remote", "proj", "refs/heads/y"]);
+    // Ref state is the plugin's state: even a ref deleted long ago stays, with its strings
+    // (a refused deletion must stay shown); so do deleted projects.
+    assert_eq!(scalar(&w, "SELECT count(*) FROM ref_state"), 2);
+    assert_eq!(
+        scalar(&w, "SELECT count(*) FROM gerrit_deleted_projects"),
+        2
+    );
+    assert_eq!(
+        texts(&w),
+        vec!["refs/heads/x", "remote", "proj", "refs/heads/y"]
+    );
     assert_eq!(dangling(&w), 0);
 }
 
