@@ -109,6 +109,10 @@ pub struct DemoArgs {
     #[arg(long, value_name = "SECS")]
     pub duration: Option<u64>,
 
+    /// Retention of the demo's store, as a span (10m, 12h, 7d; 0 keeps everything). Default 7d.
+    #[arg(long, value_name = "SPAN", value_parser = crate::store::retention::parse_span)]
+    pub retention: Option<u64>,
+
     /// Keep the demo's directory (the simulated systems' files and, without --db, the store).
     #[arg(long)]
     pub keep: bool,
@@ -233,6 +237,12 @@ pub struct IngestArgs {
     /// Prune events received more than N days ago (0 keeps everything). Default 7.
     #[arg(long, value_name = "N")]
     pub retention_days: Option<u32>,
+
+    /// The retention as a span: 10m, 12h, 7d, 2w (0 keeps everything); instead of
+    /// --retention-days. Every table is pruned by it (see README, Retention).
+    #[arg(long, value_name = "SPAN", conflicts_with = "retention_days",
+          value_parser = crate::store::retention::parse_span)]
+    pub retention: Option<u64>,
 
     /// How often to look for new data when following, in milliseconds. Default 500.
     #[arg(long, value_name = "MS")]

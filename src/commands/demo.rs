@@ -25,6 +25,7 @@ pub fn ingest_options() -> IngestOptions {
     IngestOptions {
         once: false,
         retention_days: 7,
+        retention_secs: None,
         poll_interval: Duration::from_millis(150),
         scrape_interval: Duration::from_secs(1),
         batch_size: 5000,
@@ -141,6 +142,7 @@ pub fn start_background(args: &DemoArgs, db: Option<PathBuf>) -> Result<Backgrou
     let specs = demo.specs.clone();
     let mut opts = ingest_options();
     opts.kinds = opts.kinds.with(demo.gitlab.clone());
+    opts.retention_secs = args.retention;
     let (c, store) = (cancel.clone(), db.clone());
     let ingest = std::thread::Builder::new()
         .name("syncscope-demo-ingest".into())

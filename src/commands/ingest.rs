@@ -83,6 +83,7 @@ pub fn options(args: &IngestArgs, config: &Config) -> Result<IngestOptions> {
             .retention_days
             .or(config.ingest.retention_days)
             .unwrap_or(7),
+        retention_secs: args.retention,
         poll_interval: Duration::from_millis(
             args.poll_interval_ms
                 .or(config.ingest.poll_interval_ms)

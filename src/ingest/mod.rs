@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::model::{Event, Reject};
+use crate::store::retention::{Pruned, Pruning};
 use crate::store::{BatchOutcome, StateUpdate, Writer};
 
 /// Batches in flight between sources and the writer; bounds ingest memory.
@@ -36,6 +37,9 @@ pub struct IngestOptions {
     pub once: bool,
     /// Prune events received more than this many days ago (0 keeps everything).
     pub retention_days: u32,
+    /// The retention as a span in seconds (`--retention 10m`): when set, instead of
+    /// `retention_days` (0 keeps everything).
+    pub retention_secs: Option<u64>,
     /// How often followers look for new data.
     pub poll_interval: Duration,
     /// How often scraped targets (`/metrics`) are read.
@@ -49,11 +53,26 @@ pub struct IngestOptions {
     pub kinds: kinds::KindSettings,
 }
 
+impl IngestOptions {
+    /// The retention in seconds (0 keeps everything).
+    pub fn retention(&self) -> u64 {
+        self.retention_secs
+            .unwrap_or(u64::from(self.retention_days) * 86_400)
+    }
+}
+
+/// How often retention runs while following: hourly, or a tenth of a short retention (so a
+/// store of a 10-minute retention holds at most 11 minutes), at most every 5 s.
+fn prune_every(retention_secs: u64) -> Duration {
+    PRUNE_EVERY.min(Duration::from_secs((retention_secs / 10).max(5)))
+}
+
 impl Default for IngestOptions {
     fn default() -> Self {
         IngestOptions {
             once: false,
             retention_days: 7,
+            retention_secs: None,
             poll_interval: Duration::from_millis(500),
             scrape_interval: Duration::from_secs(5),
             batch_size: 5000,
@@ -318,12 +337,13 @@ pub async fn run(
     let prune_tx = tx.clone();
     let prune_cancel = cancel.clone();
     let once = opts.once;
+    let every = prune_every(opts.retention());
     let pruner = tokio::spawn(async move {
         if once {
             let _ = prune_tx.send(SourceMsg::Prune).await;
             return;
         }
-        let mut tick = tokio::time::interval(PRUNE_EVERY);
+        let mut tick = tokio::time::interval(every);
         loop {
             tokio::select! {
                 _ = prune_cancel.cancelled() => return,
@@ -337,7 +357,7 @@ pub async fn run(
     });
     drop(tx);
 
-    let retention = opts.retention_days;
+    let retention = opts.retention();
     let log_status = opts.log_status;
     let writer_cancel = cancel.clone();
     let writer_task = tokio::task::spawn_blocking(move || {
@@ -444,12 +464,46 @@ pub fn lower_thread_priority(nice: i32) {
 fn write_loop(
     mut writer: Writer,
     mut rx: mpsc::Receiver<SourceMsg>,
-    retention_days: u32,
+    retention_secs: u64,
     log_status: bool,
 ) -> Result<IngestReport> {
     let mut report = IngestReport::new();
     let mut next = None;
-    while let Some(msg) = next.take().or_else(|| rx.blocking_recv()) {
+    // A retention run in progress: one bounded step between commits, so ingest never waits
+    // for a whole run (see store::retention).
+    let mut pruning: Option<Pruning> = None;
+    let step = |writer: &mut Writer, pruning: &mut Option<Pruning>| -> Result<()> {
+        if let Some(run) = pruning.as_mut() {
+            if writer.prune_step(run)? {
+                if log_status {
+                    log_pruned(&run.done, retention_secs);
+                }
+                *pruning = None;
+            }
+        }
+        Ok(())
+    };
+    loop {
+        let msg = match next.take() {
+            Some(m) => m,
+            None if pruning.is_some() => match rx.try_recv() {
+                Ok(m) => m,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    step(&mut writer, &mut pruning)?;
+                    continue;
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    while pruning.is_some() {
+                        step(&mut writer, &mut pruning)?;
+                    }
+                    break;
+                }
+            },
+            None => match rx.blocking_recv() {
+                Some(m) => m,
+                None => break,
+            },
+        };
         match msg {
             SourceMsg::Batch(first) => {
                 // Batches already waiting go into the same transaction (a message of another
@@ -516,14 +570,30 @@ fn write_loop(
                 writer.set_status(&source, state.as_str(), &message)?;
             }
             SourceMsg::Prune => {
-                let n = writer.prune(retention_days, crate::store::unix_now())?;
-                if log_status && n > 0 {
-                    eprintln!("syncscope: retention: pruned {n} events received more than {retention_days} days ago");
+                if pruning.is_none() && retention_secs > 0 {
+                    pruning = Some(Pruning::new(retention_secs, crate::store::unix_now()));
                 }
             }
         }
+        step(&mut writer, &mut pruning)?;
     }
     Ok(report)
+}
+
+/// One line on stderr for a retention run that deleted anything.
+fn log_pruned(p: &Pruned, retention_secs: u64) {
+    if *p == Pruned::default() {
+        return;
+    }
+    let span = if retention_secs.is_multiple_of(86_400) {
+        format!("{} days", retention_secs / 86_400)
+    } else {
+        format!("{retention_secs} s")
+    };
+    eprintln!(
+        "syncscope: retention: pruned {} events, {} strings, {} CI pipelines ({} jobs, {} patterns), {} relay targets older than {span}",
+        p.events, p.strings, p.ci_pipelines, p.ci_jobs, p.ci_patterns, p.relay_targets
+    );
 }
 
 #[cfg(test)]
@@ -562,6 +632,56 @@ mod commit_notification_tests {
             .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
             .unwrap();
         assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn retention_runs_between_commits_and_finishes_before_the_loop_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("s.db");
+        let mut writer = Writer::open(&db).unwrap();
+        let line = |i: u32| {
+            crate::model::parse_wire_event(
+                format!(r#"{{"timestamp":"2026-11-30T00:00:{:02}Z","event_type":"sync_error","summary":"x {i}","correlation_id":"c-{i}"}}"#, i % 60).as_bytes(),
+                "jsonl",
+            )
+            .unwrap()
+        };
+        let old: Vec<Event> = (0..30).map(line).collect();
+        writer.commit_batch("old", &old, &[], None).unwrap();
+        writer
+            .connection()
+            .execute("UPDATE batches SET received = received - 86400", [])
+            .unwrap();
+        let (tx, rx) = mpsc::channel(8);
+        tx.blocking_send(SourceMsg::Prune).unwrap();
+        for i in 100..103 {
+            let e = line(i);
+            tx.blocking_send(SourceMsg::Batch(QueuedBatch {
+                source: "new".into(),
+                keys: vec![e.dedup_key()],
+                events: vec![e],
+                updates: Vec::new(),
+                rejects: Vec::new(),
+                checkpoint: None,
+                committed: None,
+            }))
+            .unwrap();
+        }
+        drop(tx);
+        write_loop(writer, rx, 3600, false).unwrap();
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 3, "the old events went, the new stayed");
+        let corr: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM strings WHERE text LIKE 'c-%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(corr, 3, "and the old correlation ids with them");
     }
 
     #[test]

@@ -41,8 +41,8 @@ pub(super) struct Interner {
     /// source, device, type and category, and events of one push their ref and remote. A
     /// comparison with it costs less than a lookup among hundreds of thousands of strings.
     recent: [Option<(String, i64)>; SLOTS],
-    /// The first id the current transaction interned. `strings` rows are never deleted and
-    /// rowids grow, so every id from it on is new in this transaction: no stored row refers to
+    /// The first id the current transaction interned. `strings` ids grow and are never
+    /// reused (retention never deletes the highest), so every id from it on is new in this transaction: no stored row refers to
     /// it yet.
     pub(super) fresh_from: Option<i64>,
     /// The id the next new string gets (None: read it from the store).
@@ -51,6 +51,9 @@ pub(super) struct Interner {
     pub(super) recent_rows: Option<i64>,
     /// Every text the store holds, as a filter (see [`Known`]).
     known: Known,
+    /// While retention looks for unused strings: every id below its limit this writer hands
+    /// out is marked used (see `super::retention`).
+    pub(super) marks: Option<super::retention::Marks>,
 }
 
 /// Built when a writer's first transaction finds at most this many strings (reading them all
@@ -161,10 +164,14 @@ impl Interner {
     pub(super) fn id_in(&mut self, slot: Slot, tx: &Transaction<'_>, text: &str) -> Result<i64> {
         if let Some((last, id)) = &self.recent[slot as usize] {
             if last == text {
+                // Marked when it was put here, or when the marks began (`start_marks`).
                 return Ok(*id);
             }
         }
         let id = self.id(tx, text)?;
+        if let Some(m) = &mut self.marks {
+            m.mark(id);
+        }
         match &mut self.recent[slot as usize] {
             Some((last, last_id)) => {
                 last.clear();
@@ -257,6 +264,25 @@ impl Interner {
             self.recent_rows = Some(n);
         }
         Ok(())
+    }
+
+    /// Retention starts looking for unused strings below `limit`: the ids this writer holds
+    /// in its call-site slots count as used from now on (the cache's are marked when used).
+    pub(super) fn start_marks(&mut self, limit: i64) {
+        let mut m = super::retention::Marks::new(limit);
+        for (_, id) in self.recent.iter().flatten() {
+            m.mark(*id);
+        }
+        self.marks = Some(m);
+    }
+
+    /// Retention deleted strings: no id it deleted may be handed out again from memory.
+    /// (Ids are never reused: the highest is never deleted, so a text interned again gets
+    /// a new one; the filter of known texts keeps the deleted ones, a superset.)
+    pub(super) fn forget_deleted(&mut self) {
+        self.cache.clear();
+        self.recent = Default::default();
+        self.recent_rows = None;
     }
 
     /// Interned by the current transaction.

@@ -16,6 +16,7 @@ pub mod query;
 pub mod refs;
 mod rekey;
 pub mod relays;
+pub mod retention;
 pub mod schema;
 pub mod textindex;
 pub mod update;

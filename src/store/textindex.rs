@@ -552,6 +552,35 @@ pub fn prune(tx: &Transaction<'_>, hi: i64) -> Result<()> {
     Ok(())
 }
 
+/// Retention deleted strings of string block `block`: its filter is built again from the
+/// strings left, exactly as [`index_strings`] builds one (the row goes when none is left).
+pub(super) fn rebuild_string_block(tx: &Connection, block: i64) -> Result<()> {
+    let lo = block << STRING_BLOCK_SHIFT;
+    let hi = lo + (1 << STRING_BLOCK_SHIFT) - 1;
+    let mut bloom = Bloom::new();
+    let mut left = 0usize;
+    {
+        let mut st = tx.prepare_cached("SELECT text FROM strings WHERE id BETWEEN ?1 AND ?2")?;
+        let mut rows = st.query([lo, hi])?;
+        while let Some(r) = rows.next()? {
+            let text = r.get_ref(0)?.as_str().unwrap_or_default();
+            bloom.insert_text(text);
+            if let Some(snake) = snake_spelling(text) {
+                bloom.insert_text(&snake);
+            }
+            left += 1;
+        }
+    }
+    if left == 0 {
+        tx.prepare_cached("DELETE FROM string_blocks WHERE block = ?1")?
+            .execute([block])?;
+    } else {
+        tx.prepare_cached("UPDATE string_blocks SET bits = ?2 WHERE block = ?1")?
+            .execute(params![block, bloom.0])?;
+    }
+    Ok(())
+}
+
 /// What the index says about a text to find.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TextMatch {

@@ -15,7 +15,7 @@ use super::update::{Dispatch, StateUpdate};
 use crate::model::{Event, Reject};
 
 /// Rows deleted per transaction when pruning, so readers and ingest keep moving.
-const PRUNE_CHUNK: i64 = 20_000;
+pub(super) const PRUNE_CHUNK: i64 = 20_000;
 
 /// What one committed batch did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -48,8 +48,8 @@ pub struct Batch<'a> {
 }
 
 pub struct Writer {
-    conn: Connection,
-    interned: Interner,
+    pub(super) conn: Connection,
+    pub(super) interned: Interner,
     /// Declared after `conn`: dropped after it, so the checkpoint thread's connection is the
     /// last to close and copies back what is left.
     _checkpointer: Option<super::checkpointer::Checkpointer>,
@@ -322,11 +322,9 @@ impl Writer {
         Ok(())
     }
 
-    /// Deletes events (and batch records and rejects) received more than `days` days before
-    /// `now` (Unix seconds). `days == 0` keeps everything. Returns the number of events deleted.
     /// Deletes up to [`PRUNE_CHUNK`] of the oldest-received events with ids up to `upto`, and
     /// takes them out of `event_counts`, in one transaction.
-    fn prune_chunk(&mut self, upto: i64) -> Result<u64> {
+    pub(super) fn prune_chunk(&mut self, upto: i64) -> Result<u64> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -353,40 +351,11 @@ impl Writer {
         Ok(n as u64)
     }
 
+    /// Prunes everything received more than `days` days before `now` (Unix seconds; 0 keeps
+    /// everything) (see [`super::retention`]); returns the
+    /// number of events deleted.
     pub fn prune(&mut self, days: u32, now: i64) -> Result<u64> {
-        if days == 0 {
-            return Ok(0);
-        }
-        let cutoff = now - i64::from(days) * 86_400;
-        let upto: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT max(max_event) FROM batches WHERE received < ?1",
-                [cutoff],
-                |r| r.get(0),
-            )
-            .wrap_err("cannot find events to prune")?;
-        let mut deleted = 0u64;
-        if let Some(upto) = upto {
-            // Remember the highest id ever used, so ids never go back if the table empties.
-            self.conn.execute(
-                "INSERT INTO meta (key, value) SELECT 'event_id_hwm', max(id) FROM events HAVING max(id) IS NOT NULL
-                 ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
-                [],
-            )?;
-            loop {
-                let n = self.prune_chunk(upto).wrap_err("cannot prune old events")?;
-                deleted += n;
-                if n < PRUNE_CHUNK as u64 {
-                    break;
-                }
-            }
-        }
-        self.conn
-            .execute("DELETE FROM batches WHERE received < ?1", [cutoff])?;
-        self.conn
-            .execute("DELETE FROM rejects WHERE received < ?1", [cutoff])?;
-        Ok(deleted)
+        Ok(self.prune_span(u64::from(days) * 86_400, now)?.events)
     }
 }
 
