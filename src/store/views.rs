@@ -188,6 +188,20 @@ impl Reader {
             .wrap_err("cannot read the open sessions")
     }
 
+    /// The time of the `n`-th newest event (1: the newest), None when the store holds fewer.
+    /// A walk of `n` entries of the time index, nothing else read.
+    pub fn ts_of_nth_newest(&self, n: u64) -> Result<Option<Timestamp>> {
+        if n == 0 {
+            return Ok(None);
+        }
+        self.connection()
+            .prepare_cached("SELECT ts FROM events ORDER BY ts DESC, key DESC LIMIT 1 OFFSET ?1")?
+            .query_row([n as i64 - 1], |r| r.get::<_, i64>(0))
+            .optional()
+            .map(|t| t.map(Timestamp::from_nanos))
+            .wrap_err("cannot read the time of the newest events")
+    }
+
     /// How many events were stored after store id `after` (for "+N new" while paused).
     pub fn count_after_id(&self, after: i64, filter: &EventFilter) -> Result<u64> {
         let f = EventFilter {
@@ -312,6 +326,37 @@ mod tests {
             "s3 failed (PascalCase types), s4 is no session start"
         );
         assert_eq!(r.session_summary("nope").unwrap().events, 0);
+    }
+
+    #[test]
+    fn the_nth_newest_event_bounds_a_window_by_count() {
+        let (_d, r) = store(
+            (0..5)
+                .map(|i| ev(i * 10, "a", None, Severity::Info))
+                .collect(),
+        );
+        let secs = |t: Option<Timestamp>| t.map(|t| t.as_nanos());
+        let newest = r.ts_of_nth_newest(1).unwrap();
+        let third = r.ts_of_nth_newest(3).unwrap();
+        assert!(newest.is_some() && third.is_some());
+        assert_eq!(
+            secs(newest).unwrap() - secs(third).unwrap(),
+            20_000_000_000,
+            "the 3rd newest is two events (20 s) before the newest"
+        );
+        assert_eq!(
+            r.ts_of_nth_newest(5).unwrap(),
+            r.page_after(&EventFilter::default(), None, 1)
+                .unwrap()
+                .first()
+                .map(|e| e.event.timestamp)
+        );
+        assert_eq!(
+            r.ts_of_nth_newest(6).unwrap(),
+            None,
+            "fewer events than asked"
+        );
+        assert_eq!(r.ts_of_nth_newest(0).unwrap(), None);
     }
 
     #[test]

@@ -138,7 +138,12 @@ pub struct EventsWindow {
 pub struct OverviewData {
     pub remotes: Vec<RemoteSummary>,
     pub relays: Vec<TargetState>,
+    /// Sessions started in the window and not ended, newest first, at most
+    /// [`OPEN_SESSIONS_SHOWN`].
     pub open_sessions: Vec<(String, Timestamp)>,
+    /// Where the window of open sessions starts when it is shorter than ten minutes: the
+    /// time of the newest [`OPEN_SESSIONS_SCAN`]th event (a store written fast).
+    pub open_since: Option<Timestamp>,
     /// Per source, events per severity in the last hour.
     pub last_hour: Vec<(String, [u64; 4])>,
     /// Per minute, oldest first.
@@ -164,6 +169,13 @@ pub struct SessionErrors {
     pub newest: Timestamp,
     pub count: u64,
 }
+
+/// At most this many open sessions are read (the Overview says "50+").
+pub const OPEN_SESSIONS_SHOWN: u64 = 50;
+/// The open sessions are looked for in the last ten minutes, or in the newest this many
+/// events when those ten minutes hold more: the query reads every event of its window, and a
+/// store written at 20,000 events/s holds 12,000,000 in ten minutes.
+pub const OPEN_SESSIONS_SCAN: u64 = 20_000;
 
 /// How many Spacedrive errors of the last hour the Overview reads to name their sessions.
 const SESSION_ERRORS_READ: u64 = 500;
@@ -540,6 +552,11 @@ pub fn load_view(r: &Reader, req: &Request, now: Timestamp) -> Result<ViewData> 
                 ..EventFilter::default()
             });
             let ci_patterns = r.ci_patterns(None, None)?;
+            let ten_minutes_ago = Timestamp::from_nanos(now.as_nanos() - 600_000_000_000);
+            let open_since = r
+                .ts_of_nth_newest(OPEN_SESSIONS_SCAN)?
+                .filter(|t| *t > ten_minutes_ago);
+            let open_from = open_since.unwrap_or(ten_minutes_ago);
             ViewData::Overview(OverviewData {
                 remotes,
                 remote_since,
@@ -557,8 +574,8 @@ pub fn load_view(r: &Reader, req: &Request, now: Timestamp) -> Result<ViewData> 
                     })
                     .collect(),
                 relays,
-                open_sessions: r
-                    .open_sessions(Timestamp::from_nanos(now.as_nanos() - 600_000_000_000), 50)?,
+                open_sessions: r.open_sessions(open_from, OPEN_SESSIONS_SHOWN)?,
+                open_since,
                 last_hour: r.counts_by_source(hour_ago)?,
                 rates: r.rate_per_minute(now, *minutes)?,
                 newest_errors: r.page_before(&error_filter, None, *errors as u64)?,

@@ -219,10 +219,7 @@ pub fn state_lines(o: &OverviewData, now: i64) -> Vec<StateLine> {
     if o.session_errors.is_empty() && (sd_events || !o.open_sessions.is_empty()) {
         fine.push(ok_line(
             "Spacedrive",
-            format!(
-                "no errors in the last hour · {} open sessions",
-                o.open_sessions.len()
-            ),
+            format!("no errors in the last hour · {}", open_sessions(o, now)),
             Pane::Timeline,
         ));
     }
@@ -275,6 +272,24 @@ pub fn state_lines(o: &OverviewData, now: i64) -> Vec<StateLine> {
     problems.sort_by_key(|l| std::cmp::Reverse(l.severity));
     problems.extend(fine);
     problems
+}
+
+/// "12 open sessions", "50+ open sessions", and the window when a fast store shortened it.
+fn open_sessions(o: &OverviewData, now: i64) -> String {
+    use crate::tui::worker::{OPEN_SESSIONS_SCAN, OPEN_SESSIONS_SHOWN};
+    let n = o.open_sessions.len();
+    let count = if n as u64 >= OPEN_SESSIONS_SHOWN {
+        format!("{n}+")
+    } else {
+        n.to_string()
+    };
+    match o.open_since {
+        Some(t) => format!(
+            "{count} open sessions in the newest {OPEN_SESSIONS_SCAN} events (last {})",
+            age(now - t.as_nanos().div_euclid(1_000_000_000))
+        ),
+        None => format!("{count} open sessions"),
+    }
 }
 
 fn more(system: &'static str, n: usize, what: &str, pane: Pane) -> StateLine {
@@ -401,5 +416,25 @@ mod tests {
         assert_eq!(compact_remote("10.0.0.2:29418/a.git"), "10.0.0.2/a");
         assert_eq!(short_id("7ceff8ba-1234-5678"), "7ceff8ba");
         assert_eq!(short_id("abc"), "abc");
+    }
+
+    #[test]
+    fn open_sessions_say_when_the_count_is_capped_and_the_window_shortened() {
+        use crate::model::Timestamp;
+        let now = 1_800_000_000;
+        let session = |i: usize| (format!("s{i}"), Timestamp::from_nanos(now * 1_000_000_000));
+        let mut o = OverviewData {
+            open_sessions: (0..3).map(session).collect(),
+            ..OverviewData::default()
+        };
+        assert_eq!(open_sessions(&o, now), "3 open sessions");
+        o.open_sessions = (0..50).map(session).collect();
+        assert_eq!(open_sessions(&o, now), "50+ open sessions");
+        o.open_since = Some(Timestamp::from_nanos((now - 2) * 1_000_000_000));
+        let line = open_sessions(&o, now);
+        assert!(
+            line.starts_with("50+ open sessions in the newest 20000 events (last 2"),
+            "{line}"
+        );
     }
 }
