@@ -591,6 +591,28 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_severity_in_any_case_re_encodes_to_the_same_event() {
+        // Found by the nats_codec fuzz target: v1 reads `"wArning"`, v2 writes the rank, so the
+        // decoded messages differ in their text while the event is the same; re-encoding is
+        // canonical from there on.
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/fuzz/nats_codec-v1-severity-case.json"
+        );
+        let bytes = std::fs::read(path).unwrap();
+        let m = decode(&bytes).unwrap();
+        let once = encode(&m);
+        let again = decode(&once).unwrap();
+        assert_eq!(encode(&again), once);
+        let event = |m: &Message| match m {
+            Message::Event { event, .. } => event.as_ref().clone().into_event().unwrap(),
+            Message::Batch { .. } => panic!("an event message"),
+        };
+        assert_eq!(event(&m), event(&again));
+        assert_eq!(event(&m).severity, Severity::Warning);
+    }
+
+    #[test]
     fn garbage_is_an_error_not_a_panic() {
         assert!(decode(b"\xff\x00").is_err());
         assert!(decode(br#"{"t":"event"}"#).is_err());
