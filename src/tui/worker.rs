@@ -142,7 +142,7 @@ pub struct OverviewData {
     /// [`OPEN_SESSIONS_SHOWN`].
     pub open_sessions: Vec<(String, Timestamp)>,
     /// Where the window of open sessions starts when it is shorter than ten minutes: the
-    /// time of the newest [`OPEN_SESSIONS_SCAN`]th event (a store written fast).
+    /// time of the [`OPEN_SESSIONS_SCAN`]th newest event (a store written fast).
     pub open_since: Option<Timestamp>,
     /// Per source, events per severity in the last hour.
     pub last_hour: Vec<(String, [u64; 4])>,
@@ -175,7 +175,7 @@ pub const OPEN_SESSIONS_SHOWN: u64 = 50;
 /// The open sessions are looked for in the last ten minutes, or in the newest this many
 /// events when those ten minutes hold more: the query reads every event of its window, and a
 /// store written at 20,000 events/s holds 12,000,000 in ten minutes.
-pub const OPEN_SESSIONS_SCAN: u64 = 20_000;
+pub const OPEN_SESSIONS_SCAN: u64 = 5_000;
 
 /// How many Spacedrive errors of the last hour the Overview reads to name their sessions.
 const SESSION_ERRORS_READ: u64 = 500;

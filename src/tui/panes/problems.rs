@@ -433,7 +433,10 @@ mod tests {
         o.open_since = Some(Timestamp::from_nanos((now - 2) * 1_000_000_000));
         let line = open_sessions(&o, now);
         assert!(
-            line.starts_with("50+ open sessions in the newest 20000 events (last 2"),
+            line.starts_with(&format!(
+                "50+ open sessions in the newest {} events (last 2",
+                crate::tui::worker::OPEN_SESSIONS_SCAN
+            )),
             "{line}"
         );
     }
