@@ -668,7 +668,9 @@ mod tests {
     #[test]
     fn the_readme_lists_exactly_the_keys_of_the_table() {
         let readme = include_str!("../../README.md");
-        let start = readme.find("|---|---|---|\n").expect("keys table") + 14;
+        // The table between the markers, after its header's separator line.
+        let table = readme.find("<!-- keys:start -->").expect("start marker");
+        let start = readme[table..].find("|---|---|---|\n").expect("keys table") + table + 14;
         let end = readme[start..]
             .find("<!-- keys:end -->")
             .expect("end marker")
