@@ -21,7 +21,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::Scratch;
+use common::{keygen, write_exec, Scratch};
 use serde_json::{json, Value};
 
 /// Kills per kind.
@@ -634,21 +634,6 @@ fn kill_9_gitlab() {
 const SSHD: &str = "/usr/sbin/sshd";
 /// Events each connection sends (Gerrit's `stream-events` after the connection opens).
 const PER_CONNECTION: u64 = 200;
-
-fn write_exec(path: &Path, body: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, body).expect("write script");
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-}
-
-fn keygen(path: &Path) {
-    let st = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(path)
-        .status()
-        .expect("ssh-keygen");
-    assert!(st.success(), "ssh-keygen failed");
-}
 
 /// A real sshd on 127.0.0.1 whose forced command plays Gerrit: each connection logs its pid
 /// (the id of its events, and of the `sleep` it becomes) and sends [`PER_CONNECTION`] new

@@ -193,6 +193,19 @@ impl SourceCtx {
         if events.is_empty() && rejects.is_empty() && checkpoint.is_none() && updates.is_empty() {
             return Ok(());
         }
+        self.queue(events, keys, updates, rejects, checkpoint, None)
+    }
+
+    /// Queues one batch for the writer (both [`SourceCtx::send`]s).
+    fn queue(
+        &self,
+        events: Vec<Event>,
+        keys: Vec<i64>,
+        updates: Vec<StateUpdate>,
+        rejects: Vec<Reject>,
+        checkpoint: Option<String>,
+        committed: Option<tokio::sync::oneshot::Sender<()>>,
+    ) -> Result<()> {
         if keys.len() != events.len() {
             return Err(eyre!("{} keys for {} events", keys.len(), events.len()));
         }
@@ -204,7 +217,7 @@ impl SourceCtx {
                 updates,
                 rejects,
                 checkpoint,
-                committed: None,
+                committed,
             }))
             .map_err(|_| eyre!("the store writer stopped"))
     }
@@ -232,21 +245,8 @@ impl SourceCtx {
         rejects: Vec<Reject>,
         checkpoint: Option<String>,
     ) -> Result<tokio::sync::oneshot::Receiver<()>> {
-        if keys.len() != events.len() {
-            return Err(eyre!("{} keys for {} events", keys.len(), events.len()));
-        }
         let (done, rx) = tokio::sync::oneshot::channel();
-        self.tx
-            .blocking_send(SourceMsg::Batch(QueuedBatch {
-                source: self.key.clone(),
-                keys,
-                events,
-                updates,
-                rejects,
-                checkpoint,
-                committed: Some(done),
-            }))
-            .map_err(|_| eyre!("the store writer stopped"))?;
+        self.queue(events, keys, updates, rejects, checkpoint, Some(done))?;
         Ok(rx)
     }
 

@@ -258,3 +258,20 @@ pub fn request_target_and_token(
     let target = line.split_whitespace().nth(1).unwrap_or("/").to_string();
     Ok((target, token))
 }
+
+/// Writes an executable script (mode 0755).
+pub fn write_exec(path: &Path, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, body).expect("write script");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+/// A new passphrase-less ed25519 key pair at `path` (and `path.pub`), by `ssh-keygen`.
+pub fn keygen(path: &Path) {
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .status()
+        .expect("ssh-keygen");
+    assert!(st.success(), "ssh-keygen failed");
+}
