@@ -428,3 +428,199 @@ fn a_token_from_the_environment_works_and_a_wrong_one_is_refused_clearly() {
     ok(c, "consumer with the token");
     assert_eq!(identities(&db), (want, want_n));
 }
+
+/// Store rows now (0 while the store does not exist yet).
+fn count_now(db: &Path) -> u64 {
+    rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .and_then(|c| c.query_row("SELECT count(*) FROM events", [], |r| r.get::<_, i64>(0)))
+        .map(|n| n as u64)
+        .unwrap_or(0)
+}
+
+/// The consumer acknowledges a batch with `AckPolicy::All`, which acknowledges every message
+/// the server delivered below it: messages delivered to a consumer killed before it committed
+/// them (its prefetched pull) must still reach the store, delivered again, not acknowledged
+/// away by the next consumer's first batch.
+#[test]
+fn a_consumer_killed_with_messages_in_flight_loses_none_of_them() {
+    if !have_tool(
+        NATS,
+        "nats-server",
+        "a_consumer_killed_with_messages_in_flight_loses_none_of_them",
+    ) {
+        return;
+    }
+    let s = Scratch::new();
+    let d = s.dir.path();
+    let server = Server::start(&d.join("nats"), &[]);
+    let url = server.url("INFLIGHT");
+    let a = d.join("a.jsonl");
+    write_jsonl(&a, "a", 60_000);
+    let src = format!("jsonl:{}", a.display());
+    let (want, want_n) = reference(d, std::slice::from_ref(&src));
+    ok(forwarder(d, &url, "f.json", &src, true), "forwarder --once");
+    let db = store(d, "consumer");
+    // Killed twice while it is reading the stream (a batch committed, more delivered).
+    let mut killed_at = Vec::new();
+    for round in 1..=2u64 {
+        let before = count_now(&db);
+        let c = spawn(consumer(d, &db, &url, false));
+        let t0 = Instant::now();
+        while count_now(&db) < before + 5_000 && t0.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        kill9(c);
+        let n = count_now(&db);
+        killed_at.push(n);
+        assert!(
+            n < want_n,
+            "round {round}: the consumer finished before it was killed"
+        );
+    }
+    ok(consumer(d, &db, &url, true), "consumer --once");
+    let (got, n) = identities(&db);
+    let lost = want.difference(&got).count();
+    assert_eq!(
+        lost, 0,
+        "{lost} events lost (killed at {killed_at:?} stored)"
+    );
+    assert_eq!(n, want_n, "every event once (killed at {killed_at:?})");
+}
+
+/// Runs `f` against the server's JetStream (for what a test does as an administrator).
+fn with_js<T>(url: &str, f: impl AsyncFnOnce(async_nats::jetstream::Context) -> T) -> T {
+    let server = url
+        .rsplit_once('/')
+        .map(|(s, _)| s.to_string())
+        .expect("url");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async move {
+        let client = async_nats::connect(server).await.expect("connect");
+        f(async_nats::jetstream::new(client)).await
+    })
+}
+
+/// Messages removed from the stream before the consumer read them (a purge below a sequence,
+/// one deleted by hand) leave gaps in the sequences it is delivered: the consumer sees them
+/// gone instead of holding its acknowledgements for ever, and ends with everything else.
+#[test]
+fn messages_removed_from_the_stream_do_not_hold_the_consumer() {
+    if !have_tool(
+        NATS,
+        "nats-server",
+        "messages_removed_from_the_stream_do_not_hold_the_consumer",
+    ) {
+        return;
+    }
+    let s = Scratch::new();
+    let d = s.dir.path();
+    let server = Server::start(&d.join("nats"), &[]);
+    let url = server.url("REMOVED");
+    let a = d.join("a.jsonl");
+    write_jsonl(&a, "a", 10_000);
+    let src = format!("jsonl:{}", a.display());
+    let (_, want_n) = reference(d, std::slice::from_ref(&src));
+    ok(forwarder(d, &url, "f.json", &src, true), "forwarder --once");
+    let last = with_js(&url, async |js| {
+        let mut stream = js.get_stream("REMOVED").await.expect("stream");
+        stream
+            .purge()
+            .sequence(1000)
+            .await
+            .expect("purge below 1000");
+        for seq in 5000..5005 {
+            stream.delete_message(seq).await.expect("delete");
+        }
+        stream.info().await.expect("info").state.last_sequence
+    });
+    let db = store(d, "consumer");
+    let t0 = Instant::now();
+    let mut c = spawn(consumer(d, &db, &url, true));
+    let status = loop {
+        if let Some(st) = c.try_wait().expect("wait") {
+            break st;
+        }
+        if t0.elapsed() > Duration::from_secs(20) {
+            kill9(c);
+            panic!("the consumer still waits for removed messages after 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "consumer --once: {status:?}");
+    assert_eq!(count_now(&db), want_n - 999 - 5);
+    // Everything acknowledged: a following run has nothing left.
+    let (floor, pending) = with_js(&url, async |js| {
+        let stream = js.get_stream("REMOVED").await.expect("stream");
+        let mut names = stream.consumer_names();
+        use futures_util::StreamExt;
+        let name = names.next().await.expect("a consumer").expect("name");
+        let mut c: async_nats::jetstream::consumer::PullConsumer =
+            stream.get_consumer(&name).await.expect("consumer");
+        let info = c.info().await.expect("info");
+        (info.ack_floor.stream_sequence, info.num_ack_pending)
+    });
+    assert_eq!((floor, pending), (last, 0));
+}
+
+/// A durable consumer created by an older syncscope (`AckPolicy::Explicit`, which a consumer
+/// keeps for life) is still acknowledged message by message: nothing comes again.
+#[test]
+fn a_consumer_created_with_explicit_acks_keeps_working() {
+    if !have_tool(
+        NATS,
+        "nats-server",
+        "a_consumer_created_with_explicit_acks_keeps_working",
+    ) {
+        return;
+    }
+    use async_nats::jetstream::consumer::{pull, AckPolicy};
+    let s = Scratch::new();
+    let d = s.dir.path();
+    let server = Server::start(&d.join("nats"), &[]);
+    let db = store(d, "consumer");
+    // The store (and its id) first, from an empty stream.
+    ok(
+        consumer(d, &db, &server.url("EMPTY"), true),
+        "consumer of EMPTY",
+    );
+    let id: i64 = rusqlite::Connection::open(&db)
+        .expect("store")
+        .query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |r| {
+            r.get(0)
+        })
+        .expect("store id");
+    let name = format!("syncscope-{id:016x}");
+    let url = server.url("OLD");
+    let a = d.join("a.jsonl");
+    write_jsonl(&a, "a", 3_000);
+    let src = format!("jsonl:{}", a.display());
+    let (want, want_n) = reference(d, std::slice::from_ref(&src));
+    ok(forwarder(d, &url, "f.json", &src, true), "forwarder --once");
+    with_js(&url, async |js| {
+        let stream = js.get_stream("OLD").await.expect("stream");
+        stream
+            .create_consumer(pull::Config {
+                durable_name: Some(name.clone()),
+                ack_policy: AckPolicy::Explicit,
+                ack_wait: Duration::from_secs(10),
+                ..Default::default()
+            })
+            .await
+            .expect("create the old consumer");
+    });
+    ok(consumer(d, &db, &url, true), "consumer --once");
+    assert_eq!(identities(&db), (want, want_n));
+    let (policy, pending, waiting) = with_js(&url, async |js| {
+        let stream = js.get_stream("OLD").await.expect("stream");
+        let mut c: async_nats::jetstream::consumer::PullConsumer =
+            stream.get_consumer(&name).await.expect("consumer");
+        let info = c.info().await.expect("info");
+        (
+            info.config.ack_policy,
+            info.num_ack_pending,
+            info.num_pending,
+        )
+    });
+    assert_eq!(policy, AckPolicy::Explicit);
+    assert_eq!((pending, waiting), (0, 0), "every message acknowledged");
+}

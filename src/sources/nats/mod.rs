@@ -5,6 +5,7 @@
 
 pub mod codec;
 pub mod consume;
+pub mod floor;
 pub mod forward;
 pub mod spec;
 pub mod state;
