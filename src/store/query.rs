@@ -127,11 +127,17 @@ impl Compiled {
 
 pub struct Reader {
     conn: Connection,
+    /// The session start and end type ids (`open_sessions`), with the highest string id when
+    /// they were looked up: looked up again only when new strings came.
+    pub(super) session_types: std::cell::RefCell<Option<(i64, String, String)>>,
 }
 
 impl Reader {
     pub fn new(conn: Connection) -> Self {
-        Reader { conn }
+        Reader {
+            conn,
+            session_types: std::cell::RefCell::new(None),
+        }
     }
 
     pub fn connection(&self) -> &Connection {

@@ -148,7 +148,7 @@ impl Reader {
 
     /// Sync sessions started since `since` that have not completed or failed (by correlation
     /// id), newest first, at most `limit`. The session types are found through the text index
-    /// of the strings (a few dozen of them), then only the window's events are read (twice).
+    /// of the strings (a few dozen of them), then only the window's events are read (once).
     pub fn open_sessions(&self, since: Timestamp, limit: u64) -> Result<Vec<(String, Timestamp)>> {
         let types = |suffixes: &[&str]| -> Result<String> {
             let mut ids = Vec::new();
@@ -166,25 +166,63 @@ impl Reader {
             }
             Ok(ids.join(","))
         };
-        let starts = types(&[SESSION_START])?;
+        let newest_string: i64 =
+            self.connection()
+                .query_row("SELECT coalesce(max(id), 0) FROM strings", [], |r| r.get(0))?;
+        let cached = self.session_types.borrow().clone();
+        let (starts, ends) = match cached {
+            Some((upto, starts, ends)) if upto == newest_string => (starts, ends),
+            _ => {
+                let starts = types(&[SESSION_START])?;
+                let ends = types(&SESSION_END)?;
+                *self.session_types.borrow_mut() =
+                    Some((newest_string, starts.clone(), ends.clone()));
+                (starts, ends)
+            }
+        };
         if starts.is_empty() {
             return Ok(Vec::new());
         }
-        let ends = types(&SESSION_END)?;
+        let end_ids: std::collections::HashSet<i64> =
+            ends.split(',').filter_map(|s| s.parse().ok()).collect();
+        let either = if ends.is_empty() {
+            starts
+        } else {
+            format!("{starts},{ends}")
+        };
         // A session ends after it starts: the ends of the sessions started in the window are
-        // in the window too, found in one pass over it (not one lookup per start).
+        // in the window too. One pass over the window's starts and ends (newest first), then
+        // the starts whose session has no end in it.
         let sql = format!(
-            "SELECT c.text, e.ts FROM events e JOIN strings c ON c.id = e.corr
-             WHERE e.ts >= ?1 AND e.corr IS NOT NULL AND e.event_type IN ({starts})
-               AND e.corr NOT IN (SELECT f.corr FROM events f
-                                  WHERE f.ts >= ?1 AND f.corr IS NOT NULL AND f.event_type IN ({ends}))
-             ORDER BY e.ts DESC LIMIT ?2"
+            "SELECT e.corr, e.event_type, e.ts FROM events e
+             WHERE e.ts >= ?1 AND e.corr IS NOT NULL AND e.event_type IN ({either})
+             ORDER BY e.ts DESC"
         );
         let mut st = self.connection().prepare_cached(&sql)?;
-        let rows = st.query_map(rusqlite::params![since.as_nanos(), limit as i64], |r| {
-            Ok((r.get::<_, String>(0)?, Timestamp::from_nanos(r.get(1)?)))
-        })?;
-        rows.collect::<Result<Vec<_>, _>>()
+        let mut rows = st.query([since.as_nanos()])?;
+        let mut started: Vec<(i64, i64)> = Vec::new();
+        let mut ended = std::collections::HashSet::new();
+        while let Some(r) = rows.next()? {
+            let (corr, typ, ts): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            if end_ids.contains(&typ) {
+                ended.insert(corr);
+            } else {
+                started.push((corr, ts));
+            }
+        }
+        drop(rows);
+        let mut name = self
+            .connection()
+            .prepare_cached("SELECT text FROM strings WHERE id = ?1")?;
+        started
+            .into_iter()
+            .filter(|(corr, _)| !ended.contains(corr))
+            .take(limit as usize)
+            .map(|(corr, ts)| {
+                let text: String = name.query_row([corr], |r| r.get(0))?;
+                Ok((text, Timestamp::from_nanos(ts)))
+            })
+            .collect::<Result<Vec<_>, rusqlite::Error>>()
             .wrap_err("cannot read the open sessions")
     }
 
