@@ -53,6 +53,45 @@ fn count(db: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds (user + system) a process used so far, from `/proc/PID/stat`.
+fn cpu_of(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): utime and stime are 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    (ticks(11) + ticks(12)) / hz
+}
+
+/// CPU used by this bench and by nats-server since the last call, per event, and what that
+/// allows at most on this machine's cores.
+struct Cpu {
+    server: String,
+    at: (f64, f64),
+    cores: f64,
+}
+
+impl Cpu {
+    fn phase(&mut self, what: &str, n: u64, wall: Duration) {
+        let now = (cpu_of("self"), cpu_of(&self.server));
+        let (own, server) = (now.0 - self.at.0, now.1 - self.at.1);
+        self.at = now;
+        let per = (own + server) / n as f64;
+        println!(
+            "      {what}: CPU {own:.2} s syncscope + {server:.2} s nats-server = {:.1} us per event \
+             (nats-server {:.0}%); cores busy {:.2} of {:.0}; at most {:.0} events/s on {:.0} cores",
+            per * 1e6,
+            100.0 * server / (own + server).max(1e-9),
+            (own + server) / wall.as_secs_f64(),
+            self.cores,
+            self.cores / per,
+            self.cores,
+        );
+    }
+}
+
 fn rate(n: u64, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64()
 }
@@ -96,7 +135,7 @@ fn main() {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port");
-    let _server = Server(
+    let server = Server(
         Command::new(NATS)
             .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
             .arg(w.join("nats"))
@@ -126,6 +165,11 @@ fn main() {
         files.push(p);
     }
     println!("generated {n} events in 3 JSONL files");
+    let mut cpu = Cpu {
+        server: server.0.id().to_string(),
+        at: (0.0, 0.0),
+        cores: std::thread::available_parallelism().map_or(1, |c| c.get()) as f64,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -138,6 +182,7 @@ fn main() {
     };
 
     let db = w.join("jsonl.db");
+    cpu.phase("generating", n, Duration::from_secs(1));
     let t = Instant::now();
     rt.block_on(ingest::run(
         db.clone(),
@@ -153,6 +198,7 @@ fn main() {
         rate(n, jsonl),
         jsonl.as_secs_f64()
     );
+    cpu.phase("jsonl", n, jsonl);
 
     let url = format!("nats://127.0.0.1:{port}/BENCH");
     let target = NatsTarget::parse(&url).expect("target");
@@ -164,6 +210,7 @@ fn main() {
         rate(n, fwd),
         fwd.as_secs_f64()
     );
+    cpu.phase("forwarders", n, fwd);
 
     let db = w.join("consumer.db");
     let spec = SourceSpec::parse(&format!("nats:{url}")).expect("spec");
@@ -183,6 +230,7 @@ fn main() {
         consume.as_secs_f64(),
         jsonl.as_secs_f64() / consume.as_secs_f64()
     );
+    cpu.phase("consumer", n, consume);
 
     // End to end: a following consumer and the forwarders at once, on a new stream.
     let url = format!("nats://127.0.0.1:{port}/E2E");
@@ -217,6 +265,7 @@ fn main() {
         rate(n, e2e),
         e2e.as_secs_f64()
     );
+    cpu.phase("end to end", n, e2e);
     println!(
         "targets: end to end >= 100000 events/s: {}; consumer >= 0.7 x jsonl: {}",
         if rate(n, e2e) >= 100_000.0 {
