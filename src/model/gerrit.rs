@@ -120,6 +120,15 @@ pub struct RefUpdate {
     pub newer_only: bool,
 }
 
+/// A bare status code of the plugin (`REJECTED_OTHER_REASON`, `NON_EXISTING`): upper-case
+/// letters, digits and underscores, no words.
+fn is_status_code(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+}
+
 /// What is known of one (instance, project, remote, ref).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RefState {
@@ -172,7 +181,12 @@ impl RefState {
             UpdateKind::ProjectDeleted => return old,
         }
         let Some(status) = u.status else {
+            // A note from the log: every one reports a failure (a ref failed, a transport
+            // error, a replication error, given up), in words the stream's code lacks.
             let mut s = old?;
+            if u.detail.is_some() {
+                s.last_failure = Some(s.last_failure.map_or(u.when, |f| f.max(u.when)));
+            }
             s.last_error = u.detail.clone().or(s.last_error);
             return Some(s);
         };
@@ -217,8 +231,15 @@ impl RefState {
                 if u.detail.as_deref() == Some("REJECTED_NODELETE") {
                     s.deleted = s.deleted.or(Some(u.when));
                 }
+                // The log's words for this same failure (a note of the same second, come
+                // first) are kept over the stream's bare code, as when the note comes second:
+                // the last error does not depend on which source was read first.
+                let noted = s.last_failure == Some(u.when)
+                    && s.last_error.as_deref().is_some_and(|e| !is_status_code(e));
                 s.last_failure = Some(u.when);
-                s.last_error = u.detail.clone().or_else(|| Some("failed".into()));
+                if !(noted && u.detail.as_deref().is_none_or(is_status_code)) {
+                    s.last_error = u.detail.clone().or_else(|| Some("failed".into()));
+                }
                 s.scheduled_since = None;
             }
             RefStatus::NotAttempted => {
@@ -299,6 +320,43 @@ mod tests {
             detail: detail.map(String::from),
             newer_only: false,
         }
+    }
+
+    #[test]
+    fn the_last_error_does_not_depend_on_whether_the_stream_or_the_log_came_first() {
+        let scheduled = RefState::apply(None, &upd(RefStatus::Scheduled, 10, None)).unwrap();
+        let failed = upd(RefStatus::Failed, 20, Some("REJECTED_OTHER_REASON"));
+        let mut note = upd(
+            RefStatus::Failed,
+            20,
+            Some("Cannot replicate to u: Connection refused"),
+        );
+        note.status = None;
+        let stream_first =
+            RefState::apply(RefState::apply(Some(scheduled.clone()), &failed), &note).unwrap();
+        let log_first =
+            RefState::apply(RefState::apply(Some(scheduled.clone()), &note), &failed).unwrap();
+        assert_eq!(stream_first, log_first);
+        assert_eq!(
+            log_first.last_error.as_deref(),
+            Some("Cannot replicate to u: Connection refused")
+        );
+        assert_eq!(
+            (log_first.status.as_str(), log_first.last_failure),
+            ("FAILED", Some(20))
+        );
+        // A failure of a later second is a new one: its code replaces the old words.
+        let later = RefState::apply(
+            Some(log_first),
+            &upd(RefStatus::Failed, 35, Some("REJECTED_NONFASTFORWARD")),
+        )
+        .unwrap();
+        assert_eq!(later.last_error.as_deref(), Some("REJECTED_NONFASTFORWARD"));
+        // A note never moves the last failure back.
+        let mut old_note = note.clone();
+        old_note.when = 5;
+        let s = RefState::apply(Some(later), &old_note).unwrap();
+        assert_eq!(s.last_failure, Some(35));
     }
 
     #[test]
