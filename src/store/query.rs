@@ -125,11 +125,14 @@ impl Compiled {
     }
 }
 
+/// The highest string id when looked up, the session start type ids, the end type ids.
+pub(super) type SessionTypes = (i64, Vec<i64>, Vec<i64>);
+
 pub struct Reader {
     conn: Connection,
     /// The session start and end type ids (`open_sessions`), with the highest string id when
     /// they were looked up: looked up again only when new strings came.
-    pub(super) session_types: std::cell::RefCell<Option<(i64, String, String)>>,
+    pub(super) session_types: std::cell::RefCell<Option<SessionTypes>>,
 }
 
 impl Reader {

@@ -150,21 +150,22 @@ impl Reader {
     /// id), newest first, at most `limit`. The session types are found through the text index
     /// of the strings (a few dozen of them), then only the window's events are read (once).
     pub fn open_sessions(&self, since: Timestamp, limit: u64) -> Result<Vec<(String, Timestamp)>> {
-        let types = |suffixes: &[&str]| -> Result<String> {
+        let text_of = |id: i64| -> Result<String> {
+            Ok(self
+                .connection()
+                .prepare_cached("SELECT text FROM strings WHERE id = ?1")?
+                .query_row([id], |r| r.get(0))?)
+        };
+        let types = |suffixes: &[&str]| -> Result<Vec<i64>> {
             let mut ids = Vec::new();
             for suffix in suffixes {
                 for id in super::textindex::strings_containing(self.connection(), suffix)? {
-                    let text: String = self.connection().query_row(
-                        "SELECT text FROM strings WHERE id = ?1",
-                        [id],
-                        |r| r.get(0),
-                    )?;
-                    if crate::model::canonical_type(&text).ends_with(suffix) {
-                        ids.push(id.to_string());
+                    if crate::model::canonical_type(&text_of(id)?).ends_with(suffix) {
+                        ids.push(id);
                     }
                 }
             }
-            Ok(ids.join(","))
+            Ok(ids)
         };
         let newest_string: i64 =
             self.connection()
@@ -173,8 +174,7 @@ impl Reader {
         let (starts, ends) = match cached {
             Some((upto, starts, ends)) if upto == newest_string => (starts, ends),
             _ => {
-                let starts = types(&[SESSION_START])?;
-                let ends = types(&SESSION_END)?;
+                let (starts, ends) = (types(&[SESSION_START])?, types(&SESSION_END)?);
                 *self.session_types.borrow_mut() =
                     Some((newest_string, starts.clone(), ends.clone()));
                 (starts, ends)
@@ -183,13 +183,12 @@ impl Reader {
         if starts.is_empty() {
             return Ok(Vec::new());
         }
-        let end_ids: std::collections::HashSet<i64> =
-            ends.split(',').filter_map(|s| s.parse().ok()).collect();
-        let either = if ends.is_empty() {
-            starts
-        } else {
-            format!("{starts},{ends}")
-        };
+        let either = starts
+            .iter()
+            .chain(&ends)
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
         // A session ends after it starts: the ends of the sessions started in the window are
         // in the window too. One pass over the window's starts and ends (newest first), then
         // the starts whose session has no end in it.
@@ -204,25 +203,19 @@ impl Reader {
         let mut ended = std::collections::HashSet::new();
         while let Some(r) = rows.next()? {
             let (corr, typ, ts): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
-            if end_ids.contains(&typ) {
+            if ends.contains(&typ) {
                 ended.insert(corr);
             } else {
                 started.push((corr, ts));
             }
         }
         drop(rows);
-        let mut name = self
-            .connection()
-            .prepare_cached("SELECT text FROM strings WHERE id = ?1")?;
         started
             .into_iter()
             .filter(|(corr, _)| !ended.contains(corr))
             .take(limit as usize)
-            .map(|(corr, ts)| {
-                let text: String = name.query_row([corr], |r| r.get(0))?;
-                Ok((text, Timestamp::from_nanos(ts)))
-            })
-            .collect::<Result<Vec<_>, rusqlite::Error>>()
+            .map(|(corr, ts)| Ok((text_of(corr)?, Timestamp::from_nanos(ts))))
+            .collect::<Result<Vec<_>>>()
             .wrap_err("cannot read the open sessions")
     }
 

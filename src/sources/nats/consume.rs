@@ -164,9 +164,7 @@ impl Pipeline {
     }
 
     /// Waits for the oldest batch's commit and acknowledges what it allows. `confirm`: the
-    /// last acknowledgement waits for the server's confirmation (the end of `--once`). A lost
-    /// acknowledgement is a message delivered again, which the store recognises: reported, not
-    /// an error.
+    /// last acknowledgement waits for the server's confirmation (the end of `--once`).
     fn settle_front(&mut self, rt: &Handle, ctx: &SourceCtx, confirm: bool) -> Result<()> {
         let Some(h) = self.batches.pop_front() else {
             return Ok(());
@@ -198,10 +196,7 @@ impl Pipeline {
             }
         });
         if let Err(e) = r {
-            ctx.status(
-                SourceState::Backoff,
-                format!("acknowledgement lost ({e:#}): the messages come again and are recognised"),
-            );
+            ack_lost(ctx, &e);
         }
         Ok(())
     }
@@ -282,16 +277,20 @@ impl GapWatch {
         }
         if let Some(m) = last {
             if let Err(e) = rt.block_on(m.ack()) {
-                ctx.status(
-                    SourceState::Backoff,
-                    format!(
-                        "acknowledgement lost ({e}): the messages come again and are recognised"
-                    ),
-                );
+                ack_lost(ctx, &eyre!("{e}"));
             }
         }
         Ok(())
     }
+}
+
+/// A lost acknowledgement is a message delivered again, which the store recognises: reported,
+/// not an error.
+fn ack_lost(ctx: &SourceCtx, e: &color_eyre::Report) {
+    ctx.status(
+        SourceState::Backoff,
+        format!("acknowledgement lost ({e:#}): the messages come again and are recognised"),
+    );
 }
 
 /// Up to `max` messages: the first waited for [`FIRST_WAIT`], the rest while they keep
