@@ -10,7 +10,6 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use syncscope::model::names::system;
 use syncscope::model::{Event, Severity, Timestamp};
 use syncscope::store::{self, Batch, EventFilter, Writer};
 
@@ -83,13 +82,7 @@ fn main() {
             drop(r.remote_summaries().expect("remotes"))
         });
         time("Spacedrive errors, last hour (500)", &mut || {
-            let f = EventFilter {
-                sources: vec![system::SPACEDRIVE.into()],
-                min_severity: Some(Severity::Error),
-                since: Some(hour_ago),
-                ..EventFilter::default()
-            };
-            drop(r.page_before(&f, None, 500).expect("errors"));
+            drop(r.session_errors(hour_ago, None, 500, 3).expect("errors"))
         });
         time("CI patterns", &mut || {
             drop(r.ci_patterns(None, None).expect("ci"))

@@ -1,10 +1,14 @@
 //! Read queries behind the TUI's Overview ("what is broken right now"): small answers about
 //! the few things that are not well, never history in bulk.
 
+use std::collections::HashMap;
+
 use color_eyre::eyre::{Result, WrapErr};
 use rusqlite::OptionalExtension;
 
 use super::query::Reader;
+use crate::model::names::system;
+use crate::model::{Severity, Timestamp};
 
 impl Reader {
     /// Since when (Unix seconds) a remote has had a ref in trouble: the earliest failure or
@@ -52,8 +56,202 @@ impl Reader {
     }
 }
 
+/// One Spacedrive sync session (or device, for errors without a session) with errors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionErrors {
+    pub corr: Option<String>,
+    pub device: Option<String>,
+    /// The newest error's summary.
+    pub error: String,
+    pub newest: Timestamp,
+    /// Of the errors read (at most `read`, the newest).
+    pub count: u64,
+}
+
+/// A group of errors as read: interned ids, its newest error's event id and time, how many.
+struct Group {
+    corr: Option<i64>,
+    device: Option<i64>,
+    newest_id: i64,
+    newest_ts: i64,
+    count: u64,
+}
+
+/// `severity = 3` in the partial index `ev_errors`'s own words: its entries hold every column
+/// read here (the summary is read for each group's newest error only).
+fn session_errors_sql() -> String {
+    format!(
+        "SELECT e.corr, e.device, e.ts, e.id FROM events e
+         WHERE e.source = (SELECT id FROM string_ids WHERE text = ?1)
+           AND e.severity = {error} AND e.ts >= ?2 AND e.id <= ?3
+         ORDER BY e.ts DESC, e.key DESC LIMIT ?4",
+        error = Severity::Error.rank(),
+    )
+}
+
+impl Reader {
+    /// The sessions (by correlation id; by device for errors without one) with Spacedrive
+    /// errors since `since` (and at most up to event `upto_id`: a paused screen), newest first,
+    /// from the newest `read` errors: the first `named` of them with their names and newest
+    /// error, and how many sessions there are in all. From the index `ev_errors` alone, and a
+    /// named group's strings once: the Overview asks this on every change of the store.
+    pub fn session_errors(
+        &self,
+        since: Timestamp,
+        upto_id: Option<i64>,
+        read: u64,
+        named: usize,
+    ) -> Result<(Vec<SessionErrors>, usize)> {
+        let conn = self.connection();
+        let mut st = conn.prepare_cached(&session_errors_sql())?;
+        let mut rows = st.query(rusqlite::params![
+            system::SPACEDRIVE,
+            since.as_nanos(),
+            upto_id.unwrap_or(i64::MAX),
+            read.min(i64::MAX as u64) as i64,
+        ])?;
+        let mut groups: Vec<Group> = Vec::new();
+        let mut index: HashMap<(Option<i64>, Option<i64>), usize> = HashMap::new();
+        while let Some(r) = rows.next()? {
+            let (corr, device): (Option<i64>, Option<i64>) = (r.get(0)?, r.get(1)?);
+            let key = if corr.is_some() {
+                (corr, None)
+            } else {
+                (None, device)
+            };
+            match index.get(&key) {
+                Some(&i) => groups[i].count += 1,
+                None => {
+                    index.insert(key, groups.len());
+                    groups.push(Group {
+                        corr,
+                        device,
+                        newest_id: r.get(3)?,
+                        newest_ts: r.get(2)?,
+                        count: 1,
+                    });
+                }
+            }
+        }
+        drop(rows);
+        let all = groups.len();
+        let mut text = conn.prepare_cached("SELECT text FROM strings WHERE id = ?1")?;
+        let mut text_of = |id: Option<i64>| -> Result<Option<String>> {
+            id.map(|id| text.query_row([id], |r| r.get(0)))
+                .transpose()
+                .wrap_err("cannot read a session's name")
+        };
+        let mut summary = conn.prepare_cached("SELECT summary FROM events WHERE id = ?1")?;
+        let named = groups
+            .into_iter()
+            .take(named)
+            .map(|g| {
+                Ok(SessionErrors {
+                    corr: text_of(g.corr)?,
+                    device: text_of(g.device)?,
+                    error: summary.query_row([g.newest_id], |r| r.get(0))?,
+                    newest: Timestamp::from_nanos(g.newest_ts),
+                    count: g.count,
+                })
+            })
+            .collect::<Result<Vec<_>>>()
+            .wrap_err("cannot read the sessions with errors")?;
+        Ok((named, all))
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn errors_are_grouped_by_session_then_device_newest_first() {
+        use crate::model::{Event, Severity, Timestamp};
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("s.db");
+        let mut w = crate::store::Writer::open(&db).unwrap();
+        let t0 = 1_800_000_000_000_000_000i64;
+        let ev = |i: i64, source: &str, sev: Severity, corr: Option<&str>, dev: Option<&str>| {
+            let mut e = Event::new(
+                Timestamp::from_nanos(t0 + i * 1_000_000_000),
+                source,
+                "sync_error",
+                "sync",
+                sev,
+                format!("error {i}"),
+            );
+            e.correlation_id = corr.map(Into::into);
+            e.device_id = dev.map(Into::into);
+            e
+        };
+        let events = vec![
+            ev(1, "spacedrive", Severity::Error, Some("s1"), Some("d1")),
+            ev(2, "spacedrive", Severity::Error, None, Some("d2")),
+            ev(3, "spacedrive", Severity::Warning, Some("s2"), Some("d1")),
+            ev(4, "gerrit", Severity::Error, Some("s3"), None),
+            ev(5, "spacedrive", Severity::Error, Some("s1"), Some("d9")),
+            ev(6, "spacedrive", Severity::Error, None, Some("d2")),
+            ev(7, "spacedrive", Severity::Error, None, None),
+            ev(0, "spacedrive", Severity::Error, Some("old"), None),
+        ];
+        w.commit_batch("t", &events, &[], None).unwrap();
+        let r = crate::store::open_reader(&db).unwrap();
+        let since = Timestamp::from_nanos(t0 + 1);
+        let got: Vec<_> = r
+            .session_errors(since, None, 500, 9)
+            .unwrap()
+            .0
+            .into_iter()
+            .map(|g| (g.corr, g.device, g.error, g.count))
+            .collect();
+        let s = |v: &str| Some(v.to_string());
+        assert_eq!(
+            got,
+            vec![
+                (None, None, "error 7".into(), 1),
+                (None, s("d2"), "error 6".into(), 2),
+                (s("s1"), s("d9"), "error 5".into(), 2),
+            ]
+        );
+        // The newest two only; then a paused screen's snapshot (events up to "error 5").
+        let (newest, all) = r.session_errors(since, None, 2, 9).unwrap();
+        assert_eq!((newest.len(), all), (2, 2));
+        assert_eq!(newest[1].count, 1);
+        // Two named, three in all.
+        let (named, all) = r.session_errors(since, None, 500, 2).unwrap();
+        assert_eq!((named.len(), all), (2, 3));
+        let upto: i64 = r
+            .connection()
+            .query_row("SELECT id FROM events WHERE summary = 'error 5'", [], |x| {
+                x.get(0)
+            })
+            .unwrap();
+        let paused: Vec<_> = r
+            .session_errors(since, Some(upto), 500, 9)
+            .unwrap()
+            .0
+            .into_iter()
+            .map(|g| (g.corr, g.device, g.count))
+            .collect();
+        assert_eq!(paused, vec![(s("s1"), s("d9"), 2), (None, s("d2"), 1)]);
+        // From the errors' own index alone: not every source's errors, not the table.
+        let plan: Vec<String> = r
+            .connection()
+            .prepare(&format!(
+                "EXPLAIN QUERY PLAN {}",
+                super::session_errors_sql()
+            ))
+            .unwrap()
+            .query_map(rusqlite::params!["spacedrive", 0, 9, 500], |x| x.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|p| p.contains("COVERING INDEX ev_errors (source=? AND ts>?)")),
+            "{plan:?}"
+        );
+        assert!(!plan.iter().any(|p| p.contains("TEMP B-TREE")), "{plan:?}");
+    }
+
     #[test]
     fn trouble_starts_at_the_earliest_failing_ref_of_the_remote() {
         let dir = tempfile::tempdir().unwrap();

@@ -265,6 +265,13 @@ pub const MIGRATIONS: &[&str] = &[
     MIGRATION_CI_DOWNSTREAM,
     // 9 -> 10: relay state in a table of its own (store/relays.rs).
     super::relays::MIGRATION_RELAY_TARGETS,
+    // 10 -> 11: the errors of one source in time order, with what the Overview groups them by
+    // (`Reader::session_errors`): read from this index alone, not from `ev_severity`, which
+    // walks every source's errors (a Gerrit outage's thousands) and reads each row for its
+    // source. Errors only, so the writer's cost is nil where errors are rare.
+    r#"
+    CREATE INDEX ev_errors ON events(source, ts, key, corr, device) WHERE severity = 3;
+    "#,
 ];
 
 /// 5 -> 6: Gerrit ref state per instance, as each node's replication-status plugin counts only

@@ -155,20 +155,13 @@ pub struct OverviewData {
     pub remote_since: BTreeMap<String, i64>,
     /// Spacedrive sessions with errors in the last hour, newest first.
     pub session_errors: Vec<SessionErrors>,
+    /// How many sessions had errors in all (`session_errors` holds the first few, named).
+    pub session_error_groups: usize,
     /// Last night's NEW CI patterns: (id, name, identity, jobs).
     pub ci_new: Vec<(String, String, String, u32)>,
 }
 
-/// One Spacedrive sync session (or device, for errors without a session) with errors.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SessionErrors {
-    pub corr: Option<String>,
-    pub device: Option<String>,
-    /// The newest error's summary.
-    pub error: String,
-    pub newest: Timestamp,
-    pub count: u64,
-}
+pub use crate::store::overview::SessionErrors;
 
 /// At most this many open sessions are read (the Overview says "50+").
 pub const OPEN_SESSIONS_SHOWN: u64 = 50;
@@ -179,6 +172,8 @@ pub const OPEN_SESSIONS_SCAN: u64 = 5_000;
 
 /// How many Spacedrive errors of the last hour the Overview reads to name their sessions.
 const SESSION_ERRORS_READ: u64 = 500;
+/// How many of those sessions it names (the rest are counted: "+N more").
+pub const SESSION_ERRORS_NAMED: usize = crate::tui::panes::problems::PER_SYSTEM;
 
 /// What the CI pane shows: the latest night, the patterns up to it, the projects' strips.
 #[derive(Debug, Clone, PartialEq)]
@@ -537,15 +532,11 @@ pub fn load_view(r: &Reader, req: &Request, now: Timestamp) -> Result<ViewData> 
                     remote_since.insert(rs.remote.clone(), t);
                 }
             }
-            let sd_errors = r.page_before(
-                &snapshot(&EventFilter {
-                    sources: vec![crate::model::names::system::SPACEDRIVE.into()],
-                    min_severity: Some(crate::model::Severity::Error),
-                    since: Some(hour_ago),
-                    ..EventFilter::default()
-                }),
-                None,
+            let (session_errors, session_error_groups) = r.session_errors(
+                hour_ago,
+                req.paused_upto,
                 SESSION_ERRORS_READ,
+                SESSION_ERRORS_NAMED,
             )?;
             let error_filter = snapshot(&EventFilter {
                 min_severity: Some(crate::model::Severity::Error),
@@ -560,7 +551,8 @@ pub fn load_view(r: &Reader, req: &Request, now: Timestamp) -> Result<ViewData> 
             ViewData::Overview(OverviewData {
                 remotes,
                 remote_since,
-                session_errors: group_session_errors(&sd_errors),
+                session_errors,
+                session_error_groups,
                 ci_new: ci_patterns
                     .iter()
                     .filter(|p| p.is_new && p.jobs_last_night > 0)
@@ -645,29 +637,6 @@ pub fn load_view(r: &Reader, req: &Request, now: Timestamp) -> Result<ViewData> 
 }
 
 /// Errors (newest first) grouped by session, or by device when they have none; newest first.
-fn group_session_errors(errors: &[StoredEvent]) -> Vec<SessionErrors> {
-    let mut out: Vec<SessionErrors> = Vec::new();
-    for e in errors {
-        let ev = &e.event;
-        let key = (ev.correlation_id.clone(), ev.device_id.clone());
-        let same = |g: &SessionErrors| match &key.0 {
-            Some(c) => g.corr.as_ref() == Some(c),
-            None => g.corr.is_none() && g.device == key.1,
-        };
-        match out.iter_mut().find(|g| same(g)) {
-            Some(g) => g.count += 1,
-            None => out.push(SessionErrors {
-                corr: key.0,
-                device: key.1,
-                error: ev.summary.clone(),
-                newest: ev.timestamp,
-                count: 1,
-            }),
-        }
-    }
-    out
-}
-
 /// About `rows` rows before the anchor and `2 × rows` from it on, in screen order.
 pub fn load_window(
     r: &Reader,

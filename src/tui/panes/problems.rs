@@ -48,7 +48,7 @@ impl StateLine {
 }
 
 /// At most this many problem lines per system; the rest is one "+N more" line.
-const PER_SYSTEM: usize = 3;
+pub(crate) const PER_SYSTEM: usize = 3;
 
 /// What is broken right now, by name and worst first, then the systems that are OK. Pure: the
 /// Overview draws it and Enter opens what a line names.
@@ -207,10 +207,11 @@ pub fn state_lines(o: &OverviewData, now: i64) -> Vec<StateLine> {
             },
         });
     }
-    if o.session_errors.len() > PER_SYSTEM {
+    let sessions = o.session_error_groups.max(o.session_errors.len());
+    if sessions > PER_SYSTEM {
         problems.push(more(
             "Spacedrive",
-            o.session_errors.len() - PER_SYSTEM,
+            sessions - PER_SYSTEM,
             "sessions",
             Pane::Timeline,
         ));
