@@ -636,7 +636,6 @@ pub fn load_view(r: &Reader, req: &Request, now: Timestamp) -> Result<ViewData> 
     })
 }
 
-/// Errors (newest first) grouped by session, or by device when they have none; newest first.
 /// About `rows` rows before the anchor and `2 × rows` from it on, in screen order.
 pub fn load_window(
     r: &Reader,
