@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use syncscope::model::{Event, Severity, Timestamp};
 use syncscope::store::{self, Batch, EventFilter, Writer};
+use syncscope::tui::worker::SESSION_ERRORS_NAMED;
 
 const ROUNDS: usize = 40;
 
@@ -82,7 +83,10 @@ fn main() {
             drop(r.remote_summaries().expect("remotes"))
         });
         time("Spacedrive errors, last hour (500)", &mut || {
-            drop(r.session_errors(hour_ago, None, 500, 3).expect("errors"))
+            drop(
+                r.session_errors(hour_ago, None, 500, SESSION_ERRORS_NAMED)
+                    .expect("errors"),
+            )
         });
         time("CI patterns", &mut || {
             drop(r.ci_patterns(None, None).expect("ci"))

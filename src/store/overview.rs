@@ -135,12 +135,7 @@ impl Reader {
         }
         drop(rows);
         let all = groups.len();
-        let mut text = conn.prepare_cached("SELECT text FROM strings WHERE id = ?1")?;
-        let mut text_of = |id: Option<i64>| -> Result<Option<String>> {
-            id.map(|id| text.query_row([id], |r| r.get(0)))
-                .transpose()
-                .wrap_err("cannot read a session's name")
-        };
+        let text_of = |id: Option<i64>| id.map_or(Ok(None), |id| self.interned_text(id));
         let mut summary = conn.prepare_cached("SELECT summary FROM events WHERE id = ?1")?;
         let named = groups
             .into_iter()

@@ -207,11 +207,10 @@ pub fn state_lines(o: &OverviewData, now: i64) -> Vec<StateLine> {
             },
         });
     }
-    let sessions = o.session_error_groups.max(o.session_errors.len());
-    if sessions > PER_SYSTEM {
+    if o.session_error_groups > PER_SYSTEM {
         problems.push(more(
             "Spacedrive",
-            sessions - PER_SYSTEM,
+            o.session_error_groups - PER_SYSTEM,
             "sessions",
             Pane::Timeline,
         ));
